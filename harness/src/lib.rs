@@ -1,0 +1,1 @@
+//! tcptwin harness library.
