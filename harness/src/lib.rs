@@ -1,1 +1,26 @@
-//! tcptwin harness library.
+//! tcptwin: drives a TCP implementation through a scripted connect scenario inside network
+//! namespaces, captures it on the wire, and checks it against the kernel.
+//!
+//! The pipeline reads top to bottom, one module a stage, as packetdrill's does:
+//! [`case`] (load) → [`topology`] (build) → [`peer`] + [`capture`] + [`dut`] (run) →
+//! [`decode`] → [`trace`] (normalize) → [`expect`] (verify) → [`report`].
+
+pub mod capture;
+pub mod case;
+pub mod decode;
+pub mod dut;
+pub mod errno;
+pub mod ethtool;
+pub mod expect;
+pub mod frame;
+pub mod netlink;
+pub mod netns;
+pub mod packet_socket;
+pub mod peer;
+pub mod report;
+pub mod runner;
+pub mod sysctl;
+pub mod tcp_options;
+pub mod timing;
+pub mod topology;
+pub mod trace;

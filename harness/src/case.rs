@@ -1,0 +1,876 @@
+//! The case file format and its loader: the one place YAML is read.
+//!
+//! Cases are typed structs with `deny_unknown_fields`, read with serde-saphyr, which reports
+//! line and column, rejects duplicate keys (a silently doubled `mss:` in a conformance case
+//! is a real bug), and bounds what a huge or hostile file may cost. Values the type system
+//! cannot rule out (an MTU of 10, a prefix of 40) are refused by the field's own type while
+//! parsing, so the error still points at the file, line and column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::netlink::RouteKind;
+use crate::topology::{RouteSpec, TopologySpec};
+
+/// A case file could not be used; says which file, where, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// The largest case file accepted; a case is a page of YAML, not a data set.
+pub const MAX_CASE_BYTES: u64 = 256 * 1024;
+
+/// One connect scenario: the network, the socket calls, the peer's script, what to expect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// A short unique name; also names the artifacts.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub topology: TopologyCase,
+    /// Sysctls for the DUT's namespace, by their Linux names (`net.ipv4.tcp_sack: 0`).
+    #[serde(default)]
+    pub sysctls: BTreeMap<SysctlName, SysctlValue>,
+    /// The socket calls, in order, on one TCP socket made before the first step.
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub peer: PeerScript,
+    #[serde(default)]
+    pub expect: Expect,
+    /// The case is stopped and reported as an error after this long.
+    #[serde(default = "default_time_limit")]
+    pub time_limit_s: TimeLimit,
+    /// After the last step, the run ends once nothing was captured for this long.
+    #[serde(default = "default_settle")]
+    pub settle_ms: u64,
+}
+
+fn default_time_limit() -> TimeLimit {
+    TimeLimit(30.0)
+}
+fn default_settle() -> u64 {
+    100
+}
+
+/// A time limit in seconds, 0 < t ≤ 600.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct TimeLimit(pub f64);
+impl TryFrom<f64> for TimeLimit {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
+        if v > 0.0 && v <= 600.0 {
+            Ok(TimeLimit(v))
+        } else {
+            Err(format!("time_limit_s {v} is outside (0, 600]"))
+        }
+    }
+}
+impl From<TimeLimit> for f64 {
+    fn from(v: TimeLimit) -> f64 {
+        v.0
+    }
+}
+
+/// A sysctl name under `net.` made of `[a-z0-9_]` parts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SysctlName(pub String);
+impl TryFrom<String> for SysctlName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let well_formed = name.starts_with("net.")
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+        if well_formed {
+            Ok(SysctlName(name))
+        } else {
+            Err(format!(
+                "sysctl name {name:?} is not a dotted name under net. (like net.ipv4.tcp_sack)"
+            ))
+        }
+    }
+}
+impl From<SysctlName> for String {
+    fn from(v: SysctlName) -> String {
+        v.0
+    }
+}
+
+/// A sysctl value: a number or a string such as `"4096 131072 6291456"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Int(i64),
+    Text(String),
+}
+impl fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysctlValue::Int(v) => write!(f, "{v}"),
+            SysctlValue::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+/// The network between the DUT and the peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyCase {
+    /// The veth MTU on both ends.
+    #[serde(default = "default_mtu")]
+    pub mtu: Mtu,
+    /// The DUT's address and prefix length.
+    #[serde(default = "default_dut")]
+    pub dut: Ipv4Cidr,
+    /// The peer's address (the scripted peer answers ARP for it).
+    #[serde(default = "default_peer")]
+    pub peer: Ipv4Addr,
+    /// Extra routes (the connected route of `dut` is always there).
+    #[serde(default)]
+    pub routes: Vec<RouteCase>,
+}
+impl Default for TopologyCase {
+    fn default() -> Self {
+        TopologyCase {
+            mtu: default_mtu(),
+            dut: default_dut(),
+            peer: default_peer(),
+            routes: Vec::new(),
+        }
+    }
+}
+fn default_mtu() -> Mtu {
+    Mtu(1500)
+}
+fn default_dut() -> Ipv4Cidr {
+    // 198.18.0.0/15 is set aside for network device benchmarking (RFC 2544): never routed.
+    Ipv4Cidr {
+        addr: Ipv4Addr::new(198, 18, 0, 1),
+        prefix: 24,
+    }
+}
+fn default_peer() -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 2)
+}
+
+/// An interface MTU: 68 (the IPv4 minimum) up to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Mtu(pub u32);
+impl TryFrom<u32> for Mtu {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        if (68..=65535).contains(&v) {
+            Ok(Mtu(v))
+        } else {
+            Err(format!("MTU {v} is outside 68..=65535"))
+        }
+    }
+}
+impl From<Mtu> for u32 {
+    fn from(v: Mtu) -> u32 {
+        v.0
+    }
+}
+
+/// `a.b.c.d/n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+impl TryFrom<String> for Ipv4Cidr {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let text = if text == "default" {
+            "0.0.0.0/0".to_string()
+        } else {
+            text
+        };
+        let (addr, prefix) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not an address/prefix like 198.18.0.1/24"))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("prefix length {prefix:?} is not 0..=32"))?;
+        Ok(Ipv4Cidr { addr, prefix })
+    }
+}
+impl From<Ipv4Cidr> for String {
+    fn from(v: Ipv4Cidr) -> String {
+        format!("{}/{}", v.addr, v.prefix)
+    }
+}
+
+/// A route: `to` a prefix (or `default`), optionally `via` a gateway, of a `type`, with the
+/// metrics TCP reads at connect time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCase {
+    pub to: Ipv4Cidr,
+    #[serde(default)]
+    pub via: Option<Ipv4Addr>,
+    #[serde(default, rename = "type")]
+    pub kind: RouteType,
+    #[serde(default)]
+    pub mtu: Option<Mtu>,
+    #[serde(default)]
+    pub advmss: Option<u32>,
+    #[serde(default)]
+    pub src: Option<Ipv4Addr>,
+}
+
+/// Route types as `ip route` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteType {
+    #[default]
+    Unicast,
+    Unreachable,
+    Prohibit,
+    Blackhole,
+}
+
+/// One socket call (or a pause) in a case's script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// `fcntl(O_NONBLOCK)` on or off.
+    Nonblocking(bool),
+    Setsockopt(SockOpt),
+    Getsockopt(GetOpt),
+    Bind(BindStep),
+    Connect(ConnectStep),
+    Poll(PollStep),
+    Send(SendStep),
+    Recv(RecvStep),
+    Close,
+    /// Does nothing for this long (a scenario's pause, e.g. before a second connect).
+    WaitMs(u64),
+}
+
+impl Step {
+    /// The call's name as the log and `expect.calls` use it.
+    pub fn call_name(&self) -> &'static str {
+        match self {
+            Step::Nonblocking(_) => "fcntl",
+            Step::Setsockopt(_) => "setsockopt",
+            Step::Getsockopt(_) => "getsockopt",
+            Step::Bind(_) => "bind",
+            Step::Connect(_) => "connect",
+            Step::Poll(_) => "poll",
+            Step::Send(_) => "send",
+            Step::Recv(_) => "recv",
+            Step::Close => "close",
+            Step::WaitMs(_) => "wait",
+        }
+    }
+}
+
+/// The options a case may set, by their Linux names, with the value passed as is (an
+/// out-of-range value is a scenario — the kernel's EINVAL is the result to compare).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SockOpt {
+    #[serde(rename = "TCP_MAXSEG")]
+    TcpMaxseg(i32),
+    #[serde(rename = "TCP_SYNCNT")]
+    TcpSyncnt(i32),
+    #[serde(rename = "TCP_USER_TIMEOUT")]
+    TcpUserTimeout(i32),
+    #[serde(rename = "TCP_FASTOPEN_CONNECT")]
+    TcpFastopenConnect(i32),
+    #[serde(rename = "TCP_WINDOW_CLAMP")]
+    TcpWindowClamp(i32),
+    #[serde(rename = "TCP_NODELAY")]
+    TcpNodelay(i32),
+    #[serde(rename = "SO_RCVBUF")]
+    SoRcvbuf(i32),
+    #[serde(rename = "SO_SNDBUF")]
+    SoSndbuf(i32),
+    /// `SO_SNDTIMEO`, given in milliseconds.
+    #[serde(rename = "SO_SNDTIMEO_MS")]
+    SoSndtimeoMs(u32),
+    #[serde(rename = "IP_TOS")]
+    IpTos(i32),
+    #[serde(rename = "IP_TTL")]
+    IpTtl(i32),
+    /// Raw IP option bytes in hex, e.g. `"07 07 04 00 00 00 00 00"` (record route).
+    #[serde(rename = "IP_OPTIONS")]
+    IpOptions(HexBytes),
+    #[serde(rename = "IP_BIND_ADDRESS_NO_PORT")]
+    IpBindAddressNoPort(i32),
+}
+
+/// Options a case may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GetOpt {
+    #[serde(rename = "SO_ERROR")]
+    SoError,
+    #[serde(rename = "TCP_MAXSEG")]
+    TcpMaxseg,
+    #[serde(rename = "SO_RCVBUF")]
+    SoRcvbuf,
+}
+
+/// Bytes written as hex pairs, spaces allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HexBytes(pub Vec<u8>);
+impl TryFrom<String> for HexBytes {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("{text:?} is not hex bytes like \"01 03 03 07\""));
+        }
+        let bytes = (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("checked hex"))
+            .collect::<Vec<u8>>();
+        if bytes.len() > 40 {
+            return Err(format!(
+                "{} option bytes: at most 40 fit in a header",
+                bytes.len()
+            ));
+        }
+        Ok(HexBytes(bytes))
+    }
+}
+impl From<HexBytes> for String {
+    fn from(v: HexBytes) -> String {
+        v.0.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindStep {
+    #[serde(default = "unspecified")]
+    pub addr: Ipv4Addr,
+    #[serde(default)]
+    pub port: u16,
+}
+fn unspecified() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+
+/// `connect()`; by default to the peer's address, port 80, as a plain `sockaddr_in`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectStep {
+    /// The destination; the peer's address when absent.
+    #[serde(default)]
+    pub addr: Option<Ipv4Addr>,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub family: Family,
+    /// Overrides the address length passed to the kernel (for the EINVAL scenarios).
+    #[serde(default)]
+    pub addrlen: Option<u32>,
+}
+fn default_port() -> u16 {
+    80
+}
+
+/// The `sa_family` a connect passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Family {
+    #[default]
+    #[serde(rename = "AF_INET")]
+    Inet,
+    #[serde(rename = "AF_INET6")]
+    Inet6,
+    #[serde(rename = "AF_UNSPEC")]
+    Unspec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollStep {
+    pub events: Vec<PollFlag>,
+    pub timeout_ms: i32,
+}
+
+/// Poll event bits by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PollFlag {
+    #[serde(rename = "POLLIN")]
+    In,
+    #[serde(rename = "POLLOUT")]
+    Out,
+    #[serde(rename = "POLLRDHUP")]
+    RdHup,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendStep {
+    pub bytes: ByteCount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecvStep {
+    pub max: ByteCount,
+}
+
+/// A payload size, at most 1 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct ByteCount(pub u32);
+impl TryFrom<u32> for ByteCount {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        if v <= 1 << 20 {
+            Ok(ByteCount(v))
+        } else {
+            Err(format!("{v} bytes is more than the 1 MiB a case may move"))
+        }
+    }
+}
+impl From<ByteCount> for u32 {
+    fn from(v: ByteCount) -> u32 {
+        v.0
+    }
+}
+
+/// The scripted remote end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerScript {
+    #[serde(default)]
+    pub arp: ArpMode,
+    /// Reactions to the first, second, … SYN.
+    #[serde(default)]
+    pub syn: Vec<SynReaction>,
+    /// The reaction to every SYN beyond the list.
+    #[serde(default)]
+    pub then: SynReaction,
+    /// The peer's initial sequence number.
+    #[serde(default = "default_peer_isn")]
+    pub isn: u32,
+    /// What the peer does once the handshake is complete, in order.
+    #[serde(default)]
+    pub established: Vec<PeerAction>,
+    /// How the peer answers the DUT's FIN.
+    #[serde(default)]
+    pub on_fin: FinReply,
+}
+impl Default for PeerScript {
+    fn default() -> Self {
+        PeerScript {
+            arp: ArpMode::default(),
+            syn: Vec::new(),
+            then: SynReaction::default(),
+            isn: default_peer_isn(),
+            established: Vec::new(),
+            on_fin: FinReply::default(),
+        }
+    }
+}
+fn default_peer_isn() -> u32 {
+    0x5eed_0000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArpMode {
+    #[default]
+    Reply,
+    Silent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinReply {
+    /// ACK the FIN and send a FIN of our own.
+    #[default]
+    AckFin,
+    /// ACK the FIN only.
+    Ack,
+    /// Say nothing.
+    Ignore,
+}
+
+/// What the peer does with one SYN.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SynReaction {
+    #[default]
+    Drop,
+    Rst(RstSpec),
+    Synack(SynAckSpec),
+    Icmp(IcmpSpec),
+}
+
+/// A RST answering a SYN.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RstSpec {
+    /// Send without the ACK flag (and ack field 0).
+    #[serde(default)]
+    pub no_ack: bool,
+    /// Added to the SYN's seq + 1 to make the ack field (0: acceptable).
+    #[serde(default)]
+    pub ack_delta: i64,
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// A SYN-ACK answering a SYN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynAckSpec {
+    /// Options in order; Linux's own SYN-ACK set when absent.
+    #[serde(default)]
+    pub options: Option<Vec<PeerOption>>,
+    #[serde(default = "default_window")]
+    pub window: u16,
+    /// Added to the SYN's seq + 1 to make the ack field (0: acceptable).
+    #[serde(default)]
+    pub ack_delta: i64,
+    /// Set ECE (and `cwr`) on the SYN-ACK.
+    #[serde(default)]
+    pub ece: bool,
+    #[serde(default)]
+    pub cwr: bool,
+    /// Payload bytes carried on the SYN-ACK.
+    #[serde(default)]
+    pub payload: u16,
+    #[serde(default)]
+    pub fin: bool,
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+impl Default for SynAckSpec {
+    fn default() -> Self {
+        SynAckSpec {
+            options: None,
+            window: default_window(),
+            ack_delta: 0,
+            ece: false,
+            cwr: false,
+            payload: 0,
+            fin: false,
+            delay_ms: 0,
+        }
+    }
+}
+fn default_window() -> u16 {
+    65535
+}
+
+/// A TCP option the peer puts on its SYN-ACK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerOption {
+    Mss(u16),
+    SackPerm,
+    /// Timestamps with the peer's clock value and the SYN's TSval echoed.
+    TsEcho,
+    /// Timestamps with explicit values.
+    Ts {
+        val: u32,
+        ecr: u32,
+    },
+    Nop,
+    Eol,
+    Wscale(u8),
+    /// Bytes as they are, e.g. `"03 04 07"` (a bad length), for malformed options.
+    Raw(HexBytes),
+}
+
+/// An ICMP error quoting the SYN, sent from the peer's address (or `from`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcmpSpec {
+    #[serde(rename = "type")]
+    pub icmp_type: u8,
+    pub code: u8,
+    /// Next-hop MTU for "fragmentation needed" (type 3 code 4).
+    #[serde(default)]
+    pub mtu: Option<u16>,
+    #[serde(default)]
+    pub from: Option<Ipv4Addr>,
+    /// Added to the quoted sequence number (non-zero puts it out of the window).
+    #[serde(default)]
+    pub seq_delta: i64,
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// An action of the peer after the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerAction {
+    /// Send this many bytes of data.
+    Send(ByteCount),
+    Fin,
+    Rst,
+    WaitMs(u64),
+}
+
+/// Absolute assertions on the kernel's behaviour, checked for every DUT.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub calls: Vec<CallExpect>,
+    #[serde(default)]
+    pub syn: Option<SynExpect>,
+    /// Every frame's direction and kind, in order (`"> S"`, `"< S."`, `"> ARP who-has"`).
+    #[serde(default)]
+    pub frames: Option<Vec<String>>,
+}
+
+/// The result of the `nth` call named `call`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallExpect {
+    pub call: String,
+    #[serde(default = "one")]
+    pub nth: usize,
+    /// `0`, an errno name, poll flags joined by `|`, or a getsockopt value.
+    pub result: String,
+    /// When the call returned, in ms since the DUT's first frame.
+    #[serde(default)]
+    pub at_ms: Option<f64>,
+    /// Allowed lateness; by default the timer-wheel granularity at that delay, plus a jiffy.
+    #[serde(default)]
+    pub tolerance_ms: Option<f64>,
+}
+fn one() -> usize {
+    1
+}
+
+/// Assertions on the SYNs the DUT sent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynExpect {
+    /// The first SYN's options as printed in traces, e.g. `mss 1460,sackOK,TS,nop,wscale 10`.
+    #[serde(default)]
+    pub options: Option<String>,
+    #[serde(default)]
+    pub window: Option<u16>,
+    /// The first SYN's TCP flags, e.g. `SEW` for SYN|ECE|CWR.
+    #[serde(default)]
+    pub flags: Option<String>,
+    #[serde(default)]
+    pub ttl: Option<u8>,
+    #[serde(default)]
+    pub tos: Option<u8>,
+    /// How many SYNs in all.
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// Gaps between consecutive SYNs in ms.
+    #[serde(default)]
+    pub intervals_ms: Option<Vec<f64>>,
+}
+
+impl Case {
+    /// The topology this case asks for, resolved into a build spec.
+    pub fn topology_spec(&self, dut_kernel_address: bool) -> TopologySpec {
+        let topo = &self.topology;
+        TopologySpec {
+            mtu: topo.mtu.0,
+            dut_ip: topo.dut.addr,
+            prefix: topo.dut.prefix,
+            peer_ip: topo.peer,
+            routes: topo
+                .routes
+                .iter()
+                .map(|r| RouteSpec {
+                    dst: r.to.addr,
+                    prefix: r.to.prefix,
+                    via: r.via,
+                    kind: match r.kind {
+                        RouteType::Unicast => RouteKind::Unicast,
+                        RouteType::Unreachable => RouteKind::Unreachable,
+                        RouteType::Prohibit => RouteKind::Prohibit,
+                        RouteType::Blackhole => RouteKind::Blackhole,
+                    },
+                    mtu: r.mtu.map(|m| m.0),
+                    advmss: r.advmss,
+                    src: r.src,
+                })
+                .collect(),
+            sysctls: self
+                .sysctls
+                .iter()
+                .map(|(k, v)| (k.0.clone(), v.to_string()))
+                .collect(),
+            dut_kernel_address,
+        }
+    }
+}
+
+/// Reads and checks one case file.
+pub fn load(path: &Path) -> Result<Case, CaseError> {
+    let read_err = |source| CaseError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > MAX_CASE_BYTES {
+        return Err(CaseError::Invalid {
+            path: path.to_path_buf(),
+            field: "(file)".into(),
+            message: format!("{size} bytes is larger than the {MAX_CASE_BYTES} a case may be"),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    parse(path, &text)
+}
+
+/// Parses and checks case text; `path` names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Case, CaseError> {
+    let case: Case = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        CaseError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.to_string(),
+        }
+    })?;
+    check(path, &case)?;
+    Ok(case)
+}
+
+/// Rules that span fields (each field's own range is checked by its type while parsing).
+fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
+    let invalid = |field: &str, message: String| CaseError::Invalid {
+        path: path.to_path_buf(),
+        field: field.into(),
+        message,
+    };
+    if case.name.is_empty()
+        || !case
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(
+            "name",
+            format!(
+                "{:?}: use letters, digits, - and _ (it names files)",
+                case.name
+            ),
+        ));
+    }
+    if case.steps.is_empty() {
+        return Err(invalid("steps", "a case needs at least one step".into()));
+    }
+    let topo = &case.topology;
+    if topo.dut.prefix == 0 || topo.dut.prefix > 30 {
+        return Err(invalid(
+            "topology.dut",
+            format!("prefix /{} leaves no room for a peer", topo.dut.prefix),
+        ));
+    }
+    if topo.peer == topo.dut.addr {
+        return Err(invalid(
+            "topology.peer",
+            "the peer cannot share the DUT's address".into(),
+        ));
+    }
+    for (i, expect) in case.expect.calls.iter().enumerate() {
+        let count = case
+            .steps
+            .iter()
+            .filter(|s| s.call_name() == expect.call)
+            .count()
+            + usize::from(expect.call == "socket");
+        if expect.nth == 0 || expect.nth > count {
+            return Err(invalid(
+                &format!("expect.calls[{i}]"),
+                format!(
+                    "asks for {} call #{} but the steps make {count}",
+                    expect.call, expect.nth
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Finds the case files under each path (a file, or a directory searched recursively for
+/// `*.yaml`), sorted so runs are in a stable order.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
+    let mut found = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| CaseError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut here = Vec::new();
+            walk(path, &mut here).map_err(|source| CaseError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            here.sort();
+            found.extend(here);
+        } else {
+            found.push(path.clone());
+        }
+    }
+    Ok(found)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Links, addresses, routes and neighbours over rtnetlink: the one module that owns it.
+//!
+//! A [`Netlink`] talks to the namespace of the thread that opened it (the netlink socket is
+//! bound there at creation), so open it on a thread inside the namespace to configure. The
+//! calls are synchronous: each drives a small single-threaded tokio runtime to completion.
+
+use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
+
+use futures::TryStreamExt;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
+use netlink_packet_route::neighbour::NeighbourState;
+use netlink_packet_route::route::{RouteAttribute, RouteMetric, RouteScope, RouteType};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// A failed netlink request, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("netlink: {what}: {detail}")]
+pub struct NetlinkError {
+    pub what: String,
+    pub detail: String,
+}
+
+fn fail(what: impl Into<String>, detail: impl std::fmt::Display) -> NetlinkError {
+    NetlinkError {
+        what: what.into(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The kind of a route, as `ip route` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Unicast,
+    Unreachable,
+    Prohibit,
+    Blackhole,
+}
+
+/// A route to add: destination prefix, optional gateway, device, and the TCP-relevant metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub ifindex: Option<u32>,
+    pub kind: RouteKind,
+    pub mtu: Option<u32>,
+    pub advmss: Option<u32>,
+    pub src: Option<Ipv4Addr>,
+}
+
+/// A netlink connection in the namespace of the thread that opened it.
+pub struct Netlink {
+    runtime: tokio::runtime::Runtime,
+    handle: rtnetlink::Handle,
+}
+
+impl std::fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Netlink")
+    }
+}
+
+impl Netlink {
+    /// Opens a rtnetlink socket in the calling thread's network namespace.
+    pub fn open() -> Result<Netlink, NetlinkError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| fail("starting a runtime", e))?;
+        let handle = runtime.block_on(async {
+            let (connection, handle, _) =
+                rtnetlink::new_connection().map_err(|e| fail("opening a netlink socket", e))?;
+            tokio::spawn(connection);
+            Ok::<_, NetlinkError>(handle)
+        })?;
+        Ok(Netlink { runtime, handle })
+    }
+
+    /// Creates a veth pair: `name` here, `peer_name` created directly inside the namespace
+    /// `peer_ns` (bring it up from inside that namespace: an `IFF_UP` in the peer's
+    /// message makes the kernel refuse the request with ENOTCONN), both with fixed MACs and MTU.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_veth(
+        &self,
+        name: &str,
+        mac: [u8; 6],
+        peer_name: &str,
+        peer_mac: [u8; 6],
+        peer_ns: RawFd,
+        mtu: u32,
+    ) -> Result<(), NetlinkError> {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer_name.to_string())
+            .address(peer_mac.to_vec())
+            .mtu(mtu)
+            .setns_by_fd(peer_ns)
+            .build();
+        let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(name.to_string())
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        self.runtime
+            .block_on(self.handle.link().add(message).execute())
+            .map_err(|e| fail(format!("creating veth {name} <-> {peer_name}"), e))
+    }
+
+    /// The index of the interface called `name`.
+    pub fn link_index(&self, name: &str) -> Result<u32, NetlinkError> {
+        self.runtime.block_on(async {
+            let mut links = self
+                .handle
+                .link()
+                .get()
+                .match_name(name.to_string())
+                .execute();
+            match links.try_next().await {
+                Ok(Some(link)) => Ok(link.header.index),
+                Ok(None) => Err(fail(format!("looking up {name}"), "no such interface")),
+                Err(e) => Err(fail(format!("looking up {name}"), e)),
+            }
+        })
+    }
+
+    /// The names of every interface in this namespace.
+    pub fn link_names(&self) -> Result<Vec<String>, NetlinkError> {
+        self.runtime.block_on(async {
+            let links: Vec<_> = self
+                .handle
+                .link()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| fail("listing links", e))?;
+            Ok(links
+                .iter()
+                .filter_map(|link| {
+                    link.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                })
+                .collect())
+        })
+    }
+
+    /// Brings an interface up.
+    pub fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
+        let message = LinkUnspec::new_with_index(index).up().build();
+        self.runtime
+            .block_on(self.handle.link().set(message).execute())
+            .map_err(|e| fail(format!("bringing link {index} up"), e))
+    }
+
+    /// Adds an IPv4 address with its prefix length (this also installs the connected route).
+    pub fn add_address(&self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+        self.runtime
+            .block_on(
+                self.handle
+                    .address()
+                    .add(index, addr.into(), prefix)
+                    .execute(),
+            )
+            .map_err(|e| fail(format!("adding address {addr}/{prefix}"), e))
+    }
+
+    /// Adds (or replaces, for the connected route) a route in the main table.
+    pub fn add_route(&self, route: &Route) -> Result<(), NetlinkError> {
+        let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(route.dst, route.prefix)
+            .kind(match route.kind {
+                RouteKind::Unicast => RouteType::Unicast,
+                RouteKind::Unreachable => RouteType::Unreachable,
+                RouteKind::Prohibit => RouteType::Prohibit,
+                RouteKind::Blackhole => RouteType::BlackHole,
+            });
+        if let Some(gateway) = route.gateway {
+            builder = builder.gateway(gateway);
+        } else if route.kind == RouteKind::Unicast {
+            builder = builder.scope(RouteScope::Link);
+        }
+        if let Some(index) = route.ifindex {
+            builder = builder.output_interface(index);
+        }
+        if let Some(src) = route.src {
+            builder = builder.pref_source(src);
+        }
+        let mut metrics = Vec::new();
+        if let Some(mtu) = route.mtu {
+            metrics.push(RouteMetric::Mtu(mtu));
+        }
+        if let Some(advmss) = route.advmss {
+            metrics.push(RouteMetric::Advmss(advmss));
+        }
+        if !metrics.is_empty() {
+            builder
+                .get_mut()
+                .attributes
+                .push(RouteAttribute::Metrics(metrics));
+        }
+        self.runtime
+            .block_on(self.handle.route().add(builder.build()).replace().execute())
+            .map_err(|e| fail(format!("adding route {}/{}", route.dst, route.prefix), e))
+    }
+
+    /// Adds a permanent neighbour (ARP) entry.
+    pub fn add_neighbour(
+        &self,
+        index: u32,
+        ip: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> Result<(), NetlinkError> {
+        self.runtime
+            .block_on(
+                self.handle
+                    .neighbours()
+                    .add(index, ip.into())
+                    .link_layer_address(&mac)
+                    .state(NeighbourState::Permanent)
+                    .replace()
+                    .execute(),
+            )
+            .map_err(|e| fail(format!("adding neighbour {ip}"), e))
+    }
+}

@@ -1,0 +1,547 @@
+//! The scripted peer: the remote end of every case, on an AF_PACKET socket in the peer
+//! namespace (whose kernel holds no address, so it never answers on its own).
+//!
+//! It answers ARP for its address (unless told to stay silent), reacts to the n-th SYN as
+//! the script says — silence, RST, SYN-ACK with chosen options, an ICMP error quoting the
+//! SYN — after an optional delay, then ACKs data, answers FIN, and plays its `established`
+//! actions. It runs on its own thread until stopped.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::case::{ArpMode, FinReply, PeerAction, PeerOption, PeerScript, SynAckSpec, SynReaction};
+use crate::decode::{self, flags, Body, TcpFields, L4};
+use crate::frame::{self, Segment};
+use crate::netns::{Netns, NetnsError};
+use crate::packet_socket::PacketSocket;
+use crate::tcp_options::TcpOption;
+
+/// Where the peer lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddrs {
+    pub ifname: String,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    /// The MSS the peer's default SYN-ACK advertises (the link MTU − 40).
+    pub mss: u16,
+}
+
+/// The peer's TSval at its start; it then counts milliseconds, as Linux does.
+const PEER_TS_BASE: u32 = 0x0100_0000;
+/// The window scale the peer's default SYN-ACK offers (Linux's for a 6 MiB buffer).
+const PEER_WSCALE: u8 = 7;
+
+/// Why the peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("peer socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("peer stop signal: {0}")]
+    Stop(nix::Error),
+    #[error("the peer thread panicked")]
+    Panicked,
+}
+
+/// A running peer.
+#[derive(Debug)]
+pub struct Peer {
+    stop: Arc<EventFd>,
+    busy: Arc<AtomicBool>,
+    thread: JoinHandle<Result<PeerStats, PeerError>>,
+}
+
+/// What the peer did, for reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub frames_in: usize,
+    pub frames_out: usize,
+    pub syns: usize,
+}
+
+impl Peer {
+    /// Opens the peer's socket inside `ns` and starts it.
+    pub fn spawn(ns: &Netns, script: PeerScript, addrs: PeerAddrs) -> Result<Peer, PeerError> {
+        let socket = ns.run(|| PacketSocket::open(&addrs.ifname))??;
+        let stop = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(PeerError::Stop)?);
+        let busy = Arc::new(AtomicBool::new(false));
+        let (stop2, busy2) = (stop.clone(), busy.clone());
+        let thread = std::thread::Builder::new()
+            .name("peer".into())
+            .spawn(move || {
+                let mut state = PeerState::new(script, addrs);
+                state.run(&socket, &stop2, &busy2)
+            })
+            .map_err(PeerError::Io)?;
+        Ok(Peer { stop, busy, thread })
+    }
+
+    /// True while the peer has frames or actions scheduled for later.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// Stops the peer and returns what it did.
+    pub fn stop(self) -> Result<PeerStats, PeerError> {
+        self.stop.write(1).map_err(PeerError::Stop)?;
+        self.thread.join().map_err(|_| PeerError::Panicked)?
+    }
+}
+
+/// The connection the peer is playing, once a SYN has been answered with a SYN-ACK.
+#[derive(Debug, Clone)]
+struct Conn {
+    dut_mac: [u8; 6],
+    dut_ip: Ipv4Addr,
+    local_ip: Ipv4Addr,
+    dut_port: u16,
+    local_port: u16,
+    /// Next sequence number the peer sends.
+    snd_nxt: u32,
+    /// Next sequence number expected from the DUT (what the peer ACKs).
+    rcv_nxt: u32,
+    window: u16,
+    timestamps: bool,
+    /// The DUT's latest TSval, echoed in the peer's segments.
+    ts_recent: u32,
+    established: bool,
+}
+
+/// Something to do at a given time.
+#[derive(Debug)]
+enum Job {
+    Frame(Vec<u8>),
+    Action(PeerAction),
+}
+
+struct PeerState {
+    script: PeerScript,
+    addrs: PeerAddrs,
+    started: Instant,
+    syns: usize,
+    ip_id: u16,
+    conn: Option<Conn>,
+    /// (due, job), kept in due order; actions after the handshake run one after another.
+    queue: Vec<(Instant, Job)>,
+    stats: PeerStats,
+}
+
+impl PeerState {
+    fn new(script: PeerScript, addrs: PeerAddrs) -> PeerState {
+        PeerState {
+            script,
+            addrs,
+            started: Instant::now(),
+            syns: 0,
+            ip_id: 0,
+            conn: None,
+            queue: Vec::new(),
+            stats: PeerStats::default(),
+        }
+    }
+
+    fn run(
+        &mut self,
+        socket: &PacketSocket,
+        stop: &EventFd,
+        busy: &AtomicBool,
+    ) -> Result<PeerStats, PeerError> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            busy.store(!self.queue.is_empty(), Ordering::Release);
+            let timeout = match self.queue.first() {
+                Some((due, _)) => {
+                    let left = due.saturating_duration_since(Instant::now());
+                    PollTimeout::try_from(left.as_millis().min(60_000) as u32 + 1)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                None => PollTimeout::NONE,
+            };
+            let mut fds = [
+                PollFd::new(socket.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(PeerError::Io(e.into())),
+            }
+            if fds[1]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))
+            {
+                return Ok(self.stats.clone());
+            }
+            while let Some(n) = socket.recv(&mut buf)? {
+                self.stats.frames_in += 1;
+                self.handle(&buf[..n]);
+            }
+            let now = Instant::now();
+            while self.queue.first().is_some_and(|(due, _)| *due <= now) {
+                let (_, job) = self.queue.remove(0);
+                match job {
+                    Job::Frame(f) => {
+                        socket.send(&f)?;
+                        self.stats.frames_out += 1;
+                    }
+                    Job::Action(action) => self.act(action),
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, delay: Duration, job: Job) {
+        let due = Instant::now() + delay;
+        let at = self.queue.partition_point(|(d, _)| *d <= due);
+        self.queue.insert(at, (due, job));
+    }
+
+    fn next_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
+    fn ts_now(&self) -> u32 {
+        PEER_TS_BASE.wrapping_add(self.started.elapsed().as_millis() as u32)
+    }
+
+    fn handle(&mut self, bytes: &[u8]) {
+        let frame = decode::decode(bytes);
+        match &frame.body {
+            Body::Arp(arp) if arp.op == 1 && arp.target_ip == self.addrs.ip => {
+                if self.script.arp == ArpMode::Reply {
+                    let reply = frame::arp_reply(self.addrs.mac, self.addrs.ip, arp);
+                    self.schedule(Duration::ZERO, Job::Frame(reply));
+                }
+            }
+            Body::Ipv4(ip) if frame.dst_mac == self.addrs.mac => {
+                if let L4::Tcp(tcp) = &ip.l4 {
+                    let ip_packet = &bytes[14..];
+                    self.handle_tcp(frame.src_mac, ip.src, ip.dst, tcp, ip_packet);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_tcp(
+        &mut self,
+        dut_mac: [u8; 6],
+        dut_ip: Ipv4Addr,
+        local_ip: Ipv4Addr,
+        tcp: &TcpFields,
+        ip_packet: &[u8],
+    ) {
+        if tcp.has(flags::RST) {
+            return;
+        }
+        if tcp.has(flags::SYN) && !tcp.has(flags::ACK) {
+            let reaction = self
+                .script
+                .syn
+                .get(self.syns)
+                .cloned()
+                .unwrap_or_else(|| self.script.then.clone());
+            self.syns += 1;
+            self.stats.syns += 1;
+            self.react_to_syn(reaction, dut_mac, dut_ip, local_ip, tcp, ip_packet);
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if tcp.sport != conn.dut_port || tcp.dport != conn.local_port {
+            return;
+        }
+        if let Some(TcpOption::Ts { val, .. }) = tcp
+            .options
+            .iter()
+            .find(|o| matches!(o, TcpOption::Ts { .. }))
+        {
+            conn.ts_recent = *val;
+        }
+        if !conn.established && tcp.has(flags::ACK) && tcp.ack == conn.snd_nxt {
+            conn.established = true;
+            let mut delay = Duration::ZERO;
+            for action in self.script.established.clone() {
+                if let PeerAction::WaitMs(ms) = action {
+                    delay += Duration::from_millis(ms);
+                } else {
+                    self.schedule(delay, Job::Action(action));
+                }
+            }
+        }
+        let conn = self.conn.as_mut().expect("checked above");
+        let fin = tcp.has(flags::FIN);
+        let consumed = tcp.payload_len as u32 + u32::from(fin);
+        if consumed == 0 || tcp.seq != conn.rcv_nxt {
+            return;
+        }
+        conn.rcv_nxt = conn.rcv_nxt.wrapping_add(consumed);
+        if fin {
+            match self.script.on_fin {
+                FinReply::AckFin => self.send_segment(flags::FIN | flags::ACK, 0),
+                FinReply::Ack => self.send_segment(flags::ACK, 0),
+                FinReply::Ignore => {}
+            }
+        } else {
+            self.send_segment(flags::ACK, 0);
+        }
+    }
+
+    fn react_to_syn(
+        &mut self,
+        reaction: SynReaction,
+        dut_mac: [u8; 6],
+        dut_ip: Ipv4Addr,
+        local_ip: Ipv4Addr,
+        syn: &TcpFields,
+        ip_packet: &[u8],
+    ) {
+        let base = Segment {
+            src_mac: self.addrs.mac,
+            dst_mac: dut_mac,
+            src_ip: local_ip,
+            dst_ip: dut_ip,
+            ip_id: 0,
+            sport: syn.dport,
+            dport: syn.sport,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            window: 0,
+            options: Vec::new(),
+            payload_len: 0,
+        };
+        match reaction {
+            SynReaction::Drop => {}
+            SynReaction::Rst(rst) => {
+                let ack = syn.seq.wrapping_add(1).wrapping_add(rst.ack_delta as u32);
+                let seg = Segment {
+                    ip_id: self.next_id(),
+                    flags: if rst.no_ack {
+                        flags::RST
+                    } else {
+                        flags::RST | flags::ACK
+                    },
+                    ack: if rst.no_ack { 0 } else { ack },
+                    ..base
+                };
+                self.schedule(
+                    Duration::from_millis(rst.delay_ms),
+                    Job::Frame(frame::tcp(&seg)),
+                );
+            }
+            SynReaction::Synack(spec) => {
+                let seg = self.synack(&spec, syn, base);
+                self.schedule(
+                    Duration::from_millis(spec.delay_ms),
+                    Job::Frame(frame::tcp(&seg)),
+                );
+            }
+            SynReaction::Icmp(icmp) => {
+                let mut quoted = ip_packet.to_vec();
+                let ihl = usize::from(quoted[0] & 0x0f) * 4;
+                if icmp.seq_delta != 0 && quoted.len() >= ihl + 8 {
+                    let seq = syn.seq.wrapping_add(icmp.seq_delta as u32);
+                    quoted[ihl + 4..ihl + 8].copy_from_slice(&seq.to_be_bytes());
+                }
+                let rest = match icmp.mtu {
+                    Some(mtu) => [0, 0, (mtu >> 8) as u8, mtu as u8],
+                    None => [0; 4],
+                };
+                let id = self.next_id();
+                let f = frame::icmp_error(
+                    self.addrs.mac,
+                    dut_mac,
+                    icmp.from.unwrap_or(local_ip),
+                    dut_ip,
+                    id,
+                    icmp.icmp_type,
+                    icmp.code,
+                    rest,
+                    &quoted,
+                );
+                self.schedule(Duration::from_millis(icmp.delay_ms), Job::Frame(f));
+            }
+        }
+    }
+
+    /// Builds the SYN-ACK and starts playing the connection it opens.
+    fn synack(&mut self, spec: &SynAckSpec, syn: &TcpFields, base: Segment) -> Segment {
+        let syn_ts = syn.options.iter().find_map(|o| match o {
+            TcpOption::Ts { val, .. } => Some(*val),
+            _ => None,
+        });
+        let options = spec
+            .options
+            .clone()
+            .unwrap_or_else(|| linux_synack_options(&syn.options, self.addrs.mss));
+        let ts_now = self.ts_now();
+        let mut bytes = Vec::new();
+        let mut timestamps = false;
+        for opt in &options {
+            match opt {
+                PeerOption::Mss(v) => bytes.extend([2, 4, (v >> 8) as u8, *v as u8]),
+                PeerOption::SackPerm => bytes.extend([4, 2]),
+                PeerOption::TsEcho => {
+                    timestamps = syn_ts.is_some();
+                    bytes.extend([8, 10]);
+                    bytes.extend(ts_now.to_be_bytes());
+                    bytes.extend(syn_ts.unwrap_or(0).to_be_bytes());
+                }
+                PeerOption::Ts { val, ecr } => {
+                    timestamps = syn_ts.is_some();
+                    bytes.extend([8, 10]);
+                    bytes.extend(val.to_be_bytes());
+                    bytes.extend(ecr.to_be_bytes());
+                }
+                PeerOption::Nop => bytes.push(1),
+                PeerOption::Eol => bytes.push(0),
+                PeerOption::Wscale(s) => bytes.extend([3, 3, *s]),
+                PeerOption::Raw(raw) => bytes.extend(&raw.0),
+            }
+        }
+        let isn = self.script.isn;
+        let ack = syn.seq.wrapping_add(1).wrapping_add(spec.ack_delta as u32);
+        let mut seg_flags = flags::SYN | flags::ACK;
+        if spec.ece {
+            seg_flags |= flags::ECE;
+        }
+        if spec.cwr {
+            seg_flags |= flags::CWR;
+        }
+        if spec.fin {
+            seg_flags |= flags::FIN;
+        }
+        let snd_nxt = isn
+            .wrapping_add(1)
+            .wrapping_add(u32::from(spec.payload))
+            .wrapping_add(u32::from(spec.fin));
+        self.conn = Some(Conn {
+            dut_mac: base.dst_mac,
+            dut_ip: base.dst_ip,
+            local_ip: base.src_ip,
+            dut_port: syn.sport,
+            local_port: syn.dport,
+            snd_nxt,
+            rcv_nxt: syn.seq.wrapping_add(1),
+            window: spec.window,
+            timestamps,
+            ts_recent: syn_ts.unwrap_or(0),
+            established: false,
+        });
+        Segment {
+            ip_id: self.next_id(),
+            seq: isn,
+            ack,
+            flags: seg_flags,
+            window: spec.window,
+            options: bytes,
+            payload_len: usize::from(spec.payload),
+            ..base
+        }
+    }
+
+    fn act(&mut self, action: PeerAction) {
+        match action {
+            PeerAction::Send(n) => self.send_segment(flags::PSH | flags::ACK, n.0 as usize),
+            PeerAction::Fin => self.send_segment(flags::FIN | flags::ACK, 0),
+            PeerAction::Rst => self.send_segment(flags::RST | flags::ACK, 0),
+            PeerAction::WaitMs(_) => {}
+        }
+    }
+
+    /// Sends a segment on the current connection and advances `snd_nxt`.
+    fn send_segment(&mut self, seg_flags: u16, payload_len: usize) {
+        let ts_now = self.ts_now();
+        let id = self.next_id();
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let mut options = Vec::new();
+        if conn.timestamps {
+            options.extend([1, 1, 8, 10]);
+            options.extend(ts_now.to_be_bytes());
+            options.extend(conn.ts_recent.to_be_bytes());
+        }
+        let seg = Segment {
+            src_mac: self.addrs.mac,
+            dst_mac: conn.dut_mac,
+            src_ip: conn.local_ip,
+            dst_ip: conn.dut_ip,
+            ip_id: id,
+            sport: conn.local_port,
+            dport: conn.dut_port,
+            seq: conn.snd_nxt,
+            ack: conn.rcv_nxt,
+            flags: seg_flags,
+            window: conn.window,
+            options,
+            payload_len,
+        };
+        conn.snd_nxt = conn
+            .snd_nxt
+            .wrapping_add(payload_len as u32)
+            .wrapping_add(u32::from(seg_flags & flags::FIN != 0));
+        self.schedule(Duration::ZERO, Job::Frame(frame::tcp(&seg)));
+    }
+}
+
+/// The options a Linux listener puts on its SYN-ACK for the options the SYN offered
+/// (`tcp_synack_options` and `tcp_options_write`, net/ipv4/tcp_output.c): MSS, then SACK-
+/// permitted fused with timestamps (or each behind two NOPs), then NOP + window scale.
+pub fn linux_synack_options(syn: &[TcpOption], mss: u16) -> Vec<PeerOption> {
+    let has = |f: fn(&TcpOption) -> bool| syn.iter().any(f);
+    let ts = has(|o| matches!(o, TcpOption::Ts { .. }));
+    let sack = has(|o| matches!(o, TcpOption::SackPerm));
+    let ws = has(|o| matches!(o, TcpOption::Wscale { .. }));
+    let mut out = vec![PeerOption::Mss(mss)];
+    match (sack, ts) {
+        (true, true) => out.extend([PeerOption::SackPerm, PeerOption::TsEcho]),
+        (false, true) => out.extend([PeerOption::Nop, PeerOption::Nop, PeerOption::TsEcho]),
+        (true, false) => out.extend([PeerOption::Nop, PeerOption::Nop, PeerOption::SackPerm]),
+        (false, false) => {}
+    }
+    if ws {
+        out.extend([PeerOption::Nop, PeerOption::Wscale(PEER_WSCALE)]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synack_options_follow_what_the_syn_offered() {
+        let full = [
+            TcpOption::Mss { value: 1460 },
+            TcpOption::SackPerm,
+            TcpOption::Ts { val: 1, ecr: 0 },
+            TcpOption::Nop,
+            TcpOption::Wscale { shift: 10 },
+        ];
+        assert_eq!(
+            linux_synack_options(&full, 1460),
+            vec![
+                PeerOption::Mss(1460),
+                PeerOption::SackPerm,
+                PeerOption::TsEcho,
+                PeerOption::Nop,
+                PeerOption::Wscale(7)
+            ]
+        );
+        assert_eq!(
+            linux_synack_options(&[TcpOption::Mss { value: 1460 }], 1240),
+            vec![PeerOption::Mss(1240)]
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs cases end to end: build the topology, start capture and peer, run the DUT, settle,
+//! stop, normalize, check. Several cases run at once (they mostly wait on kernel timers);
+//! results come back in input order.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::capture::{self, realtime_ns, Capture};
+use crate::case::Case;
+use crate::dut::{Dut, DutError};
+use crate::expect::{self, Check};
+use crate::peer::{Peer, PeerAddrs};
+use crate::topology::{Topology, DUT_MAC, PEER_IF, PEER_MAC};
+use crate::trace::{self, Trace};
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every expectation held.
+    Pass,
+    /// An expectation failed.
+    Fail,
+    /// The harness could not run the case (kept apart from failures).
+    Error,
+}
+
+/// One case's run on one DUT.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub path: PathBuf,
+    pub name: String,
+    pub dut: &'static str,
+    pub verdict: Verdict,
+    pub error: Option<String>,
+    pub trace: Option<Trace>,
+    pub checks: Vec<Check>,
+    pub pcap: Option<PathBuf>,
+    pub wall_ms: f64,
+}
+
+/// A case file and what it holds.
+#[derive(Debug, Clone)]
+pub struct LoadedCase {
+    pub path: PathBuf,
+    pub case: Case,
+}
+
+/// Runs one case on one DUT; `artifacts` receives `<name>/<dut>.pcap`.
+pub fn run_case(loaded: &LoadedCase, dut: &dyn Dut, artifacts: Option<&Path>) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult {
+        path: loaded.path.clone(),
+        name: loaded.case.name.clone(),
+        dut: dut.name(),
+        verdict: Verdict::Error,
+        error: None,
+        trace: None,
+        checks: Vec::new(),
+        pcap: None,
+        wall_ms: 0.0,
+    };
+    if let Err(e) = run_into(&mut result, loaded, dut, artifacts) {
+        result.verdict = Verdict::Error;
+        result.error = Some(e);
+    }
+    result.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    result
+}
+
+fn run_into(
+    result: &mut CaseResult,
+    loaded: &LoadedCase,
+    dut: &dyn Dut,
+    artifacts: Option<&Path>,
+) -> Result<(), String> {
+    let case = &loaded.case;
+    let spec = case.topology_spec(dut.kernel_owns_address());
+    let topology = Topology::build(&spec).map_err(|e| format!("building the topology: {e}"))?;
+    let capture = Capture::start(&topology.peer, PEER_IF).map_err(|e| e.to_string())?;
+    let peer = Peer::spawn(
+        &topology.peer,
+        case.peer.clone(),
+        PeerAddrs {
+            ifname: PEER_IF.into(),
+            mac: PEER_MAC,
+            ip: spec.peer_ip,
+            mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
+    let run = dut.run(&topology, case);
+    let calls = match &run {
+        Ok(calls) => calls.clone(),
+        Err(DutError::TimeLimit { calls, .. }) => calls.clone(),
+        Err(_) => Vec::new(),
+    };
+    settle(
+        &capture,
+        &peer,
+        Duration::from_millis(case.settle_ms),
+        deadline,
+    );
+    let peer_result = peer.stop();
+    let frames = capture.stop().map_err(|e| e.to_string())?;
+    drop(topology);
+    if let Some(dir) = artifacts {
+        let path = dir.join(&case.name).join(format!("{}.pcap", dut.name()));
+        capture::write_pcap(&path, &frames).map_err(|e| e.to_string())?;
+        result.pcap = Some(path);
+    }
+    let trace = trace::build(&frames, &calls, DUT_MAC);
+    result.checks = expect::check(&case.expect, &trace);
+    result.trace = Some(trace);
+    run.map_err(|e| format!("{} DUT: {e}", dut.name()))?;
+    peer_result.map_err(|e| e.to_string())?;
+    result.verdict = if result.checks.iter().all(|c| c.ok) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    Ok(())
+}
+
+/// Waits until nothing was captured for `quiet` and the peer has nothing scheduled, or the
+/// case's deadline passes. The DUT has returned from its last call by now; this only lets
+/// the frames that call triggered (the final ACK, a FIN exchange) reach the capture.
+fn settle(capture: &Capture, peer: &Peer, quiet: Duration, deadline: Instant) {
+    let quiet_ns = quiet.as_nanos() as i64;
+    let since = realtime_ns();
+    loop {
+        let last = capture.last_frame_ns().max(since);
+        let idle_ns = realtime_ns() - last;
+        if (idle_ns >= quiet_ns && !peer.busy()) || Instant::now() >= deadline {
+            return;
+        }
+        let wait_ns = (quiet_ns - idle_ns).clamp(1_000_000, 10_000_000);
+        std::thread::sleep(Duration::from_nanos(wait_ns as u64));
+    }
+}
+
+/// Runs `cases` on `dut`, `jobs` at a time, calling `on_result(index, result)` in input order
+/// as soon as each result and all before it are in.
+pub fn run_all(
+    cases: &[LoadedCase],
+    dut: &dyn Dut,
+    artifacts: Option<&Path>,
+    jobs: usize,
+    mut on_result: impl FnMut(usize, &CaseResult),
+) -> Vec<CaseResult> {
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, CaseResult)>();
+    let mut slots: Vec<Option<CaseResult>> = (0..cases.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(cases.len().max(1)) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::AcqRel);
+                let Some(loaded) = cases.get(i) else { break };
+                if tx.send((i, run_case(loaded, dut, artifacts))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut printed = 0;
+        for (i, result) in rx {
+            slots[i] = Some(result);
+            while let Some(Some(r)) = slots.get(printed) {
+                on_result(printed, r);
+                printed += 1;
+            }
+        }
+    });
+    slots.into_iter().flatten().collect()
+}

@@ -1,0 +1,127 @@
+//! One run's network: a `dut` and a `peer` namespace joined by a veth pair.
+//!
+//! Built over netlink (no `ip` process), with IPv6 and every offload off on both ends, so the
+//! capture on the peer's end shows wire-sized frames with real checksums and nothing but what
+//! the DUT and the scripted peer send. The peer's kernel holds no address, so it stays silent.
+//! Dropping the [`Topology`] closes both namespace descriptors and the kernel frees the rest.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use crate::ethtool;
+use crate::netlink::{Netlink, NetlinkError, Route, RouteKind};
+use crate::netns::{Netns, NetnsError};
+use crate::sysctl::{self, SysctlError};
+
+/// The DUT's interface name inside its namespace.
+pub const DUT_IF: &str = "eth0";
+/// The peer's interface name inside its namespace (where the capture runs).
+pub const PEER_IF: &str = "eth0";
+/// Fixed, locally administered MACs, so two runs of a case compare frame by frame.
+pub const DUT_MAC: [u8; 6] = [0x02, 0x74, 0x77, 0x00, 0x00, 0x01];
+pub const PEER_MAC: [u8; 6] = [0x02, 0x74, 0x77, 0x00, 0x00, 0x02];
+
+/// A route as a case gives it, resolved against the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub dst: Ipv4Addr,
+    pub prefix: u8,
+    pub via: Option<Ipv4Addr>,
+    pub kind: RouteKind,
+    pub mtu: Option<u32>,
+    pub advmss: Option<u32>,
+    pub src: Option<Ipv4Addr>,
+}
+
+/// Everything needed to build one run's network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologySpec {
+    pub mtu: u32,
+    pub dut_ip: Ipv4Addr,
+    pub prefix: u8,
+    pub peer_ip: Ipv4Addr,
+    pub routes: Vec<RouteSpec>,
+    /// Sysctls for the dut namespace, by Linux name, written in this order.
+    pub sysctls: Vec<(String, String)>,
+    /// Whether the dut kernel gets the address (false when a userspace stack owns the veth).
+    pub dut_kernel_address: bool,
+}
+
+/// Why a topology could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error("disabling offloads: {0}")]
+    Offloads(std::io::Error),
+}
+
+/// A built topology; both namespaces live as long as this value.
+#[derive(Debug)]
+pub struct Topology {
+    pub dut: Netns,
+    pub peer: Netns,
+    pub spec: TopologySpec,
+}
+
+impl Topology {
+    /// Builds the two namespaces, the veth between them, addresses, routes and sysctls.
+    pub fn build(spec: &TopologySpec) -> Result<Topology, TopologyError> {
+        let dut = Netns::new()?;
+        let peer = Netns::new()?;
+        peer.run(sysctl::disable_ipv6)??;
+        let peer_fd = peer.fd().as_raw_fd();
+        dut.run(|| configure_dut(spec, peer_fd))??;
+        peer.run(configure_peer)??;
+        Ok(Topology {
+            dut,
+            peer,
+            spec: spec.clone(),
+        })
+    }
+}
+
+/// Offloads off, then up: the peer end holds no address, so its kernel stays silent.
+fn configure_peer() -> Result<(), TopologyError> {
+    ethtool::disable_offloads(PEER_IF).map_err(TopologyError::Offloads)?;
+    let netlink = Netlink::open()?;
+    let eth = netlink.link_index(PEER_IF)?;
+    netlink.set_up(eth)?;
+    Ok(())
+}
+
+fn configure_dut(spec: &TopologySpec, peer_fd: i32) -> Result<(), TopologyError> {
+    sysctl::disable_ipv6()?;
+    let netlink = Netlink::open()?;
+    netlink.add_veth(DUT_IF, DUT_MAC, PEER_IF, PEER_MAC, peer_fd, spec.mtu)?;
+    ethtool::disable_offloads(DUT_IF).map_err(TopologyError::Offloads)?;
+    let lo = netlink.link_index("lo")?;
+    netlink.set_up(lo)?;
+    let eth = netlink.link_index(DUT_IF)?;
+    for (name, value) in &spec.sysctls {
+        sysctl::write(name, value)?;
+    }
+    if spec.dut_kernel_address {
+        netlink.add_address(eth, spec.dut_ip, spec.prefix)?;
+    }
+    netlink.set_up(eth)?;
+    if spec.dut_kernel_address {
+        for route in &spec.routes {
+            netlink.add_route(&Route {
+                dst: route.dst,
+                prefix: route.prefix,
+                gateway: route.via,
+                ifindex: (route.kind == RouteKind::Unicast).then_some(eth),
+                kind: route.kind,
+                mtu: route.mtu,
+                advmss: route.advmss,
+                src: route.src,
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,724 @@
+//! The normalized trace of one run: frames and socket calls on one time line.
+//!
+//! Values random by design are made comparable: time runs from the DUT's first frame,
+//! sequence numbers are relative to each side's ISN, TSvals to each side's first, the IP ID is
+//! a delta from the DUT's first, and the DUT's ephemeral port prints as `$port`. The raw
+//! values are kept in [`RawValues`] for property checks (port range and parity, ISN spread).
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::capture::Captured;
+use crate::decode::{self, flags, Body, Frame, Ipv4Fields, L4};
+use crate::dut::CallRecord;
+use crate::tcp_options::{self, TcpOption, TsStyle};
+
+/// Which way a frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Dir {
+    /// From the DUT (printed `>`).
+    Out,
+    /// To the DUT (printed `<`).
+    In,
+}
+
+impl Dir {
+    pub fn arrow(self) -> char {
+        match self {
+            Dir::Out => '>',
+            Dir::In => '<',
+        }
+    }
+}
+
+/// The IP ID as compared: 0 stays 0 (Linux's control-socket RSTs carry 0), anything else is
+/// the delta from the first non-zero ID the same side sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum IpId {
+    Zero,
+    Delta(i32),
+}
+
+/// IPv4 header fields, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NormIp {
+    pub ihl: u8,
+    pub tos: u8,
+    pub ttl: u8,
+    pub df: bool,
+    pub id: IpId,
+    pub options: Vec<u8>,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub checksum_ok: bool,
+}
+
+/// A port as compared: the DUT's ephemeral port is a placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Port {
+    Ephemeral,
+    Fixed(u16),
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Ephemeral => f.write_str("$port"),
+            Port::Fixed(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// A frame with its random-by-design values normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NormFrame {
+    Arp {
+        op: u16,
+        sender_ip: Ipv4Addr,
+        target_ip: Ipv4Addr,
+    },
+    Tcp {
+        ip: NormIp,
+        sport: Port,
+        dport: Port,
+        seq: u32,
+        ack: u32,
+        flags: u16,
+        window: u16,
+        urg_ptr: u16,
+        doff: u8,
+        options: Vec<TcpOption>,
+        payload_len: usize,
+        checksum_ok: bool,
+    },
+    Icmp {
+        ip: NormIp,
+        icmp_type: u8,
+        code: u8,
+        rest: [u8; 4],
+        quoted_seq: Option<u32>,
+        checksum_ok: bool,
+    },
+    Other {
+        text: String,
+    },
+}
+
+/// One frame of the trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceFrame {
+    /// Milliseconds since the origin.
+    pub t_ms: f64,
+    pub dir: Dir,
+    pub norm: NormFrame,
+    #[serde(skip)]
+    pub raw: Frame,
+}
+
+/// One socket call on the trace's time line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceCall {
+    /// When the call returned, in ms since the origin.
+    pub t_ms: f64,
+    /// How long it took, in ms.
+    pub took_ms: f64,
+    pub record: CallRecord,
+}
+
+/// The raw values normalization hid, for property checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RawValues {
+    pub dut_isn: Option<u32>,
+    pub peer_isn: Option<u32>,
+    pub dut_port: Option<u16>,
+    pub dut_first_tsval: Option<u32>,
+    pub dut_first_ip_id: Option<u16>,
+}
+
+/// A whole run, normalized.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    /// Realtime ns of the origin: the DUT's first frame, or its first call when it sent none.
+    pub origin_ns: i64,
+    pub frames: Vec<TraceFrame>,
+    pub calls: Vec<TraceCall>,
+    pub raw: RawValues,
+}
+
+/// Builds the trace from the capture and the call log. `dut_mac` tells directions apart.
+pub fn build(captured: &[Captured], calls: &[CallRecord], dut_mac: [u8; 6]) -> Trace {
+    let decoded: Vec<(i64, Dir, Frame)> = captured
+        .iter()
+        .map(|c| {
+            let frame = decode::decode(&c.bytes);
+            let dir = if frame.src_mac == dut_mac {
+                Dir::Out
+            } else {
+                Dir::In
+            };
+            (c.t_ns, dir, frame)
+        })
+        .collect();
+    let origin_ns = decoded
+        .iter()
+        .find(|(_, dir, _)| *dir == Dir::Out)
+        .map(|(t, _, _)| *t)
+        .or_else(|| calls.first().map(|c| c.start_ns))
+        .or_else(|| decoded.first().map(|(t, _, _)| *t))
+        .unwrap_or(0);
+    let raw = raw_values(&decoded);
+    let norm = Normalizer::new(&raw, &decoded);
+    let ms = |t: i64| (t - origin_ns) as f64 / 1e6;
+    Trace {
+        origin_ns,
+        frames: decoded
+            .iter()
+            .map(|(t, dir, frame)| TraceFrame {
+                t_ms: ms(*t),
+                dir: *dir,
+                norm: norm.frame(*dir, frame),
+                raw: frame.clone(),
+            })
+            .collect(),
+        calls: calls
+            .iter()
+            .map(|c| TraceCall {
+                t_ms: ms(c.end_ns),
+                took_ms: (c.end_ns - c.start_ns) as f64 / 1e6,
+                record: c.clone(),
+            })
+            .collect(),
+        raw,
+    }
+}
+
+fn tcp_of(frame: &Frame) -> Option<(&Ipv4Fields, &decode::TcpFields)> {
+    match &frame.body {
+        Body::Ipv4(ip) => match &ip.l4 {
+            L4::Tcp(tcp) => Some((ip, tcp)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn raw_values(frames: &[(i64, Dir, Frame)]) -> RawValues {
+    let mut raw = RawValues::default();
+    for (_, dir, frame) in frames {
+        let Some((ip, tcp)) = tcp_of(frame) else {
+            continue;
+        };
+        let syn = tcp.has(flags::SYN);
+        match dir {
+            Dir::Out => {
+                if syn && raw.dut_isn.is_none() {
+                    raw.dut_isn = Some(tcp.seq);
+                    raw.dut_port = Some(tcp.sport);
+                }
+                if raw.dut_first_ip_id.is_none() && ip.id != 0 {
+                    raw.dut_first_ip_id = Some(ip.id);
+                }
+                if raw.dut_first_tsval.is_none() {
+                    raw.dut_first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
+                }
+            }
+            Dir::In => {
+                if syn && raw.peer_isn.is_none() {
+                    raw.peer_isn = Some(tcp.seq);
+                }
+            }
+        }
+    }
+    raw
+}
+
+fn ts_of(options: &[TcpOption]) -> Option<(u32, u32)> {
+    options.iter().find_map(|o| match o {
+        TcpOption::Ts { val, ecr } => Some((*val, *ecr)),
+        _ => None,
+    })
+}
+
+struct Normalizer {
+    raw: RawValues,
+    peer_first_tsval: Option<u32>,
+    peer_first_ip_id: Option<u16>,
+}
+
+impl Normalizer {
+    fn new(raw: &RawValues, frames: &[(i64, Dir, Frame)]) -> Normalizer {
+        let mut peer_first_tsval = None;
+        let mut peer_first_ip_id = None;
+        for (_, dir, frame) in frames {
+            if *dir != Dir::In {
+                continue;
+            }
+            if let Body::Ipv4(ip) = &frame.body {
+                if peer_first_ip_id.is_none() && ip.id != 0 {
+                    peer_first_ip_id = Some(ip.id);
+                }
+            }
+            if let Some((_, tcp)) = tcp_of(frame) {
+                if peer_first_tsval.is_none() {
+                    peer_first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
+                }
+            }
+        }
+        Normalizer {
+            raw: raw.clone(),
+            peer_first_tsval,
+            peer_first_ip_id,
+        }
+    }
+
+    fn ip(&self, dir: Dir, ip: &Ipv4Fields) -> NormIp {
+        let first = match dir {
+            Dir::Out => self.raw.dut_first_ip_id,
+            Dir::In => self.peer_first_ip_id,
+        };
+        NormIp {
+            ihl: ip.ihl,
+            tos: ip.tos,
+            ttl: ip.ttl,
+            df: ip.df,
+            id: match (ip.id, first) {
+                (0, _) => IpId::Zero,
+                (id, Some(first)) => IpId::Delta(i32::from(id.wrapping_sub(first) as i16)),
+                (_, None) => IpId::Delta(0),
+            },
+            options: ip.options.clone(),
+            src: ip.src,
+            dst: ip.dst,
+            checksum_ok: ip.checksum_ok,
+        }
+    }
+
+    fn port(&self, port: u16) -> Port {
+        if Some(port) == self.raw.dut_port {
+            Port::Ephemeral
+        } else {
+            Port::Fixed(port)
+        }
+    }
+
+    fn frame(&self, dir: Dir, frame: &Frame) -> NormFrame {
+        let rel = |v: u32, base: Option<u32>| base.map_or(v, |b| v.wrapping_sub(b));
+        match &frame.body {
+            Body::Arp(a) => NormFrame::Arp {
+                op: a.op,
+                sender_ip: a.sender_ip,
+                target_ip: a.target_ip,
+            },
+            Body::Ipv4(ip) => match &ip.l4 {
+                L4::Tcp(tcp) => {
+                    let (own_isn, other_isn, own_ts, other_ts) = match dir {
+                        Dir::Out => (
+                            self.raw.dut_isn,
+                            self.raw.peer_isn,
+                            self.raw.dut_first_tsval,
+                            self.peer_first_tsval,
+                        ),
+                        Dir::In => (
+                            self.raw.peer_isn,
+                            self.raw.dut_isn,
+                            self.peer_first_tsval,
+                            self.raw.dut_first_tsval,
+                        ),
+                    };
+                    let options = tcp
+                        .options
+                        .iter()
+                        .map(|o| match o {
+                            TcpOption::Ts { val, ecr } => TcpOption::Ts {
+                                val: rel(*val, own_ts),
+                                ecr: if *ecr == 0 { 0 } else { rel(*ecr, other_ts) },
+                            },
+                            other => other.clone(),
+                        })
+                        .collect();
+                    NormFrame::Tcp {
+                        ip: self.ip(dir, ip),
+                        sport: self.port(tcp.sport),
+                        dport: self.port(tcp.dport),
+                        seq: rel(tcp.seq, own_isn),
+                        ack: if tcp.has(flags::ACK) {
+                            rel(tcp.ack, other_isn)
+                        } else {
+                            tcp.ack
+                        },
+                        flags: tcp.flags,
+                        window: tcp.window,
+                        urg_ptr: tcp.urg_ptr,
+                        doff: tcp.doff,
+                        options,
+                        payload_len: tcp.payload_len,
+                        checksum_ok: tcp.checksum_ok,
+                    }
+                }
+                L4::Icmp(icmp) => NormFrame::Icmp {
+                    ip: self.ip(dir, ip),
+                    icmp_type: icmp.icmp_type,
+                    code: icmp.code,
+                    rest: icmp.rest,
+                    quoted_seq: icmp.quoted.as_ref().map(|q| rel(q.seq, self.raw.dut_isn)),
+                    checksum_ok: icmp.checksum_ok,
+                },
+                L4::Other { payload_len } => NormFrame::Other {
+                    text: format!(
+                        "IPv4 proto {} {} > {} len {payload_len}",
+                        ip.protocol, ip.src, ip.dst
+                    ),
+                },
+                L4::Malformed { reason } => NormFrame::Other {
+                    text: format!("IPv4 {} > {} malformed: {reason}", ip.src, ip.dst),
+                },
+            },
+            Body::Other { ethertype } => NormFrame::Other {
+                text: format!("ethertype 0x{ethertype:04x} len {}", frame.len),
+            },
+            Body::Malformed { reason } => NormFrame::Other {
+                text: format!("malformed frame ({} bytes): {reason}", frame.len),
+            },
+        }
+    }
+}
+
+/// TCP flags as tcpdump prints them (FIN S RST PSH . URG ECE CWR AE, in that order).
+pub fn flags_text(bits: u16) -> String {
+    let table = [
+        (flags::FIN, 'F'),
+        (flags::SYN, 'S'),
+        (flags::RST, 'R'),
+        (flags::PSH, 'P'),
+        (flags::ACK, '.'),
+        (flags::URG, 'U'),
+        (flags::ECE, 'E'),
+        (flags::CWR, 'W'),
+        (flags::AE, 'e'),
+    ];
+    let text: String = table
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, c)| *c)
+        .collect();
+    if text.is_empty() {
+        "none".into()
+    } else {
+        text
+    }
+}
+
+fn icmp_name(icmp_type: u8, code: u8) -> String {
+    const UNREACH: [&str; 16] = [
+        "net",
+        "host",
+        "protocol",
+        "port",
+        "frag-needed",
+        "srcroute-failed",
+        "net-unknown",
+        "host-unknown",
+        "host-isolated",
+        "net-prohibited",
+        "host-prohibited",
+        "net-tos",
+        "host-tos",
+        "admin-prohibited",
+        "precedence-violation",
+        "precedence-cutoff",
+    ];
+    match icmp_type {
+        3 => format!(
+            "unreachable {}",
+            UNREACH.get(usize::from(code)).copied().unwrap_or("code?")
+        ),
+        4 => "source-quench".into(),
+        5 => "redirect".into(),
+        11 => "time-exceeded".into(),
+        12 => "parameter-problem".into(),
+        _ => "type?".into(),
+    }
+}
+
+fn ip_suffix(ip: &NormIp) -> String {
+    let mut s = format!("ttl {}", ip.ttl);
+    match ip.id {
+        IpId::Zero => s.push_str(" id 0"),
+        IpId::Delta(d) => {
+            let _ = write!(s, " id {d:+}");
+        }
+    }
+    if ip.df {
+        s.push_str(" DF");
+    }
+    if ip.tos != 0 {
+        let _ = write!(s, " tos 0x{:02x}", ip.tos);
+    }
+    if !ip.options.is_empty() {
+        let _ = write!(s, " ipopts {}", hex(&ip.options));
+    }
+    if !ip.checksum_ok {
+        s.push_str(" BAD-IP-CSUM");
+    }
+    s
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl NormFrame {
+    /// The frame as one line of text, packetdrill/tcpdump style.
+    pub fn text(&self) -> String {
+        match self {
+            NormFrame::Arp {
+                op,
+                sender_ip,
+                target_ip,
+            } => match op {
+                1 => format!("ARP who-has {target_ip} tell {sender_ip}"),
+                2 => format!("ARP reply {sender_ip} is-at (peer)"),
+                op => format!("ARP op {op} {sender_ip} -> {target_ip}"),
+            },
+            NormFrame::Tcp {
+                ip,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags: bits,
+                window,
+                options,
+                payload_len,
+                checksum_ok,
+                ..
+            } => {
+                let mut s = format!(
+                    "{} {}:{}({})",
+                    flags_text(*bits),
+                    seq,
+                    seq.wrapping_add(*payload_len as u32),
+                    payload_len
+                );
+                if bits & flags::ACK != 0 {
+                    let _ = write!(s, " ack {ack}");
+                }
+                let _ = write!(s, " win {window}");
+                if !options.is_empty() {
+                    let _ = write!(
+                        s,
+                        " <{}>",
+                        tcp_options::format_list(options, TsStyle::Values)
+                    );
+                }
+                if !checksum_ok {
+                    s.push_str(" BAD-TCP-CSUM");
+                }
+                let _ = write!(
+                    s,
+                    "  [{}:{sport} > {}:{dport} {}]",
+                    ip.src,
+                    ip.dst,
+                    ip_suffix(ip)
+                );
+                s
+            }
+            NormFrame::Icmp {
+                ip,
+                icmp_type,
+                code,
+                rest,
+                quoted_seq,
+                checksum_ok,
+            } => {
+                let mut s = format!("ICMP {} ({icmp_type}/{code})", icmp_name(*icmp_type, *code));
+                if *icmp_type == 3 && *code == 4 {
+                    let _ = write!(s, " mtu {}", u16::from_be_bytes([rest[2], rest[3]]));
+                }
+                if let Some(q) = quoted_seq {
+                    let _ = write!(s, " quoting seq {q}");
+                }
+                if !checksum_ok {
+                    s.push_str(" BAD-ICMP-CSUM");
+                }
+                let _ = write!(s, "  [{} > {} {}]", ip.src, ip.dst, ip_suffix(ip));
+                s
+            }
+            NormFrame::Other { text } => text.clone(),
+        }
+    }
+
+    /// A short label of the frame's kind, as `expect.frames` lists them.
+    pub fn label(&self) -> String {
+        match self {
+            NormFrame::Arp { op: 1, .. } => "ARP who-has".into(),
+            NormFrame::Arp { op: 2, .. } => "ARP reply".into(),
+            NormFrame::Arp { op, .. } => format!("ARP op {op}"),
+            NormFrame::Tcp {
+                flags: bits,
+                payload_len,
+                ..
+            } if *payload_len > 0 => {
+                format!("{} data", flags_text(*bits))
+            }
+            NormFrame::Tcp { flags: bits, .. } => flags_text(*bits),
+            NormFrame::Icmp {
+                icmp_type, code, ..
+            } => format!("ICMP {icmp_type}/{code}"),
+            NormFrame::Other { .. } => "other".into(),
+        }
+    }
+}
+
+impl TraceFrame {
+    /// `"> S"`, `"< S."`: direction and kind.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.dir.arrow(), self.norm.label())
+    }
+}
+
+impl Trace {
+    /// The trace as text: frames and calls merged in time order.
+    pub fn text(&self) -> String {
+        let mut lines: Vec<(f64, u8, String)> = Vec::new();
+        for f in &self.frames {
+            lines.push((
+                f.t_ms,
+                0,
+                format!("{:>9.3} {} {}", f.t_ms / 1e3, f.dir.arrow(), f.norm.text()),
+            ));
+        }
+        for c in &self.calls {
+            lines.push((
+                c.t_ms,
+                1,
+                format!(
+                    "{:>9.3}   {} = {}",
+                    c.t_ms / 1e3,
+                    c.record.display_call(),
+                    c.record.display_result()
+                ),
+            ));
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut out = String::new();
+        for (_, _, line) in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The SYNs the DUT sent (SYN without ACK).
+    pub fn dut_syns(&self) -> Vec<&TraceFrame> {
+        self.frames
+            .iter()
+            .filter(|f| {
+                f.dir == Dir::Out
+                    && matches!(&f.norm, NormFrame::Tcp { flags: b, .. } if b & flags::SYN != 0 && b & flags::ACK == 0)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{self, Segment};
+
+    const DUT: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn seg(from_dut: bool, seq: u32, ack: u32, bits: u16, id: u16, options: Vec<u8>) -> Vec<u8> {
+        let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        frame::tcp(&Segment {
+            src_mac: if from_dut { DUT } else { PEER },
+            dst_mac: if from_dut { PEER } else { DUT },
+            src_ip: if from_dut { a } else { b },
+            dst_ip: if from_dut { b } else { a },
+            ip_id: id,
+            sport: if from_dut { 40002 } else { 80 },
+            dport: if from_dut { 80 } else { 40002 },
+            seq,
+            ack,
+            flags: bits,
+            window: 64240,
+            options,
+            payload_len: 0,
+        })
+    }
+
+    fn ts(val: u32, ecr: u32) -> Vec<u8> {
+        let mut o = vec![1, 1, 8, 10];
+        o.extend(val.to_be_bytes());
+        o.extend(ecr.to_be_bytes());
+        o
+    }
+
+    #[test]
+    fn handshake_is_normalized_relative_to_isns_tsvals_and_ids() {
+        let captured = vec![
+            Captured {
+                t_ns: 5_000_000_000,
+                bytes: seg(true, 7777, 0, flags::SYN, 300, ts(900, 0)),
+            },
+            Captured {
+                t_ns: 5_001_000_000,
+                bytes: seg(false, 1000, 7778, flags::SYN | flags::ACK, 1, ts(50, 900)),
+            },
+            Captured {
+                t_ns: 5_001_500_000,
+                bytes: seg(true, 7778, 1001, flags::ACK, 301, ts(901, 50)),
+            },
+            Captured {
+                t_ns: 5_002_000_000,
+                bytes: seg(true, 7778, 0, flags::RST, 0, vec![]),
+            },
+        ];
+        let trace = build(&captured, &[], DUT);
+        assert_eq!(trace.origin_ns, 5_000_000_000);
+        assert_eq!(trace.raw.dut_isn, Some(7777));
+        assert_eq!(trace.raw.dut_port, Some(40002));
+        let lines: Vec<String> = trace.frames.iter().map(|f| f.norm.text()).collect();
+        assert!(
+            lines[0].starts_with("S 0:0(0) win 64240 <nop,nop,TS val 0 ecr 0>"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains(":$port > 198.18.0.2:80 ttl 64 id +0 DF"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("S. 0:0(0) ack 1 win 64240 <nop,nop,TS val 0 ecr 0>"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with(". 1:1(0) ack 1 win 64240 <nop,nop,TS val 1 ecr 0>"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[2].contains("id +1"), "{}", lines[2]);
+        assert!(
+            lines[3].contains("id 0"),
+            "a zero IP ID stays absolute: {}",
+            lines[3]
+        );
+        assert_eq!(trace.frames[1].t_ms, 1.0);
+        let labels: Vec<String> = trace.frames.iter().map(|f| f.label()).collect();
+        assert_eq!(labels, ["> S", "< S.", "> .", "> R"]);
+        assert_eq!(trace.dut_syns().len(), 1);
+    }
+
+    #[test]
+    fn flags_print_in_tcpdump_order() {
+        assert_eq!(flags_text(flags::SYN | flags::ECE | flags::CWR), "SEW");
+        assert_eq!(flags_text(flags::SYN | flags::ACK), "S.");
+        assert_eq!(flags_text(flags::FIN | flags::ACK | flags::PSH), "FP.");
+    }
+}
