@@ -1,1 +1,32 @@
 //! tcptwin-stack: a sans-IO TCP/IP stack whose active open mirrors Linux 6.18.
+//!
+//! The core ([`Stack`]) makes no system call and reads no clock: time comes in
+//! as an [`Instant`] argument, received Ethernet frames come in through
+//! [`Stack::handle_frame`], and frames to send and timer deadlines come out of
+//! [`Stack::poll_transmit`] and [`Stack::poll_timeout`]. The [`driver`] module
+//! (not part of the core) attaches a stack to an AF_PACKET socket with tokio timers.
+//!
+//! Modules, each mirroring a part of Linux:
+//!
+//! | module | mirrors |
+//! | --- | --- |
+//! | [`wire`] | packet formats |
+//! | [`neigh`] | `neigh_*`, `arp_*` |
+//! | [`route`] | `ip_route_connect`, `fib_lookup`, `ipv4_default_advmss` |
+//! | [`ports`] | `__inet_hash_connect`, `inet_csk_get_port` |
+//! | [`tcp`] | `tcp_v4_connect`, `tcp_connect`, `tcp_retransmit_timer`, `tcp_rcv_synsent_state_process`, `tcp_v4_err` |
+//! | [`socket`] | `__inet_stream_connect`, `sock_setsockopt`, `do_tcp_setsockopt`, `tcp_poll` |
+//! | [`config`] | the sysctls |
+//!
+//! The kernel source (Linux 6.18) is the specification; `KERNEL-CONNECT.md`
+//! summarises it, and doc comments cite the function each piece mirrors.
+
+pub mod config;
+pub mod errno;
+pub mod rand;
+pub mod time;
+pub mod wire;
+
+pub use config::Config;
+pub use errno::Errno;
+pub use time::Instant;
