@@ -677,7 +677,13 @@ pub struct CallExpect {
     /// When the call returned, in ms since the DUT's first frame.
     #[serde(default)]
     pub at_ms: Option<f64>,
-    /// Allowed lateness; by default the timer-wheel granularity at that delay, plus a jiffy.
+    /// The kernel timers, in order, whose expiries end the call (e.g. `[1000, 2000, 4000]`
+    /// for three SYN timeouts). Each fires up to one wheel granularity late and the next is
+    /// armed from the late firing, so lateness adds up: the nominal time is their sum (unless
+    /// `at_ms` says otherwise) and the tolerance the sum of their granularities plus a jiffy.
+    #[serde(default)]
+    pub timer_chain_ms: Option<Vec<f64>>,
+    /// Allowed lateness, overriding the derived one; say why in the case's description.
     #[serde(default)]
     pub tolerance_ms: Option<f64>,
 }

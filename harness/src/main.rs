@@ -52,6 +52,9 @@ struct RunArgs {
     /// Cases run at once (they mostly wait on kernel timers).
     #[arg(long, short, default_value_t = 16)]
     jobs: usize,
+    /// Write every result (trace, calls, checks) as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
     /// Print the trace of passing cases too.
     #[arg(long, short)]
     verbose: bool,
@@ -134,6 +137,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some(path) = &args.json {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &results)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let tally = report::tally(&results);
     println!("{}", report::summary(tally));

@@ -113,6 +113,8 @@ struct Conn {
     /// The DUT's latest TSval, echoed in the peer's segments.
     ts_recent: u32,
     established: bool,
+    /// The peer has sent its FIN (its own or in answer to the DUT's).
+    fin_sent: bool,
 }
 
 /// Something to do at a given time.
@@ -285,9 +287,14 @@ impl PeerState {
             return;
         }
         conn.rcv_nxt = conn.rcv_nxt.wrapping_add(consumed);
+        let fin_sent = conn.fin_sent;
         if fin {
             match self.script.on_fin {
-                FinReply::AckFin => self.send_segment(flags::FIN | flags::ACK, 0),
+                FinReply::AckFin if !fin_sent => {
+                    self.conn.as_mut().expect("checked above").fin_sent = true;
+                    self.send_segment(flags::FIN | flags::ACK, 0)
+                }
+                FinReply::AckFin => self.send_segment(flags::ACK, 0),
                 FinReply::Ack => self.send_segment(flags::ACK, 0),
                 FinReply::Ignore => {}
             }
@@ -324,8 +331,11 @@ impl PeerState {
             SynReaction::Drop => {}
             SynReaction::Rst(rst) => {
                 let ack = syn.seq.wrapping_add(1).wrapping_add(rst.ack_delta as u32);
+                // The peer's ISN as seq, so the RST reads `R 0:0(0)` once normalized; Linux
+                // does not check a RST's seq in SYN-SENT (tcp_rcv_synsent_state_process).
                 let seg = Segment {
                     ip_id: self.next_id(),
+                    seq: self.script.isn,
                     flags: if rst.no_ack {
                         flags::RST
                     } else {
@@ -437,6 +447,7 @@ impl PeerState {
             timestamps,
             ts_recent: syn_ts.unwrap_or(0),
             established: false,
+            fin_sent: spec.fin,
         });
         Segment {
             ip_id: self.next_id(),
@@ -453,7 +464,15 @@ impl PeerState {
     fn act(&mut self, action: PeerAction) {
         match action {
             PeerAction::Send(n) => self.send_segment(flags::PSH | flags::ACK, n.0 as usize),
-            PeerAction::Fin => self.send_segment(flags::FIN | flags::ACK, 0),
+            PeerAction::Fin => {
+                if let Some(conn) = self.conn.as_mut() {
+                    if conn.fin_sent {
+                        return;
+                    }
+                    conn.fin_sent = true;
+                }
+                self.send_segment(flags::FIN | flags::ACK, 0)
+            }
             PeerAction::Rst => self.send_segment(flags::RST | flags::ACK, 0),
             PeerAction::WaitMs(_) => {}
         }

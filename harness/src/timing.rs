@@ -36,6 +36,12 @@ pub fn tolerance_ms(delay_ms: f64) -> f64 {
     granularity_ms(delay_ms) + JIFFY_MS
 }
 
+/// The tolerance for the end of a chain of timers, each armed when the one before fired:
+/// every one may be late by its granularity, so the lateness adds up (one jiffy of noise once).
+pub fn chain_tolerance_ms(chain_ms: &[f64]) -> f64 {
+    chain_ms.iter().map(|d| granularity_ms(*d)).sum::<f64>() + JIFFY_MS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +57,12 @@ mod tests {
         assert_eq!(granularity_ms(8000.0), 256.0);
         assert_eq!(granularity_ms(32000.0), 2048.0);
         assert_eq!(granularity_ms(64000.0), 2048.0);
+    }
+
+    #[test]
+    fn chained_timers_add_their_granularities() {
+        // 1 s, 2 s, 4 s SYN timeouts: 32 + 32 + 256 ms, plus a jiffy.
+        assert_eq!(chain_tolerance_ms(&[1000.0, 2000.0, 4000.0]), 324.0);
     }
 
     #[test]
