@@ -30,3 +30,6 @@ pub mod wire;
 pub use config::Config;
 pub use errno::Errno;
 pub use time::Instant;
+pub mod neigh;
+pub mod ports;
+pub mod route;

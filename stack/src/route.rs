@@ -1,0 +1,372 @@
+//! Routing: the FIB lookup, source address selection and path MTU/advmss
+//! that `tcp_v4_connect` gets from `ip_route_connect`.
+
+use crate::errno::Errno;
+use crate::wire::EthernetAddress;
+use std::net::Ipv4Addr;
+
+/// The one Ethernet interface the stack owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    /// Its MAC address.
+    pub mac: EthernetAddress,
+    /// Its IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Prefix length of the connected subnet.
+    pub prefix_len: u8,
+    /// Device MTU.
+    pub mtu: u32,
+}
+
+impl Interface {
+    /// The connected subnet's broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        let m = mask(self.prefix_len);
+        Ipv4Addr::from(u32::from(self.addr) | !m)
+    }
+    /// Whether `a` is in the connected subnet.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let m = mask(self.prefix_len);
+        u32::from(a) & m == u32::from(self.addr) & m
+    }
+}
+
+fn mask(prefix_len: u8) -> u32 {
+    if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix_len.min(32) as u32)
+    }
+}
+
+/// Route types (`RTN_*`) and the errno `fib_props[]` gives each when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteKind {
+    /// `RTN_UNICAST`: forward.
+    #[default]
+    Unicast,
+    /// `RTN_UNREACHABLE` → EHOSTUNREACH.
+    Unreachable,
+    /// `RTN_PROHIBIT` → EACCES.
+    Prohibit,
+    /// `RTN_BLACKHOLE` → EINVAL.
+    Blackhole,
+    /// `RTN_THROW` → ENETUNREACH (there is no later table).
+    Throw,
+}
+
+/// A static route (`ip route add …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix.
+    pub dst: Ipv4Addr,
+    /// Prefix length.
+    pub prefix_len: u8,
+    /// Route type.
+    pub kind: RouteKind,
+    /// `via`: next hop, which must be on the connected subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// `src` (prefsrc).
+    pub src: Option<Ipv4Addr>,
+    /// `mtu` metric.
+    pub mtu: Option<u32>,
+    /// `advmss` metric.
+    pub advmss: Option<u32>,
+    /// `hoplimit` metric (TTL).
+    pub hoplimit: Option<u8>,
+    /// `window` metric (`RTAX_WINDOW`, an initial window clamp).
+    pub window: Option<u32>,
+    /// `initrwnd` metric (segments).
+    pub initrwnd: Option<u32>,
+    /// `features ecn`.
+    pub ecn: bool,
+}
+
+impl Route {
+    /// A unicast route to `dst/prefix_len` via `gateway` (None: on-link).
+    pub fn new(dst: Ipv4Addr, prefix_len: u8, gateway: Option<Ipv4Addr>) -> Self {
+        Route {
+            dst,
+            prefix_len,
+            kind: RouteKind::Unicast,
+            gateway,
+            src: None,
+            mtu: None,
+            advmss: None,
+            hoplimit: None,
+            window: None,
+            initrwnd: None,
+            ecn: false,
+        }
+    }
+    /// The default route via `gateway`.
+    pub fn default_via(gateway: Ipv4Addr) -> Self {
+        Route::new(Ipv4Addr::UNSPECIFIED, 0, Some(gateway))
+    }
+    fn matches(&self, a: Ipv4Addr) -> bool {
+        let m = mask(self.prefix_len);
+        u32::from(a) & m == u32::from(self.dst) & m
+    }
+}
+
+/// What a successful lookup gives `tcp_v4_connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteResult {
+    /// The destination after `0.0.0.0` rewriting.
+    pub dst: Ipv4Addr,
+    /// The chosen source address.
+    pub src: Ipv4Addr,
+    /// Where frames go: the gateway, or the destination itself; `None` for `lo`.
+    pub next_hop: Option<Ipv4Addr>,
+    /// Path MTU (`dst_mtu`).
+    pub mtu: u32,
+    /// `dst_metric_advmss`.
+    pub advmss: u32,
+    /// `hoplimit` metric.
+    pub hoplimit: Option<u8>,
+    /// `window` metric.
+    pub window: Option<u32>,
+    /// `initrwnd` metric.
+    pub initrwnd: Option<u32>,
+    /// `features ecn`.
+    pub ecn: bool,
+}
+
+/// MTU of `lo`.
+pub const LOOPBACK_MTU: u32 = 65536;
+
+/// `ipv4_default_advmss` (net/ipv4/route.c): `min(max(mtu − 40, ip_rt_min_advmss = 256), 65535 − 40)`.
+pub fn default_advmss(mtu: u32) -> u32 {
+    mtu.saturating_sub(40).max(256).min(65535 - 40)
+}
+
+/// The routing table: the interface's connected route, its local/broadcast
+/// entries, `lo`, and static routes.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    iface: Interface,
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// A table for `iface` plus `routes`.
+    pub fn new(iface: Interface, routes: Vec<Route>) -> Self {
+        RouteTable { iface, routes }
+    }
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+    /// The static routes.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+    /// Whether `a` is one of ours (`inet_addr_type == RTN_LOCAL`).
+    pub fn is_local(&self, a: Ipv4Addr) -> bool {
+        a == self.iface.addr || a.is_loopback()
+    }
+    /// Longest-prefix lookup of a static route, with the connected route as a /prefix_len candidate.
+    fn fib_lookup(&self, dst: Ipv4Addr) -> Option<Route> {
+        let connected = Route {
+            src: Some(self.iface.addr),
+            ..Route::new(self.iface.addr, self.iface.prefix_len, None)
+        };
+        let mut best: Option<Route> = if connected.matches(dst) {
+            Some(connected)
+        } else {
+            None
+        };
+        for r in &self.routes {
+            if r.matches(dst) && best.is_none_or(|b| r.prefix_len > b.prefix_len) {
+                best = Some(*r);
+            }
+        }
+        best
+    }
+
+    /// Mirrors `ip_route_connect` → `ip_route_output_key_hash_rcu` /
+    /// `__mkroute_output` (net/ipv4/route.c) for the cases a connect hits:
+    ///
+    /// * `0.0.0.0` → the bound source, or 127.0.0.1 via `lo`;
+    /// * local and 127/8 destinations → `lo` (MTU 65536);
+    /// * a bound source that is multicast/broadcast → EINVAL, not local → ENETUNREACH;
+    /// * multicast, limited and subnet broadcast destinations → `RTCF_MULTICAST`/
+    ///   `RTCF_BROADCAST`, which `tcp_v4_connect` turns into ENETUNREACH;
+    /// * no matching route → ENETUNREACH; route types per `fib_props[]`.
+    pub fn lookup(&self, dst: Ipv4Addr, bound_src: Option<Ipv4Addr>) -> Result<RouteResult, Errno> {
+        if let Some(s) = bound_src {
+            if s.is_multicast() || s.is_broadcast() {
+                return Err(Errno::EINVAL);
+            }
+            if !self.is_local(s) {
+                return Err(Errno::ENETUNREACH);
+            }
+        }
+        let mut dst = dst;
+        if dst.is_unspecified() {
+            dst = bound_src.unwrap_or(Ipv4Addr::LOCALHOST);
+        }
+        if self.is_local(dst) {
+            let src = bound_src.unwrap_or(if dst.is_loopback() {
+                Ipv4Addr::LOCALHOST
+            } else {
+                dst
+            });
+            return Ok(RouteResult {
+                dst,
+                src,
+                next_hop: None,
+                mtu: LOOPBACK_MTU,
+                advmss: default_advmss(LOOPBACK_MTU),
+                hoplimit: None,
+                window: None,
+                initrwnd: None,
+                ecn: false,
+            });
+        }
+        if dst.is_multicast() || dst.is_broadcast() || dst == self.iface.broadcast() {
+            return Err(Errno::ENETUNREACH);
+        }
+        let r = self.fib_lookup(dst).ok_or(Errno::ENETUNREACH)?;
+        match r.kind {
+            RouteKind::Unicast => {}
+            RouteKind::Unreachable => return Err(Errno::EHOSTUNREACH),
+            RouteKind::Prohibit => return Err(Errno::EACCES),
+            RouteKind::Blackhole => return Err(Errno::EINVAL),
+            RouteKind::Throw => return Err(Errno::ENETUNREACH),
+        }
+        // A gateway or on-link destination must be reachable through the interface.
+        let next_hop = r.gateway.unwrap_or(dst);
+        if r.gateway.is_some() && !self.iface.contains(next_hop) {
+            return Err(Errno::ENETUNREACH);
+        }
+        let mtu = r.mtu.unwrap_or(self.iface.mtu).min(self.iface.mtu);
+        Ok(RouteResult {
+            dst,
+            src: bound_src.or(r.src).unwrap_or(self.iface.addr),
+            next_hop: Some(next_hop),
+            mtu,
+            advmss: r.advmss.unwrap_or_else(|| default_advmss(mtu)),
+            hoplimit: r.hoplimit,
+            window: r.window,
+            initrwnd: r.initrwnd,
+            ecn: r.ecn,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        let iface = Interface {
+            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            addr: Ipv4Addr::new(10, 199, 0, 1),
+            prefix_len: 24,
+            mtu: 1500,
+        };
+        let mut jumbo = Route::new(
+            Ipv4Addr::new(192, 0, 2, 0),
+            24,
+            Some(Ipv4Addr::new(10, 199, 0, 254)),
+        );
+        jumbo.mtu = Some(1280);
+        let mut adv = Route::new(
+            Ipv4Addr::new(198, 51, 100, 0),
+            24,
+            Some(Ipv4Addr::new(10, 199, 0, 254)),
+        );
+        adv.advmss = Some(1000);
+        let un = Route {
+            kind: RouteKind::Unreachable,
+            ..Route::new(Ipv4Addr::new(203, 0, 113, 1), 32, None)
+        };
+        let pr = Route {
+            kind: RouteKind::Prohibit,
+            ..Route::new(Ipv4Addr::new(203, 0, 113, 2), 32, None)
+        };
+        let bh = Route {
+            kind: RouteKind::Blackhole,
+            ..Route::new(Ipv4Addr::new(203, 0, 113, 3), 32, None)
+        };
+        RouteTable::new(iface, vec![jumbo, adv, un, pr, bh])
+    }
+
+    #[test]
+    fn connected_and_static() {
+        let t = table();
+        let r = t.lookup(Ipv4Addr::new(10, 199, 0, 2), None).unwrap();
+        assert_eq!(
+            (r.src, r.next_hop, r.mtu, r.advmss),
+            (
+                Ipv4Addr::new(10, 199, 0, 1),
+                Some(Ipv4Addr::new(10, 199, 0, 2)),
+                1500,
+                1460
+            )
+        );
+        let r = t.lookup(Ipv4Addr::new(192, 0, 2, 7), None).unwrap();
+        assert_eq!(
+            (r.next_hop, r.advmss),
+            (Some(Ipv4Addr::new(10, 199, 0, 254)), 1240)
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(198, 51, 100, 1), None)
+                .unwrap()
+                .advmss,
+            1000
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let t = table();
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(8, 8, 8, 8), None),
+            Err(Errno::ENETUNREACH)
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(224, 0, 0, 1), None),
+            Err(Errno::ENETUNREACH)
+        );
+        assert_eq!(t.lookup(Ipv4Addr::BROADCAST, None), Err(Errno::ENETUNREACH));
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(10, 199, 0, 255), None),
+            Err(Errno::ENETUNREACH)
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(203, 0, 113, 1), None),
+            Err(Errno::EHOSTUNREACH)
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(203, 0, 113, 2), None),
+            Err(Errno::EACCES)
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(203, 0, 113, 3), None),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            t.lookup(
+                Ipv4Addr::new(10, 199, 0, 2),
+                Some(Ipv4Addr::new(10, 1, 1, 1))
+            ),
+            Err(Errno::ENETUNREACH)
+        );
+    }
+
+    #[test]
+    fn zero_and_loopback() {
+        let t = table();
+        let r = t.lookup(Ipv4Addr::UNSPECIFIED, None).unwrap();
+        assert_eq!(
+            (r.dst, r.src, r.next_hop, r.advmss),
+            (Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, None, 65495)
+        );
+        let r = t
+            .lookup(Ipv4Addr::UNSPECIFIED, Some(Ipv4Addr::new(10, 199, 0, 1)))
+            .unwrap();
+        assert_eq!(r.dst, Ipv4Addr::new(10, 199, 0, 1));
+    }
+}
