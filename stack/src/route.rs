@@ -137,7 +137,7 @@ pub const LOOPBACK_MTU: u32 = 65536;
 
 /// `ipv4_default_advmss` (net/ipv4/route.c): `min(max(mtu − 40, ip_rt_min_advmss = 256), 65535 − 40)`.
 pub fn default_advmss(mtu: u32) -> u32 {
-    mtu.saturating_sub(40).max(256).min(65535 - 40)
+    mtu.saturating_sub(40).clamp(256, 65535 - 40)
 }
 
 /// The routing table: the interface's connected route, its local/broadcast
