@@ -24,11 +24,13 @@ pub enum CaseError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {message}")]
+    #[error("{path}:{line}:{column}: field `{field}`: {message}")]
     Parse {
         path: PathBuf,
         line: u64,
         column: u64,
+        /// The field's path in the case, like `steps[2].connect.port`.
+        field: String,
         message: String,
     },
     #[error("{path}: {field}: {message}")]
@@ -358,7 +360,7 @@ impl TryFrom<String> for HexBytes {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
         let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!("{text:?} is not hex bytes like \"01 03 03 07\""));
         }
         let bytes = (0..digits.len())
@@ -772,7 +774,14 @@ pub fn load(path: &Path) -> Result<Case, CaseError> {
 
 /// Parses and checks case text; `path` names it in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Case, CaseError> {
-    let case: Case = serde_saphyr::from_str(text).map_err(|e| {
+    let mut field = String::from("(document)");
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            field = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    let case: Case = parsed.map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -781,11 +790,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Case, CaseError> {
             path: path.to_path_buf(),
             line,
             column,
-            message: e.to_string(),
+            field: field.clone(),
+            message: tidy_message(&e.to_string(), line, column, path),
         }
     })?;
     check(path, &case)?;
     Ok(case)
+}
+
+/// serde-saphyr's message repeats the location we already print, and calls the file
+/// `<input>` in its snippet; name the file instead.
+fn tidy_message(message: &str, line: u64, column: u64, path: &Path) -> String {
+    let prefix = format!("error: line {line} column {column}: ");
+    message
+        .strip_prefix(&prefix)
+        .unwrap_or(message)
+        .replace("<input>", &path.display().to_string())
 }
 
 /// Rules that span fields (each field's own range is checked by its type while parsing).
@@ -879,4 +899,113 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("cases/x.yaml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    const MINIMAL: &str = "name: x\nsteps:\n  - connect: {}\n";
+
+    #[test]
+    fn a_minimal_case_gets_the_documented_defaults() {
+        let case = parse(Path::new("x.yaml"), MINIMAL).unwrap();
+        assert_eq!(case.topology.mtu, Mtu(1500));
+        assert_eq!(case.topology.peer, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(case.peer.then, SynReaction::Drop);
+        assert_eq!(
+            case.steps,
+            vec![Step::Connect(ConnectStep {
+                addr: None,
+                port: 80,
+                family: Family::Inet,
+                addrlen: None
+            })]
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_column_and_field() {
+        let e =
+            err("name: x\nsteps:\n  - connect: {}\npeer:\n  syn:\n    - synack: { windw: 5 }\n");
+        assert!(
+            e.starts_with("cases/x.yaml:6:17: field `peer.syn[0].synack.windw`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `windw`"), "{e}");
+        assert!(
+            e.contains("--> cases/x.yaml:6:17"),
+            "the snippet names the file: {e}"
+        );
+    }
+
+    #[test]
+    fn an_impossible_value_is_refused_where_it_stands() {
+        let e = err("name: x\ntopology:\n  mtu: 10\nsteps:\n  - close\n");
+        assert!(
+            e.starts_with("cases/x.yaml:3:8: field `topology.mtu`"),
+            "{e}"
+        );
+        assert!(e.contains("MTU 10 is outside 68..=65535"), "{e}");
+        let e = err("name: x\nsteps:\n  - connect: { port: 70000 }\n");
+        assert!(
+            e.starts_with("cases/x.yaml:3:22: field `steps[0].connect.port`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_an_error_not_a_silent_override() {
+        let e = err("name: x\nname: y\nsteps:\n  - close\n");
+        assert!(
+            e.contains(":2:1:") && e.contains("duplicate mapping key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_bad_syntax_are_located() {
+        let e = err("name: x\nsteps:\n  - setsockopt: { TCP_MAXSEG: abc }\n");
+        assert!(
+            e.starts_with("cases/x.yaml:3:31: field `steps[0].setsockopt.TCP_MAXSEG`"),
+            "{e}"
+        );
+        let e = err("name: x\nsteps: [\n");
+        assert!(e.starts_with("cases/x.yaml:2:8:"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_rules_are_checked() {
+        assert!(err("name: a b\nsteps:\n  - close\n").contains("name"));
+        assert!(err("name: x\nsteps: []\n").contains("at least one step"));
+        let e = err("name: x\nsteps:\n  - close\nexpect:\n  calls:\n    - { call: connect, result: \"0\" }\n");
+        assert!(e.contains("expect.calls[0]"), "{e}");
+        assert!(
+            err("name: x\nsysctls:\n  kernel.panic: 1\nsteps:\n  - close\n")
+                .contains("not a dotted name under net.")
+        );
+    }
+
+    #[test]
+    fn every_committed_case_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
+        let files = discover(&[dir]).unwrap();
+        assert!(files.len() >= 25, "only {} cases", files.len());
+        for file in files {
+            load(&file).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_refused_or_accepted_without_panic(text in "\\PC{0,200}") {
+            let _ = parse(Path::new("fuzz.yaml"), &text);
+        }
+    }
 }

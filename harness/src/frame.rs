@@ -63,7 +63,7 @@ pub fn tcp(seg: &Segment) -> Vec<u8> {
     tcp.cwr = seg.flags & flags::CWR != 0;
     let mut options = seg.options.clone();
     options.truncate(40);
-    while options.len() % 4 != 0 {
+    while !options.len().is_multiple_of(4) {
         options.push(0);
     }
     tcp.set_options_raw(&options)

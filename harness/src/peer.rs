@@ -217,11 +217,13 @@ impl PeerState {
     fn handle(&mut self, bytes: &[u8]) {
         let frame = decode::decode(bytes);
         match &frame.body {
-            Body::Arp(arp) if arp.op == 1 && arp.target_ip == self.addrs.ip => {
-                if self.script.arp == ArpMode::Reply {
-                    let reply = frame::arp_reply(self.addrs.mac, self.addrs.ip, arp);
-                    self.schedule(Duration::ZERO, Job::Frame(reply));
-                }
+            Body::Arp(arp)
+                if arp.op == 1
+                    && arp.target_ip == self.addrs.ip
+                    && self.script.arp == ArpMode::Reply =>
+            {
+                let reply = frame::arp_reply(self.addrs.mac, self.addrs.ip, arp);
+                self.schedule(Duration::ZERO, Job::Frame(reply));
             }
             Body::Ipv4(ip) if frame.dst_mac == self.addrs.mac => {
                 if let L4::Tcp(tcp) = &ip.l4 {

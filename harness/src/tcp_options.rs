@@ -87,7 +87,7 @@ fn option(kind: u8, data: &[u8], whole: &[u8]) -> TcpOption {
         },
         3 if data.len() == 1 => TcpOption::Wscale { shift: data[0] },
         4 if data.is_empty() => TcpOption::SackPerm,
-        5 if !data.is_empty() && data.len() % 8 == 0 => TcpOption::Sack {
+        5 if !data.is_empty() && data.len().is_multiple_of(8) => TcpOption::Sack {
             blocks: data
                 .chunks(8)
                 .map(|c| (be32(&c[..4]), be32(&c[4..])))

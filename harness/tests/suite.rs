@@ -1,0 +1,69 @@
+//! The whole case suite against the kernel, alone in its own test binary so that no other
+//! test holds namespaces while this one checks that the run left none behind.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use tcptwin::case;
+use tcptwin::dut::KernelDut;
+use tcptwin::netlink::Netlink;
+use tcptwin::runner::{self, LoadedCase, Verdict};
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases")
+}
+
+/// The links of the namespace this test runs in, read over netlink.
+fn links_here() -> BTreeSet<String> {
+    Netlink::open()
+        .unwrap()
+        .link_names()
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Network namespaces this process holds descriptors to.
+fn netns_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("net:["))
+        .count()
+}
+
+#[test]
+fn every_case_passes_against_the_kernel_and_leaves_nothing_behind() {
+    let links_before = links_here();
+    let fds_before = netns_fds();
+    let files = case::discover(&[cases_dir()]).unwrap();
+    let cases: Vec<LoadedCase> = files
+        .into_iter()
+        .map(|path| LoadedCase {
+            case: case::load(&path).unwrap(),
+            path,
+        })
+        .collect();
+    assert!(cases.len() >= 25);
+    let results = runner::run_all(&cases, &KernelDut, None, 16, |_, _| {});
+    let failures: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| tcptwin::report::case_text(r, true))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Results come back in input order.
+    let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+    let expected: Vec<&str> = cases.iter().map(|c| c.case.name.as_str()).collect();
+    assert_eq!(names, expected);
+    assert_eq!(
+        links_here(),
+        links_before,
+        "the starting namespace's links changed"
+    );
+    assert_eq!(
+        netns_fds(),
+        fds_before,
+        "a namespace descriptor was left open"
+    );
+}
