@@ -33,3 +33,4 @@ pub use time::Instant;
 pub mod neigh;
 pub mod ports;
 pub mod route;
+pub mod tcp;

@@ -1,0 +1,1502 @@
+//! The TCP connection: one state enum, the SYN builder, SYN retransmission,
+//! SYN-SENT input, ICMP errors, and enough of ESTABLISHED for the scenarios.
+//!
+//! Mirrors, in Linux 6.18: `tcp_connect_init`/`tcp_connect`/`tcp_syn_options`
+//! (net/ipv4/tcp_output.c), `tcp_select_initial_window` (same file),
+//! `tcp_retransmit_timer`/`tcp_write_timeout`/`retransmits_timed_out`
+//! (net/ipv4/tcp_timer.c), `tcp_rcv_synsent_state_process`/`tcp_reset`
+//! (net/ipv4/tcp_input.c) and `tcp_v4_err` (net/ipv4/tcp_ipv4.c).
+
+use crate::config::Config;
+use crate::errno::Errno;
+use crate::time::{msecs_to_jiffies, timer_wheel_expiry, Instant, HZ, NANOS_PER_JIFFY};
+use crate::wire::{TcpFlags, TcpOption, TcpRepr};
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+/// `TCP_MSS_DEFAULT` (include/net/tcp.h): the send MSS ceiling until the SYN-ACK says otherwise.
+pub const TCP_MSS_DEFAULT: u32 = 536;
+/// `TCP_TIMEOUT_INIT` = 1 s, in jiffies.
+pub const TCP_TIMEOUT_INIT: u64 = HZ;
+/// `TCP_TIMEOUT_MIN` = 2 jiffies (8 ms at HZ=250).
+pub const TCP_TIMEOUT_MIN: u64 = 2;
+/// `TCP_TIMEOUT_FALLBACK` = 3 s: first data RTO when the handshake gave no RTT sample.
+pub const TCP_TIMEOUT_FALLBACK: u64 = 3 * HZ;
+/// `TCP_MAX_WSCALE`.
+pub const TCP_MAX_WSCALE: u8 = 14;
+/// `TCP_TIMEWAIT_LEN` = 60 s.
+pub const TCP_TIMEWAIT_LEN: u64 = 60 * HZ;
+/// `tcp_rto_min` = 200 ms.
+pub const TCP_RTO_MIN: u64 = HZ / 5;
+/// `tcp_retries2` default.
+pub const TCP_RETRIES2: u32 = 15;
+/// `TCP_INIT_CWND`.
+pub const TCP_INIT_CWND: u32 = 10;
+/// `TCP_DEFAULT_SCALING_RATIO` (1 << (TCP_RMEM_TO_WIN_SCALE - 1)): half of the buffer is window.
+pub const TCP_DEFAULT_SCALING_RATIO: u32 = 128;
+
+/// Connection states (`TCP_*` in include/net/tcp_states.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// `TCP_CLOSE`
+    Closed,
+    /// `TCP_SYN_SENT`
+    SynSent,
+    /// `TCP_SYN_RECV` (simultaneous open)
+    SynRecv,
+    /// `TCP_ESTABLISHED`
+    Established,
+    /// `TCP_FIN_WAIT1`
+    FinWait1,
+    /// `TCP_FIN_WAIT2`
+    FinWait2,
+    /// `TCP_CLOSE_WAIT`
+    CloseWait,
+    /// `TCP_CLOSING`
+    Closing,
+    /// `TCP_LAST_ACK`
+    LastAck,
+    /// `TCP_TIME_WAIT`
+    TimeWait,
+}
+
+impl State {
+    /// Every transition the stack makes, in one place. Anything else is a bug.
+    pub fn can_transition(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (_, Closed)
+                | (Closed, SynSent)
+                | (SynSent, SynRecv | Established)
+                | (SynRecv, Established)
+                | (Established, FinWait1 | CloseWait)
+                | (FinWait1, FinWait2 | Closing | TimeWait)
+                | (FinWait2, TimeWait)
+                | (CloseWait, LastAck)
+                | (Closing, TimeWait)
+        )
+    }
+    /// Whether a SYN has been sent and not yet answered (`TCPF_SYN_SENT | TCPF_SYN_RECV`).
+    pub fn is_connecting(self) -> bool {
+        matches!(self, State::SynSent | State::SynRecv)
+    }
+    /// Whether the connection is synchronized.
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::SynSent)
+    }
+}
+
+/// `sk_shutdown` bits.
+pub const RCV_SHUTDOWN: u8 = 1;
+/// `sk_shutdown` bits.
+pub const SEND_SHUTDOWN: u8 = 2;
+
+/// Socket options that shape the connection (set by `setsockopt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpParams {
+    /// `TCP_MAXSEG` (`rx_opt.user_mss`), 0 = unset.
+    pub user_mss: u32,
+    /// `TCP_SYNCNT` (`icsk_syn_retries`), 0 = use the sysctl.
+    pub syn_retries: u32,
+    /// `TCP_USER_TIMEOUT` in ms, 0 = unset.
+    pub user_timeout_ms: u32,
+    /// `icsk_rto_max` in ms (from `tcp_rto_max_ms` at socket creation, or `TCP_RTO_MAX_MS`).
+    pub rto_max_ms: u32,
+    /// `TCP_FASTOPEN_CONNECT`.
+    pub fastopen_connect: bool,
+    /// `sk_rcvbuf` if `SO_RCVBUF` locked it.
+    pub rcvbuf_locked: Option<u32>,
+    /// `TCP_WINDOW_CLAMP`, 0 = unset.
+    pub window_clamp: u32,
+}
+
+/// What the connection puts on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A segment of this connection (its IP ID, TTL, TOS and options).
+    Segment {
+        /// The segment.
+        repr: TcpRepr,
+        /// ECT(0) in the IP header (data segments once ECN is negotiated).
+        ect: bool,
+    },
+    /// A RST from the control socket (`tcp_v4_send_reset`): IP ID 0, TTL default,
+    /// TOS of the segment it answers without ECN bits.
+    ControlReset {
+        /// The RST.
+        repr: TcpRepr,
+        /// The TOS of the offending segment.
+        tos: u8,
+    },
+}
+
+/// What connect needs from the route and the stack's secrets.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectInit {
+    /// Local address and port.
+    pub local: SocketAddrV4,
+    /// Remote address and port.
+    pub remote: SocketAddrV4,
+    /// `secure_tcp_seq` for this 4-tuple and `now` (used only if no ISN is carried over).
+    pub isn: u32,
+    /// `secure_tcp_ts_off` (0 unless `tcp_timestamps == 1`).
+    pub ts_offset: u32,
+    /// Path MTU.
+    pub mtu: u32,
+    /// Route advmss (`dst_metric_advmss`).
+    pub route_advmss: u32,
+    /// Route `window` metric.
+    pub route_window: Option<u32>,
+    /// Route `initrwnd` metric.
+    pub route_initrwnd: Option<u32>,
+    /// Route `features ecn`.
+    pub route_ecn: bool,
+    /// IP options length (`icsk_ext_hdr_len`).
+    pub ext_hdr_len: u32,
+}
+
+/// One TCP connection (`struct tcp_sock` as far as an active open needs it).
+#[derive(Debug, Clone)]
+pub struct Tcb {
+    state: State,
+    /// Local address and port.
+    pub local: SocketAddrV4,
+    /// Remote address and port.
+    pub remote: SocketAddrV4,
+    /// Options from the socket.
+    pub params: TcpParams,
+
+    /// `write_seq`: the ISN source across disconnects (0 = draw a fresh one).
+    pub write_seq: u32,
+    /// Initial send sequence number.
+    pub iss: u32,
+    /// `snd_una`.
+    pub snd_una: u32,
+    /// `snd_nxt`.
+    pub snd_nxt: u32,
+    /// Peer window in bytes (scaled).
+    pub snd_wnd: u32,
+    /// `max_window`.
+    pub max_window: u32,
+    /// `rx_opt.snd_wscale`.
+    pub snd_wscale: u8,
+    /// Peer ISN.
+    pub irs: u32,
+    /// `rcv_nxt`.
+    pub rcv_nxt: u32,
+    /// `rcv_wnd` as offered on the SYN.
+    pub rcv_wnd: u32,
+    /// `rx_opt.rcv_wscale`.
+    pub rcv_wscale: u8,
+    /// `window_clamp`.
+    pub window_clamp: u32,
+
+    /// `advmss`.
+    pub advmss: u32,
+    /// `rx_opt.mss_clamp`.
+    pub mss_clamp: u32,
+    /// `mss_cache`: the send MSS (without TS).
+    pub mss_cache: u32,
+    /// Path MTU.
+    pub pmtu: u32,
+    /// `icsk_ext_hdr_len` (IP options).
+    pub ext_hdr_len: u32,
+    /// Timestamps in use (our SYN offers them; `tstamp_ok` after the SYN-ACK).
+    pub tstamp_ok: bool,
+    /// SACK in use.
+    pub sack_ok: bool,
+    /// Window scaling in use.
+    pub wscale_ok: bool,
+    /// `rx_opt.ts_recent`.
+    pub ts_recent: u32,
+    /// `tsoffset`.
+    pub ts_offset: u32,
+    /// The SYN asked for ECN (ECE|CWR on the first SYN).
+    pub ecn_requested: bool,
+    /// ECN negotiated.
+    pub ecn_ok: bool,
+    /// The SYN carries the TFO cookie request (first transmission only).
+    pub tfo_request: bool,
+    syn_offer_ts: bool,
+    syn_offer_sack: bool,
+    syn_offer_ws: bool,
+    syn_ecn_flags: bool,
+    pmtu_reduced: bool,
+
+    /// `retrans_stamp` in ms (first SYN).
+    pub retrans_stamp_ms: u32,
+    first_syn_at: Instant,
+    /// `icsk_rto` in jiffies.
+    pub rto: u64,
+    /// `icsk_retransmits`.
+    pub retransmits: u32,
+    /// `total_rto`.
+    pub total_rto: u32,
+    /// `total_retrans` (retransmissions that reached the wire).
+    pub total_retrans: u32,
+    /// `icsk_backoff`.
+    pub backoff: u32,
+    rtx_timer: Option<Instant>,
+    timewait_timer: Option<Instant>,
+    /// `snd_cwnd` in segments.
+    pub cwnd: u32,
+
+    /// `sk_err`.
+    pub sk_err: Option<Errno>,
+    /// `sk_err_soft`.
+    pub sk_err_soft: Option<Errno>,
+    /// `sk_shutdown`.
+    pub shutdown: u8,
+    /// IP ID of the next packet (`inet_id`).
+    pub ip_id: u16,
+
+    send_buf: VecDeque<u8>,
+    recv_buf: VecDeque<u8>,
+    fin_queued: bool,
+    fin_sent: bool,
+}
+
+/// The result of [`select_initial_window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitialWindow {
+    /// `rcv_wnd`.
+    pub rcv_wnd: u32,
+    /// `rcv_wscale`.
+    pub rcv_wscale: u8,
+    /// `window_clamp` after the call.
+    pub window_clamp: u32,
+}
+
+/// Mirrors `tcp_select_initial_window` (net/ipv4/tcp_output.c).
+///
+/// `space` is `tcp_full_space(sk)`, `mss` the advertised MSS (minus 12 with a
+/// recent timestamp). A zero `window_clamp` means `65535 << 14`.
+#[allow(clippy::too_many_arguments)]
+pub fn select_initial_window(
+    cfg: &Config,
+    space: u32,
+    mss: u32,
+    window_clamp: u32,
+    wscale_ok: bool,
+    init_rcv_wnd: u32,
+) -> InitialWindow {
+    let mut window_clamp = if window_clamp == 0 {
+        65535u32 << TCP_MAX_WSCALE
+    } else {
+        window_clamp
+    };
+    let mut space = space.min(window_clamp);
+    if space > mss {
+        space = space / mss * mss;
+    }
+    let mut rcv_wnd = if cfg.tcp_workaround_signed_windows {
+        space.min(32767)
+    } else {
+        space
+    };
+    if init_rcv_wnd != 0 {
+        rcv_wnd = rcv_wnd.min(init_rcv_wnd * mss);
+    }
+    let mut rcv_wscale = 0u8;
+    if wscale_ok {
+        let s = space
+            .max(cfg.tcp_rmem[2])
+            .max(cfg.rmem_max)
+            .min(window_clamp);
+        let ilog = 31 - s.max(1).leading_zeros() as i32;
+        rcv_wscale = (ilog - 15).clamp(0, TCP_MAX_WSCALE as i32) as u8;
+    }
+    window_clamp = window_clamp.min(65535u32 << rcv_wscale);
+    InitialWindow {
+        rcv_wnd,
+        rcv_wscale,
+        window_clamp,
+    }
+}
+
+/// `tcp_full_space`: `sk_rcvbuf * scaling_ratio >> 8` with the initial ratio (half).
+pub fn full_space(rcvbuf: u32) -> u32 {
+    ((rcvbuf as u64 * TCP_DEFAULT_SCALING_RATIO as u64) >> 8) as u32
+}
+
+/// Mirrors `tcp_model_timeout` (net/ipv4/tcp_timer.c), in ms: the time the
+/// exponential schedule takes to reach `boundary` retransmissions.
+pub fn model_timeout_ms(boundary: u32, rto_base_ms: u64, rto_max_ms: u64) -> u64 {
+    let thresh = (rto_max_ms / rto_base_ms).max(1).ilog2();
+    if boundary <= thresh {
+        ((2u64 << boundary) - 1) * rto_base_ms
+    } else {
+        ((2u64 << thresh) - 1) * rto_base_ms + (boundary - thresh) as u64 * rto_max_ms
+    }
+}
+
+/// Mirrors `icmp_err_convert[]` (net/ipv4/icmp.c) plus the filtering in
+/// `icmp_unreach`/`tcp_v4_err` for a socket in SYN-SENT: `Some(Ok(errno))`
+/// aborts, `Some(Err(mtu))` is FRAG_NEEDED, `None` is ignored.
+pub fn icmp_error(icmp_type: u8, code: u8, mtu: u16) -> Option<Result<Errno, u16>> {
+    use crate::wire::icmp::types::*;
+    match icmp_type {
+        DEST_UNREACH => Some(Ok(match code {
+            0 | 6 | 9 | 11 => Errno::ENETUNREACH,
+            1 | 10 | 12 | 13 | 14 | 15 => Errno::EHOSTUNREACH,
+            2 => Errno::ENOPROTOOPT,
+            3 => Errno::ECONNREFUSED,
+            4 => return Some(Err(mtu)),
+            5 => Errno::EOPNOTSUPP,
+            7 => Errno::EHOSTDOWN,
+            8 => Errno::ENONET,
+            _ => return None, // > NR_ICMP_UNREACH
+        })),
+        TIME_EXCEEDED if code == 0 => Some(Ok(Errno::EHOSTUNREACH)),
+        PARAMETER_PROB => Some(Ok(Errno::EPROTO)),
+        _ => None, // source quench, redirect, time exceeded code 1, others
+    }
+}
+
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+fn seq_le(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+/// `between(seq1, seq2, seq3)`: seq2 <= seq1 <= seq3 modulo 2^32.
+fn between(s1: u32, s2: u32, s3: u32) -> bool {
+    s3.wrapping_sub(s2) >= s1.wrapping_sub(s2)
+}
+
+fn ms(now: Instant) -> u32 {
+    now.as_millis() as u32
+}
+
+impl Tcb {
+    /// A closed connection with the socket's options.
+    pub fn new(params: TcpParams) -> Self {
+        let any = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+        Tcb {
+            state: State::Closed,
+            local: any,
+            remote: any,
+            params,
+            write_seq: 0,
+            iss: 0,
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_wnd: 0,
+            max_window: 0,
+            snd_wscale: 0,
+            irs: 0,
+            rcv_nxt: 0,
+            rcv_wnd: 0,
+            rcv_wscale: 0,
+            window_clamp: 0,
+            advmss: 0,
+            mss_clamp: TCP_MSS_DEFAULT,
+            mss_cache: TCP_MSS_DEFAULT,
+            pmtu: 0,
+            ext_hdr_len: 0,
+            tstamp_ok: false,
+            sack_ok: false,
+            wscale_ok: false,
+            ts_recent: 0,
+            ts_offset: 0,
+            ecn_requested: false,
+            ecn_ok: false,
+            tfo_request: false,
+            syn_offer_ts: false,
+            syn_offer_sack: false,
+            syn_offer_ws: false,
+            syn_ecn_flags: false,
+            pmtu_reduced: false,
+            retrans_stamp_ms: 0,
+            first_syn_at: Instant::ZERO,
+            rto: TCP_TIMEOUT_INIT,
+            retransmits: 0,
+            total_rto: 0,
+            total_retrans: 0,
+            backoff: 0,
+            rtx_timer: None,
+            timewait_timer: None,
+            cwnd: TCP_INIT_CWND,
+            sk_err: None,
+            sk_err_soft: None,
+            shutdown: 0,
+            ip_id: 0,
+            send_buf: VecDeque::new(),
+            recv_buf: VecDeque::new(),
+            fin_queued: false,
+            fin_sent: false,
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Mirrors `tcp_set_state`: the single place the state changes.
+    pub fn set_state(&mut self, to: State) {
+        debug_assert!(
+            self.state.can_transition(to),
+            "{:?} -> {:?}",
+            self.state,
+            to
+        );
+        tracing::trace!(from = ?self.state, ?to, "tcp state");
+        self.state = to;
+        if to == State::Closed {
+            self.rtx_timer = None;
+            self.timewait_timer = None;
+        }
+    }
+
+    /// Mirrors `tcp_done`: CLOSE, both directions shut down, queues purged.
+    fn done(&mut self) {
+        self.set_state(State::Closed);
+        self.shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+        self.send_buf.clear();
+    }
+
+    /// Mirrors `tcp_done_with_error`: record `err` and abort.
+    pub fn done_with_error(&mut self, err: Errno) {
+        self.sk_err = Some(err);
+        self.done();
+    }
+
+    /// Readable bytes.
+    pub fn recv_queue_len(&self) -> usize {
+        self.recv_buf.len()
+    }
+    /// Unacked + unsent bytes.
+    pub fn send_queue_len(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// The next timer of this connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.rtx_timer, self.timewait_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn arm_rtx(&mut self, now: Instant, jiffies: u64) {
+        self.rtx_timer = Some(timer_wheel_expiry(now, jiffies.max(1)));
+    }
+
+    /// The TSval for a segment sent at `now`.
+    fn tsval(&self, now: Instant) -> u32 {
+        ms(now).wrapping_add(self.ts_offset)
+    }
+
+    /// Mirrors `tcp_connect_init` + `tcp_connect` (net/ipv4/tcp_output.c):
+    /// compute MSS, window and scale, then send the SYN and arm the
+    /// retransmission timer with the initial RTO (1 s).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        init: &ConnectInit,
+        out: &mut Vec<Output>,
+    ) {
+        self.local = init.local;
+        self.remote = init.remote;
+        self.pmtu = init.mtu;
+        self.pmtu_reduced = false;
+        self.ext_hdr_len = init.ext_hdr_len;
+        self.ts_offset = init.ts_offset;
+        if self.write_seq == 0 {
+            self.write_seq = init.isn;
+        }
+        // tcp_v4_connect: mss_clamp = TCP_MSS_DEFAULT; tcp_connect_init: user_mss wins.
+        self.mss_clamp = if self.params.user_mss != 0 {
+            self.params.user_mss
+        } else {
+            TCP_MSS_DEFAULT
+        };
+        self.syn_offer_ts = cfg.tcp_timestamps != 0;
+        self.syn_offer_sack = cfg.tcp_sack;
+        self.syn_offer_ws = cfg.tcp_window_scaling;
+        self.tstamp_ok = false;
+        self.sack_ok = false;
+        self.wscale_ok = cfg.tcp_window_scaling;
+        self.ts_recent = 0;
+        self.window_clamp = self.params.window_clamp;
+        if self.window_clamp == 0 {
+            self.window_clamp = init.route_window.unwrap_or(0);
+        }
+        let user = if self.params.user_mss != 0 {
+            self.params.user_mss
+        } else {
+            u32::MAX
+        };
+        self.advmss = user.min(init.route_advmss);
+        let rcvbuf = self.params.rcvbuf_locked.unwrap_or(cfg.tcp_rmem[1]);
+        let space = full_space(rcvbuf);
+        if self.params.rcvbuf_locked.is_some()
+            && (self.window_clamp == 0 || self.window_clamp > space)
+        {
+            self.window_clamp = space;
+        }
+        let w = select_initial_window(
+            cfg,
+            space,
+            self.advmss,
+            self.window_clamp,
+            cfg.tcp_window_scaling,
+            init.route_initrwnd.unwrap_or(0),
+        );
+        self.rcv_wnd = w.rcv_wnd;
+        self.rcv_wscale = w.rcv_wscale;
+        self.window_clamp = w.window_clamp;
+        self.sync_mss();
+        self.sk_err = None;
+        self.shutdown = 0;
+        self.iss = self.write_seq;
+        self.snd_una = self.iss;
+        self.snd_nxt = self.iss;
+        self.rcv_nxt = 0;
+        self.rto = TCP_TIMEOUT_INIT;
+        self.retransmits = 0;
+        self.total_rto = 0;
+        self.total_retrans = 0;
+        self.backoff = 0;
+        self.cwnd = TCP_INIT_CWND;
+        // tcp_ecn_send_syn: tcp_ecn == 1, or the route asks for it.
+        self.ecn_requested = cfg.tcp_ecn == 1 || init.route_ecn;
+        self.syn_ecn_flags = self.ecn_requested;
+        self.ecn_ok = false;
+        self.tfo_request = self.params.fastopen_connect && cfg.tcp_fastopen & 1 != 0;
+        self.set_state(State::SynSent);
+        self.retrans_stamp_ms = ms(now);
+        self.first_syn_at = now;
+        let syn = self.build_syn(now, false);
+        out.push(Output::Segment {
+            repr: syn,
+            ect: false,
+        });
+        self.write_seq = self.iss.wrapping_add(1);
+        self.snd_nxt = self.write_seq;
+        self.arm_rtx(now, self.rto);
+    }
+
+    /// `tcp_advertise_mss`: advmss, lowered if the path MTU dropped since.
+    fn advertise_mss(&self) -> u32 {
+        if self.pmtu_reduced {
+            self.advmss.min(crate::route::default_advmss(self.pmtu))
+        } else {
+            self.advmss
+        }
+    }
+
+    /// Mirrors `tcp_syn_options` + `tcp_options_write` (net/ipv4/tcp_output.c)
+    /// for the SYN and the simultaneous-open SYN-ACK: MSS; SACK_PERM fused with
+    /// TS, or NOP NOP TS, or NOP NOP SACK_PERM; NOP WS; TFO cookie request
+    /// `22 02 01 01` on the first transmission only.
+    pub fn syn_options(&self, now: Instant) -> Vec<TcpOption> {
+        let mut o = vec![TcpOption::Mss(self.advertise_mss() as u16)];
+        let ts = TcpOption::Timestamps {
+            tsval: self.tsval(now),
+            tsecr: self.ts_recent,
+        };
+        match (self.syn_offer_ts, self.syn_offer_sack) {
+            (true, true) => o.extend([TcpOption::SackPermitted, ts]),
+            (true, false) => o.extend([TcpOption::Nop, TcpOption::Nop, ts]),
+            (false, true) => o.extend([TcpOption::Nop, TcpOption::Nop, TcpOption::SackPermitted]),
+            (false, false) => {}
+        }
+        if self.syn_offer_ws {
+            o.extend([TcpOption::Nop, TcpOption::WindowScale(self.rcv_wscale)]);
+        }
+        if self.tfo_request {
+            o.extend([TcpOption::FastOpen(vec![]), TcpOption::Nop, TcpOption::Nop]);
+        }
+        o
+    }
+
+    /// The SYN (or, in SYN_RECV, the SYN-ACK) as sent at `now`.
+    fn build_syn(&self, now: Instant, _retransmit: bool) -> TcpRepr {
+        let mut flags = TcpFlags::SYN;
+        if self.state == State::SynRecv {
+            flags |= TcpFlags::ACK;
+            if self.ecn_ok {
+                flags |= TcpFlags::ECE;
+            }
+        } else if self.syn_ecn_flags {
+            flags |= TcpFlags::ECE | TcpFlags::CWR;
+        }
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.iss,
+            ack: if self.state == State::SynRecv {
+                self.rcv_nxt
+            } else {
+                0
+            },
+            flags: TcpFlags(flags),
+            window: self.rcv_wnd.min(65535) as u16,
+            urgent: 0,
+            options: self.syn_options(now),
+            payload: vec![],
+        }
+    }
+
+    /// Mirrors `tcp_sync_mss` → `__tcp_mtu_to_mss` and `tcp_bound_to_half_wnd`:
+    /// the send MSS from the path MTU and `mss_clamp`, minus IP options, floored
+    /// at `tcp_min_snd_mss` (48).
+    fn sync_mss(&mut self) {
+        let mut mss = self.pmtu.saturating_sub(40).min(self.mss_clamp);
+        mss = mss.saturating_sub(self.ext_hdr_len).max(48);
+        let cutoff = if self.max_window > TCP_MSS_DEFAULT {
+            self.max_window / 2
+        } else {
+            self.max_window
+        };
+        if cutoff != 0 && mss > cutoff {
+            mss = cutoff.max(68 - 40);
+        }
+        self.mss_cache = mss;
+    }
+
+    /// `tcp_current_mss`: payload bytes per segment (minus 12 with timestamps).
+    pub fn current_mss(&self) -> u32 {
+        self.mss_cache
+            .saturating_sub(if self.tstamp_ok { 12 } else { 0 })
+            .max(1)
+    }
+
+    /// The window field of a non-SYN segment (`tcp_select_window`; the
+    /// no-shrink rule makes it `ceil(rcv_wnd / 2^rcv_wscale)` here).
+    pub fn window_field(&self) -> u16 {
+        let free = self.rcv_wnd.saturating_sub(self.recv_buf.len() as u32);
+        let scaled = if self.recv_buf.is_empty() {
+            self.rcv_wnd.div_ceil(1 << self.rcv_wscale)
+        } else {
+            free >> self.rcv_wscale
+        };
+        scaled.min(65535) as u16
+    }
+
+    fn ack_options(&self, now: Instant) -> Vec<TcpOption> {
+        if self.tstamp_ok {
+            vec![
+                TcpOption::Nop,
+                TcpOption::Nop,
+                TcpOption::Timestamps {
+                    tsval: self.tsval(now),
+                    tsecr: self.ts_recent,
+                },
+            ]
+        } else {
+            vec![]
+        }
+    }
+
+    fn segment(&self, now: Instant, seq: u32, flags: u16, payload: Vec<u8>) -> TcpRepr {
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: self.rcv_nxt,
+            flags: TcpFlags(flags),
+            window: self.window_field(),
+            urgent: 0,
+            options: self.ack_options(now),
+            payload,
+        }
+    }
+
+    /// A pure ACK (`tcp_send_ack`).
+    fn send_ack(&self, now: Instant, out: &mut Vec<Output>) {
+        out.push(Output::Segment {
+            repr: self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]),
+            ect: false,
+        });
+    }
+
+    /// A RST answering `seg` (`tcp_v4_send_reset`): `seq = SEG.ACK` if it has
+    /// ACK, else RST|ACK acknowledging it. Never in reply to a RST.
+    pub fn reset_for(seg: &TcpRepr, tos: u8) -> Option<Output> {
+        if seg.flags.rst() {
+            return None;
+        }
+        let repr = if seg.flags.ack() {
+            TcpRepr {
+                src_port: seg.dst_port,
+                dst_port: seg.src_port,
+                seq: seg.ack,
+                flags: TcpFlags(TcpFlags::RST),
+                ..TcpRepr::default()
+            }
+        } else {
+            TcpRepr {
+                src_port: seg.dst_port,
+                dst_port: seg.src_port,
+                seq: 0,
+                ack: seg.seq.wrapping_add(seg.seq_len()),
+                flags: TcpFlags(TcpFlags::RST | TcpFlags::ACK),
+                ..TcpRepr::default()
+            }
+        };
+        Some(Output::ControlReset {
+            repr,
+            tos: tos & !3,
+        })
+    }
+
+    /// Run the retransmission/TIME-WAIT timers if due. `still_queued` tells
+    /// whether the last SYN still waits in an ARP queue
+    /// (`skb_still_in_host_queue`).
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        still_queued: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if self.timewait_timer.is_some_and(|t| t <= now) {
+            self.timewait_timer = None;
+            self.set_state(State::Closed);
+            return;
+        }
+        if self.rtx_timer.is_some_and(|t| t <= now) {
+            self.rtx_timer = None;
+            self.retransmit_timer(now, cfg, still_queued, out);
+        }
+    }
+
+    /// Mirrors `retransmits_timed_out` (net/ipv4/tcp_timer.c).
+    fn retransmits_timed_out(&self, now: Instant, boundary: u32) -> bool {
+        if self.retransmits == 0 {
+            return false;
+        }
+        let timeout = if self.params.user_timeout_ms != 0 {
+            self.params.user_timeout_ms as u64
+        } else {
+            model_timeout_ms(boundary, 1000, self.params.rto_max_ms as u64)
+        };
+        let elapsed = ms(now).wrapping_sub(self.retrans_stamp_ms) as i32 as i64;
+        elapsed - timeout as i64 >= 0
+    }
+
+    /// Mirrors `tcp_clamp_rto_to_user_timeout` (net/ipv4/tcp_timer.c), in jiffies.
+    fn clamp_rto_to_user_timeout(&self, now: Instant) -> u64 {
+        if self.params.user_timeout_ms == 0 {
+            return self.rto;
+        }
+        let elapsed = ms(now).wrapping_sub(self.retrans_stamp_ms) as i32 as i64;
+        let remaining = self.params.user_timeout_ms as i64 - elapsed;
+        if remaining <= 0 {
+            return 1;
+        }
+        self.rto.min(msecs_to_jiffies(remaining as u64))
+    }
+
+    /// Mirrors `tcp_retransmit_timer` + `tcp_write_timeout` (net/ipv4/tcp_timer.c).
+    fn retransmit_timer(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        still_queued: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let rto_max = msecs_to_jiffies(self.params.rto_max_ms as u64);
+        if self.state.is_connecting() {
+            let retry_until = if self.params.syn_retries != 0 {
+                self.params.syn_retries
+            } else {
+                cfg.tcp_syn_retries
+            };
+            let max = retry_until
+                + if self.state == State::SynSent {
+                    cfg.tcp_syn_linear_timeouts
+                } else {
+                    0
+                };
+            let expired = self.retransmits >= max || self.retransmits_timed_out(now, retry_until);
+            if expired {
+                // tcp_write_err: sk_err = sk_err_soft ?: ETIMEDOUT.
+                let err = self.sk_err_soft.take().unwrap_or(Errno::ETIMEDOUT);
+                tracing::trace!(?err, "SYN retransmissions exhausted");
+                self.done_with_error(err);
+                return;
+            }
+            self.retransmits += 1;
+            self.total_rto += 1;
+            if still_queued {
+                tracing::trace!("SYN still in host queue: retransmission skipped");
+            } else {
+                // __tcp_retransmit_skb → tcp_ecn_clear_syn; retransmitted SYNs carry no TFO option.
+                if cfg.tcp_ecn_fallback {
+                    self.syn_ecn_flags = false;
+                }
+                self.tfo_request = false;
+                let syn = self.build_syn(now, true);
+                out.push(Output::Segment {
+                    repr: syn,
+                    ect: false,
+                });
+                self.total_retrans += 1;
+            }
+            if self.state == State::SynSent && self.total_rto <= cfg.tcp_syn_linear_timeouts {
+                // Linear phase: RTO unchanged.
+            } else {
+                self.backoff += 1;
+                self.rto = (self.rto * 2).min(rto_max);
+            }
+            let next = self.clamp_rto_to_user_timeout(now);
+            self.arm_rtx(now, next);
+            return;
+        }
+        if self.snd_una == self.snd_nxt {
+            return;
+        }
+        // Established and later: retransmit the head (tcp_retransmit_skb), back off.
+        let limit = TCP_RETRIES2;
+        if self.retransmits >= limit
+            || (self.params.user_timeout_ms != 0
+                && self.retransmits > 0
+                && self.retransmits_timed_out(now, limit))
+        {
+            let err = self.sk_err_soft.take().unwrap_or(Errno::ETIMEDOUT);
+            self.done_with_error(err);
+            return;
+        }
+        if self.retransmits == 0 {
+            self.retrans_stamp_ms = ms(now);
+        }
+        self.retransmits += 1;
+        self.total_retrans += 1;
+        self.cwnd = 1;
+        let mss = self.current_mss() as usize;
+        let data_len = self.send_buf.len().min(mss);
+        let payload: Vec<u8> = self.send_buf.iter().take(data_len).copied().collect();
+        let mut flags = TcpFlags::ACK;
+        let fin_only = self.fin_sent && self.send_buf.is_empty();
+        if fin_only || (self.fin_sent && data_len == self.send_buf.len()) {
+            flags |= TcpFlags::FIN;
+        }
+        if data_len > 0 {
+            flags |= TcpFlags::PSH;
+        }
+        out.push(Output::Segment {
+            repr: self.segment(now, self.snd_una, flags, payload),
+            ect: self.ecn_ok && data_len > 0,
+        });
+        self.backoff += 1;
+        self.rto = (self.rto * 2).min(rto_max);
+        let next = self.clamp_rto_to_user_timeout(now);
+        self.arm_rtx(now, next);
+    }
+
+    /// Handle a segment for this connection. Returns what to send.
+    pub fn input(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        seg: &TcpRepr,
+        tos: u8,
+        out: &mut Vec<Output>,
+    ) {
+        match self.state {
+            State::Closed => {}
+            State::SynSent => self.synsent_input(now, cfg, seg, tos, out),
+            State::TimeWait => {
+                if seg.flags.fin() || seg.flags.syn() {
+                    self.send_ack(now, out);
+                }
+            }
+            _ => self.established_input(now, seg, tos, out),
+        }
+    }
+
+    /// The options `tcp_parse_options(estab=0)` takes from a handshake segment.
+    fn parse_handshake_options(&self, cfg: &Config, seg: &TcpRepr) -> HandshakeOptions {
+        let mut h = HandshakeOptions::default();
+        for o in &seg.options {
+            match o {
+                TcpOption::Mss(m) if seg.flags.syn() && *m != 0 => {
+                    let mut m = *m as u32;
+                    if self.params.user_mss != 0 && self.params.user_mss < m {
+                        m = self.params.user_mss;
+                    }
+                    h.mss = Some(m);
+                }
+                TcpOption::WindowScale(w) if seg.flags.syn() && cfg.tcp_window_scaling => {
+                    if *w > TCP_MAX_WSCALE {
+                        tracing::debug!(wscale = *w, "Illegal window scaling value > 14 received");
+                    }
+                    h.wscale = Some((*w).min(TCP_MAX_WSCALE));
+                }
+                TcpOption::SackPermitted if seg.flags.syn() && cfg.tcp_sack => h.sack = true,
+                TcpOption::Timestamps { tsval, tsecr } if cfg.tcp_timestamps != 0 => {
+                    h.ts = Some((*tsval, *tsecr));
+                }
+                _ => {}
+            }
+        }
+        h
+    }
+
+    /// Apply the peer's handshake options (the SYN-ACK branch of
+    /// `tcp_rcv_synsent_state_process`, and the simultaneous-open SYN).
+    fn apply_handshake_options(&mut self, h: &HandshakeOptions, seg: &TcpRepr) {
+        if let Some(m) = h.mss {
+            self.mss_clamp = m;
+        }
+        match h.wscale {
+            Some(w) if self.wscale_ok => self.snd_wscale = w,
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.wscale_ok = false;
+                self.window_clamp = self.window_clamp.min(65535);
+            }
+        }
+        if let Some((tsval, _)) = h.ts {
+            self.tstamp_ok = true;
+            self.ts_recent = tsval;
+            self.advmss = self.advmss.saturating_sub(12);
+        } else {
+            self.tstamp_ok = false;
+        }
+        self.sack_ok = h.sack;
+        self.snd_wnd = seg.window as u32;
+        self.max_window = self.snd_wnd;
+        self.sync_mss();
+    }
+
+    /// Mirrors `tcp_rcv_synsent_state_process` (net/ipv4/tcp_input.c).
+    fn synsent_input(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        seg: &TcpRepr,
+        tos: u8,
+        out: &mut Vec<Output>,
+    ) {
+        let h = self.parse_handshake_options(cfg, seg);
+        if seg.flags.ack() {
+            // 1. Unacceptable ACK: ack <= ISN or ack > snd_nxt.
+            if !seq_lt(self.snd_una, seg.ack) || seq_lt(self.snd_nxt, seg.ack) {
+                if self.retransmits == 0 {
+                    self.arm_rtx(now, TCP_TIMEOUT_MIN);
+                }
+                out.extend(Self::reset_for(seg, tos));
+                return;
+            }
+            // 2. PAWS for the active side.
+            if let Some((_, tsecr)) = h.ts {
+                if tsecr != 0
+                    && !between(
+                        tsecr.wrapping_sub(self.ts_offset),
+                        self.retrans_stamp_ms,
+                        ms(now),
+                    )
+                {
+                    tracing::debug!(tsecr, "PAWSACTIVEREJECTED");
+                    out.extend(Self::reset_for(seg, tos));
+                    return;
+                }
+            }
+            // 3. RST with an acceptable ACK: tcp_reset → ECONNREFUSED.
+            if seg.flags.rst() {
+                self.done_with_error(Errno::ECONNREFUSED);
+                return;
+            }
+            // 4. No SYN: drop.
+            if !seg.flags.syn() {
+                return;
+            }
+            // 5. SYN-ACK accepted.
+            if self.ecn_requested {
+                let ace = (seg.flags.0 & (TcpFlags::AE | TcpFlags::CWR | TcpFlags::ECE)) >> 6;
+                // tcp_ecn_rcv_synack: ECE alone enables RFC 3168 ECN; 0/7 disable it.
+                // The AccECN outcomes (2,3,4,5,6) are not modelled: ECN stays off.
+                self.ecn_ok = ace == 0b001;
+            }
+            self.snd_una = seg.ack;
+            self.irs = seg.seq;
+            self.rcv_nxt = seg.seq.wrapping_add(1);
+            self.apply_handshake_options(&h, seg);
+            // tcp_init_transfer: cwnd 1 after >1 SYN retransmission unless the
+            // SYN-ACK echoes the first SYN (tcp_try_undo_spurious_syn).
+            let spurious = h.ts.is_some_and(|(_, e)| {
+                e != 0 && e.wrapping_sub(self.ts_offset) == self.retrans_stamp_ms
+            });
+            self.cwnd = if self.total_retrans > 1 && !spurious {
+                1
+            } else {
+                TCP_INIT_CWND
+            };
+            // RTT sample → first RTO (tcp_rtt_estimator): srtt + max(2·rtt, rto_min).
+            self.rto = if self.total_retrans == 0 {
+                let rtt = now.saturating_duration_since(self.first_syn_at).as_nanos() as u64
+                    / NANOS_PER_JIFFY;
+                rtt + (2 * rtt).max(TCP_RTO_MIN)
+            } else if h.ts.is_some() {
+                TCP_TIMEOUT_INIT
+            } else {
+                TCP_TIMEOUT_FALLBACK
+            };
+            self.retransmits = 0;
+            self.backoff = 0;
+            self.rtx_timer = None;
+            self.set_state(State::Established);
+            if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
+                // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
+                self.recv_buf.extend(&seg.payload);
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
+                if seg.flags.fin() {
+                    self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+                    self.shutdown |= RCV_SHUTDOWN;
+                    self.set_state(State::CloseWait);
+                }
+            }
+            // Non-TFO SYN-ACK payload and FIN are discarded.
+            self.send_ack(now, out);
+            self.push(now, out);
+            return;
+        }
+        if seg.flags.rst() {
+            return; // RST without ACK: discard.
+        }
+        if seg.flags.syn() {
+            // Simultaneous open: SYN_RECV and a SYN-ACK with our ISN.
+            self.irs = seg.seq;
+            self.rcv_nxt = seg.seq.wrapping_add(1);
+            self.apply_handshake_options(&h, seg);
+            if self.ecn_requested {
+                self.ecn_ok = seg.flags.has(TcpFlags::ECE | TcpFlags::CWR);
+            }
+            self.set_state(State::SynRecv);
+            let synack = self.build_syn(now, false);
+            out.push(Output::Segment {
+                repr: synack,
+                ect: false,
+            });
+        }
+    }
+
+    /// A simplified `tcp_rcv_state_process`/`tcp_rcv_established` for
+    /// SYN_RECV (simultaneous open) and the synchronized states.
+    fn established_input(&mut self, now: Instant, seg: &TcpRepr, _tos: u8, out: &mut Vec<Output>) {
+        let wnd = self.rcv_wnd.max(1);
+        let in_window = between(seg.seq, self.rcv_nxt, self.rcv_nxt.wrapping_add(wnd))
+            || (seg.seq_len() > 0
+                && between(
+                    seg.seq.wrapping_add(seg.seq_len() - 1),
+                    self.rcv_nxt,
+                    self.rcv_nxt.wrapping_add(wnd),
+                ));
+        if seg.flags.rst() {
+            if seg.seq == self.rcv_nxt {
+                // tcp_reset: the errno depends on the state.
+                let err = match self.state {
+                    State::CloseWait => Errno::EPIPE,
+                    _ => Errno::ECONNRESET,
+                };
+                self.done_with_error(err);
+            } else if in_window {
+                self.send_ack(now, out); // RFC 5961 challenge ACK
+            }
+            return;
+        }
+        if self.state == State::SynRecv {
+            if seg.flags.syn()
+                && seg.flags.ack()
+                && seg.seq.wrapping_add(1) == self.rcv_nxt
+                && seg.ack == self.snd_nxt
+            {
+                // The peer's SYN-ACK: established, ACK with a D-SACK for the duplicate SYN.
+                self.snd_una = seg.ack;
+                self.snd_wnd = seg.window as u32;
+                self.set_state(State::Established);
+                self.rtx_timer = None;
+                self.retransmits = 0;
+                let mut ack = self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]);
+                if self.sack_ok {
+                    ack.options.extend([
+                        TcpOption::Nop,
+                        TcpOption::Nop,
+                        TcpOption::Sack(vec![(seg.seq, seg.seq.wrapping_add(1))]),
+                    ]);
+                }
+                out.push(Output::Segment {
+                    repr: ack,
+                    ect: false,
+                });
+                return;
+            }
+            if seg.flags.ack() && !seg.flags.syn() && seg.ack == self.snd_nxt {
+                self.snd_una = seg.ack;
+                self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+                self.set_state(State::Established);
+                self.rtx_timer = None;
+                self.retransmits = 0;
+            } else {
+                return;
+            }
+        }
+        if seg.flags.syn() {
+            self.send_ack(now, out); // challenge ACK
+            return;
+        }
+        if !in_window && seg.seq_len() > 0 {
+            self.send_ack(now, out); // out of window: duplicate ACK
+            return;
+        }
+        if let Some((tsval, _)) = seg.timestamps() {
+            if self.tstamp_ok && seq_le(seg.seq, self.rcv_nxt) {
+                self.ts_recent = tsval;
+            }
+        }
+        if seg.flags.ack() {
+            self.process_ack(now, seg);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        let mut need_ack = false;
+        if !seg.payload.is_empty() {
+            if seg.seq == self.rcv_nxt && self.shutdown & RCV_SHUTDOWN == 0 {
+                self.recv_buf.extend(&seg.payload);
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
+            }
+            need_ack = true;
+        }
+        if seg.flags.fin() && seg.seq.wrapping_add(seg.payload.len() as u32) == self.rcv_nxt {
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            self.shutdown |= RCV_SHUTDOWN;
+            need_ack = true;
+            match self.state {
+                State::Established => self.set_state(State::CloseWait),
+                State::FinWait1 => self.set_state(State::Closing),
+                State::FinWait2 => self.enter_timewait(now),
+                _ => {}
+            }
+        }
+        if need_ack {
+            self.send_ack(now, out);
+        }
+        self.push(now, out);
+    }
+
+    fn enter_timewait(&mut self, now: Instant) {
+        self.set_state(State::TimeWait);
+        self.rtx_timer = None;
+        self.timewait_timer = Some(timer_wheel_expiry(now, TCP_TIMEWAIT_LEN));
+    }
+
+    fn process_ack(&mut self, now: Instant, seg: &TcpRepr) {
+        if seq_lt(self.snd_una, seg.ack) && seq_le(seg.ack, self.snd_nxt) {
+            let acked = seg.ack.wrapping_sub(self.snd_una);
+            let fin_acked = self.fin_sent && seg.ack == self.snd_nxt;
+            let data_acked = (acked as usize - usize::from(fin_acked)).min(self.send_buf.len());
+            self.send_buf.drain(..data_acked);
+            self.snd_una = seg.ack;
+            self.retransmits = 0;
+            self.backoff = 0;
+            // Slow start: one segment per MSS acknowledged.
+            self.cwnd = (self.cwnd + (acked / self.current_mss()).max(1)).min(1 << 16);
+            self.rtx_timer = if self.snd_una == self.snd_nxt {
+                None
+            } else {
+                Some(timer_wheel_expiry(now, self.rto))
+            };
+            if fin_acked {
+                match self.state {
+                    State::FinWait1 => self.set_state(State::FinWait2),
+                    State::Closing => self.enter_timewait(now),
+                    State::LastAck => self.set_state(State::Closed),
+                    _ => {}
+                }
+            }
+        }
+        self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+        self.max_window = self.max_window.max(self.snd_wnd);
+    }
+
+    /// Queue data (`tcp_sendmsg`); the caller checked the state.
+    pub fn send(&mut self, now: Instant, data: &[u8], out: &mut Vec<Output>) -> usize {
+        self.send_buf.extend(data);
+        self.push(now, out);
+        data.len()
+    }
+
+    /// Read queued data (`tcp_recvmsg`).
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.recv_buf.len());
+        for (d, s) in buf.iter_mut().zip(self.recv_buf.drain(..n)) {
+            *d = s;
+        }
+        n
+    }
+
+    /// Send what the window and cwnd allow (`tcp_write_xmit`), segmenting by
+    /// the current MSS; a queued FIN rides on the last segment.
+    pub fn push(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
+        ) {
+            return;
+        }
+        let mss = self.current_mss();
+        loop {
+            let in_flight = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
+            let sent = in_flight as usize;
+            let unsent = self.send_buf.len().saturating_sub(sent);
+            let cwnd_room = (self.cwnd * mss).saturating_sub(in_flight);
+            let wnd_room = self.snd_wnd.saturating_sub(in_flight);
+            let room = cwnd_room.min(wnd_room) as usize;
+            let len = unsent.min(mss as usize).min(room);
+            let want_fin = self.fin_queued && !self.fin_sent && len == unsent;
+            if len == 0 && !want_fin {
+                break;
+            }
+            let payload: Vec<u8> = self.send_buf.iter().skip(sent).take(len).copied().collect();
+            let mut flags = TcpFlags::ACK;
+            if len > 0 && len == unsent {
+                flags |= TcpFlags::PSH;
+            }
+            if want_fin {
+                flags |= TcpFlags::FIN;
+                self.fin_sent = true;
+            }
+            let seq = self.snd_nxt;
+            let repr = self.segment(now, seq, flags, payload);
+            self.snd_nxt = seq.wrapping_add(repr.seq_len());
+            out.push(Output::Segment {
+                repr,
+                ect: self.ecn_ok && len > 0,
+            });
+            if self.rtx_timer.is_none() {
+                self.retransmits = 0;
+                self.arm_rtx(now, self.rto);
+            }
+            if want_fin {
+                break;
+            }
+        }
+    }
+
+    /// `tcp_close` for a synchronized connection: FIN (via `tcp_send_fin`),
+    /// or a RST if unread data is pending (`tcp_send_active_reset`).
+    pub fn close(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+        match self.state {
+            State::SynSent => self.set_state(State::Closed),
+            State::Closed => {}
+            State::SynRecv | State::Established | State::CloseWait if !self.recv_buf.is_empty() => {
+                self.abort(now, out);
+            }
+            State::SynRecv | State::Established => {
+                self.set_state(if self.state == State::SynRecv {
+                    State::Established
+                } else {
+                    self.state
+                });
+                self.set_state(State::FinWait1);
+                self.fin_queued = true;
+                self.push(now, out);
+            }
+            State::CloseWait => {
+                self.set_state(State::LastAck);
+                self.fin_queued = true;
+                self.push(now, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Abort: RST|ACK with `seq = snd_nxt` if synchronized (`tcp_send_active_reset`), then CLOSE.
+    pub fn abort(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if self.state.is_synchronized() && self.state != State::TimeWait {
+            let mut r = self.segment(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, vec![]);
+            r.window = 0;
+            r.options.clear();
+            out.push(Output::Segment {
+                repr: r,
+                ect: false,
+            });
+        }
+        self.recv_buf.clear();
+        self.done();
+    }
+
+    /// Mirrors `tcp_disconnect` (net/ipv4/tcp.c) after a failed or abandoned
+    /// connect: no RST from SYN_SENT (but ECONNRESET left pending), a RST from
+    /// synchronized states, `write_seq += max_window + 2`, and `user_mss`,
+    /// `window_clamp` and RTO state wiped.
+    pub fn disconnect(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let old = self.state;
+        if matches!(
+            old,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::FinWait2
+                | State::SynRecv
+        ) {
+            let mut r = self.segment(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, vec![]);
+            r.window = 0;
+            r.options.clear();
+            out.push(Output::Segment {
+                repr: r,
+                ect: false,
+            });
+            self.sk_err = Some(Errno::ECONNRESET);
+        } else if old == State::SynSent {
+            self.sk_err = Some(Errno::ECONNRESET);
+        }
+        if old != State::Closed {
+            self.set_state(State::Closed);
+        }
+        let mut seq = self.write_seq.wrapping_add(self.max_window).wrapping_add(2);
+        if seq == 0 {
+            seq = 1;
+        }
+        let params = TcpParams {
+            user_mss: 0,
+            window_clamp: 0,
+            ..self.params.clone()
+        };
+        let sk_err = self.sk_err;
+        let ip_id = self.ip_id;
+        *self = Tcb::new(params);
+        self.write_seq = seq;
+        self.sk_err = sk_err;
+        self.ip_id = ip_id;
+    }
+
+    /// Mirrors `tcp_v4_err` (net/ipv4/tcp_ipv4.c) once the socket is found:
+    /// the quoted sequence number must lie in `[snd_una, snd_nxt]`; in
+    /// SYN_SENT/SYN_RECV an error aborts the connection, later it only sets
+    /// `sk_err_soft`. FRAG_NEEDED updates the path MTU (`tcp_v4_mtu_reduced`).
+    pub fn icmp_error(&mut self, cfg: &Config, quoted_seq: u32, kind: Result<Errno, u16>) {
+        if !between(quoted_seq, self.snd_una, self.snd_nxt) {
+            tracing::debug!(quoted_seq, "OUTOFWINDOWICMPS");
+            return;
+        }
+        match kind {
+            Err(mtu) => {
+                if cfg.ip_no_pmtu_disc == 2 {
+                    return;
+                }
+                let mtu = (mtu as u32).max(cfg.route_min_pmtu);
+                if mtu < self.pmtu {
+                    self.pmtu = mtu;
+                    self.pmtu_reduced = true;
+                    self.sync_mss();
+                }
+            }
+            Ok(err) => {
+                if self.state.is_connecting() {
+                    self.done_with_error(err);
+                } else {
+                    self.sk_err_soft = Some(err);
+                }
+            }
+        }
+    }
+
+    /// Take the next IP ID (`ip_select_ident_segs`: `inet_id++`).
+    pub fn next_ip_id(&mut self) -> u16 {
+        let id = self.ip_id;
+        self.ip_id = self.ip_id.wrapping_add(1);
+        id
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct HandshakeOptions {
+    mss: Option<u32>,
+    wscale: Option<u8>,
+    sack: bool,
+    ts: Option<(u32, u32)>,
+}
+
+/// `Duration` of `j` jiffies.
+pub fn jiffies_to_duration(j: u64) -> Duration {
+    Duration::from_nanos(j * NANOS_PER_JIFFY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(space: u32, mss: u32, clamp: u32) -> InitialWindow {
+        select_initial_window(&Config::default(), space, mss, clamp, true, 0)
+    }
+
+    #[test]
+    fn initial_window_table_4_3() {
+        assert_eq!(
+            (w(65536, 1460, 0).rcv_wnd, w(65536, 1460, 0).rcv_wscale),
+            (64240, 10)
+        );
+        assert_eq!(w(65536, 1240, 0).rcv_wnd, 64480);
+        assert_eq!(w(65536, 8960, 0).rcv_wnd, 62720);
+        assert_eq!(w(65536, 536, 0).rcv_wnd, 65392);
+        assert_eq!(w(65536, 100, 0).rcv_wnd, 65500);
+        // SO_RCVBUF 4096: rcvbuf 8192, space = clamp = 4096.
+        let r = w(full_space(8192), 1460, 4096);
+        assert_eq!((r.rcv_wnd, r.rcv_wscale), (2920, 0));
+        // SO_RCVBUF 1 MiB: rcvbuf 2 MiB, space = clamp = 1 MiB.
+        let r = w(full_space(2 << 20), 1460, 1 << 20);
+        assert_eq!((r.rcv_wnd, r.rcv_wscale), (1048280, 5));
+        // TCP_WINDOW_CLAMP 10000 (scenario 42).
+        let r = w(65536, 1460, 10000);
+        assert_eq!((r.rcv_wnd, r.rcv_wscale), (8760, 0));
+    }
+
+    #[test]
+    fn model_timeout() {
+        assert_eq!(model_timeout_ms(1, 1000, 120_000), 3000);
+        assert_eq!(model_timeout_ms(2, 1000, 120_000), 7000);
+        assert_eq!(model_timeout_ms(6, 1000, 120_000), 127_000);
+        assert_eq!(model_timeout_ms(7, 1000, 120_000), 247_000);
+        assert_eq!(model_timeout_ms(6, 1000, 1000), 7000);
+    }
+
+    #[test]
+    fn icmp_table_7_2() {
+        use crate::wire::icmp::types::*;
+        let e = |t, c| icmp_error(t, c, 0);
+        assert_eq!(e(DEST_UNREACH, 0), Some(Ok(Errno::ENETUNREACH)));
+        assert_eq!(e(DEST_UNREACH, 1), Some(Ok(Errno::EHOSTUNREACH)));
+        assert_eq!(e(DEST_UNREACH, 2), Some(Ok(Errno::ENOPROTOOPT)));
+        assert_eq!(e(DEST_UNREACH, 3), Some(Ok(Errno::ECONNREFUSED)));
+        assert_eq!(icmp_error(DEST_UNREACH, 4, 1000), Some(Err(1000)));
+        assert_eq!(e(DEST_UNREACH, 5), Some(Ok(Errno::EOPNOTSUPP)));
+        assert_eq!(e(DEST_UNREACH, 6), Some(Ok(Errno::ENETUNREACH)));
+        assert_eq!(e(DEST_UNREACH, 7), Some(Ok(Errno::EHOSTDOWN)));
+        assert_eq!(e(DEST_UNREACH, 8), Some(Ok(Errno::ENONET)));
+        assert_eq!(e(DEST_UNREACH, 9), Some(Ok(Errno::ENETUNREACH)));
+        for c in [10, 12, 13, 14, 15] {
+            assert_eq!(e(DEST_UNREACH, c), Some(Ok(Errno::EHOSTUNREACH)));
+        }
+        assert_eq!(e(DEST_UNREACH, 11), Some(Ok(Errno::ENETUNREACH)));
+        assert_eq!(e(DEST_UNREACH, 16), None);
+        assert_eq!(e(TIME_EXCEEDED, 0), Some(Ok(Errno::EHOSTUNREACH)));
+        assert_eq!(e(TIME_EXCEEDED, 1), None);
+        assert_eq!(e(PARAMETER_PROB, 0), Some(Ok(Errno::EPROTO)));
+        assert_eq!(e(SOURCE_QUENCH, 0), None);
+        assert_eq!(e(REDIRECT, 1), None);
+    }
+
+    #[test]
+    fn transitions_are_declared() {
+        assert!(State::Closed.can_transition(State::SynSent));
+        assert!(State::SynSent.can_transition(State::Established));
+        assert!(!State::Closed.can_transition(State::Established));
+        assert!(!State::SynSent.can_transition(State::FinWait1));
+    }
+}
