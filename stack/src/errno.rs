@@ -25,6 +25,8 @@ pub enum Errno {
     EINVAL = 22,
     #[error("EPIPE: broken pipe")]
     EPIPE = 32,
+    #[error("EDOM: numerical argument out of domain")]
+    EDOM = 33,
     #[error("ENOPROTOOPT: protocol not available")]
     ENOPROTOOPT = 92,
     #[error("ENONET: machine is not on the network")]
@@ -87,6 +89,7 @@ impl Errno {
             ENODEV => "ENODEV",
             EINVAL => "EINVAL",
             EPIPE => "EPIPE",
+            EDOM => "EDOM",
             ENOPROTOOPT => "ENOPROTOOPT",
             ENONET => "ENONET",
             EPROTO => "EPROTO",
@@ -113,7 +116,8 @@ impl Errno {
     /// The errno for a number, if the stack knows it.
     pub fn from_code(code: i32) -> Option<Errno> {
         use Errno::*;
-        const ALL: [Errno; 30] = [
+        const ALL: [Errno; 31] = [
+            EDOM,
             EPERM,
             EINTR,
             EBADF,

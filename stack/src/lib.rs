@@ -33,4 +33,12 @@ pub use time::Instant;
 pub mod neigh;
 pub mod ports;
 pub mod route;
+pub mod socket;
+pub mod stack;
 pub mod tcp;
+
+pub use route::{Interface, Route, RouteKind};
+pub use socket::{SockAddr, SockOpt, SockOptName, SockOptValue};
+pub use stack::{Connect, SocketHandle, Stack, Stats};
+pub use tcp::State;
+pub use wire::EthernetAddress;

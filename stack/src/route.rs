@@ -165,7 +165,8 @@ impl RouteTable {
     pub fn is_local(&self, a: Ipv4Addr) -> bool {
         a == self.iface.addr || a.is_loopback()
     }
-    /// Longest-prefix lookup of a static route, with the connected route as a /prefix_len candidate.
+    /// Longest-prefix lookup; a static route with the same prefix as the
+    /// connected route replaces it (as `ip route change … advmss N` would).
     fn fib_lookup(&self, dst: Ipv4Addr) -> Option<Route> {
         let connected = Route {
             src: Some(self.iface.addr),
@@ -177,7 +178,7 @@ impl RouteTable {
             None
         };
         for r in &self.routes {
-            if r.matches(dst) && best.is_none_or(|b| r.prefix_len > b.prefix_len) {
+            if r.matches(dst) && best.is_none_or(|b| r.prefix_len >= b.prefix_len) {
                 best = Some(*r);
             }
         }

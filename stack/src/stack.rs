@@ -1,0 +1,880 @@
+//! The sans-IO stack: one interface, its routes and neighbours, the port
+//! table and the sockets. Frames in through [`Stack::handle_frame`], frames out
+//! through [`Stack::poll_transmit`], timers through [`Stack::poll_timeout`] and
+//! [`Stack::handle_timeout`]; the socket calls take `now` as well.
+
+use crate::config::Config;
+use crate::errno::Errno;
+use crate::neigh::{NeighCache, Pending};
+use crate::ports::Ports;
+use crate::rand::{siphash, Rng, SipKey};
+use crate::route::{Interface, Route, RouteTable};
+use crate::socket::{
+    SockAddr, SockOpt, SockOptName, SockOptValue, SockState, Socket, AF_INET, AF_UNSPEC,
+    SOCKADDR_IN_LEN, SOCKADDR_STORAGE_LEN,
+};
+use crate::tcp::{self, ConnectInit, Output, State, Tcb, RCV_SHUTDOWN, SEND_SHUTDOWN};
+use crate::time::Instant;
+use crate::wire::ethernet::build_frame;
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IcmpPacket, IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// A socket of the stack (an index; stale handles give EBADF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketHandle(pub usize);
+
+/// What `connect()` does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    /// The call returns this result now.
+    Done(Result<(), Errno>),
+    /// A blocking connect sleeps in `inet_wait_for_connect`: drive the stack
+    /// and call [`Stack::connect_wait`] after each event until it returns a
+    /// result, or return `on_timeout` once `deadline` (`SO_SNDTIMEO`) passes.
+    Wait {
+        /// `now + SO_SNDTIMEO`, or None to wait forever.
+        deadline: Option<Instant>,
+        /// The preset error: EINPROGRESS (first call) or EALREADY.
+        on_timeout: Errno,
+    },
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames given to `handle_frame`.
+    pub rx_frames: u64,
+    /// Frames dropped as malformed (truncated, bad checksum, bad lengths).
+    pub rx_malformed: u64,
+    /// Frames ignored (not for us, unknown protocol).
+    pub rx_ignored: u64,
+    /// Frames handed out by `poll_transmit`.
+    pub tx_frames: u64,
+    /// Packets dropped because ARP had no probes to send.
+    pub tx_dropped: u64,
+}
+
+/// The stack.
+#[derive(Debug)]
+pub struct Stack {
+    cfg: Config,
+    routes: RouteTable,
+    neigh: NeighCache,
+    ports: Ports,
+    rng: Rng,
+    isn_key: SipKey,
+    ts_key: SipKey,
+    sockets: Vec<Option<Socket>>,
+    tx: VecDeque<Vec<u8>>,
+    loopback: VecDeque<Vec<u8>>,
+    stats: Stats,
+}
+
+impl Stack {
+    /// A stack for one Ethernet interface (`mac`, `addr/prefix_len`, `mtu`)
+    /// with static `routes` (the connected route is implied), sysctls `config`,
+    /// and all randomness (secrets, ISN keys, IP IDs, port offsets) derived
+    /// from `seed`.
+    pub fn new(config: Config, iface: Interface, routes: Vec<Route>, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let isn_key = rng.key();
+        let ts_key = rng.key();
+        let ports = Ports::new(&mut rng);
+        Stack {
+            cfg: config,
+            routes: RouteTable::new(iface, routes),
+            neigh: NeighCache::new(),
+            ports,
+            rng,
+            isn_key,
+            ts_key,
+            sockets: Vec::new(),
+            tx: VecDeque::new(),
+            loopback: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The sysctls.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// Change the sysctls (like writing `/proc/sys`; affects later connects).
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.cfg
+    }
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        self.routes.interface()
+    }
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+    /// The neighbour cache.
+    pub fn neighbours(&self) -> &NeighCache {
+        &self.neigh
+    }
+
+    fn sock(&self, h: SocketHandle) -> Result<&Socket, Errno> {
+        match self.sockets.get(h.0) {
+            Some(Some(s)) if !s.orphan => Ok(s),
+            _ => Err(Errno::EBADF),
+        }
+    }
+    fn sock_mut(&mut self, h: SocketHandle) -> Result<&mut Socket, Errno> {
+        match self.sockets.get_mut(h.0) {
+            Some(Some(s)) if !s.orphan => Ok(s),
+            _ => Err(Errno::EBADF),
+        }
+    }
+    fn sk(&mut self, idx: usize) -> &mut Socket {
+        self.sockets[idx].as_mut().expect("live socket")
+    }
+
+    /// The TCP state of a socket (diagnostics).
+    pub fn tcp_state(&self, h: SocketHandle) -> Result<State, Errno> {
+        Ok(self.sock(h)?.tcb.state())
+    }
+    /// The connection of a socket (diagnostics, tests).
+    pub fn tcb(&self, h: SocketHandle) -> Result<&Tcb, Errno> {
+        Ok(&self.sock(h)?.tcb)
+    }
+
+    /// `socket(AF_INET, SOCK_STREAM, 0)`.
+    pub fn socket(&mut self) -> SocketHandle {
+        let s = Socket::new(&self.cfg);
+        if let Some(i) = self.sockets.iter().position(Option::is_none) {
+            self.sockets[i] = Some(s);
+            SocketHandle(i)
+        } else {
+            self.sockets.push(Some(s));
+            SocketHandle(self.sockets.len() - 1)
+        }
+    }
+
+    /// `setsockopt` (and `fcntl(O_NONBLOCK)` via [`SockOpt::NonBlocking`]).
+    pub fn setsockopt(&mut self, h: SocketHandle, opt: SockOpt) -> Result<(), Errno> {
+        let cfg = self.cfg.clone();
+        self.sock_mut(h)?.setsockopt(&cfg, opt)
+    }
+
+    /// `getsockopt`.
+    pub fn getsockopt(
+        &mut self,
+        h: SocketHandle,
+        name: SockOptName,
+    ) -> Result<SockOptValue, Errno> {
+        self.sock_mut(h)?.getsockopt(name)
+    }
+
+    /// `poll`: the `tcp_poll` mask (see [`crate::socket::poll`]).
+    pub fn poll(&self, h: SocketHandle) -> Result<u32, Errno> {
+        Ok(self.sock(h)?.poll())
+    }
+
+    /// Mirrors `inet_bind`/`__inet_bind` (net/ipv4/af_inet.c).
+    pub fn bind(&mut self, h: SocketHandle, addr: &SockAddr) -> Result<(), Errno> {
+        let idx = h.0;
+        let s = self.sock(h)?;
+        if addr.len() > SOCKADDR_STORAGE_LEN || addr.len() < SOCKADDR_IN_LEN {
+            return Err(Errno::EINVAL);
+        }
+        let a = addr.inet_addr().ok_or(Errno::EINVAL)?;
+        if addr.family() != Some(AF_INET)
+            && (addr.family() != Some(AF_UNSPEC) || !a.ip().is_unspecified())
+        {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        if !a.ip().is_unspecified() && !self.routes.is_local(*a.ip()) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        if s.tcb.state() != State::Closed || s.local_port.is_some() || s.bound_addr.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let no_port = s.bind_address_no_port;
+        let port = self
+            .ports
+            .bind(&self.cfg, &mut self.rng, idx, *a.ip(), a.port(), no_port)?;
+        let s = self.sk(idx);
+        s.bound_addr = (!a.ip().is_unspecified()).then_some(*a.ip());
+        s.local_addr = s.bound_addr;
+        s.bound_port = port;
+        s.local_port = port;
+        s.bindport_lock = a.port() != 0;
+        Ok(())
+    }
+
+    /// `getsockname`.
+    pub fn getsockname(&self, h: SocketHandle) -> Result<SocketAddrV4, Errno> {
+        let s = self.sock(h)?;
+        Ok(SocketAddrV4::new(
+            s.local_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            s.local_port.unwrap_or(0),
+        ))
+    }
+
+    /// `getpeername` (ENOTCONN in CLOSE and SYN_SENT, as `inet_getname`).
+    pub fn getpeername(&self, h: SocketHandle) -> Result<SocketAddrV4, Errno> {
+        let s = self.sock(h)?;
+        if matches!(s.tcb.state(), State::Closed | State::SynSent) || s.tcb.remote.port() == 0 {
+            return Err(Errno::ENOTCONN);
+        }
+        Ok(s.tcb.remote)
+    }
+
+    /// `connect()`: mirrors `__inet_stream_connect` (net/ipv4/af_inet.c) and
+    /// `tcp_v4_connect` (net/ipv4/tcp_ipv4.c). A nonblocking socket gets its
+    /// answer at once (EINPROGRESS, EALREADY, 0, or the stored error); a
+    /// blocking one may get [`Connect::Wait`].
+    pub fn connect(&mut self, now: Instant, h: SocketHandle, addr: &SockAddr) -> Connect {
+        let r = self.connect_inner(now, h, addr);
+        self.process_loopback(now);
+        r
+    }
+
+    fn connect_inner(&mut self, now: Instant, h: SocketHandle, addr: &SockAddr) -> Connect {
+        let idx = h.0;
+        let s = match self.sock(h) {
+            Ok(s) => s,
+            Err(e) => return Connect::Done(Err(e)),
+        };
+        // move_addr_to_kernel, then __inet_stream_connect's checks.
+        if addr.len() > SOCKADDR_STORAGE_LEN || addr.len() < 2 {
+            return Connect::Done(Err(Errno::EINVAL));
+        }
+        if addr.family() == Some(AF_UNSPEC) {
+            self.disconnect(now, idx);
+            let s = self.sk(idx);
+            s.disconnects += 1;
+            s.state = SockState::Unconnected;
+            return Connect::Done(Ok(()));
+        }
+        let preset = match s.state {
+            SockState::Disconnecting => return Connect::Done(Err(Errno::EINVAL)),
+            SockState::Connected => return Connect::Done(Err(Errno::EISCONN)),
+            SockState::Connecting => Errno::EALREADY,
+            SockState::Unconnected => {
+                if s.tcb.state() != State::Closed {
+                    return Connect::Done(Err(Errno::EISCONN));
+                }
+                if let Err(e) = self.tcp_v4_connect(now, idx, addr) {
+                    return Connect::Done(Err(e));
+                }
+                self.sk(idx).state = SockState::Connecting;
+                Errno::EINPROGRESS
+            }
+        };
+        let s = self.sk(idx);
+        if s.tcb.state().is_connecting() {
+            if s.nonblocking {
+                return Connect::Done(Err(preset));
+            }
+            return Connect::Wait {
+                deadline: s.sndtimeo.map(|d| now + d),
+                on_timeout: preset,
+            };
+        }
+        Connect::Done(self.connect_finish(now, idx))
+    }
+
+    /// Continue a blocking connect after [`Connect::Wait`]: `None` while the
+    /// socket is still in SYN_SENT/SYN_RECV, then the call's result.
+    pub fn connect_wait(&mut self, now: Instant, h: SocketHandle) -> Option<Result<(), Errno>> {
+        self.process_loopback(now);
+        match self.sock(h) {
+            Err(e) => Some(Err(e)),
+            Ok(s) if s.tcb.state().is_connecting() => None,
+            Ok(_) => Some(self.connect_finish(now, h.0)),
+        }
+    }
+
+    /// Steps 6–7 of `__inet_stream_connect`: a closed socket reports
+    /// `sock_error` (or ECONNABORTED) and is disconnected; otherwise SS_CONNECTED.
+    fn connect_finish(&mut self, now: Instant, idx: usize) -> Result<(), Errno> {
+        let s = self.sk(idx);
+        if s.tcb.state() == State::Closed {
+            let err = s.tcb.sk_err.take().unwrap_or(Errno::ECONNABORTED);
+            s.state = SockState::Unconnected;
+            s.disconnects += 1;
+            self.disconnect(now, idx);
+            Err(err)
+        } else {
+            s.state = SockState::Connected;
+            Ok(())
+        }
+    }
+
+    /// `tcp_disconnect` plus the port/address release of `tcp_set_state(CLOSE)`.
+    fn disconnect(&mut self, now: Instant, idx: usize) {
+        let mut out = Vec::new();
+        self.sk(idx).tcb.disconnect(now, &mut out);
+        self.emit(now, idx, out);
+        self.release_port(idx);
+        let s = self.sk(idx);
+        if s.bound_addr.is_none() {
+            s.local_addr = None;
+        }
+    }
+
+    fn release_port(&mut self, idx: usize) {
+        let s = self.sk(idx);
+        if s.bindport_lock {
+            return;
+        }
+        s.local_port = None;
+        s.bound_port = None;
+        self.ports.release(idx);
+    }
+
+    /// `secure_tcp_seq` (net/core/secure_seq.c): keyed hash of the 4-tuple plus the 64 ns clock.
+    fn secure_tcp_seq(
+        &self,
+        now: Instant,
+        saddr: Ipv4Addr,
+        daddr: Ipv4Addr,
+        sport: u16,
+        dport: u16,
+    ) -> u32 {
+        let mut d = [0u8; 12];
+        d[..4].copy_from_slice(&saddr.octets());
+        d[4..8].copy_from_slice(&daddr.octets());
+        d[8..].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_be_bytes());
+        (siphash(self.isn_key, &d) as u32).wrapping_add((now.as_nanos() >> 6) as u32)
+    }
+
+    /// `secure_tcp_ts_off`: keyed per address pair when `tcp_timestamps == 1`, else 0.
+    fn secure_tcp_ts_off(&self, saddr: Ipv4Addr, daddr: Ipv4Addr) -> u32 {
+        if self.cfg.tcp_timestamps != 1 {
+            return 0;
+        }
+        let mut d = [0u8; 8];
+        d[..4].copy_from_slice(&saddr.octets());
+        d[4..].copy_from_slice(&daddr.octets());
+        siphash(self.ts_key, &d) as u32
+    }
+
+    /// Mirrors `tcp_v4_connect` (net/ipv4/tcp_ipv4.c), KERNEL-CONNECT.md §2.
+    fn tcp_v4_connect(&mut self, now: Instant, idx: usize, addr: &SockAddr) -> Result<(), Errno> {
+        if addr.len() < SOCKADDR_IN_LEN {
+            return Err(Errno::EINVAL);
+        }
+        if addr.family() != Some(AF_INET) {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        let dst = addr.inet_addr().ok_or(Errno::EINVAL)?;
+        let s = self.sk(idx);
+        let mut nexthop = *dst.ip();
+        let srr = s.ip_options.faddr;
+        if let Some(f) = srr {
+            if dst.ip().is_unspecified() {
+                return Err(Errno::EINVAL);
+            }
+            nexthop = f;
+        }
+        let bound = s.bound_addr;
+        let ext_hdr_len = s.ip_options.bytes.len() as u32;
+        let rt = self.routes.lookup(nexthop, bound)?;
+        let daddr = if srr.is_some() { *dst.ip() } else { rt.dst };
+        let saddr = rt.src;
+        let dport = dst.port();
+        let lport = match self.sk(idx).bound_port {
+            Some(p) => {
+                self.ports
+                    .check_established(idx, saddr, p, (daddr, dport))?;
+                p
+            }
+            None => self.ports.hash_connect(
+                &self.cfg,
+                &mut self.rng,
+                now,
+                idx,
+                saddr,
+                (daddr, dport),
+            )?,
+        };
+        self.ports.set_remote(idx, Some((daddr, dport)), saddr);
+        let isn = self.secure_tcp_seq(now, saddr, daddr, lport, dport);
+        let ts_offset = self.secure_tcp_ts_off(saddr, daddr);
+        let ip_id = self.rng.next_u16();
+        let init = ConnectInit {
+            local: SocketAddrV4::new(saddr, lport),
+            remote: SocketAddrV4::new(daddr, dport),
+            isn,
+            ts_offset,
+            mtu: rt.mtu,
+            route_advmss: rt.advmss,
+            route_window: rt.window,
+            route_initrwnd: rt.initrwnd,
+            route_ecn: rt.ecn,
+            ext_hdr_len,
+        };
+        let cfg = self.cfg.clone();
+        let s = self.sk(idx);
+        s.local_addr = Some(saddr);
+        s.local_port = Some(lport);
+        s.next_hop = rt.next_hop;
+        s.route_ttl = rt.hoplimit;
+        s.tcb.ip_id = ip_id;
+        let mut out = Vec::new();
+        s.tcb.connect(now, &cfg, &init, &mut out);
+        tracing::trace!(local = %init.local, remote = %init.remote, isn = s.tcb.iss, "connect: SYN");
+        self.emit(now, idx, out);
+        Ok(())
+    }
+
+    /// `send()`/`write()` (`tcp_sendmsg`): EAGAIN while connecting (a blocking
+    /// caller waits for POLLOUT and retries), EPIPE once shut down.
+    pub fn send(&mut self, now: Instant, h: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+        let idx = h.0;
+        let s = self.sock_mut(h)?;
+        if let Some(e) = s.tcb.sk_err.take() {
+            return Err(e);
+        }
+        if s.tcb.shutdown & SEND_SHUTDOWN != 0 {
+            return Err(Errno::EPIPE);
+        }
+        let mut out = Vec::new();
+        let n = match s.tcb.state() {
+            State::Established | State::CloseWait => s.tcb.send(now, data, &mut out),
+            State::SynSent | State::SynRecv => return Err(Errno::EAGAIN),
+            _ => return Err(Errno::EPIPE),
+        };
+        self.emit(now, idx, out);
+        Ok(n)
+    }
+
+    /// `recv()`/`read()`: data, 0 at EOF, the pending error, EAGAIN, or ENOTCONN.
+    pub fn recv(&mut self, _now: Instant, h: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+        let s = self.sock_mut(h)?;
+        let n = s.tcb.recv(buf);
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        if s.tcb.shutdown & RCV_SHUTDOWN != 0 {
+            return Ok(0);
+        }
+        if let Some(e) = s.tcb.sk_err.take() {
+            return Err(e);
+        }
+        if s.tcb.state() == State::Closed {
+            return Err(Errno::ENOTCONN);
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    /// `close()` (`tcp_close`): nothing on the wire from CLOSE/SYN_SENT, a FIN
+    /// from ESTABLISHED/CLOSE_WAIT (the connection lingers until it is done),
+    /// a RST if unread data is pending. The handle is invalid afterwards.
+    pub fn close(&mut self, now: Instant, h: SocketHandle) -> Result<(), Errno> {
+        let idx = h.0;
+        let s = self.sock_mut(h)?;
+        let mut out = Vec::new();
+        s.tcb.close(now, &mut out);
+        s.orphan = true;
+        self.emit(now, idx, out);
+        self.after_event(idx);
+        Ok(())
+    }
+
+    /// Abortive close (`SO_LINGER` 0 then `close`): RST from synchronized states.
+    pub fn abort(&mut self, now: Instant, h: SocketHandle) -> Result<(), Errno> {
+        let idx = h.0;
+        let s = self.sock_mut(h)?;
+        let mut out = Vec::new();
+        s.tcb.abort(now, &mut out);
+        s.orphan = true;
+        self.emit(now, idx, out);
+        self.after_event(idx);
+        Ok(())
+    }
+
+    /// After anything that may have closed a connection: `tcp_set_state(CLOSE)`
+    /// releases an unlocked port; an orphan that is done is freed.
+    fn after_event(&mut self, idx: usize) {
+        let Some(Some(s)) = self.sockets.get(idx) else {
+            return;
+        };
+        if s.tcb.state() != State::Closed {
+            return;
+        }
+        if s.local_port.is_some() && !s.bindport_lock {
+            self.release_port(idx);
+        }
+        if self.sk(idx).orphan {
+            self.ports.release(idx);
+            self.neigh.purge_owner(idx);
+            self.sockets[idx] = None;
+        }
+    }
+
+    // ---- output -------------------------------------------------------------------
+
+    fn emit(&mut self, now: Instant, idx: usize, outs: Vec<Output>) {
+        for o in outs {
+            match o {
+                Output::Segment { repr, ect } => self.emit_segment(now, idx, &repr, ect),
+                Output::ControlReset { repr, tos } => {
+                    let t = &self.sk(idx).tcb;
+                    let (src, dst) = (*t.local.ip(), *t.remote.ip());
+                    self.emit_control_reset(now, src, dst, &repr, tos);
+                }
+            }
+        }
+    }
+
+    /// `__ip_queue_xmit` for a connection's segment: TOS from `IP_TOS`, TTL
+    /// from `IP_TTL`/route/`ip_default_ttl`, DF, `inet_id++`, IP options.
+    fn emit_segment(&mut self, now: Instant, idx: usize, repr: &TcpRepr, ect: bool) {
+        let default_ttl = self.cfg.ip_default_ttl;
+        let s = self.sk(idx);
+        let src = *s.tcb.local.ip();
+        let final_dst = *s.tcb.remote.ip();
+        let hdr_dst = s.ip_options.faddr.unwrap_or(final_dst);
+        let tcp = repr.to_bytes(src, final_dst);
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: hdr_dst,
+            protocol: IpProtocol::Tcp,
+            tos: s.tos | if ect { 0b10 } else { 0 },
+            ident: s.tcb.next_ip_id(),
+            dont_frag: true,
+            ttl: s.ttl.or(s.route_ttl).unwrap_or(default_ttl),
+            options: if s.ip_options.bytes.is_empty() {
+                vec![]
+            } else {
+                s.ip_options.build(src, final_dst)
+            },
+            payload_len: tcp.len(),
+        };
+        let next_hop = s.next_hop;
+        let packet = ip.build(&tcp);
+        self.ip_output(now, next_hop, packet, Some(idx));
+    }
+
+    /// `tcp_v4_send_reset` from the per-netns control socket: IP ID 0, DF,
+    /// default TTL, TOS of the offending segment without ECN bits.
+    fn emit_control_reset(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        repr: &TcpRepr,
+        tos: u8,
+    ) {
+        let next_hop = match self.routes.lookup(dst, Some(src)) {
+            Ok(r) => r.next_hop,
+            Err(_) => return,
+        };
+        let tcp = repr.to_bytes(src, dst);
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: IpProtocol::Tcp,
+            tos,
+            ident: 0,
+            dont_frag: true,
+            ttl: self.cfg.ip_default_ttl,
+            options: vec![],
+            payload_len: tcp.len(),
+        };
+        let packet = ip.build(&tcp);
+        self.ip_output(now, next_hop, packet, None);
+    }
+
+    /// `ip_finish_output2` → `neigh_output`: to `lo`, straight out with a
+    /// resolved MAC, or into the ARP queue (sending the first request).
+    fn ip_output(
+        &mut self,
+        now: Instant,
+        next_hop: Option<Ipv4Addr>,
+        packet: Vec<u8>,
+        owner: Option<usize>,
+    ) {
+        let Some(nh) = next_hop else {
+            self.loopback.push_back(packet);
+            return;
+        };
+        if let Some(mac) = self.neigh.lookup(nh) {
+            self.send_ipv4_frame(mac, &packet);
+            return;
+        }
+        match self
+            .neigh
+            .enqueue(now, &self.cfg, nh, Pending { packet, owner })
+        {
+            Ok(true) => self.send_arp_request(nh),
+            Ok(false) => {}
+            Err(_) => self.stats.tx_dropped += 1,
+        }
+    }
+
+    fn send_ipv4_frame(&mut self, dst: EthernetAddress, packet: &[u8]) {
+        let eth = EthernetRepr {
+            src_addr: self.interface().mac,
+            dst_addr: dst,
+            ethertype: EtherType::Ipv4,
+        };
+        self.tx.push_back(build_frame(&eth, packet));
+    }
+
+    /// `arp_solicit` for a new entry: a broadcast request, target MAC zero.
+    fn send_arp_request(&mut self, target: Ipv4Addr) {
+        let iface = *self.interface();
+        let arp = ArpRepr {
+            operation: ArpOperation::Request,
+            source_hardware_addr: iface.mac,
+            source_protocol_addr: iface.addr,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: target,
+        };
+        let eth = EthernetRepr {
+            src_addr: iface.mac,
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EtherType::Arp,
+        };
+        self.tx.push_back(build_frame(&eth, &arp.to_bytes()));
+    }
+
+    // ---- input --------------------------------------------------------------------
+
+    /// Take one received Ethernet frame. Malformed frames are dropped and
+    /// counted; this never panics.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        self.stats.rx_frames += 1;
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let me = self.interface().mac;
+        if eth.dst_addr() != me && eth.dst_addr() != EthernetAddress::BROADCAST {
+            self.stats.rx_ignored += 1;
+            return;
+        }
+        match eth.ethertype() {
+            EtherType::Arp => self.arp_input(now, eth.payload()),
+            EtherType::Ipv4 => self.ipv4_input(now, eth.payload(), false),
+            EtherType::Unknown(_) => self.stats.rx_ignored += 1,
+        }
+        self.process_loopback(now);
+    }
+
+    /// `arp_process` (net/ipv4/arp.c): answer requests for our address and
+    /// learn the sender; replies update only existing entries.
+    fn arp_input(&mut self, _now: Instant, payload: &[u8]) {
+        let Ok(arp) = ArpPacket::new_checked(payload).and_then(|p| ArpRepr::parse(&p)) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let iface = *self.interface();
+        let sip = arp.source_protocol_addr;
+        if sip.is_unspecified() || sip.is_multicast() || sip.is_broadcast() {
+            self.stats.rx_ignored += 1;
+            return;
+        }
+        let for_us = arp.target_protocol_addr == iface.addr;
+        let create = for_us && arp.operation == ArpOperation::Request;
+        let flushed = self.neigh.update(sip, arp.source_hardware_addr, create);
+        for p in flushed {
+            self.send_ipv4_frame(arp.source_hardware_addr, &p.packet);
+        }
+        if create {
+            let reply = ArpRepr {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: iface.mac,
+                source_protocol_addr: iface.addr,
+                target_hardware_addr: arp.source_hardware_addr,
+                target_protocol_addr: sip,
+            };
+            let eth = EthernetRepr {
+                src_addr: iface.mac,
+                dst_addr: arp.source_hardware_addr,
+                ethertype: EtherType::Arp,
+            };
+            self.tx.push_back(build_frame(&eth, &reply.to_bytes()));
+        }
+    }
+
+    fn ipv4_input(&mut self, now: Instant, payload: &[u8], from_lo: bool) {
+        let Ok(p) = Ipv4Packet::new_checked(payload) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let Ok(ip) = Ipv4Repr::parse(&p) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        let ours =
+            ip.dst_addr == self.interface().addr || (from_lo && self.routes.is_local(ip.dst_addr));
+        if !ours {
+            self.stats.rx_ignored += 1;
+            return;
+        }
+        match ip.protocol {
+            IpProtocol::Tcp => {
+                let Ok(seg) = TcpPacket::new_checked(p.payload())
+                    .and_then(|t| TcpRepr::parse(&t, ip.src_addr, ip.dst_addr))
+                else {
+                    self.stats.rx_malformed += 1;
+                    return;
+                };
+                self.tcp_input(now, &ip, &seg);
+            }
+            IpProtocol::Icmp => {
+                let Ok(icmp) =
+                    IcmpPacket::new_checked(p.payload()).and_then(|i| IcmpRepr::parse(&i))
+                else {
+                    self.stats.rx_malformed += 1;
+                    return;
+                };
+                self.icmp_input(now, &icmp);
+            }
+            _ => self.stats.rx_ignored += 1,
+        }
+    }
+
+    fn find_socket(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<usize> {
+        self.sockets.iter().position(|s| {
+            s.as_ref().is_some_and(|s| {
+                s.tcb.state() != State::Closed && s.tcb.local == local && s.tcb.remote == remote
+            })
+        })
+    }
+
+    /// `tcp_v4_rcv`: to the socket owning the 4-tuple, or a RST from the
+    /// control socket (`tcp_v4_send_reset`) when there is none.
+    fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr) {
+        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
+        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
+        match self.find_socket(local, remote) {
+            Some(idx) => {
+                let cfg = self.cfg.clone();
+                let mut out = Vec::new();
+                self.sk(idx).tcb.input(now, &cfg, seg, ip.tos, &mut out);
+                self.emit(now, idx, out);
+                self.after_event(idx);
+            }
+            None => {
+                if let Some(Output::ControlReset { repr, tos }) = Tcb::reset_for(seg, ip.tos) {
+                    self.emit_control_reset(now, ip.dst_addr, ip.src_addr, &repr, tos);
+                }
+            }
+        }
+    }
+
+    /// `icmp_unreach` → `tcp_v4_err`: the quoted IP header (IHL ≥ 5) and 8
+    /// bytes of TCP select the socket and the sequence number to check.
+    fn icmp_input(&mut self, _now: Instant, icmp: &IcmpRepr) {
+        let d = &icmp.data;
+        if d.len() < 20 {
+            self.stats.rx_ignored += 1;
+            return;
+        }
+        let ihl = (d[0] & 0x0f) as usize * 4;
+        if ihl < 20 || d.len() < ihl + 8 || d[9] != 6 {
+            self.stats.rx_ignored += 1;
+            return;
+        }
+        let qsrc = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+        let qdst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let t = &d[ihl..];
+        let sport = u16::from_be_bytes([t[0], t[1]]);
+        let dport = u16::from_be_bytes([t[2], t[3]]);
+        let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        let Some(kind) = tcp::icmp_error(icmp.msg_type, icmp.code, icmp.next_hop_mtu()) else {
+            self.stats.rx_ignored += 1;
+            return;
+        };
+        let local = SocketAddrV4::new(qsrc, sport);
+        // With a source route the quoted destination is the first hop.
+        let idx = self
+            .find_socket(local, SocketAddrV4::new(qdst, dport))
+            .or_else(|| {
+                self.sockets.iter().position(|s| {
+                    s.as_ref().is_some_and(|s| {
+                        s.tcb.state() != State::Closed
+                            && s.tcb.local == local
+                            && s.ip_options.faddr == Some(qdst)
+                            && s.tcb.remote.port() == dport
+                    })
+                })
+            });
+        let Some(idx) = idx else {
+            self.stats.rx_ignored += 1;
+            return;
+        };
+        let cfg = self.cfg.clone();
+        self.sk(idx).tcb.icmp_error(&cfg, seq, kind);
+        self.after_event(idx);
+    }
+
+    fn process_loopback(&mut self, now: Instant) {
+        let mut budget = 64;
+        while let Some(p) = self.loopback.pop_front() {
+            self.ipv4_input(now, &p, true);
+            budget -= 1;
+            if budget == 0 {
+                self.loopback.clear();
+            }
+        }
+    }
+
+    // ---- output and timers --------------------------------------------------------
+
+    /// The next frame to put on the wire.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.process_loopback(now);
+        let f = self.tx.pop_front()?;
+        self.stats.tx_frames += 1;
+        Some(f)
+    }
+
+    /// When [`Stack::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let socks = self
+            .sockets
+            .iter()
+            .flatten()
+            .filter_map(|s| s.tcb.poll_timeout());
+        socks.chain(self.neigh.poll_timeout()).min()
+    }
+
+    /// Run every timer due at `now`: neighbour probes and failures (each
+    /// queued packet gets a local ICMP host-unreachable, as `arp_error_report`
+    /// → `ipv4_send_dest_unreach` does), then TCP timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ev = self.neigh.handle_timeout(now, &self.cfg);
+        for a in ev.probes {
+            self.send_arp_request(a);
+        }
+        for (_addr, pending) in ev.failed {
+            for p in pending {
+                let Ok(ip) = Ipv4Packet::new_checked(&p.packet[..]) else {
+                    continue;
+                };
+                let quoted_len = (ip.header_len() as usize + 8).min(p.packet.len());
+                let icmp = IcmpRepr::dest_unreachable(1, 0, &p.packet[..quoted_len]);
+                self.icmp_input(now, &icmp);
+            }
+        }
+        let cfg = self.cfg.clone();
+        for idx in 0..self.sockets.len() {
+            let Some(Some(s)) = self.sockets.get(idx) else {
+                continue;
+            };
+            if s.tcb.poll_timeout().is_none_or(|t| t > now) {
+                continue;
+            }
+            let queued = self.neigh.has_queued(idx);
+            let mut out = Vec::new();
+            self.sk(idx).tcb.handle_timeout(now, &cfg, queued, &mut out);
+            self.emit(now, idx, out);
+            self.after_event(idx);
+        }
+        self.process_loopback(now);
+    }
+}

@@ -1,0 +1,324 @@
+//! The SYN and the final ACK: options (§4.4), MSS/window/scale (§4.3),
+//! ECN (§4.5), TFO (§4.7), IP header fields (§4.6), final ACK (§6.1).
+
+mod common;
+use common::*;
+use tcptwin_stack::wire::*;
+use tcptwin_stack::*;
+
+fn syn_with(pairs: &[(&str, &str)]) -> TcpRepr {
+    let mut sim = Sim::new(pairs);
+    let (_, syn) = sim.connect_nb(vec![]);
+    syn.tcp().clone()
+}
+
+#[test]
+fn syn_option_bytes_for_all_eight_sysctl_combinations() {
+    // (timestamps, sack, window_scaling) → expected bytes with TS = TSval/TSecr placeholders.
+    let ts = |t: &TcpRepr| {
+        let (v, e) = t.timestamps().unwrap();
+        let mut b = v.to_be_bytes().to_vec();
+        b.extend(e.to_be_bytes());
+        b
+    };
+    for tsv in [1, 0] {
+        for sack in [1, 0] {
+            for ws in [1, 0] {
+                let syn = syn_with(&[
+                    ("net.ipv4.tcp_timestamps", &tsv.to_string()),
+                    ("net.ipv4.tcp_sack", &sack.to_string()),
+                    ("net.ipv4.tcp_window_scaling", &ws.to_string()),
+                ]);
+                let mut want = vec![0x02, 0x04, 0x05, 0xb4];
+                match (tsv, sack) {
+                    (1, 1) => {
+                        want.extend([0x04, 0x02, 0x08, 0x0a]);
+                        want.extend(ts(&syn));
+                    }
+                    (1, 0) => {
+                        want.extend([0x01, 0x01, 0x08, 0x0a]);
+                        want.extend(ts(&syn));
+                    }
+                    (0, 1) => want.extend([0x01, 0x01, 0x04, 0x02]),
+                    _ => {}
+                }
+                if ws == 1 {
+                    want.extend([0x01, 0x03, 0x03, 0x0a]);
+                }
+                assert_eq!(option_bytes(&syn), want, "ts={tsv} sack={sack} ws={ws}");
+                let doff = 5 + want.len() / 4;
+                assert_eq!(syn.header_len(), doff * 4);
+                if tsv == 1 {
+                    assert_eq!(syn.timestamps().unwrap().1, 0, "TSecr 0");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn default_syn_header() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![]);
+    let (ip, t) = (syn.ip(), syn.tcp());
+    assert_eq!(t.flags, TcpFlags(TcpFlags::SYN));
+    assert_eq!((t.ack, t.window, t.urgent), (0, 64240, 0));
+    assert_eq!(t.window_scale(), Some(10));
+    assert_eq!((ip.ttl, ip.tos, ip.dont_frag), (64, 0, true));
+    assert_eq!(t.dst_port, PEER_PORT);
+    assert!(t.src_port % 2 == 0 && (32768..=60999).contains(&t.src_port));
+    // The ARP request went out first, broadcast with a zero target MAC.
+    match &sim.sent[0].1 {
+        Frame::Arp(a) => {
+            assert_eq!(a.operation, ArpOperation::Request);
+            assert_eq!(a.target_hardware_addr, EthernetAddress([0; 6]));
+            assert_eq!(a.target_protocol_addr, PEER_IP);
+            assert_eq!(a.source_protocol_addr, LOCAL_IP);
+        }
+        f => panic!("{f:?}"),
+    }
+}
+
+/// (setup, expected SYN MSS, SYN window, wscale, final ACK window)
+fn check_window(
+    pairs: &[(&str, &str)],
+    mtu: u32,
+    opts: Vec<SockOpt>,
+    mss: u16,
+    win: u16,
+    ws: u8,
+    final_win: u16,
+) {
+    let mut sim = Sim::with(pairs, mtu, vec![]);
+    let (h, syn) = sim.connect_nb(opts);
+    let t = syn.tcp().clone();
+    assert_eq!(t.mss(), Some(mss), "mss");
+    assert_eq!(t.window, win, "SYN window");
+    assert_eq!(t.window_scale(), Some(ws), "wscale");
+    sim.deliver_tcp(&synack(&t, 5000, 65535, linux_synack_options(777, 0)), 0);
+    let out = sim.pump();
+    assert_eq!(out.len(), 1);
+    let ack = out[0].tcp();
+    assert_eq!(ack.window, final_win, "final ACK window");
+    assert_eq!(sim.stack.tcp_state(h), Ok(State::Established));
+}
+
+#[test]
+fn mss_window_wscale_table() {
+    check_window(&[], 1500, vec![], 1460, 64240, 10, 63);
+    check_window(&[], 1280, vec![], 1240, 64480, 10, 63);
+    check_window(&[], 9000, vec![], 8960, 62720, 10, 62);
+    check_window(&[], 1500, vec![SockOpt::TcpMaxSeg(536)], 536, 65392, 10, 64);
+    check_window(&[], 1500, vec![SockOpt::TcpMaxSeg(100)], 100, 65500, 10, 64);
+    check_window(
+        &[],
+        1500,
+        vec![SockOpt::SoRcvBuf(4096)],
+        1460,
+        2920,
+        0,
+        2920,
+    );
+    check_window(
+        &[],
+        1500,
+        vec![SockOpt::SoRcvBuf(1 << 20)],
+        1460,
+        65535,
+        5,
+        32759,
+    );
+    check_window(
+        &[],
+        1500,
+        vec![SockOpt::TcpWindowClamp(10000)],
+        1460,
+        8760,
+        0,
+        8760,
+    );
+}
+
+#[test]
+fn route_advmss_and_mtu() {
+    let mut r = Route::new(std::net::Ipv4Addr::new(10, 199, 0, 0), 24, None);
+    r.advmss = Some(1000);
+    let mut sim = Sim::with(&[], 1500, vec![r]);
+    let (_, syn) = sim.connect_nb(vec![]);
+    assert_eq!(syn.tcp().mss(), Some(1000));
+    assert_eq!(syn.tcp().window, 65000);
+}
+
+#[test]
+fn final_ack_echoes_synack_tsval() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let id0 = syn.ip().ident;
+    sim.deliver_tcp(
+        &synack(
+            &t,
+            5000,
+            65160,
+            linux_synack_options(0xabcdef, t.timestamps().unwrap().0),
+        ),
+        0,
+    );
+    let f = sim.pump();
+    let ack = f[0].tcp();
+    assert_eq!(ack.flags, TcpFlags(TcpFlags::ACK));
+    assert_eq!((ack.seq, ack.ack), (t.seq.wrapping_add(1), 5001));
+    assert_eq!(option_bytes(ack)[..4], [1, 1, 8, 10]);
+    assert_eq!(ack.timestamps().unwrap().1, 0xabcdef);
+    assert_eq!(f[0].ip().ident, id0.wrapping_add(1));
+}
+
+#[test]
+fn synack_without_options() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&t, 5000, 65535, vec![]), 0);
+    let ack = sim.pump()[0].tcp().clone();
+    assert_eq!(ack.window, 64240, "our scaling is abandoned");
+    assert!(ack.options.is_empty());
+    let tcb = sim.stack.tcb(h).unwrap();
+    assert_eq!(
+        (tcb.mss_cache, tcb.tstamp_ok, tcb.sack_ok),
+        (536, false, false)
+    );
+    assert_eq!(
+        sim.stack.getsockopt(h, SockOptName::TcpMaxSeg).unwrap(),
+        SockOptValue::Int(536)
+    );
+}
+
+#[test]
+fn wscale_above_14_is_clamped() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let mut o = linux_synack_options(1, 0);
+    o[4] = TcpOption::WindowScale(20);
+    sim.deliver_tcp(&synack(&t, 5000, 100, o), 0);
+    sim.pump();
+    let tcb = sim.stack.tcb(h).unwrap();
+    assert_eq!(tcb.snd_wscale, 14);
+    assert_eq!(tcb.snd_wnd, 100, "SYN-ACK window is never scaled");
+}
+
+#[test]
+fn malformed_mss_option_is_ignored() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    // MSS value 0 is ignored; then a silly-length option stops parsing (WS after it unseen).
+    let o = vec![
+        TcpOption::Mss(0),
+        TcpOption::Unknown {
+            kind: 30,
+            data: vec![],
+        },
+    ];
+    sim.deliver_tcp(&synack(&t, 5000, 65535, o), 0);
+    sim.pump();
+    assert_eq!(sim.stack.tcb(h).unwrap().mss_cache, 536);
+}
+
+#[test]
+fn ecn_on_first_syn_only() {
+    let mut sim = Sim::new(&[("net.ipv4.tcp_ecn", "1")]);
+    let (_, syn) = sim.connect_nb(vec![]);
+    assert_eq!(
+        syn.tcp().flags.0,
+        TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
+    );
+    assert_eq!(syn.ip().tos & 3, 0, "Not-ECT");
+    sim.run_until(Instant::from_millis(1100));
+    let all = sim.tcp_sent();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].1.flags, TcpFlags(TcpFlags::SYN));
+    // Without fallback, retransmissions keep ECE|CWR.
+    let mut sim = Sim::new(&[
+        ("net.ipv4.tcp_ecn", "1"),
+        ("net.ipv4.tcp_ecn_fallback", "0"),
+    ]);
+    sim.connect_nb(vec![]);
+    sim.run_until(Instant::from_millis(1100));
+    assert_eq!(
+        sim.tcp_sent()[1].1.flags.0,
+        TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
+    );
+    // Default tcp_ecn=2: no ECN on the SYN.
+    assert_eq!(syn_with(&[]).flags, TcpFlags(TcpFlags::SYN));
+}
+
+#[test]
+fn ecn_negotiated_by_ece_only() {
+    let mut sim = Sim::new(&[("net.ipv4.tcp_ecn", "1")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let mut sa = synack(syn.tcp(), 1, 65535, linux_synack_options(1, 0));
+    sa.flags.0 |= TcpFlags::ECE;
+    sim.deliver_tcp(&sa, 0);
+    let ack = sim.pump()[0].tcp().clone();
+    assert_eq!(ack.flags, TcpFlags(TcpFlags::ACK));
+    assert!(sim.stack.tcb(h).unwrap().ecn_ok);
+    sim.stack.send(sim.now, h, b"hello").unwrap();
+    let d = sim.pump();
+    assert_eq!(d[0].ip().tos & 3, 2, "data is ECT(0)");
+}
+
+#[test]
+fn tfo_cookie_request_on_first_syn_only() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![SockOpt::TcpFastopenConnect(1)]);
+    let b = option_bytes(syn.tcp());
+    assert_eq!(
+        &b[b.len() - 8..],
+        &[0x01, 0x03, 0x03, 0x0a, 0x22, 0x02, 0x01, 0x01]
+    );
+    sim.run_until(Instant::from_millis(1100));
+    let re = &sim.tcp_sent()[1].1;
+    assert!(!re.options.contains(&TcpOption::FastOpen(vec![])));
+}
+
+#[test]
+fn ip_tos_and_ttl() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![SockOpt::IpTos(0x13), SockOpt::IpTtl(7)]);
+    assert_eq!((syn.ip().tos, syn.ip().ttl), (0x10, 7));
+    sim.deliver_tcp(&synack(syn.tcp(), 1, 65535, vec![]), 0);
+    let ack = sim.pump();
+    assert_eq!((ack[0].ip().tos, ack[0].ip().ttl), (0x10, 7));
+}
+
+#[test]
+fn ip_options_record_route() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![SockOpt::IpOptions(vec![7, 7, 4, 0, 0, 0, 0])]);
+    assert_eq!(syn.ip().options, vec![7, 7, 8, 10, 199, 0, 1, 0]);
+    assert_eq!(
+        syn.tcp().mss(),
+        Some(1460),
+        "IP options do not lower the advertised MSS"
+    );
+}
+
+#[test]
+fn timestamps_offset_modes() {
+    // tcp_timestamps=2: TSval is the ms clock itself.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "2")]);
+    sim.now = Instant::from_millis(123_456);
+    let (_, syn) = sim.connect_nb(vec![]);
+    assert_eq!(syn.tcp().timestamps(), Some((123_456, 0)));
+    // tcp_timestamps=1: the same offset for the same address pair.
+    let mut sim = Sim::new(&[]);
+    let (_, a) = sim.connect_nb(vec![]);
+    let (_, b) = sim.connect_nb(vec![]);
+    assert_eq!(
+        a.tcp().timestamps().unwrap().0,
+        b.tcp().timestamps().unwrap().0
+    );
+    assert_ne!(a.tcp().src_port, b.tcp().src_port);
+    assert_ne!(a.ip().ident, b.ip().ident);
+}
