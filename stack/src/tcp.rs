@@ -1298,11 +1298,9 @@ impl Tcb {
                 self.abort(now, out);
             }
             State::SynRecv | State::Established => {
-                self.set_state(if self.state == State::SynRecv {
-                    State::Established
-                } else {
-                    self.state
-                });
+                if self.state == State::SynRecv {
+                    self.set_state(State::Established);
+                }
                 self.set_state(State::FinWait1);
                 self.fin_queued = true;
                 self.push(now, out);
