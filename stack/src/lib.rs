@@ -42,3 +42,4 @@ pub use socket::{SockAddr, SockOpt, SockOptName, SockOptValue};
 pub use stack::{Connect, SocketHandle, Stack, Stats};
 pub use tcp::State;
 pub use wire::EthernetAddress;
+pub mod driver;

@@ -1,0 +1,154 @@
+//! Namespace tier: the stack, attached through its driver to a veth in one
+//! network namespace, completes a handshake, a small send and a close with a
+//! kernel listener in another. Needs CAP_SYS_ADMIN/CAP_NET_ADMIN and `ip`;
+//! skipped (with a message) otherwise. Both namespaces are anonymous and
+//! belong to the test's threads: they vanish when the threads end.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+use tcptwin_stack::driver::{Driver, PacketSocket};
+use tcptwin_stack::*;
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn gettid() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+#[test]
+fn handshake_send_close_with_kernel_listener() {
+    // The peer: a fresh netns on its own thread with a kernel listener.
+    let (tid_tx, tid_rx) = mpsc::channel::<Result<i64, String>>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (got_tx, got_rx) = mpsc::channel::<Result<Vec<u8>, String>>();
+    let peer = std::thread::spawn(move || {
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+            let _ = tid_tx.send(Err(format!("unshare: {e}")));
+            return;
+        }
+        tid_tx.send(Ok(gettid())).unwrap();
+        if go_rx.recv().is_err() {
+            return;
+        }
+        let r = (|| -> Result<Vec<u8>, String> {
+            ip(&["link", "set", "lo", "up"])?;
+            ip(&["addr", "add", "10.199.0.2/24", "dev", "pb"])?;
+            ip(&["link", "set", "pb", "up"])?;
+            let l = TcpListener::bind("10.199.0.2:8080").map_err(|e| e.to_string())?;
+            let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut v = Vec::new();
+            s.read_to_end(&mut v).map_err(|e| e.to_string())?;
+            let _ = s.write_all(b"");
+            Ok(v)
+        })();
+        got_tx.send(r).unwrap();
+    });
+    let peer_tid = match tid_rx.recv().unwrap() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("skipping namespace test: {e}");
+            return;
+        }
+    };
+
+    // The DUT: another fresh netns on this thread's child, holding the veth.
+    let dut = std::thread::spawn(move || -> Result<(), String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("unshare: {e}"))?;
+        ip(&["link", "add", "da", "type", "veth", "peer", "name", "pb"])?;
+        ip(&["link", "set", "pb", "netns", &peer_tid.to_string()])?;
+        ip(&["link", "set", "da", "up"])?;
+        go_tx.send(()).unwrap();
+        // (sysfs shows the namespace of whoever mounted it; ask netlink via `ip`.)
+        let out = Command::new("ip")
+            .args(["-br", "link", "show", "da"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mac_s = text
+            .split_whitespace()
+            .nth(2)
+            .ok_or(format!("no MAC in {text:?}"))?
+            .to_string();
+        let mut mac = [0u8; 6];
+        for (i, p) in mac_s.trim().split(':').enumerate() {
+            mac[i] = u8::from_str_radix(p, 16).map_err(|e| e.to_string())?;
+        }
+        let sock = PacketSocket::open("da").map_err(|e| format!("AF_PACKET: {e}"))?;
+        let iface = Interface {
+            mac: EthernetAddress(mac),
+            addr: Ipv4Addr::new(10, 199, 0, 1),
+            prefix_len: 24,
+            mtu: 1500,
+        };
+        let stack = Stack::new(Config::default(), iface, vec![], 7);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut d = Driver::new(stack, sock).map_err(|e| e.to_string())?;
+            // Give the peer a moment to listen (it retries nothing; a RST would fail the test).
+            d.settle(Duration::from_millis(300))
+                .await
+                .map_err(|e| e.to_string())?;
+            let h = d.stack().socket();
+            let r = d
+                .connect(
+                    h,
+                    &SockAddr::inet(SocketAddrV4::new(Ipv4Addr::new(10, 199, 0, 2), 8080)),
+                )
+                .await;
+            let r = r.map_err(|e| e.to_string())?;
+            if r != Ok(()) {
+                return Err(format!("connect: {r:?}"));
+            }
+            let n = d
+                .send(h, b"hello from tcptwin")
+                .await
+                .map_err(|e| e.to_string())?;
+            if n != Ok(18) {
+                return Err(format!("send: {n:?}"));
+            }
+            d.close(h, Duration::from_secs(3))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            d.settle(Duration::from_millis(200))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    });
+    let dut_result = dut.join().unwrap();
+    let got = got_rx.recv_timeout(Duration::from_secs(15));
+    drop(peer);
+    match dut_result {
+        Err(e) if e.starts_with("unshare") || e.contains("Operation not permitted") => {
+            eprintln!("skipping namespace test: {e}");
+        }
+        r => {
+            r.unwrap();
+            assert_eq!(got.expect("peer finished").unwrap(), b"hello from tcptwin");
+        }
+    }
+}
