@@ -83,7 +83,10 @@ impl Capture {
         let ifname = ifname.to_string();
         let thread = std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || read_until_stopped(handle, &stop2, &seen2, &last2, &ifname))?;
+            .spawn(move || {
+                crate::netns::realtime_priority();
+                read_until_stopped(handle, &stop2, &seen2, &last2, &ifname)
+            })?;
         Ok(Capture {
             stop,
             seen,

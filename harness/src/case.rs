@@ -71,6 +71,19 @@ pub struct Case {
     /// After the last step, the run ends once nothing was captured for this long.
     #[serde(default = "default_settle")]
     pub settle_ms: u64,
+    /// Differences from the kernel that are understood and accepted for now, each with its
+    /// reason. They are still shown in every report; they only do not fail the case.
+    #[serde(default)]
+    pub known_divergences: Vec<KnownDivergence>,
+}
+
+/// A divergence the case accepts: a field path (`*` for any index; a prefix covers the
+/// fields below it) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownDivergence {
+    pub path: String,
+    pub reason: String,
 }
 
 fn default_time_limit() -> TimeLimit {
@@ -499,6 +512,15 @@ pub struct PeerScript {
     /// How the peer answers the DUT's FIN.
     #[serde(default)]
     pub on_fin: FinReply,
+    /// How long the peer waits before answering the DUT's FIN. Not zero by default: the
+    /// kernel's last ACK then depends on whether `close()` had returned when the answer
+    /// arrived (the full socket sends it with the next IP ID, a TIME-WAIT socket through the
+    /// control socket with ID 0), and a scripted peer must not race the DUT.
+    #[serde(default = "default_fin_delay")]
+    pub fin_delay_ms: u64,
+}
+fn default_fin_delay() -> u64 {
+    10
 }
 impl Default for PeerScript {
     fn default() -> Self {
@@ -509,6 +531,7 @@ impl Default for PeerScript {
             isn: default_peer_isn(),
             established: Vec::new(),
             on_fin: FinReply::default(),
+            fin_delay_ms: default_fin_delay(),
         }
     }
 }
@@ -718,6 +741,18 @@ pub struct SynExpect {
 }
 
 impl Case {
+    /// The ephemeral port range `connect()` draws from: the case's `ip_local_port_range`, or
+    /// the kernel's default for a new namespace (af_inet.c).
+    pub fn port_range(&self) -> (u16, u16) {
+        let key = SysctlName("net.ipv4.ip_local_port_range".into());
+        let parsed = self.sysctls.get(&key).and_then(|v| {
+            let text = v.to_string();
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        });
+        parsed.unwrap_or((32768, 60999))
+    }
+
     /// The topology this case asks for, resolved into a build spec.
     pub fn topology_spec(&self, dut_kernel_address: bool) -> TopologySpec {
         let topo = &self.topology;
@@ -828,6 +863,14 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
                 case.name
             ),
         ));
+    }
+    for (i, known) in case.known_divergences.iter().enumerate() {
+        if known.reason.trim().is_empty() {
+            return Err(invalid(
+                &format!("known_divergences[{i}].reason"),
+                "a known divergence needs its reason".into(),
+            ));
+        }
     }
     if case.steps.is_empty() {
         return Err(invalid("steps", "a case needs at least one step".into()));

@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod case;
 pub mod decode;
+pub mod diff;
 pub mod dut;
 pub mod errno;
 pub mod ethtool;

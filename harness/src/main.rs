@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case;
-use tcptwin::dut::KernelDut;
+use tcptwin::dut::{Dut, KernelDut};
 use tcptwin::report;
 use tcptwin::runner::{self, LoadedCase};
 
@@ -40,9 +40,16 @@ struct RunArgs {
     /// Case files or directories (searched for *.yaml).
     #[arg(default_value = "cases")]
     paths: Vec<PathBuf>,
-    /// The implementation under test.
+    /// The implementation under test (the reference when --vs is given).
     #[arg(long, value_enum, default_value_t = DutChoice::Kernel)]
     dut: DutChoice,
+    /// Run every case on this implementation too, at the same time, and report every
+    /// difference from --dut's run. `--dut kernel --vs kernel` is the false-alarm check.
+    #[arg(long, value_enum)]
+    vs: Option<DutChoice>,
+    /// Run the whole suite this many times (a pair run reports any case whose verdict changed).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Where each run's .pcap goes (<DIR>/<case>/<dut>.pcap).
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
@@ -108,45 +115,118 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.filter
         );
     }
-    let dut = match args.dut {
-        DutChoice::Kernel => KernelDut,
-    };
-    let bar = std::io::stdout().is_terminal().then(|| {
-        let bar = ProgressBar::new(cases.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}")
-                .expect("a valid template"),
-        );
-        bar
-    });
+    let dut = dut_of(args.dut);
+    if let Some(vs) = args.vs {
+        return run_pairs(&args, &cases, dut.as_ref(), dut_of(vs).as_ref());
+    }
+    let bar = progress(cases.len());
     let results = runner::run_all(
         &cases,
-        &dut,
+        dut.as_ref(),
         Some(&args.artifacts),
         args.jobs,
         |_, result| {
-            let text = report::case_text(result, args.verbose);
-            match &bar {
-                Some(bar) => {
-                    bar.suspend(|| print!("{text}"));
-                    bar.inc(1);
-                }
-                None => print!("{text}"),
-            }
+            emit(&bar, report::case_text(result, args.verbose));
         },
     );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if let Some(path) = &args.json {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &results)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    write_json(args.json.as_deref(), &results)?;
     let tally = report::tally(&results);
     println!("{}", report::summary(tally));
     Ok(if tally.failed + tally.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn dut_of(choice: DutChoice) -> Box<dyn Dut> {
+    match choice {
+        DutChoice::Kernel => Box::new(KernelDut),
+    }
+}
+
+fn progress(len: usize) -> Option<ProgressBar> {
+    std::io::stdout().is_terminal().then(|| {
+        let bar = ProgressBar::new(len as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    })
+}
+
+/// Prints a case's block above the progress bar (or plainly when there is none).
+fn emit(bar: &Option<ProgressBar>, text: String) {
+    match bar {
+        Some(bar) => {
+            bar.suspend(|| print!("{text}"));
+            bar.inc(1);
+        }
+        None => print!("{text}"),
+    }
+}
+
+fn write_json<T: serde::Serialize>(
+    path: Option<&std::path::Path>,
+    value: &T,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), value)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_pairs(
+    args: &RunArgs,
+    cases: &[LoadedCase],
+    reference: &dyn Dut,
+    other: &dyn Dut,
+) -> anyhow::Result<ExitCode> {
+    let mut all = Vec::new();
+    let mut verdicts: Vec<Vec<runner::PairVerdict>> = vec![Vec::new(); cases.len()];
+    for round in 0..args.repeat.max(1) {
+        if args.repeat > 1 {
+            println!("== round {} of {}", round + 1, args.repeat);
+        }
+        let bar = progress(cases.len());
+        let results = runner::run_each(
+            cases,
+            args.jobs,
+            |c| runner::run_pair(c, reference, other, Some(&args.artifacts)),
+            |i, r| {
+                verdicts[i].push(r.verdict);
+                emit(&bar, report::pair_text(r, args.verbose));
+            },
+        );
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        all.extend(results);
+    }
+    write_json(args.json.as_deref(), &all)?;
+    let flaky: Vec<String> = cases
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| v.windows(2).any(|w| w[0] != w[1]))
+        .map(|(c, v)| format!("  {}: {v:?}", c.case.name))
+        .collect();
+    if !flaky.is_empty() {
+        println!("verdict changed between repeats:\n{}", flaky.join("\n"));
+    }
+    let (tally, known) = report::pair_tally(&all);
+    if known > 0 {
+        println!("{known} case run(s) passed with known divergences (listed above)");
+    }
+    println!("{}", report::summary(tally));
+    let ok = tally.failed + tally.errors == 0 && flaky.is_empty();
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

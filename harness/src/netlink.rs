@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
 use netlink_packet_route::neighbour::NeighbourState;
 use netlink_packet_route::route::{RouteAttribute, RouteMetric, RouteScope, RouteType};
+use netlink_packet_route::tc::TcAttribute;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// A failed netlink request, with what was being done.
@@ -146,6 +147,54 @@ impl Netlink {
                 })
                 .collect())
         })
+    }
+
+    /// Waits until interface `index` can transmit. Bringing a link up only schedules
+    /// linkwatch, which later runs `dev_activate` (net/core/link_watch.c) to replace the
+    /// `noop` qdisc, which drops everything, with the real one; a frame sent before that is
+    /// lost (a first ARP request vanishes and the kernel retries a second later). So poll the
+    /// root qdisc until it is no longer `noop`.
+    pub fn wait_tx_ready(
+        &self,
+        index: u32,
+        timeout: std::time::Duration,
+    ) -> Result<(), NetlinkError> {
+        let started = std::time::Instant::now();
+        loop {
+            let kinds: Vec<String> = self.runtime.block_on(async {
+                let messages: Vec<_> = self
+                    .handle
+                    .clone()
+                    .qdisc()
+                    .get()
+                    .execute()
+                    .try_collect()
+                    .await
+                    .map_err(|e| fail("listing qdiscs", e))?;
+                Ok::<_, NetlinkError>(
+                    messages
+                        .iter()
+                        .filter(|m| m.header.index == index as i32)
+                        .flat_map(|m| {
+                            m.attributes.iter().filter_map(|a| match a {
+                                TcAttribute::Kind(kind) => Some(kind.clone()),
+                                _ => None,
+                            })
+                        })
+                        .collect(),
+                )
+            })?;
+            if !kinds.is_empty() && kinds.iter().all(|k| k != "noop") {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(fail(
+                    format!("waiting for link {index} to transmit"),
+                    format!("qdisc still {kinds:?} after {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
     }
 
     /// Brings an interface up.

@@ -111,6 +111,20 @@ impl Netns {
     }
 }
 
+/// Gives the calling thread real-time priority (`SCHED_FIFO`), for the threads whose timing
+/// is measured: the DUT's socket calls, the peer and the capture. Other cases' namespace
+/// setup then cannot delay them, so host load does not show up as DUT timing. They block in
+/// system calls, so they cannot starve the machine. Without the privilege this does
+/// nothing, and timings are as noisy as the host.
+pub fn realtime_priority() {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: plain syscall on the calling thread with a valid parameter block.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        tracing::debug!("SCHED_FIFO refused: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Moves the calling thread (and every thread it starts later) into a private, empty network
 /// namespace, so that nothing tcptwin does can reach the namespace it was started in. Call it
 /// first thing in `main`, before any other thread exists.

@@ -77,6 +77,7 @@ impl Peer {
         let thread = std::thread::Builder::new()
             .name("peer".into())
             .spawn(move || {
+                crate::netns::realtime_priority();
                 let mut state = PeerState::new(script, addrs);
                 state.run(&socket, &stop2, &busy2)
             })
@@ -290,14 +291,14 @@ impl PeerState {
         }
         conn.rcv_nxt = conn.rcv_nxt.wrapping_add(consumed);
         let fin_sent = conn.fin_sent;
+        let delay = Duration::from_millis(self.script.fin_delay_ms);
         if fin {
             match self.script.on_fin {
                 FinReply::AckFin if !fin_sent => {
                     self.conn.as_mut().expect("checked above").fin_sent = true;
-                    self.send_segment(flags::FIN | flags::ACK, 0)
+                    self.send_segment_after(delay, flags::FIN | flags::ACK, 0)
                 }
-                FinReply::AckFin => self.send_segment(flags::ACK, 0),
-                FinReply::Ack => self.send_segment(flags::ACK, 0),
+                FinReply::AckFin | FinReply::Ack => self.send_segment_after(delay, flags::ACK, 0),
                 FinReply::Ignore => {}
             }
         } else {
@@ -480,8 +481,14 @@ impl PeerState {
         }
     }
 
-    /// Sends a segment on the current connection and advances `snd_nxt`.
+    /// Sends a segment on the current connection now and advances `snd_nxt`.
     fn send_segment(&mut self, seg_flags: u16, payload_len: usize) {
+        self.send_segment_after(Duration::ZERO, seg_flags, payload_len)
+    }
+
+    /// Builds a segment on the current connection (advancing `snd_nxt`) and sends it after
+    /// `delay`.
+    fn send_segment_after(&mut self, delay: Duration, seg_flags: u16, payload_len: usize) {
         let ts_now = self.ts_now();
         let id = self.next_id();
         let Some(conn) = self.conn.as_mut() else {
@@ -512,7 +519,7 @@ impl PeerState {
             .snd_nxt
             .wrapping_add(payload_len as u32)
             .wrapping_add(u32::from(seg_flags & flags::FIN != 0));
-        self.schedule(Duration::ZERO, Job::Frame(frame::tcp(&seg)));
+        self.schedule(delay, Job::Frame(frame::tcp(&seg)));
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::runner::{CaseResult, Verdict};
+use crate::runner::{CaseResult, PairResult, PairVerdict, Verdict};
+use crate::trace::Trace;
 
 /// The block printed for one case.
 pub fn case_text(result: &CaseResult, show_trace: bool) -> String {
@@ -87,4 +88,145 @@ pub fn summary(t: Tally) -> String {
     }
     let _ = write!(out, "{} passed, {} failed", t.passed, t.failed + t.errors);
     out
+}
+
+/// The block printed for a case run on two implementations: one line when they agree;
+/// otherwise both traces aligned frame by frame (`=` same, `!` differing) and every
+/// divergence with its path and both values. Known divergences are always listed.
+pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
+    let (r, o) = (&pair.reference, &pair.other);
+    let (rn, on) = pair_names(pair);
+    let mut out = String::new();
+    let tag = match pair.verdict {
+        PairVerdict::Pass => "PASS    ",
+        PairVerdict::Known => "KNOWN   ",
+        PairVerdict::Diverged => "DIVERGED",
+        PairVerdict::Error => "ERROR   ",
+    };
+    let _ = writeln!(
+        out,
+        "{tag} {} [{rn} vs {on}] ({}, {:.0} ms)",
+        pair.name,
+        pair.path.display(),
+        r.wall_ms.max(o.wall_ms)
+    );
+    let unexpected = pair.verdict == PairVerdict::Diverged || pair.verdict == PairVerdict::Error;
+    if let (Some(rt), Some(ot)) = (&r.trace, &o.trace) {
+        if unexpected || show_trace {
+            let width = rn.len().max(on.len());
+            let marked: std::collections::BTreeSet<usize> = pair
+                .divergences
+                .iter()
+                .filter_map(|d| {
+                    d.path
+                        .strip_prefix("frame[")?
+                        .split(']')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            for i in 0..rt.frames.len().max(ot.frames.len()) {
+                let line = |t: &Trace| {
+                    t.frames.get(i).map_or("(no frame)".to_string(), |f| {
+                        format!("{:>9.3} {} {}", f.t_ms / 1e3, f.dir.arrow(), f.norm.text())
+                    })
+                };
+                let (a, b) = (line(rt), line(ot));
+                if !marked.contains(&i) {
+                    let _ = writeln!(out, "  = {i:>3} {:width$} {a}", "");
+                } else {
+                    let _ = writeln!(out, "  ! {i:>3} {rn:width$} {a}");
+                    let _ = writeln!(out, "        {on:width$} {b}");
+                }
+            }
+            for i in 0..rt.calls.len().max(ot.calls.len()) {
+                let call = |t: &Trace| {
+                    t.calls.get(i).map_or("(no call)".to_string(), |c| {
+                        format!(
+                            "{:>9.3}   {} = {}",
+                            c.t_ms / 1e3,
+                            c.record.display_call(),
+                            c.record.display_result()
+                        )
+                    })
+                };
+                let prefix = format!("call[{i}]");
+                let differs = pair.divergences.iter().any(|d| d.path.starts_with(&prefix));
+                let mark = if differs { '!' } else { '=' };
+                let _ = writeln!(out, "  {mark} {prefix:>7} {rn:width$} {}", call(rt));
+                if differs {
+                    let _ = writeln!(out, "          {on:width$} {}", call(ot));
+                }
+            }
+        }
+    }
+    for side in [r, o] {
+        for check in side.checks.iter().filter(|c| !c.ok) {
+            let _ = writeln!(
+                out,
+                "    FAIL [{}] {}: expected {}, got {}",
+                side.dut, check.what, check.expected, check.actual
+            );
+        }
+        if let Some(e) = &side.error {
+            let _ = writeln!(out, "    error [{}]: {e}", side.dut);
+        }
+    }
+    for d in &pair.divergences {
+        let tolerance = d
+            .tolerance_ms
+            .map(|t| format!(" (tolerance ±{t:.0} ms)"))
+            .unwrap_or_default();
+        match &d.known {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    {}: {rn} {}, {on} {}{tolerance}",
+                    d.path, d.reference, d.other
+                );
+            }
+            Some(reason) => {
+                let _ = writeln!(
+                    out,
+                    "    known {}: {rn} {}, {on} {}{tolerance} — {reason}",
+                    d.path, d.reference, d.other
+                );
+            }
+        }
+    }
+    if unexpected || show_trace {
+        for pcap in [&r.pcap, &o.pcap].into_iter().flatten() {
+            let _ = writeln!(out, "    pcap: {}", pcap.display());
+        }
+    }
+    out
+}
+
+fn pair_names(pair: &PairResult) -> (String, String) {
+    let (r, o) = (pair.reference.dut, pair.other.dut);
+    if r == o {
+        (format!("{r}#1"), format!("{o}#2"))
+    } else {
+        (r.to_string(), o.to_string())
+    }
+}
+
+/// Counts pair results: known divergences pass (and are counted apart), divergences and
+/// harness errors fail.
+pub fn pair_tally(results: &[PairResult]) -> (Tally, usize) {
+    let mut t = Tally::default();
+    let mut known = 0;
+    for r in results {
+        match r.verdict {
+            PairVerdict::Pass => t.passed += 1,
+            PairVerdict::Known => {
+                t.passed += 1;
+                known += 1;
+            }
+            PairVerdict::Diverged => t.failed += 1,
+            PairVerdict::Error => t.errors += 1,
+        }
+    }
+    (t, known)
 }

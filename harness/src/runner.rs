@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::capture::{self, realtime_ns, Capture};
 use crate::case::Case;
+use crate::diff::{self, Divergence};
 use crate::dut::{Dut, DutError};
 use crate::expect::{self, Check};
 use crate::peer::{Peer, PeerAddrs};
@@ -52,6 +53,16 @@ pub struct LoadedCase {
 
 /// Runs one case on one DUT; `artifacts` receives `<name>/<dut>.pcap`.
 pub fn run_case(loaded: &LoadedCase, dut: &dyn Dut, artifacts: Option<&Path>) -> CaseResult {
+    run_case_as(loaded, dut, artifacts, dut.name())
+}
+
+/// Runs one case on one DUT, naming its capture `<name>/<label>.pcap`.
+pub fn run_case_as(
+    loaded: &LoadedCase,
+    dut: &dyn Dut,
+    artifacts: Option<&Path>,
+    label: &str,
+) -> CaseResult {
     let started = Instant::now();
     let mut result = CaseResult {
         path: loaded.path.clone(),
@@ -64,7 +75,7 @@ pub fn run_case(loaded: &LoadedCase, dut: &dyn Dut, artifacts: Option<&Path>) ->
         pcap: None,
         wall_ms: 0.0,
     };
-    if let Err(e) = run_into(&mut result, loaded, dut, artifacts) {
+    if let Err(e) = run_into(&mut result, loaded, dut, artifacts, label) {
         result.verdict = Verdict::Error;
         result.error = Some(e);
     }
@@ -77,6 +88,7 @@ fn run_into(
     loaded: &LoadedCase,
     dut: &dyn Dut,
     artifacts: Option<&Path>,
+    label: &str,
 ) -> Result<(), String> {
     let case = &loaded.case;
     let spec = case.topology_spec(dut.kernel_owns_address());
@@ -110,7 +122,7 @@ fn run_into(
     let frames = capture.stop().map_err(|e| e.to_string())?;
     drop(topology);
     if let Some(dir) = artifacts {
-        let path = dir.join(&case.name).join(format!("{}.pcap", dut.name()));
+        let path = dir.join(&case.name).join(format!("{label}.pcap"));
         capture::write_pcap(&path, &frames).map_err(|e| e.to_string())?;
         result.pcap = Some(path);
     }
@@ -144,26 +156,102 @@ fn settle(capture: &Capture, peer: &Peer, quiet: Duration, deadline: Instant) {
     }
 }
 
-/// Runs `cases` on `dut`, `jobs` at a time, calling `on_result(index, result)` in input order
-/// as soon as each result and all before it are in.
-pub fn run_all(
-    cases: &[LoadedCase],
-    dut: &dyn Dut,
+/// How a case ended when two implementations ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairVerdict {
+    /// Same behaviour, every expectation held.
+    Pass,
+    /// Only divergences the case lists as known (each still reported).
+    Known,
+    /// An unexpected divergence, or a failed expectation on either side.
+    Diverged,
+    /// The harness could not run the case on one side.
+    Error,
+}
+
+/// One case run on a reference implementation and on another, and their differences.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairResult {
+    pub name: String,
+    pub path: PathBuf,
+    pub verdict: PairVerdict,
+    pub reference: CaseResult,
+    pub other: CaseResult,
+    pub divergences: Vec<Divergence>,
+}
+
+/// Runs one case on `reference` and `other` at once (separate topologies) and diffs them.
+pub fn run_pair(
+    loaded: &LoadedCase,
+    reference: &dyn Dut,
+    other: &dyn Dut,
     artifacts: Option<&Path>,
+) -> PairResult {
+    let (ref_label, other_label) = if reference.name() == other.name() {
+        (
+            format!("{}-a", reference.name()),
+            format!("{}-b", other.name()),
+        )
+    } else {
+        (reference.name().to_string(), other.name().to_string())
+    };
+    let (r, o) = std::thread::scope(|scope| {
+        let o = scope.spawn(|| run_case_as(loaded, other, artifacts, &other_label));
+        let r = run_case_as(loaded, reference, artifacts, &ref_label);
+        (r, o.join().expect("a case run does not panic"))
+    });
+    let divergences = match (&r.trace, &o.trace) {
+        (Some(rt), Some(ot)) => diff::diff(
+            rt,
+            ot,
+            &loaded.case.known_divergences,
+            loaded.case.port_range(),
+        ),
+        _ => Vec::new(),
+    };
+    let verdict = if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
+        PairVerdict::Error
+    } else if r.verdict == Verdict::Fail
+        || o.verdict == Verdict::Fail
+        || divergences.iter().any(|d| d.known.is_none())
+    {
+        PairVerdict::Diverged
+    } else if divergences.is_empty() {
+        PairVerdict::Pass
+    } else {
+        PairVerdict::Known
+    };
+    PairResult {
+        name: loaded.case.name.clone(),
+        path: loaded.path.clone(),
+        verdict,
+        reference: r,
+        other: o,
+        divergences,
+    }
+}
+
+/// Runs `run(case)` over `cases`, `jobs` at a time, calling `on_result(index, result)` in
+/// input order as soon as each result and all before it are in.
+pub fn run_each<R: Send>(
+    cases: &[LoadedCase],
     jobs: usize,
-    mut on_result: impl FnMut(usize, &CaseResult),
-) -> Vec<CaseResult> {
+    run: impl Fn(&LoadedCase) -> R + Sync,
+    mut on_result: impl FnMut(usize, &R),
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, CaseResult)>();
-    let mut slots: Vec<Option<CaseResult>> = (0..cases.len()).map(|_| None).collect();
+    let (tx, rx) = mpsc::channel::<(usize, R)>();
+    let mut slots: Vec<Option<R>> = (0..cases.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1).min(cases.len().max(1)) {
             let tx = tx.clone();
             let next = &next;
+            let run = &run;
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::AcqRel);
                 let Some(loaded) = cases.get(i) else { break };
-                if tx.send((i, run_case(loaded, dut, artifacts))).is_err() {
+                if tx.send((i, run(loaded))).is_err() {
                     break;
                 }
             });
@@ -179,4 +267,15 @@ pub fn run_all(
         }
     });
     slots.into_iter().flatten().collect()
+}
+
+/// Runs `cases` on one DUT, checking each against its expectations.
+pub fn run_all(
+    cases: &[LoadedCase],
+    dut: &dyn Dut,
+    artifacts: Option<&Path>,
+    jobs: usize,
+    on_result: impl FnMut(usize, &CaseResult),
+) -> Vec<CaseResult> {
+    run_each(cases, jobs, |c| run_case(c, dut, artifacts), on_result)
 }

@@ -21,6 +21,9 @@ pub const PEER_IF: &str = "eth0";
 pub const DUT_MAC: [u8; 6] = [0x02, 0x74, 0x77, 0x00, 0x00, 0x01];
 pub const PEER_MAC: [u8; 6] = [0x02, 0x74, 0x77, 0x00, 0x00, 0x02];
 
+/// How long a fresh veth may take to become able to transmit.
+const LINK_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A route as a case gives it, resolved against the topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
@@ -77,6 +80,15 @@ impl Topology {
         let peer_fd = peer.fd().as_raw_fd();
         dut.run(|| configure_dut(spec, peer_fd))??;
         peer.run(configure_peer)??;
+        // Both ends must be able to transmit before anything runs (see wait_tx_ready).
+        for (ns, ifname) in [(&dut, DUT_IF), (&peer, PEER_IF)] {
+            ns.run(|| -> Result<(), TopologyError> {
+                let netlink = Netlink::open()?;
+                let index = netlink.link_index(ifname)?;
+                netlink.wait_tx_ready(index, LINK_READY_TIMEOUT)?;
+                Ok(())
+            })??;
+        }
         Ok(Topology {
             dut,
             peer,

@@ -24,8 +24,9 @@ pub struct CallRecord {
     pub ret: i64,
     /// The errno name when the call failed.
     pub errno: Option<String>,
-    /// What `expect.calls[].result` compares: the errno name on failure, otherwise `0`, a
-    /// byte count, poll's revents (`POLLOUT|POLLWRNORM`), or getsockopt's value.
+    /// What `expect.calls[].result` and the diff compare: the errno name on failure,
+    /// otherwise `0`, `fd` (socket), a byte count, poll's revents (`POLLOUT|POLLWRNORM`), or
+    /// getsockopt's value.
     pub outcome: String,
     pub start_ns: i64,
     pub end_ns: i64,

@@ -1,0 +1,560 @@
+//! The diff engine: one run against another, field by field, with named paths.
+//!
+//! Each run is flattened into `(path, value)` pairs: every decoded field of every frame
+//! (`frame[0].tcp.options[3]`), every socket call's name, arguments and result
+//! (`call[2].result`). The two lists are compared path by path. Timing is compared apart,
+//! interval by interval, with a tolerance derived from the kernel's timer granularity for
+//! that interval ([`crate::timing`]); the tolerance applied is part of each timing finding.
+//! Random-by-design values are compared normalized; their raw values are checked by
+//! property ([`properties`]). Nothing is skipped: a divergence the case lists as known is
+//! still reported, marked with the case's reason.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::case::KnownDivergence;
+use crate::decode::flags;
+use crate::tcp_options::{self, TcpOption, TsStyle};
+use crate::timing;
+use crate::trace::{flags_text, IpId, NormFrame, NormIp, Trace};
+
+/// One difference between the reference run and the other.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Divergence {
+    /// Where, e.g. `frame[0].tcp.options[3]` or `call[1].result`.
+    pub path: String,
+    /// The reference's value (`absent` when it has no such field).
+    pub reference: String,
+    /// The other run's value.
+    pub other: String,
+    /// For timing: the tolerance that was applied, in ms.
+    pub tolerance_ms: Option<f64>,
+    /// The case's reason, when the case lists this divergence as known.
+    pub known: Option<String>,
+}
+
+fn ip_fields(prefix: &str, ip: &NormIp, out: &mut Vec<(String, String)>) {
+    let mut put = |k: &str, v: String| out.push((format!("{prefix}.ip.{k}"), v));
+    put("ihl", ip.ihl.to_string());
+    put("tos", format!("0x{:02x}", ip.tos));
+    put("ttl", ip.ttl.to_string());
+    put("df", ip.df.to_string());
+    put(
+        "id",
+        match ip.id {
+            IpId::Zero => "0".into(),
+            IpId::Delta(d) => format!("{d:+}"),
+        },
+    );
+    put(
+        "options",
+        ip.options.iter().map(|b| format!("{b:02x}")).collect(),
+    );
+    put("src", ip.src.to_string());
+    put("dst", ip.dst.to_string());
+    put("checksum_ok", ip.checksum_ok.to_string());
+}
+
+/// A TCP option as compared. Timestamps are clock readings: their presence and place are
+/// compared here, what `ecr` echoes is compared as the frame it echoes ([`ts_echoes`]), and
+/// TSval is checked against the wire clock ([`ts_clock`]).
+fn option_text(opt: &TcpOption) -> String {
+    match opt {
+        TcpOption::Ts { .. } => "TS".into(),
+        other => tcp_options::format_one(other, TsStyle::Values),
+    }
+}
+
+/// What each timestamp echo refers to: `0`, or the frame (from the other side, the latest
+/// before it) whose TSval it carries. Two runs compare equal when they echo the same frames.
+fn ts_echoes(trace: &Trace) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, f) in trace.frames.iter().enumerate() {
+        let Some((k, _, ecr)) = raw_ts(&f.raw) else {
+            continue;
+        };
+        let echoed = if ecr == 0 {
+            "0".to_string()
+        } else {
+            trace.frames[..i]
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, g)| {
+                    g.dir != f.dir && raw_ts(&g.raw).is_some_and(|(_, val, _)| val == ecr)
+                })
+                .map_or_else(
+                    || "no earlier TSval".into(),
+                    |(j, _)| format!("TSval of frame[{j}]"),
+                )
+        };
+        out.push((format!("frame[{i}].tcp.options[{k}].ecr"), echoed));
+    }
+    out
+}
+
+/// The index of the timestamp option and its raw values.
+fn raw_ts(frame: &crate::decode::Frame) -> Option<(usize, u32, u32)> {
+    let crate::decode::Body::Ipv4(ip) = &frame.body else {
+        return None;
+    };
+    let crate::decode::L4::Tcp(tcp) = &ip.l4 else {
+        return None;
+    };
+    tcp.options.iter().enumerate().find_map(|(k, o)| match o {
+        TcpOption::Ts { val, ecr } => Some((k, *val, *ecr)),
+        _ => None,
+    })
+}
+
+/// TSval is a millisecond clock (`tcp_time_stamp_ms`): between two consecutive timestamped
+/// frames the DUT sent, it must advance as the wire time does, within a jiffy plus the
+/// millisecond truncation. The values themselves are not compared between runs: a frame
+/// answering the peer is stamped when the peer's frame arrived, which is the harness's
+/// timing, not the DUT's. The first frame is the exception: `tcp_connect` stamps the SYN
+/// before it waits for ARP, so from it the clock may run ahead of the wire by that wait,
+/// never behind.
+fn ts_clock(trace: &Trace, out: &mut Vec<Divergence>) {
+    let tolerance = timing::JIFFY_MS + 1.0;
+    let stamped: Vec<(usize, usize, f64, u32)> = trace
+        .frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.dir == crate::trace::Dir::Out)
+        .filter_map(|(i, f)| raw_ts(&f.raw).map(|(k, val, _)| (i, k, f.t_ms, val)))
+        .collect();
+    for (n, pair) in stamped.windows(2).enumerate() {
+        let ((_, _, t0, v0), (i, k, t1, v1)) = (pair[0], pair[1]);
+        let clock = f64::from(v1.wrapping_sub(v0));
+        let wire = t1 - t0;
+        let too_slow = clock < wire - tolerance;
+        let too_fast = n > 0 && clock > wire + tolerance;
+        if too_slow || too_fast {
+            out.push(Divergence {
+                path: format!("frame[{i}].tcp.options[{k}].val"),
+                reference: format!("advancing with the wire clock: +{wire:.0} ms"),
+                other: format!("+{clock:.0} ms"),
+                tolerance_ms: Some(tolerance),
+                known: None,
+            });
+        }
+    }
+}
+
+/// Every field of a frame as `(path, value)`, in a fixed order.
+pub fn frame_fields(index: usize, frame: &NormFrame, dir: char) -> Vec<(String, String)> {
+    let p = format!("frame[{index}]");
+    let mut out = vec![(format!("{p}.dir"), dir.to_string())];
+    match frame {
+        NormFrame::Arp {
+            op,
+            sender_ip,
+            target_ip,
+        } => {
+            out.push((format!("{p}.arp.op"), op.to_string()));
+            out.push((format!("{p}.arp.sender_ip"), sender_ip.to_string()));
+            out.push((format!("{p}.arp.target_ip"), target_ip.to_string()));
+        }
+        NormFrame::Tcp {
+            ip,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags: bits,
+            window,
+            urg_ptr,
+            doff,
+            options,
+            payload_len,
+            checksum_ok,
+        } => {
+            ip_fields(&p, ip, &mut out);
+            let t = |k: &str| format!("{p}.tcp.{k}");
+            out.push((t("sport"), sport.to_string()));
+            out.push((t("dport"), dport.to_string()));
+            out.push((t("flags"), flags_text(*bits)));
+            out.push((t("seq"), seq.to_string()));
+            let ack_text = if bits & flags::ACK != 0 {
+                ack.to_string()
+            } else {
+                format!("{ack} (no ACK flag)")
+            };
+            out.push((t("ack"), ack_text));
+            out.push((t("window"), window.to_string()));
+            out.push((t("urg_ptr"), urg_ptr.to_string()));
+            out.push((t("doff"), doff.to_string()));
+            for (i, opt) in options.iter().enumerate() {
+                out.push((format!("{p}.tcp.options[{i}]"), option_text(opt)));
+            }
+            out.push((t("payload_len"), payload_len.to_string()));
+            out.push((t("checksum_ok"), checksum_ok.to_string()));
+        }
+        NormFrame::Icmp {
+            ip,
+            icmp_type,
+            code,
+            rest,
+            quoted_seq,
+            checksum_ok,
+        } => {
+            ip_fields(&p, ip, &mut out);
+            let i = |k: &str| format!("{p}.icmp.{k}");
+            out.push((i("type"), icmp_type.to_string()));
+            out.push((i("code"), code.to_string()));
+            out.push((i("rest"), rest.iter().map(|b| format!("{b:02x}")).collect()));
+            out.push((
+                i("quoted_seq"),
+                quoted_seq.map_or("none".into(), |s| s.to_string()),
+            ));
+            out.push((i("checksum_ok"), checksum_ok.to_string()));
+        }
+        NormFrame::Other { text } => out.push((format!("{p}.other"), text.clone())),
+    }
+    out
+}
+
+/// Every socket call as `(path, value)`.
+fn call_fields(trace: &Trace) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, call) in trace.calls.iter().enumerate() {
+        let r = &call.record;
+        out.push((format!("call[{i}].call"), r.call.clone()));
+        out.push((format!("call[{i}].args"), r.args.clone()));
+        out.push((format!("call[{i}].result"), r.outcome.clone()));
+    }
+    out
+}
+
+/// Compares two ordered `(path, value)` lists: a path present on one side only, or with
+/// different values, is a divergence.
+fn compare_fields(
+    reference: &[(String, String)],
+    other: &[(String, String)],
+    out: &mut Vec<Divergence>,
+) {
+    let theirs: BTreeMap<&str, &str> = other
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ours: BTreeMap<&str, &str> = reference
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let push = |out: &mut Vec<Divergence>, path: &str, r: &str, o: &str| {
+        out.push(Divergence {
+            path: path.into(),
+            reference: r.into(),
+            other: o.into(),
+            tolerance_ms: None,
+            known: None,
+        })
+    };
+    for (path, value) in reference {
+        match theirs.get(path.as_str()) {
+            Some(v) if v == value => {}
+            Some(v) => push(out, path, value, v),
+            None => push(out, path, value, "absent"),
+        }
+    }
+    for (path, value) in other {
+        if !ours.contains_key(path.as_str()) {
+            push(out, path, "absent", value);
+        }
+    }
+}
+
+/// Compares timing, judging only what the DUT controls:
+/// - the gap before each frame *the DUT sent* (the peer's frames are scripted; their timing
+///   is the harness's, scheduling noise included, not the DUT's);
+/// - for each call, what made it return, as the reference shows it: a call that returned
+///   within a jiffy of the frame or call before it was woken by that event, so the time
+///   since the event is compared; any other call ended on a timer of its own (a blocking
+///   connect, `SO_SNDTIMEO`, a poll timeout), so its duration is compared.
+///
+/// The tolerance is the timer-wheel granularity for the reference's interval plus a jiffy,
+/// in both directions: two runs of the same timer can each be late by up to a granularity.
+fn compare_timing(reference: &Trace, other: &Trace, out: &mut Vec<Divergence>) {
+    let mut check = |path: String, r_ms: f64, o_ms: f64| {
+        let tolerance = timing::tolerance_ms(r_ms.abs());
+        if (r_ms - o_ms).abs() > tolerance {
+            out.push(Divergence {
+                path,
+                reference: format!("{r_ms:.1} ms"),
+                other: format!("{o_ms:.1} ms"),
+                tolerance_ms: Some(tolerance),
+                known: None,
+            });
+        }
+    };
+    let n = reference.frames.len().min(other.frames.len());
+    for i in 1..n {
+        if reference.frames[i].dir != crate::trace::Dir::Out {
+            continue;
+        }
+        let r = reference.frames[i].t_ms - reference.frames[i - 1].t_ms;
+        let o = other.frames[i].t_ms - other.frames[i - 1].t_ms;
+        check(format!("frame[{i}].interval"), r, o);
+    }
+    let n = reference.calls.len().min(other.calls.len());
+    for i in 0..n {
+        let woken = since_previous_event(reference, i);
+        if woken <= timing::JIFFY_MS {
+            check(
+                format!("call[{i}].returned_after_event"),
+                woken,
+                since_previous_event(other, i),
+            );
+        } else {
+            check(
+                format!("call[{i}].duration"),
+                reference.calls[i].took_ms,
+                other.calls[i].took_ms,
+            );
+        }
+    }
+}
+
+/// The time from the latest event before call `i` returned (a frame, or an earlier call's
+/// return) to that return; 0 for a call with nothing before it.
+fn since_previous_event(trace: &Trace, i: usize) -> f64 {
+    let t = trace.calls[i].t_ms;
+    let frames = trace.frames.iter().map(|f| f.t_ms).filter(|ft| *ft <= t);
+    let calls = trace.calls[..i].iter().map(|c| c.t_ms);
+    frames
+        .chain(calls)
+        .fold(None, |acc: Option<f64>, x| {
+            Some(acc.map_or(x, |a| a.max(x)))
+        })
+        .map_or(0.0, |prev| t - prev)
+}
+
+/// Checks the raw values normalization hid: the ephemeral port must be in the kernel's
+/// range and of the parity the kernel's port had, and the ISNs of two runs must differ.
+pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> Vec<Divergence> {
+    let mut out = Vec::new();
+    let mut push = |path: &str, r: String, o: String| {
+        out.push(Divergence {
+            path: path.into(),
+            reference: r,
+            other: o,
+            tolerance_ms: None,
+            known: None,
+        })
+    };
+    if let (Some(r), Some(o)) = (reference.raw.dut_port, other.raw.dut_port) {
+        let (lo, hi) = port_range;
+        if !(lo..=hi).contains(&o) {
+            push(
+                "property.port_in_range",
+                format!("{lo}..={hi}"),
+                o.to_string(),
+            );
+        }
+        if r % 2 != o % 2 {
+            let parity = |p: u16| if p.is_multiple_of(2) { "even" } else { "odd" };
+            push(
+                "property.port_parity",
+                parity(r).into(),
+                format!("{} ({o})", parity(o)),
+            );
+        }
+    }
+    if let (Some(r), Some(o)) = (reference.raw.dut_isn, other.raw.dut_isn) {
+        if r == o {
+            push(
+                "property.isn_differs",
+                format!("{r:#010x}"),
+                format!("{o:#010x} (the same ISN in two runs)"),
+            );
+        }
+    }
+    out
+}
+
+/// Whether `pattern` (a path where `*` stands for any index, or a prefix of whole
+/// segments) covers `path`.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.chars().peekable();
+    let mut s = path.chars().peekable();
+    loop {
+        match (p.peek().copied(), s.peek().copied()) {
+            (None, None) => return true,
+            (None, Some('.')) | (None, Some('[')) => return true,
+            (None, Some(_)) => return false,
+            (Some(_), None) => return false,
+            (Some('*'), Some(_)) => {
+                p.next();
+                while s.peek().is_some_and(|c| *c != ']') {
+                    s.next();
+                }
+            }
+            (Some(a), Some(b)) if a == b => {
+                p.next();
+                s.next();
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Diffs `other` against `reference` (the kernel's run): fields, timing, properties.
+/// Divergences the case lists as known carry the case's reason.
+pub fn diff(
+    reference: &Trace,
+    other: &Trace,
+    known: &[KnownDivergence],
+    port_range: (u16, u16),
+) -> Vec<Divergence> {
+    let flatten = |t: &Trace| {
+        let mut fields = Vec::new();
+        for (i, f) in t.frames.iter().enumerate() {
+            fields.extend(frame_fields(i, &f.norm, f.dir.arrow()));
+        }
+        fields.extend(ts_echoes(t));
+        fields.extend(call_fields(t));
+        fields
+    };
+    let mut out = Vec::new();
+    compare_fields(&flatten(reference), &flatten(other), &mut out);
+    compare_timing(reference, other, &mut out);
+    ts_clock(other, &mut out);
+    out.extend(properties(reference, other, port_range));
+    for d in &mut out {
+        d.known = known
+            .iter()
+            .find(|k| path_matches(&k.path, &d.path))
+            .map(|k| k.reason.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Captured;
+    use crate::frame::{self, Segment};
+    use std::net::Ipv4Addr;
+
+    const DUT: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn syn(t_ms: i64, isn: u32, window: u16, options: Vec<u8>) -> Captured {
+        Captured {
+            t_ns: 1_000_000_000 + t_ms * 1_000_000,
+            bytes: frame::tcp(&Segment {
+                src_mac: DUT,
+                dst_mac: PEER,
+                src_ip: Ipv4Addr::new(198, 18, 0, 1),
+                dst_ip: Ipv4Addr::new(198, 18, 0, 2),
+                ip_id: 100,
+                sport: 40000,
+                dport: 80,
+                seq: isn,
+                ack: 0,
+                flags: flags::SYN,
+                window,
+                options,
+                payload_len: 0,
+            }),
+        }
+    }
+
+    const LINUX: [u8; 20] = [
+        2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 10,
+    ];
+    /// wscale before sackOK: the mistake the gate must catch.
+    const SWAPPED: [u8; 20] = [
+        2, 4, 5, 0xb4, 1, 3, 3, 10, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 4, 2,
+    ];
+
+    fn trace(frames: &[Captured]) -> Trace {
+        crate::trace::build(frames, &[], DUT)
+    }
+
+    #[test]
+    fn identical_behaviour_with_other_random_values_does_not_diverge() {
+        let a = trace(&[syn(0, 1000, 64240, LINUX.to_vec())]);
+        let b = trace(&[syn(0, 77777, 64240, LINUX.to_vec())]);
+        assert_eq!(diff(&a, &b, &[], (32768, 60999)), vec![]);
+    }
+
+    #[test]
+    fn option_order_and_window_differences_are_named_by_path() {
+        let a = trace(&[syn(0, 1000, 64240, LINUX.to_vec())]);
+        let b = trace(&[syn(0, 2000, 65535, SWAPPED.to_vec())]);
+        let found: Vec<(String, String, String)> = diff(&a, &b, &[], (32768, 60999))
+            .into_iter()
+            .map(|d| (d.path, d.reference, d.other))
+            .collect();
+        assert!(
+            found.contains(&("frame[0].tcp.window".into(), "64240".into(), "65535".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(
+                "frame[0].tcp.options[1]".into(),
+                "sackOK".into(),
+                "nop".into()
+            )),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(
+                "frame[0].tcp.options[2]".into(),
+                "TS".into(),
+                "wscale 10".into()
+            )),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn retransmission_timing_is_compared_with_the_wheel_tolerance() {
+        let a = trace(&[syn(0, 1, 64240, vec![]), syn(1020, 1, 64240, vec![])]);
+        let close = trace(&[syn(0, 9, 64240, vec![]), syn(1040, 9, 64240, vec![])]);
+        let far = trace(&[syn(0, 9, 64240, vec![]), syn(1100, 9, 64240, vec![])]);
+        assert_eq!(diff(&a, &close, &[], (32768, 60999)), vec![]);
+        let d = diff(&a, &far, &[], (32768, 60999));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].path, "frame[1].interval");
+        assert_eq!(d[0].tolerance_ms, Some(36.0));
+    }
+
+    #[test]
+    fn a_missing_frame_and_a_constant_isn_are_reported() {
+        let a = trace(&[syn(0, 5, 64240, vec![]), syn(1000, 5, 64240, vec![])]);
+        let b = trace(&[syn(0, 5, 64240, vec![])]);
+        let d = diff(&a, &b, &[], (32768, 60999));
+        assert!(
+            d.iter()
+                .any(|d| d.path == "frame[1].dir" && d.other == "absent"),
+            "{d:?}"
+        );
+        assert!(d.iter().any(|d| d.path == "property.isn_differs"), "{d:?}");
+    }
+
+    #[test]
+    fn known_divergences_stay_reported_with_their_reason() {
+        let a = trace(&[syn(0, 1000, 64240, LINUX.to_vec())]);
+        let b = trace(&[syn(0, 2000, 65535, LINUX.to_vec())]);
+        let known = [KnownDivergence {
+            path: "frame[*].tcp.window".into(),
+            reason: "issue 12".into(),
+        }];
+        let d = diff(&a, &b, &known, (32768, 60999));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].known.as_deref(), Some("issue 12"));
+    }
+
+    #[test]
+    fn patterns_match_whole_segments_and_wildcard_indexes() {
+        assert!(path_matches("frame[2].tcp.window", "frame[2].tcp.window"));
+        assert!(path_matches("frame[2]", "frame[2].tcp.window"));
+        assert!(path_matches("frame[*].ip.id", "frame[13].ip.id"));
+        assert!(!path_matches("frame[2]", "frame[21].tcp.window"));
+        assert!(!path_matches("frame[2].tcp.win", "frame[2].tcp.window"));
+        assert!(!path_matches("call[*].result", "frame[1].tcp.seq"));
+    }
+}
