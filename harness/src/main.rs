@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case;
-use tcptwin::dut::{Dut, KernelDut};
+use tcptwin::dut::{Dut, KernelDut, StackDut};
 use tcptwin::report;
 use tcptwin::runner::{self, LoadedCase};
 
@@ -69,7 +69,10 @@ struct RunArgs {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum DutChoice {
+    /// The host's Linux kernel.
     Kernel,
+    /// tcptwin-stack, attached to the veth through AF_PACKET.
+    Stack,
 }
 
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<LoadedCase>> {
@@ -145,6 +148,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn dut_of(choice: DutChoice) -> Box<dyn Dut> {
     match choice {
         DutChoice::Kernel => Box::new(KernelDut),
+        DutChoice::Stack => Box::new(StackDut),
     }
 }
 

@@ -108,7 +108,7 @@ fn run_into(
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
     let run = dut.run(&topology, case);
     let calls = match &run {
-        Ok(calls) => calls.clone(),
+        Ok(running) => running.calls.clone(),
         Err(DutError::TimeLimit { calls, .. }) => calls.clone(),
         Err(_) => Vec::new(),
     };
@@ -118,6 +118,12 @@ fn run_into(
         Duration::from_millis(case.settle_ms),
         deadline,
     );
+    // A userspace stack kept answering the peer until now; stop it.
+    let run = run.map(|running| {
+        if let Some(stop) = running.stop {
+            stop();
+        }
+    });
     let peer_result = peer.stop();
     let frames = capture.stop().map_err(|e| e.to_string())?;
     drop(topology);
