@@ -40,13 +40,17 @@ struct RunArgs {
     /// Case files or directories (searched for *.yaml).
     #[arg(default_value = "cases")]
     paths: Vec<PathBuf>,
-    /// The implementation under test (the reference when --vs is given).
+    /// The reference implementation (the oracle).
     #[arg(long, value_enum, default_value_t = DutChoice::Kernel)]
     dut: DutChoice,
-    /// Run every case on this implementation too, at the same time, and report every
-    /// difference from --dut's run. `--dut kernel --vs kernel` is the false-alarm check.
-    #[arg(long, value_enum)]
-    vs: Option<DutChoice>,
+    /// The implementation compared with --dut, run at the same time on a topology of its own;
+    /// every difference is reported. `none` checks --dut against the cases' expectations
+    /// only; `--dut kernel --vs kernel` is the false-alarm check.
+    #[arg(long, value_enum, default_value_t = VsChoice::Stack)]
+    vs: VsChoice,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
     /// Run the whole suite this many times (a pair run reports any case whose verdict changed).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -65,6 +69,16 @@ struct RunArgs {
     /// Print the trace of passing cases too.
     #[arg(long, short)]
     verbose: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum VsChoice {
+    /// No second implementation: check the cases' expectations only.
+    None,
+    /// The host's Linux kernel.
+    Kernel,
+    /// tcptwin-stack.
+    Stack,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -119,8 +133,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let dut = dut_of(args.dut);
-    if let Some(vs) = args.vs {
-        return run_pairs(&args, &cases, dut.as_ref(), dut_of(vs).as_ref());
+    match args.vs {
+        VsChoice::None => {}
+        VsChoice::Kernel => return run_pairs(&args, &cases, dut.as_ref(), &KernelDut),
+        VsChoice::Stack => return run_pairs(&args, &cases, dut.as_ref(), &StackDut),
     }
     let bar = progress(cases.len());
     let results = runner::run_all(
@@ -136,6 +152,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     write_json(args.json.as_deref(), &results)?;
+    if let Some(path) = &args.junit {
+        tcptwin::junit::write_cases(path, &results)?;
+    }
     let tally = report::tally(&results);
     println!("{}", report::summary(tally));
     Ok(if tally.failed + tally.errors == 0 {
@@ -215,6 +234,9 @@ fn run_pairs(
         all.extend(results);
     }
     write_json(args.json.as_deref(), &all)?;
+    if let Some(path) = &args.junit {
+        tcptwin::junit::write_pairs(path, &all)?;
+    }
     let flaky: Vec<String> = cases
         .iter()
         .zip(&verdicts)
