@@ -741,6 +741,29 @@ pub struct SynExpect {
 }
 
 impl Case {
+    /// How long the case's own timers should take, in ms, from its expectations (timer
+    /// chains, return times, SYN intervals) and the peer's delays: used to start the
+    /// longest cases first. 0 when the case says nothing about time.
+    pub fn expected_ms(&self) -> f64 {
+        let calls = self.expect.calls.iter().map(|c| {
+            c.at_ms
+                .or_else(|| c.timer_chain_ms.as_ref().map(|t| t.iter().sum()))
+                .unwrap_or(0.0)
+        });
+        let syn = self
+            .expect
+            .syn
+            .as_ref()
+            .and_then(|s| s.intervals_ms.as_ref())
+            .map_or(0.0, |i| i.iter().sum());
+        let waits: u64 = self
+            .steps
+            .iter()
+            .map(|s| if let Step::WaitMs(ms) = s { *ms } else { 0 })
+            .sum();
+        calls.fold(syn.max(waits as f64), f64::max)
+    }
+
     /// The ephemeral port range `connect()` draws from: the case's `ip_local_port_range`, or
     /// the kernel's default for a new namespace (af_inet.c).
     pub fn port_range(&self) -> (u16, u16) {

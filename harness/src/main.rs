@@ -51,6 +51,10 @@ struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Run only shard I of N (1-based, `--shard 2/4`): case k (in path order) belongs to
+    /// shard k mod N + 1, so shards partition the suite the same way on every machine.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
     /// Run the whole suite this many times (a pair run reports any case whose verdict changed).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -124,7 +128,15 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<Loade
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let cases = load_all(&args.paths, args.filter.as_deref())?;
+    let mut cases = load_all(&args.paths, args.filter.as_deref())?;
+    if let Some((i, n)) = args.shard {
+        cases = cases
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i - 1)
+            .map(|(_, c)| c)
+            .collect();
+    }
     if cases.is_empty() {
         anyhow::bail!(
             "no case matched (paths: {:?}, filter: {:?})",
@@ -162,6 +174,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text.split_once('/').ok_or("use I/N, e.g. 2/4")?;
+    let (i, n): (usize, usize) = (
+        i.parse().map_err(|_| format!("{i:?} is not a number"))?,
+        n.parse().map_err(|_| format!("{n:?} is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("shard {i}/{n}: need 1 <= I <= N"));
+    }
+    Ok((i, n))
 }
 
 fn dut_of(choice: DutChoice) -> Box<dyn Dut> {
@@ -246,12 +270,28 @@ fn run_pairs(
     if !flaky.is_empty() {
         println!("verdict changed between repeats:\n{}", flaky.join("\n"));
     }
+    let repeated = tcptwin::diff::repeated_isns(all.iter().map(|r| {
+        (
+            r.name.as_str(),
+            r.other.trace.as_ref().and_then(|t| t.raw.dut_isn),
+        )
+    }));
+    for (isn, names) in &repeated {
+        println!(
+            "property isn_varies: {} used ISN {isn:#010x} in {}",
+            other.name(),
+            names.join(", ")
+        );
+    }
     let (tally, known) = report::pair_tally(&all);
     if known > 0 {
         println!("{known} case run(s) passed with known divergences (listed above)");
     }
+    if tcptwin::interrupt::requested() {
+        println!("interrupted: the cases above finished; the rest did not run");
+    }
     println!("{}", report::summary(tally));
-    let ok = tally.failed + tally.errors == 0 && flaky.is_empty();
+    let ok = tally.failed + tally.errors == 0 && flaky.is_empty() && repeated.is_empty();
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -267,6 +307,7 @@ fn main() -> ExitCode {
         eprintln!("tcptwin: {e}");
         return ExitCode::from(2);
     }
+    tcptwin::interrupt::install();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

@@ -42,6 +42,22 @@ pub struct CaseResult {
     pub checks: Vec<Check>,
     pub pcap: Option<PathBuf>,
     pub wall_ms: f64,
+    /// Where the wall time went.
+    pub phases: Phases,
+}
+
+/// The parts of one run, in ms: the harness's overhead is `setup + teardown`; `run` and
+/// `settle` are the case's own time (the DUT's calls, then waiting for quiet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Phases {
+    /// Namespaces, veth, addresses, sysctls, capture and peer started.
+    pub setup_ms: f64,
+    /// The DUT's steps.
+    pub run_ms: f64,
+    /// Until nothing was captured for `settle_ms`.
+    pub settle_ms: f64,
+    /// Stopping, writing the pcap, normalizing, checking, dropping the namespaces.
+    pub teardown_ms: f64,
 }
 
 /// A case file and what it holds.
@@ -74,6 +90,7 @@ pub fn run_case_as(
         checks: Vec::new(),
         pcap: None,
         wall_ms: 0.0,
+        phases: Phases::default(),
     };
     if let Err(e) = run_into(&mut result, loaded, dut, artifacts, label) {
         result.verdict = Verdict::Error;
@@ -91,6 +108,13 @@ fn run_into(
     label: &str,
 ) -> Result<(), String> {
     let case = &loaded.case;
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let now = Instant::now();
+        let ms = (now - clock).as_secs_f64() * 1e3;
+        clock = now;
+        ms
+    };
     let spec = case.topology_spec(dut.kernel_owns_address());
     let topology = Topology::build(&spec).map_err(|e| format!("building the topology: {e}"))?;
     let capture = Capture::start(&topology.peer, PEER_IF).map_err(|e| e.to_string())?;
@@ -106,18 +130,21 @@ fn run_into(
     )
     .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
+    result.phases.setup_ms = lap();
     let run = dut.run(&topology, case);
+    result.phases.run_ms = lap();
     let calls = match &run {
         Ok(running) => running.calls.clone(),
         Err(DutError::TimeLimit { calls, .. }) => calls.clone(),
         Err(_) => Vec::new(),
     };
-    settle(
+    let settled = settle(
         &capture,
         &peer,
         Duration::from_millis(case.settle_ms),
         deadline,
     );
+    result.phases.settle_ms = lap();
     // A userspace stack kept answering the peer until now; stop it.
     let run = run.map(|running| {
         if let Some(stop) = running.stop {
@@ -135,8 +162,19 @@ fn run_into(
     let trace = trace::build(&frames, &calls, DUT_MAC);
     result.checks = expect::check(&case.expect, &trace);
     result.trace = Some(trace);
+    result.phases.teardown_ms = lap();
     run.map_err(|e| format!("{} DUT: {e}", dut.name()))?;
     peer_result.map_err(|e| e.to_string())?;
+    if crate::interrupt::requested() {
+        return Err("interrupted".into());
+    }
+    if !settled {
+        return Err(format!(
+            "the run never went quiet: still busy at the time limit of {} s ({} frames captured)",
+            case.time_limit_s.0,
+            result.trace.as_ref().map_or(0, |t| t.frames.len())
+        ));
+    }
     result.verdict = if result.checks.iter().all(|c| c.ok) {
         Verdict::Pass
     } else {
@@ -145,17 +183,21 @@ fn run_into(
     Ok(())
 }
 
-/// Waits until nothing was captured for `quiet` and the peer has nothing scheduled, or the
-/// case's deadline passes. The DUT has returned from its last call by now; this only lets
-/// the frames that call triggered (the final ACK, a FIN exchange) reach the capture.
-fn settle(capture: &Capture, peer: &Peer, quiet: Duration, deadline: Instant) {
+/// Waits until nothing was captured for `quiet` and the peer has nothing scheduled; false
+/// when the case's deadline (or an interrupt) came first. The DUT has returned from its last
+/// call by now; this lets the frames that call triggered (the final ACK, a FIN exchange)
+/// reach the capture.
+fn settle(capture: &Capture, peer: &Peer, quiet: Duration, deadline: Instant) -> bool {
     let quiet_ns = quiet.as_nanos() as i64;
     let since = realtime_ns();
     loop {
         let last = capture.last_frame_ns().max(since);
         let idle_ns = realtime_ns() - last;
-        if (idle_ns >= quiet_ns && !peer.busy()) || Instant::now() >= deadline {
-            return;
+        if idle_ns >= quiet_ns && !peer.busy() {
+            return true;
+        }
+        if Instant::now() >= deadline || crate::interrupt::requested() {
+            return false;
         }
         let wait_ns = (quiet_ns - idle_ns).clamp(1_000_000, 10_000_000);
         std::thread::sleep(Duration::from_nanos(wait_ns as u64));
@@ -247,6 +289,14 @@ pub fn run_each<R: Send>(
     mut on_result: impl FnMut(usize, &R),
 ) -> Vec<R> {
     let next = AtomicUsize::new(0);
+    // Longest first: the suite then ends about when its longest case does.
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by(|a, b| {
+        cases[*b]
+            .case
+            .expected_ms()
+            .total_cmp(&cases[*a].case.expected_ms())
+    });
     let (tx, rx) = mpsc::channel::<(usize, R)>();
     let mut slots: Vec<Option<R>> = (0..cases.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
@@ -254,9 +304,15 @@ pub fn run_each<R: Send>(
             let tx = tx.clone();
             let next = &next;
             let run = &run;
+            let order = &order;
             scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::AcqRel);
-                let Some(loaded) = cases.get(i) else { break };
+                if crate::interrupt::requested() {
+                    break;
+                }
+                let Some(&i) = order.get(next.fetch_add(1, Ordering::AcqRel)) else {
+                    break;
+                };
+                let loaded = &cases[i];
                 if tx.send((i, run(loaded))).is_err() {
                     break;
                 }
@@ -269,6 +325,12 @@ pub fn run_each<R: Send>(
             while let Some(Some(r)) = slots.get(printed) {
                 on_result(printed, r);
                 printed += 1;
+            }
+        }
+        // Interrupted: report what finished after the first case that never ran.
+        for (i, slot) in slots.iter().enumerate().skip(printed) {
+            if let Some(r) = slot {
+                on_result(i, r);
             }
         }
     });

@@ -52,7 +52,7 @@ impl Dut for KernelDut {
         })?;
         let tid = tid_rx.recv().map_err(|_| DutError::Panicked)?;
         let limit = Duration::from_secs_f64(case.time_limit_s.0);
-        match done_rx.recv_timeout(limit) {
+        match crate::interrupt::recv_timeout(&done_rx, limit) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let calls = handle.join().map_err(|_| DutError::Panicked)?;
                 // The kernel goes on by itself after the last call: nothing to stop.

@@ -53,7 +53,7 @@ impl CallRecord {
 pub enum DutError {
     #[error(transparent)]
     Netns(#[from] NetnsError),
-    #[error("time limit of {limit_s} s exceeded; {} call(s) had returned", calls.len())]
+    #[error("{}; {} call(s) had returned", if crate::interrupt::requested() { "interrupted".to_string() } else { format!("time limit of {limit_s} s exceeded") }, calls.len())]
     TimeLimit {
         limit_s: f64,
         calls: Vec<CallRecord>,

@@ -85,7 +85,7 @@ impl Dut for StackDut {
             let _ = stop_tx.send(());
         };
         let limit = Duration::from_secs_f64(case.time_limit_s.0);
-        match calls_rx.recv_timeout(limit) {
+        match crate::interrupt::recv_timeout(&calls_rx, limit) {
             Ok(calls) => {
                 let stopper = move || {
                     stop();
