@@ -58,6 +58,12 @@ pub struct Config {
     pub wmem_max: u32,
     /// `net.ipv4.tcp_fastopen` (bit 0x1: client).
     pub tcp_fastopen: u32,
+    /// `net.ipv4.tcp_app_win` (0..=31): `tcp_init_buffer_space` reserves
+    /// `window >> tcp_app_win` (and at least one `advmss`) of the receive space.
+    pub tcp_app_win: u8,
+    /// `net.ipv4.tcp_pingpong_thresh` (1..=255): the pingpong count at which
+    /// delayed ACKs stop being quick (`inet_csk_in_pingpong_mode`).
+    pub tcp_pingpong_thresh: u8,
     /// `net.ipv4.tcp_workaround_signed_windows`.
     pub tcp_workaround_signed_windows: bool,
     /// `net.ipv4.tcp_min_snd_mss`.
@@ -104,6 +110,8 @@ impl Default for Config {
             rmem_max: 4_194_304,
             wmem_max: 4_194_304,
             tcp_fastopen: 1,
+            tcp_app_win: 31,
+            tcp_pingpong_thresh: 1,
             tcp_workaround_signed_windows: false,
             tcp_min_snd_mss: 48,
             tcp_base_mss: 1024,
@@ -138,6 +146,8 @@ pub const SYSCTL_NAMES: &[&str] = &[
     "net.core.rmem_max",
     "net.core.wmem_max",
     "net.ipv4.tcp_fastopen",
+    "net.ipv4.tcp_app_win",
+    "net.ipv4.tcp_pingpong_thresh",
     "net.ipv4.tcp_workaround_signed_windows",
     "net.ipv4.tcp_min_snd_mss",
     "net.ipv4.tcp_base_mss",
@@ -236,6 +246,10 @@ impl Config {
             "net.core.rmem_max" => self.rmem_max = one(1, int_max)? as u32,
             "net.core.wmem_max" => self.wmem_max = one(1, int_max)? as u32,
             "net.ipv4.tcp_fastopen" => self.tcp_fastopen = one(0, int_max)? as u32,
+            // proc_dou8vec_minmax with extra2 = tcp_app_win_max (31).
+            "net.ipv4.tcp_app_win" => self.tcp_app_win = one(0, 31)? as u8,
+            // proc_dou8vec_minmax with extra1 = SYSCTL_ONE.
+            "net.ipv4.tcp_pingpong_thresh" => self.tcp_pingpong_thresh = one(1, 255)? as u8,
             "net.ipv4.tcp_workaround_signed_windows" => {
                 self.tcp_workaround_signed_windows = one(0, 1)? != 0
             }
@@ -298,6 +312,8 @@ impl Config {
             "net.core.rmem_max" => self.rmem_max.to_string(),
             "net.core.wmem_max" => self.wmem_max.to_string(),
             "net.ipv4.tcp_fastopen" => self.tcp_fastopen.to_string(),
+            "net.ipv4.tcp_app_win" => self.tcp_app_win.to_string(),
+            "net.ipv4.tcp_pingpong_thresh" => self.tcp_pingpong_thresh.to_string(),
             "net.ipv4.tcp_workaround_signed_windows" => b(self.tcp_workaround_signed_windows),
             "net.ipv4.tcp_min_snd_mss" => self.tcp_min_snd_mss.to_string(),
             "net.ipv4.tcp_base_mss" => self.tcp_base_mss.to_string(),
