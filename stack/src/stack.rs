@@ -449,9 +449,14 @@ impl Stack {
     }
 
     /// `recv()`/`read()`: data, 0 at EOF, the pending error, EAGAIN, or ENOTCONN.
-    pub fn recv(&mut self, _now: Instant, h: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+    /// Reading may send an ACK or a window update (`tcp_cleanup_rbuf`).
+    pub fn recv(&mut self, now: Instant, h: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+        let idx = h.0;
         let s = self.sock_mut(h)?;
-        let n = s.tcb.recv(buf);
+        let mut out = Vec::new();
+        let n = s.tcb.recv(now, buf, &mut out);
+        self.emit(now, idx, out);
+        let s = self.sock_mut(h)?;
         if n > 0 || buf.is_empty() {
             return Ok(n);
         }

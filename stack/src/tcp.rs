@@ -35,6 +35,83 @@ pub const TCP_RETRIES2: u32 = 15;
 pub const TCP_INIT_CWND: u32 = 10;
 /// `TCP_DEFAULT_SCALING_RATIO` (1 << (TCP_RMEM_TO_WIN_SCALE - 1)): half of the buffer is window.
 pub const TCP_DEFAULT_SCALING_RATIO: u32 = 128;
+/// `TCP_RMEM_TO_WIN_SCALE` (include/net/tcp.h): `scaling_ratio` is in 1/256ths.
+pub const TCP_RMEM_TO_WIN_SCALE: u32 = 8;
+/// `TCP_ATO_MIN` = HZ/25 (40 ms): the initial and minimum delayed-ACK timeout.
+pub const TCP_ATO_MIN: u64 = HZ / 25;
+/// `TCP_DELACK_MIN` = HZ/25 (40 ms).
+pub const TCP_DELACK_MIN: u64 = HZ / 25;
+/// `TCP_DELACK_MAX` = HZ/5 (200 ms), the default `icsk_delack_max`.
+pub const TCP_DELACK_MAX: u64 = HZ / 5;
+/// `TCP_MAX_QUICKACKS`: at most this many ACKs in quickack mode.
+pub const TCP_MAX_QUICKACKS: u32 = 16;
+/// `TCP_MIN_MSS` (include/net/tcp.h).
+pub const TCP_MIN_MSS: u32 = 88;
+
+/// `icsk_ack.pending` bits (`enum inet_csk_ack_state_t`, include/net/inet_connection_sock.h).
+pub mod ack_flags {
+    /// `ICSK_ACK_SCHED`: an ACK is owed.
+    pub const SCHED: u8 = 1;
+    /// `ICSK_ACK_TIMER`: the delayed-ACK timer is armed.
+    pub const TIMER: u8 = 2;
+    /// `ICSK_ACK_PUSHED`: a small (pushed) segment arrived.
+    pub const PUSHED: u8 = 4;
+    /// `ICSK_ACK_PUSHED2`: two of them.
+    pub const PUSHED2: u8 = 8;
+    /// `ICSK_ACK_NOW`: send the next ACK immediately.
+    pub const NOW: u8 = 16;
+}
+
+/// The delayed-ACK engine (`struct inet_connection_sock::icsk_ack`). Times in jiffies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckState {
+    /// `pending`: [`ack_flags`] bits.
+    pub pending: u8,
+    /// `quick`: ACKs still to send in quickack mode.
+    pub quick: u32,
+    /// `pingpong`: interactive-session count (`inet_csk_in_pingpong_mode`).
+    pub pingpong: u8,
+    /// `ato`: the delayed-ACK timeout, 0 until the first data arrives.
+    pub ato: u64,
+    /// `timeout`: when the armed delayed-ACK timer is due.
+    pub timeout: u64,
+    /// `lrcvtime`: when data last arrived.
+    pub lrcvtime: u64,
+    /// `rcv_mss`: our estimate of the peer's MSS.
+    pub rcv_mss: u32,
+    /// `last_seg_size`.
+    pub last_seg_size: u32,
+}
+
+/// One skb in the receive queue: its unread bytes, its `truesize` (charged
+/// to `sk_rmem_alloc` until it is eaten) and whether it carries the FIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RxSkb {
+    len: u32,
+    truesize: u32,
+    fin: bool,
+}
+
+/// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` on x86-64.
+const SKB_HEAD_OVERHEAD: u32 = 256;
+/// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64.
+const SKB_SHINFO_SIZE: u32 = 320;
+/// `NET_SKB_PAD`.
+const NET_SKB_PAD: u32 = 64;
+
+/// The `truesize` of a received segment whose Ethernet frame is `frame_len`
+/// bytes long: a linear skb from `__alloc_skb` (kmalloc'ed head of
+/// `SKB_DATA_ALIGN(NET_SKB_PAD + frame) + shinfo`, rounded up to its kmalloc
+/// bucket by `kmalloc_size_roundup`) plus `struct sk_buff`, i.e. `SKB_TRUESIZE`
+/// of the usable head. An estimate: the exact value depends on how the
+/// sender and the driver allocated the skb. It feeds `tcp_space` only.
+pub fn rx_truesize(frame_len: u32) -> u32 {
+    // Every head here is above 256 bytes, where the kmalloc buckets are powers of two.
+    let head = (NET_SKB_PAD + frame_len).div_ceil(64) * 64 + SKB_SHINFO_SIZE;
+    let bucket = head.next_power_of_two();
+    // SKB_TRUESIZE(SKB_WITH_OVERHEAD(bucket)).
+    (bucket - SKB_SHINFO_SIZE) + SKB_HEAD_OVERHEAD + SKB_SHINFO_SIZE
+}
 
 /// Connection states (`TCP_*` in include/net/tcp_states.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -192,6 +269,28 @@ pub struct Tcb {
     pub rcv_wscale: u8,
     /// `window_clamp`.
     pub window_clamp: u32,
+    /// `rcv_wup`: `rcv_nxt` when the window was last advertised.
+    pub rcv_wup: u32,
+    /// `rcv_ssthresh`: the current ceiling of the advertised window.
+    pub rcv_ssthresh: u32,
+    /// `sk_rcvbuf`.
+    pub rcvbuf: u32,
+    /// `sk_rmem_alloc`: the truesize of the skbs in the receive queue.
+    pub rmem_alloc: u32,
+    /// `scaling_ratio`: window bytes per 256 bytes of `sk_rcvbuf`.
+    pub scaling_ratio: u32,
+    /// The delayed-ACK engine.
+    pub ack: AckState,
+    delack_timer: Option<Instant>,
+    app_win: u8,
+    pingpong_thresh: u8,
+    workaround_signed_windows: bool,
+    /// `tcp_rmem[2]`, for `__tcp_grow_window`.
+    rmem2: u32,
+    /// Smoothed RTT (the handshake sample), for `tcp_send_delayed_ack`.
+    srtt: Option<Duration>,
+    /// `tw_rcv_wnd`: `tcp_receive_window` when TIME_WAIT began.
+    tw_rcv_wnd: u32,
 
     /// `advmss`.
     pub advmss: u32,
@@ -254,6 +353,7 @@ pub struct Tcb {
 
     send_buf: VecDeque<u8>,
     recv_buf: VecDeque<u8>,
+    rx_skbs: VecDeque<RxSkb>,
     fin_queued: bool,
     fin_sent: bool,
 }
@@ -391,6 +491,19 @@ impl Tcb {
             rcv_wnd: 0,
             rcv_wscale: 0,
             window_clamp: 0,
+            rcv_wup: 0,
+            rcv_ssthresh: 0,
+            rcvbuf: 0,
+            rmem_alloc: 0,
+            scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
+            ack: AckState::default(),
+            delack_timer: None,
+            app_win: 31,
+            pingpong_thresh: 1,
+            workaround_signed_windows: false,
+            rmem2: 0,
+            srtt: None,
+            tw_rcv_wnd: 0,
             advmss: 0,
             mss_clamp: TCP_MSS_DEFAULT,
             mss_cache: TCP_MSS_DEFAULT,
@@ -425,6 +538,7 @@ impl Tcb {
             ip_id: 0,
             send_buf: VecDeque::new(),
             recv_buf: VecDeque::new(),
+            rx_skbs: VecDeque::new(),
             fin_queued: false,
             fin_sent: false,
         }
@@ -448,6 +562,7 @@ impl Tcb {
         if to == State::Closed {
             self.rtx_timer = None;
             self.timewait_timer = None;
+            self.delack_timer = None;
         }
     }
 
@@ -475,10 +590,10 @@ impl Tcb {
 
     /// The next timer of this connection.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.rtx_timer, self.timewait_timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.rtx_timer, self.timewait_timer, self.delack_timer]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn arm_rtx(&mut self, now: Instant, jiffies: u64) {
@@ -550,6 +665,19 @@ impl Tcb {
         self.rcv_wnd = w.rcv_wnd;
         self.rcv_wscale = w.rcv_wscale;
         self.window_clamp = w.window_clamp;
+        // tcp_connect_init: rcv_ssthresh = rcv_wnd, rcv_wup = rcv_nxt = 0.
+        self.rcv_ssthresh = w.rcv_wnd;
+        self.rcv_wup = 0;
+        self.rcvbuf = rcvbuf;
+        self.rmem_alloc = 0;
+        self.scaling_ratio = TCP_DEFAULT_SCALING_RATIO;
+        self.ack = AckState::default();
+        self.delack_timer = None;
+        self.app_win = cfg.tcp_app_win;
+        self.pingpong_thresh = cfg.tcp_pingpong_thresh;
+        self.workaround_signed_windows = cfg.tcp_workaround_signed_windows;
+        self.rmem2 = cfg.tcp_rmem[2];
+        self.srtt = None;
         self.sync_mss();
         self.sk_err = None;
         self.shutdown = 0;
@@ -667,16 +795,141 @@ impl Tcb {
             .max(1)
     }
 
-    /// The window field of a non-SYN segment (`tcp_select_window`; the
-    /// no-shrink rule makes it `ceil(rcv_wnd / 2^rcv_wscale)` here).
-    pub fn window_field(&self) -> u16 {
-        let free = self.rcv_wnd.saturating_sub(self.recv_buf.len() as u32);
-        let scaled = if self.recv_buf.is_empty() {
-            self.rcv_wnd.div_ceil(1 << self.rcv_wscale)
+    /// `tcp_win_from_space` (include/net/tcp.h): the window that `space`
+    /// bytes of buffer hold at the current `scaling_ratio`.
+    fn win_from_space(&self, space: i64) -> i64 {
+        (space * self.scaling_ratio as i64) >> TCP_RMEM_TO_WIN_SCALE
+    }
+
+    /// `tcp_space`: the window the unused part of `sk_rcvbuf` holds
+    /// (`sk_rcvbuf - sk_rmem_alloc`; the backlog is always empty here).
+    pub fn tcp_space(&self) -> i64 {
+        self.win_from_space(self.rcvbuf as i64 - self.rmem_alloc as i64)
+    }
+
+    /// `tcp_full_space`: the window all of `sk_rcvbuf` holds.
+    pub fn tcp_full_space(&self) -> i64 {
+        self.win_from_space(self.rcvbuf as i64)
+    }
+
+    /// `tcp_receive_window` (include/net/tcp.h): what is left of the window
+    /// last advertised, `rcv_wup + rcv_wnd - rcv_nxt`, at least 0.
+    pub fn receive_window(&self) -> u32 {
+        let win = self
+            .rcv_wup
+            .wrapping_add(self.rcv_wnd)
+            .wrapping_sub(self.rcv_nxt) as i32;
+        win.max(0) as u32
+    }
+
+    /// Mirrors `__tcp_select_window` (net/ipv4/tcp_output.c, with
+    /// `tcp_shrink_window` = 0): the window the free receive space allows,
+    /// capped by `rcv_ssthresh`; rounded up to the scale unit with window
+    /// scaling, kept or rounded down to a multiple of `rcv_mss` without.
+    /// Clears `icsk_ack.quick` when less than half the space is free.
+    pub fn raw_select_window(&mut self) -> u32 {
+        let mut mss = self.ack.rcv_mss as i64;
+        let mut free_space = self.tcp_space();
+        let allowed_space = self.tcp_full_space();
+        let full_space = (self.window_clamp as i64).min(allowed_space);
+        let unit = 1i64 << self.rcv_wscale;
+        if mss > full_space {
+            mss = full_space;
+            if mss <= 0 {
+                return 0;
+            }
+        }
+        if free_space < full_space >> 1 {
+            self.ack.quick = 0;
+            free_space = free_space / unit * unit;
+            if free_space < allowed_space >> 4 || free_space < mss {
+                return 0;
+            }
+        }
+        free_space = free_space.min(self.rcv_ssthresh as i64);
+        let window = if self.rcv_wscale != 0 {
+            // ALIGN(free_space, 1 << rcv_wscale): never scaled away to 0.
+            (free_space + unit - 1) / unit * unit
         } else {
-            free >> self.rcv_wscale
+            let window = self.rcv_wnd as i64;
+            if mss <= 0 {
+                window.min(free_space.max(0))
+            } else if window <= free_space - mss || window > free_space {
+                free_space / mss * mss
+            } else if mss == full_space && free_space > window + (full_space >> 1) {
+                free_space
+            } else {
+                window
+            }
         };
-        scaled.min(65535) as u16
+        window.max(0) as u32
+    }
+
+    /// Mirrors `tcp_select_window` (net/ipv4/tcp_output.c): the window field
+    /// of a non-SYN segment. The offered window never shrinks: if
+    /// [`Self::raw_select_window`] is below what is left of the last offer
+    /// (`tcp_receive_window`), that remainder, aligned up to the scale unit,
+    /// is offered again. Records the offer in `rcv_wnd`/`rcv_wup`.
+    pub fn select_window(&mut self) -> u16 {
+        let cur_win = self.receive_window();
+        let mut new_win = self.raw_select_window();
+        if new_win < cur_win {
+            new_win = cur_win.next_multiple_of(1 << self.rcv_wscale);
+        }
+        self.rcv_wnd = new_win;
+        self.rcv_wup = self.rcv_nxt;
+        let cap = if self.rcv_wscale == 0 && self.workaround_signed_windows {
+            32767
+        } else {
+            65535u32 << self.rcv_wscale
+        };
+        (new_win.min(cap) >> self.rcv_wscale) as u16
+    }
+
+    /// Mirrors `tcp_initialize_rcv_mss` (net/ipv4/tcp_input.c): a low first
+    /// guess at the peer's MSS, `min(advmss, mss_cache, rcv_wnd / 2, 536)`,
+    /// at least `TCP_MIN_MSS`.
+    fn initialize_rcv_mss(&mut self) {
+        let hint = self
+            .advmss
+            .min(self.mss_cache)
+            .min(self.rcv_wnd / 2)
+            .clamp(TCP_MIN_MSS, TCP_MSS_DEFAULT);
+        self.ack.rcv_mss = hint;
+    }
+
+    /// Mirrors `tcp_init_buffer_space` (net/ipv4/tcp_input.c) as called from
+    /// `tcp_init_transfer`: `window_clamp` drops to the full space less
+    /// `1/2^tcp_app_win` of it and less one `advmss` ("force reservation of
+    /// one segment"), and `rcv_ssthresh` to at most `window_clamp`. This is
+    /// why, with the default 128 KiB `rcvbuf`, `__tcp_select_window` stays
+    /// below the initial 64240 and the never-shrink rule decides the window.
+    fn init_buffer_space(&mut self) {
+        let maxwin = self.tcp_full_space().max(0) as u32;
+        let app_win = self.app_win as u32;
+        if self.window_clamp >= maxwin {
+            self.window_clamp = maxwin;
+            if app_win != 0 && maxwin > 4 * self.advmss {
+                let reserve = if app_win >= 32 { 0 } else { maxwin >> app_win };
+                self.window_clamp = (maxwin - reserve).max(4 * self.advmss);
+            }
+        }
+        if app_win != 0
+            && self.window_clamp > 2 * self.advmss
+            && self.window_clamp + self.advmss > maxwin
+        {
+            self.window_clamp = (2 * self.advmss).max(maxwin.saturating_sub(self.advmss));
+        }
+        self.rcv_ssthresh = self.rcv_ssthresh.min(self.window_clamp);
+    }
+
+    /// What `tcp_finish_connect`/`tcp_init_transfer` set up once the
+    /// connection is established, before the first ACK goes out.
+    fn finish_connect(&mut self, now: Instant) {
+        self.rcv_wup = self.rcv_nxt;
+        self.initialize_rcv_mss();
+        self.ack.lrcvtime = now.jiffies();
+        self.init_buffer_space();
     }
 
     fn ack_options(&self, now: Instant) -> Vec<TcpOption> {
@@ -694,14 +947,24 @@ impl Tcb {
         }
     }
 
-    fn segment(&self, now: Instant, seq: u32, flags: u16, payload: Vec<u8>) -> TcpRepr {
+    /// A non-SYN segment as `__tcp_transmit_skb` builds it: the window from
+    /// `tcp_select_window`, then `tcp_event_ack_sent` if it carries an ACK
+    /// (the owed ACK rides on it) and `tcp_event_data_sent` if it carries data.
+    fn segment(&mut self, now: Instant, seq: u32, flags: u16, payload: Vec<u8>) -> TcpRepr {
+        let window = self.select_window();
+        if flags & TcpFlags::ACK != 0 {
+            self.event_ack_sent();
+        }
+        if !payload.is_empty() {
+            self.event_data_sent(now);
+        }
         TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             seq,
             ack: self.rcv_nxt,
             flags: TcpFlags(flags),
-            window: self.window_field(),
+            window,
             urgent: 0,
             options: self.ack_options(now),
             payload,
@@ -709,11 +972,309 @@ impl Tcb {
     }
 
     /// A pure ACK (`tcp_send_ack`).
-    fn send_ack(&self, now: Instant, out: &mut Vec<Output>) {
-        out.push(Output::Segment {
-            repr: self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]),
-            ect: false,
+    fn send_ack(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let repr = self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]);
+        out.push(Output::Segment { repr, ect: false });
+    }
+
+    /// `inet_csk_schedule_ack`.
+    fn schedule_ack(&mut self) {
+        self.ack.pending |= ack_flags::SCHED;
+    }
+
+    /// `inet_csk_ack_scheduled`.
+    pub fn ack_scheduled(&self) -> bool {
+        self.ack.pending & ack_flags::SCHED != 0
+    }
+
+    /// `inet_csk_in_pingpong_mode`: `pingpong >= tcp_pingpong_thresh`.
+    pub fn in_pingpong_mode(&self) -> bool {
+        self.ack.pingpong >= self.pingpong_thresh
+    }
+
+    /// `tcp_in_quickack_mode` (no route `quickack` metric here).
+    pub fn in_quickack_mode(&self) -> bool {
+        self.ack.quick != 0 && !self.in_pingpong_mode()
+    }
+
+    /// `tcp_incr_quickack`: allow up to `rcv_wnd / (2 * rcv_mss)` quick ACKs
+    /// (at least 2), at most `max`.
+    fn incr_quickack(&mut self, max: u32) {
+        let mut quickacks = self.rcv_wnd / (2 * self.ack.rcv_mss.max(1));
+        if quickacks == 0 {
+            quickacks = 2;
+        }
+        quickacks = quickacks.min(max);
+        if quickacks > self.ack.quick {
+            self.ack.quick = quickacks;
+        }
+    }
+
+    /// `tcp_enter_quickack_mode`: quick ACKs, pingpong off, `ato` back to the minimum.
+    fn enter_quickack_mode(&mut self, max: u32) {
+        self.incr_quickack(max);
+        self.ack.pingpong = 0;
+        self.ack.ato = TCP_ATO_MIN;
+    }
+
+    /// `tcp_event_ack_sent` → `tcp_dec_quickack_mode` (an ACK of new data
+    /// uses up one quick ACK; the last one deflates `ato`) and
+    /// `inet_csk_clear_xmit_timer(ICSK_TIME_DACK)` (nothing owed any more).
+    fn event_ack_sent(&mut self) {
+        if self.ack.quick != 0 {
+            let pkts = u32::from(self.ack_scheduled());
+            if pkts >= self.ack.quick {
+                self.ack.quick = 0;
+                self.ack.ato = TCP_ATO_MIN;
+            } else {
+                self.ack.quick -= pkts;
+            }
+        }
+        self.ack.pending = 0;
+        self.delack_timer = None;
+    }
+
+    /// `tcp_event_data_sent`: data sent within `ato` of the last data
+    /// received is a reply, which counts towards pingpong (interactive) mode.
+    fn event_data_sent(&mut self, now: Instant) {
+        if now.jiffies().wrapping_sub(self.ack.lrcvtime) < self.ack.ato
+            && self.ack.pingpong < u8::MAX
+        {
+            self.ack.pingpong += 1;
+        }
+    }
+
+    /// Mirrors `tcp_measure_rcv_mss` (net/ipv4/tcp_input.c): a segment of at
+    /// least `rcv_mss` raises the estimate (up to `advmss`); a smaller one
+    /// marks the ACK as PUSHED (twice: PUSHED2). The `scaling_ratio` update
+    /// from `len / truesize` is not modelled (truesize is only an estimate).
+    fn measure_rcv_mss(&mut self, seg: &TcpRepr) {
+        let lss = self.ack.last_seg_size;
+        self.ack.last_seg_size = 0;
+        let mut len = seg.payload.len() as u32;
+        if len >= self.ack.rcv_mss {
+            self.ack.rcv_mss = len.min(self.advmss);
+            return;
+        }
+        len += seg.header_len() as u32;
+        let remnant = TcpFlags::FIN | TcpFlags::URG | TcpFlags::SYN | TcpFlags::PSH;
+        if len >= TCP_MSS_DEFAULT + 20 || (len >= TCP_MIN_MSS + 20 && seg.flags.0 & remnant == 0) {
+            len -= if self.tstamp_ok { 32 } else { 20 };
+            self.ack.last_seg_size = len;
+            if len == lss {
+                self.ack.rcv_mss = len;
+                return;
+            }
+        }
+        if self.ack.pending & ack_flags::PUSHED != 0 {
+            self.ack.pending |= ack_flags::PUSHED2;
+        }
+        self.ack.pending |= ack_flags::PUSHED;
+    }
+
+    /// Mirrors `tcp_grow_window` / `__tcp_grow_window` (net/ipv4/tcp_input.c):
+    /// raise `rcv_ssthresh` towards `window_clamp` when segments are
+    /// economical enough in truesize.
+    fn grow_window(&mut self, len: u32, truesize: u32) {
+        let room = (self.window_clamp as i64).min(self.tcp_space()) - self.rcv_ssthresh as i64;
+        if room <= 0 {
+            return;
+        }
+        let incr = if self.win_from_space(truesize as i64) <= len as i64 {
+            2 * self.advmss as i64
+        } else {
+            let mut ts = self.win_from_space(truesize as i64) >> 1;
+            let rmem2 = self.rmem2 as i64;
+            let mut window = self.win_from_space(rmem2) >> 1;
+            let mut incr = 0;
+            while self.rcv_ssthresh as i64 <= window {
+                if ts <= len as i64 {
+                    incr = 2 * self.ack.rcv_mss as i64;
+                    break;
+                }
+                ts >>= 1;
+                window >>= 1;
+            }
+            incr
+        };
+        if incr != 0 {
+            let incr = incr.max(2 * len as i64);
+            self.rcv_ssthresh += room.min(incr) as u32;
+            self.ack.quick |= 1;
+        }
+    }
+
+    /// Mirrors `tcp_event_data_recv` (net/ipv4/tcp_input.c): an ACK is owed;
+    /// the first data starts the delayed-ACK engine in quickack mode
+    /// (`ato = TCP_ATO_MIN`); later, `ato` follows the inter-arrival time.
+    fn event_data_recv(&mut self, now: Instant, seg: &TcpRepr, truesize: u32) {
+        self.schedule_ack();
+        self.measure_rcv_mss(seg);
+        let now_j = now.jiffies();
+        if self.ack.ato == 0 {
+            self.incr_quickack(TCP_MAX_QUICKACKS);
+            self.ack.ato = TCP_ATO_MIN;
+        } else {
+            let m = now_j.wrapping_sub(self.ack.lrcvtime);
+            if m <= TCP_ATO_MIN / 2 {
+                self.ack.ato = (self.ack.ato >> 1) + TCP_ATO_MIN / 2;
+            } else if m < self.ack.ato {
+                self.ack.ato = ((self.ack.ato >> 1) + m).min(self.rto);
+            } else if m > self.rto {
+                self.incr_quickack(TCP_MAX_QUICKACKS);
+            }
+        }
+        self.ack.lrcvtime = now_j;
+        if seg.payload.len() >= 128 {
+            self.grow_window(seg.payload.len() as u32, truesize);
+        }
+    }
+
+    /// Sequence space received but not yet read (`rcv_nxt - copied_seq`).
+    fn unread_seq(&self) -> u32 {
+        self.rx_skbs.iter().map(|s| s.len + u32::from(s.fin)).sum()
+    }
+
+    /// Mirrors `tcp_ack_snd_check` → `__tcp_ack_snd_check` (net/ipv4/tcp_input.c):
+    /// if an ACK is owed, send it now when more than one full segment
+    /// arrived since the last window update (and the window can advance, or
+    /// everything was read), in quickack mode, or when `ICSK_ACK_NOW`;
+    /// otherwise delay it (`tcp_send_delayed_ack`).
+    fn ack_snd_check(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if !self.ack_scheduled() {
+            return;
+        }
+        let more_than_one_mss = self.rcv_nxt.wrapping_sub(self.rcv_wup) > self.ack.rcv_mss
+            && (self.unread_seq() < 1 || self.raw_select_window() >= self.rcv_wnd);
+        if more_than_one_mss || self.in_quickack_mode() || self.ack.pending & ack_flags::NOW != 0 {
+            self.send_ack(now, out);
+        } else {
+            self.send_delayed_ack(now, out);
+        }
+    }
+
+    /// Mirrors `tcp_send_delayed_ack` (net/ipv4/tcp_output.c): arm the
+    /// delayed-ACK timer `ato` ahead (bounded by the RTT, 200 ms in pingpong
+    /// mode or after a PUSHED segment, 500 ms otherwise, and
+    /// `icsk_delack_max`), keeping an earlier deadline; send at once if that
+    /// deadline is within `ato / 4`.
+    fn send_delayed_ack(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let mut ato = self.ack.ato;
+        if ato > TCP_DELACK_MIN {
+            let mut max_ato = HZ / 2;
+            if self.in_pingpong_mode() || self.ack.pending & ack_flags::PUSHED != 0 {
+                max_ato = TCP_DELACK_MAX;
+            }
+            if let Some(srtt) = self.srtt {
+                let rtt = crate::time::duration_to_jiffies(srtt).max(TCP_DELACK_MIN);
+                max_ato = max_ato.min(rtt);
+            }
+            ato = ato.min(max_ato);
+        }
+        ato = ato.min(TCP_DELACK_MAX);
+        let now_j = now.jiffies();
+        let mut timeout = now_j + ato;
+        if self.ack.pending & ack_flags::TIMER != 0 {
+            if self.ack.timeout <= now_j + (ato >> 2) {
+                self.send_ack(now, out);
+                return;
+            }
+            timeout = timeout.min(self.ack.timeout);
+        }
+        self.ack.pending |= ack_flags::SCHED | ack_flags::TIMER;
+        self.ack.timeout = timeout;
+        self.delack_timer = Some(timer_wheel_expiry(now, timeout - now_j));
+    }
+
+    /// Mirrors `tcp_delack_timer_handler` (net/ipv4/tcp_timer.c): send the
+    /// owed ACK; a missed delayed ACK inflates `ato` (up to the RTO), or, in
+    /// pingpong mode, leaves pingpong mode and deflates `ato`.
+    fn delack_timer_handler(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.delack_timer = None;
+        if self.state == State::Closed || self.ack.pending & ack_flags::TIMER == 0 {
+            return;
+        }
+        let now_j = now.jiffies();
+        if self.ack.timeout > now_j {
+            self.delack_timer = Some(timer_wheel_expiry(now, self.ack.timeout - now_j));
+            return;
+        }
+        self.ack.pending &= !ack_flags::TIMER;
+        if self.ack_scheduled() {
+            if !self.in_pingpong_mode() {
+                self.ack.ato = (self.ack.ato << 1).min(self.rto);
+            } else {
+                self.ack.pingpong = 0;
+                self.ack.ato = TCP_ATO_MIN;
+            }
+            self.send_ack(now, out);
+        }
+    }
+
+    /// Mirrors `__tcp_cleanup_rbuf` (net/ipv4/tcp.c) after a read of
+    /// `copied` bytes: send the owed ACK if more than a segment is unacked,
+    /// or the read emptied the queue after PUSHED segments (not in pingpong
+    /// mode); or a window update if the read at least doubled the window.
+    fn cleanup_rbuf(&mut self, now: Instant, copied: usize, out: &mut Vec<Output>) {
+        let mut time_to_ack = false;
+        if self.ack_scheduled() {
+            let pushed = self.ack.pending & ack_flags::PUSHED2 != 0
+                || (self.ack.pending & ack_flags::PUSHED != 0 && !self.in_pingpong_mode());
+            if self.rcv_nxt.wrapping_sub(self.rcv_wup) > self.ack.rcv_mss
+                || (copied > 0 && pushed && self.rmem_alloc == 0)
+            {
+                time_to_ack = true;
+            }
+        }
+        if copied > 0 && !time_to_ack && self.shutdown & RCV_SHUTDOWN == 0 {
+            let rcv_window_now = self.receive_window() as u64;
+            if 2 * rcv_window_now <= self.window_clamp as u64 {
+                let new_window = self.raw_select_window() as u64;
+                if new_window != 0 && new_window >= 2 * rcv_window_now {
+                    time_to_ack = true;
+                }
+            }
+        }
+        if time_to_ack {
+            self.send_ack(now, out);
+        }
+    }
+
+    /// `tcp_queue_rcv`: append an in-order segment to the receive queue and
+    /// charge its truesize to `sk_rmem_alloc` (`skb_set_owner_r`). Segments
+    /// are never coalesced here.
+    fn queue_rcv(&mut self, payload: &[u8], fin: bool, truesize: u32) {
+        self.recv_buf.extend(payload);
+        self.rx_skbs.push_back(RxSkb {
+            len: payload.len() as u32,
+            truesize,
+            fin,
         });
+        self.rmem_alloc += truesize;
+    }
+
+    /// Mirrors `tcp_fin` (net/ipv4/tcp_input.c): an ACK is owed and reading
+    /// is shut down. ESTABLISHED → CLOSE_WAIT in pingpong mode (the ACK is
+    /// delayed, hoping to ride on our FIN); FIN_WAIT1 → ACK now, CLOSING;
+    /// FIN_WAIT2 → ACK now, TIME_WAIT.
+    fn fin(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.schedule_ack();
+        self.shutdown |= RCV_SHUTDOWN;
+        match self.state {
+            State::Established => {
+                self.set_state(State::CloseWait);
+                self.ack.pingpong = self.pingpong_thresh;
+            }
+            State::FinWait1 => {
+                self.send_ack(now, out);
+                self.set_state(State::Closing);
+            }
+            State::FinWait2 => {
+                self.send_ack(now, out);
+                self.enter_timewait(now);
+            }
+            _ => {}
+        }
     }
 
     /// A RST answering `seg` (`tcp_v4_send_reset`): `seq = SEG.ACK` if it has
@@ -760,6 +1321,9 @@ impl Tcb {
             self.timewait_timer = None;
             self.set_state(State::Closed);
             return;
+        }
+        if self.delack_timer.is_some_and(|t| t <= now) {
+            self.delack_timer_handler(now, out);
         }
         if self.rtx_timer.is_some_and(|t| t <= now) {
             self.rtx_timer = None;
@@ -905,7 +1469,10 @@ impl Tcb {
             State::SynSent => self.synsent_input(now, cfg, seg, tos, out),
             State::TimeWait => {
                 if seg.flags.fin() || seg.flags.syn() {
-                    self.send_ack(now, out);
+                    // tcp_v4_timewait_ack: window = tw_rcv_wnd >> tw_rcv_wscale.
+                    let mut repr = self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]);
+                    repr.window = (self.tw_rcv_wnd >> self.rcv_wscale).min(65535) as u16;
+                    out.push(Output::Segment { repr, ect: false });
                 }
             }
             _ => self.established_input(now, seg, tos, out),
@@ -1032,7 +1599,9 @@ impl Tcb {
                 TCP_INIT_CWND
             };
             // RTT sample → first RTO (tcp_rtt_estimator): srtt + max(2·rtt, rto_min).
+            self.srtt = None;
             self.rto = if self.total_retrans == 0 {
+                self.srtt = Some(now.saturating_duration_since(self.first_syn_at));
                 let rtt = now.saturating_duration_since(self.first_syn_at).as_nanos() as u64
                     / NANOS_PER_JIFFY;
                 rtt + (2 * rtt).max(TCP_RTO_MIN)
@@ -1045,9 +1614,12 @@ impl Tcb {
             self.backoff = 0;
             self.rtx_timer = None;
             self.set_state(State::Established);
+            self.finish_connect(now);
             if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
                 // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
-                self.recv_buf.extend(&seg.payload);
+                let truesize =
+                    rx_truesize(14 + 20 + seg.header_len() as u32 + seg.payload.len() as u32);
+                self.queue_rcv(&seg.payload, seg.flags.fin(), truesize);
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
                 if seg.flags.fin() {
                     self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
@@ -1114,6 +1686,7 @@ impl Tcb {
                 self.snd_una = seg.ack;
                 self.snd_wnd = seg.window as u32;
                 self.set_state(State::Established);
+                self.finish_connect(now);
                 self.rtx_timer = None;
                 self.retransmits = 0;
                 let mut ack = self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]);
@@ -1134,6 +1707,7 @@ impl Tcb {
                 self.snd_una = seg.ack;
                 self.snd_wnd = (seg.window as u32) << self.snd_wscale;
                 self.set_state(State::Established);
+                self.finish_connect(now);
                 self.rtx_timer = None;
                 self.retransmits = 0;
             } else {
@@ -1145,7 +1719,11 @@ impl Tcb {
             return;
         }
         if !in_window && seg.seq_len() > 0 {
-            self.send_ack(now, out); // out of window: duplicate ACK
+            // tcp_send_dupack: an old segment (a retransmission) also enters quickack mode.
+            if seq_lt(seg.seq, self.rcv_nxt) {
+                self.enter_quickack_mode(TCP_MAX_QUICKACKS);
+            }
+            self.send_ack(now, out);
             return;
         }
         if let Some((tsval, _)) = seg.timestamps() {
@@ -1159,34 +1737,53 @@ impl Tcb {
                 return;
             }
         }
-        let mut need_ack = false;
-        if !seg.payload.is_empty() {
+        // tcp_data_queue.
+        let len = seg.payload.len() as u32;
+        let truesize = rx_truesize(14 + 20 + seg.header_len() as u32 + len);
+        let mut ack_now = false;
+        let mut queued = false;
+        if len > 0 {
             if seg.seq == self.rcv_nxt && self.shutdown & RCV_SHUTDOWN == 0 {
-                self.recv_buf.extend(&seg.payload);
-                self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
+                self.queue_rcv(&seg.payload, false, truesize);
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(len);
+                queued = true;
+                self.event_data_recv(now, seg, truesize);
+            } else if seq_le(seg.seq.wrapping_add(len), self.rcv_nxt) {
+                // A retransmission: force an immediate ACK (quickack mode).
+                self.enter_quickack_mode(TCP_MAX_QUICKACKS);
+                self.schedule_ack();
+            } else {
+                // Out of order (no out-of-order queue here) or after shutdown: ACK now.
+                ack_now = true;
             }
-            need_ack = true;
         }
-        if seg.flags.fin() && seg.seq.wrapping_add(seg.payload.len() as u32) == self.rcv_nxt {
+        if seg.flags.fin() && seg.seq.wrapping_add(len) == self.rcv_nxt {
+            // The FIN stays queued (and charged) until a read reaches it.
+            match self.rx_skbs.back_mut() {
+                Some(last) if queued => last.fin = true,
+                _ => self.queue_rcv(&[], true, truesize),
+            }
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
-            self.shutdown |= RCV_SHUTDOWN;
-            need_ack = true;
-            match self.state {
-                State::Established => self.set_state(State::CloseWait),
-                State::FinWait1 => self.set_state(State::Closing),
-                State::FinWait2 => self.enter_timewait(now),
-                _ => {}
-            }
+            self.fin(now, out);
         }
-        if need_ack {
-            self.send_ack(now, out);
+        if matches!(self.state, State::Closed | State::TimeWait) {
+            return;
         }
+        // tcp_data_snd_check, then tcp_ack_snd_check.
         self.push(now, out);
+        if ack_now {
+            self.send_ack(now, out);
+        } else {
+            self.ack_snd_check(now, out);
+        }
     }
 
+    /// `tcp_time_wait`: the timewait socket keeps `tcp_receive_window` as its window.
     fn enter_timewait(&mut self, now: Instant) {
+        self.tw_rcv_wnd = self.receive_window();
         self.set_state(State::TimeWait);
         self.rtx_timer = None;
+        self.delack_timer = None;
         self.timewait_timer = Some(timer_wheel_expiry(now, TCP_TIMEWAIT_LEN));
     }
 
@@ -1226,13 +1823,41 @@ impl Tcb {
         data.len()
     }
 
-    /// Read queued data (`tcp_recvmsg`).
-    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.recv_buf.len());
-        for (d, s) in buf.iter_mut().zip(self.recv_buf.drain(..n)) {
-            *d = s;
+    /// Read queued data (`tcp_recvmsg_locked`): copy from the receive queue,
+    /// eating (and uncharging) each skb read to its end; a read that reaches
+    /// the FIN eats it and stops there. Then `tcp_cleanup_rbuf`, which may
+    /// send an ACK or a window update.
+    pub fn recv(&mut self, now: Instant, buf: &mut [u8], out: &mut Vec<Output>) -> usize {
+        let mut copied = 0usize;
+        while copied < buf.len() {
+            let Some(skb) = self.rx_skbs.front_mut() else {
+                break;
+            };
+            if skb.len > 0 {
+                let n = (buf.len() - copied).min(skb.len as usize);
+                for (d, s) in buf[copied..copied + n]
+                    .iter_mut()
+                    .zip(self.recv_buf.drain(..n))
+                {
+                    *d = s;
+                }
+                copied += n;
+                skb.len -= n as u32;
+                if skb.len > 0 {
+                    break;
+                }
+            }
+            let fin = skb.fin;
+            self.rmem_alloc -= skb.truesize;
+            self.rx_skbs.pop_front();
+            if fin {
+                break;
+            }
         }
-        n
+        if self.state.is_synchronized() && self.state != State::TimeWait {
+            self.cleanup_rbuf(now, copied, out);
+        }
+        copied
     }
 
     /// Send what the window and cwnd allow (`tcp_write_xmit`), segmenting by
@@ -1326,6 +1951,8 @@ impl Tcb {
             });
         }
         self.recv_buf.clear();
+        self.rx_skbs.clear();
+        self.rmem_alloc = 0;
         self.done();
     }
 
@@ -1488,6 +2115,52 @@ mod tests {
         assert_eq!(e(PARAMETER_PROB, 0), Some(Ok(Errno::EPROTO)));
         assert_eq!(e(SOURCE_QUENCH, 0), None);
         assert_eq!(e(REDIRECT, 1), None);
+    }
+
+    #[test]
+    fn rx_truesize_buckets() {
+        // 66-byte frame: head 64 + 128 + 320 = 512 → SKB_TRUESIZE = 512 + 256.
+        assert_eq!(rx_truesize(66), 768);
+        // 1514-byte frame: 64 + 1536 + 320 → 2048-byte bucket.
+        assert_eq!(rx_truesize(1514), 2048 + 256);
+    }
+
+    #[test]
+    fn select_window_never_shrinks() {
+        let cfg = Config::default();
+        let mut t = Tcb::new(TcpParams {
+            user_mss: 0,
+            syn_retries: 0,
+            user_timeout_ms: 0,
+            rto_max_ms: 120_000,
+            fastopen_connect: false,
+            rcvbuf_locked: None,
+            window_clamp: 0,
+        });
+        t.rcvbuf = cfg.tcp_rmem[1];
+        t.advmss = 1460;
+        t.mss_cache = 1460;
+        t.rcv_wnd = 64240;
+        t.rcv_ssthresh = 64240;
+        t.window_clamp = 65535;
+        t.rcv_nxt = 1;
+        t.finish_connect(Instant::ZERO);
+        assert_eq!(
+            (t.window_clamp, t.rcv_ssthresh, t.ack.rcv_mss),
+            (64076, 64076, 536)
+        );
+        // __tcp_select_window: rounddown(64076, 536) = 63784 < 64240.
+        assert_eq!(t.raw_select_window(), 63784);
+        assert_eq!(t.select_window(), 64240);
+        t.rcv_nxt = 2; // a FIN
+        assert_eq!(t.select_window(), 64239);
+        assert_eq!((t.rcv_wnd, t.rcv_wup), (64239, 2));
+        // With wscale 10 the remainder is aligned up to the scale unit.
+        t.rcv_wscale = 10;
+        t.rcv_nxt = 52;
+        assert_eq!(t.receive_window(), 64189);
+        assert_eq!(t.select_window(), 63);
+        assert_eq!(t.rcv_wnd, 64512);
     }
 
     #[test]

@@ -115,12 +115,177 @@ fn peer_fin_then_close_sends_fin_from_close_wait() {
         &peer_seg(&syn, 1001, isn1, TcpFlags::ACK | TcpFlags::FIN, &[]),
         0,
     );
-    assert_eq!(sim.pump()[0].tcp().ack, 1002);
+    // tcp_fin in ESTABLISHED: CLOSE_WAIT in pingpong mode, the ACK is delayed.
+    assert!(sim.pump().is_empty(), "the FIN is not ACKed at once");
     assert_eq!(sim.stack.tcp_state(h), Ok(State::CloseWait));
     let mut buf = [0u8; 4];
     assert_eq!(sim.stack.recv(sim.now, h, &mut buf), Ok(0), "EOF");
     sim.stack.close(sim.now, h).unwrap();
-    assert!(sim.pump()[0].tcp().flags.fin());
+    // The FIN carries the owed ACK: one frame, and no delayed ACK later.
+    let f = sim.pump();
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0].tcp().flags, f[0].tcp().ack),
+        (TcpFlags(TcpFlags::FIN | TcpFlags::ACK), 1002)
+    );
+    sim.run_until(Instant::from_millis(500));
+    assert!(
+        sim.tcp_sent().last().unwrap().1.flags.fin(),
+        "the delack timer was cleared by the FIN|ACK"
+    );
+}
+
+#[test]
+fn delayed_ack_of_a_fin_fires_after_ato() {
+    // After data, ato = TCP_ATO_MIN (10 jiffies = 40 ms): tcp_send_delayed_ack
+    // arms the delack timer that far ahead, on the timer wheel (level 0:
+    // it fires one jiffy after its expiry).
+    let (mut sim, h, syn) = established(vec![]);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.now = Instant::from_millis(100);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1, TcpFlags::ACK | TcpFlags::PSH, b"data"),
+        0,
+    );
+    assert_eq!(
+        sim.pump()[0].tcp().ack,
+        1005,
+        "quickack after the handshake"
+    );
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1005, isn1, TcpFlags::ACK | TcpFlags::FIN, &[]),
+        0,
+    );
+    assert!(sim.pump().is_empty(), "pingpong: the FIN's ACK is delayed");
+    sim.run_until(Instant::from_millis(143));
+    assert_eq!(sim.tcp_sent().len(), 3, "SYN, final ACK, ACK of data");
+    sim.run_until(Instant::from_millis(200));
+    let (t, ack) = sim.tcp_sent().last().unwrap().clone();
+    assert_eq!((ack.flags, ack.ack), (TcpFlags(TcpFlags::ACK), 1006));
+    assert_eq!(t, Instant::from_millis(144));
+    assert_eq!(sim.stack.tcp_state(h), Ok(State::CloseWait));
+}
+
+#[test]
+fn delayed_ack_of_a_fin_before_any_data_waits_one_jiffy() {
+    // No data yet: icsk_ack.ato is still 0, so the delack timer is armed for
+    // `jiffies + 0` and fires at the next tick.
+    let (mut sim, _h, syn) = established(vec![]);
+    sim.now = Instant::from_millis(100);
+    sim.deliver_tcp(
+        &peer_seg(
+            &syn,
+            1001,
+            syn.seq.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::FIN,
+            &[],
+        ),
+        0,
+    );
+    assert!(sim.pump().is_empty());
+    sim.run_until(Instant::from_millis(200));
+    let (t, ack) = sim.tcp_sent().last().unwrap().clone();
+    assert_eq!((ack.ack, t), (1002, Instant::from_millis(104)));
+}
+
+#[test]
+fn sixteen_quick_acks_after_the_handshake_then_delayed() {
+    // tcp_event_data_recv: the first data starts quickack mode with
+    // min(rcv_wnd / (2 * rcv_mss), 16) quick ACKs; each ACK of new data uses
+    // one (tcp_dec_quickack_mode); then ACKs wait for the delack timer.
+    let (mut sim, _h, syn) = established(linux_synack_options(1, 0));
+    let isn1 = syn.seq.wrapping_add(1);
+    let mut seq = 1001u32;
+    for i in 0..16 {
+        sim.deliver_tcp(
+            &peer_seg(&syn, seq, isn1, TcpFlags::ACK | TcpFlags::PSH, &[7; 10]),
+            0,
+        );
+        seq += 10;
+        let a = sim.pump();
+        assert_eq!(a.len(), 1, "quick ACK {i}");
+        assert_eq!(a[0].tcp().ack, seq);
+    }
+    sim.deliver_tcp(
+        &peer_seg(&syn, seq, isn1, TcpFlags::ACK | TcpFlags::PSH, &[7; 10]),
+        0,
+    );
+    assert!(sim.pump().is_empty(), "17th segment: delayed ACK");
+    let t0 = sim.now;
+    sim.run_until(t0 + std::time::Duration::from_millis(100));
+    let (t, ack) = sim.tcp_sent().last().unwrap().clone();
+    assert_eq!(ack.ack, seq + 10);
+    assert_eq!(t, Instant::from_millis(44));
+}
+
+#[test]
+fn window_never_shrinks_unscaled_fin_consumes_one() {
+    // tcp_init_buffer_space lowers window_clamp (and rcv_ssthresh) to
+    // 65536 - advmss, so __tcp_select_window offers less than 64240 and
+    // tcp_select_window keeps what is left of the last offer: the ACK of the
+    // peer's FIN says 64239 (the FIN took one byte of the window).
+    let (mut sim, h, syn) = established(vec![TcpOption::Mss(1460)]);
+    let isn1 = syn.seq.wrapping_add(1);
+    let final_ack = sim.tcp_sent().last().unwrap().1.clone();
+    assert_eq!(final_ack.window, 64240);
+    sim.stack.close(sim.now, h).unwrap();
+    let fin = sim.pump();
+    assert_eq!(fin[0].tcp().window, 64240);
+    sim.deliver_tcp(
+        &peer_seg(
+            &syn,
+            1001,
+            isn1.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::FIN,
+            &[],
+        ),
+        0,
+    );
+    let a = sim.pump();
+    assert_eq!((a[0].tcp().ack, a[0].tcp().window), (1002, 64239));
+}
+
+#[test]
+fn window_never_shrinks_so_rcvbuf_4096() {
+    // rcvbuf 8192, window 2920; window_clamp 2896 after tcp_init_buffer_space.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::SoRcvBuf(4096)]);
+    let syn = syn.tcp().clone();
+    assert_eq!(syn.window, 2920);
+    sim.deliver_tcp(&synack(&syn, 1000, 65535, linux_synack_options(1, 0)), 0);
+    assert_eq!(sim.pump()[0].tcp().window, 2920);
+    sim.stack.close(sim.now, h).unwrap();
+    assert_eq!(sim.pump()[0].tcp().window, 2920);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.deliver_tcp(
+        &peer_seg(
+            &syn,
+            1001,
+            isn1.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::FIN,
+            &[],
+        ),
+        0,
+    );
+    assert_eq!(sim.pump()[0].tcp().window, 2919);
+}
+
+#[test]
+fn scaled_window_is_aligned_up_after_data() {
+    // wscale 10: 50 unread bytes leave 64462 of the offered 64512; the
+    // never-shrink rule offers ALIGN(64462, 1024) = 63 << 10, not 62.
+    let (mut sim, h, syn) = established(linux_synack_options(1, 0));
+    assert_eq!(sim.tcp_sent().last().unwrap().1.window, 63);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1, TcpFlags::ACK | TcpFlags::PSH, &[1; 50]),
+        0,
+    );
+    let a = sim.pump();
+    assert_eq!((a[0].tcp().ack, a[0].tcp().window), (1051, 63));
+    let mut buf = [0u8; 100];
+    assert_eq!(sim.stack.recv(sim.now, h, &mut buf), Ok(50));
+    assert!(sim.pump().is_empty(), "no window update for 50 bytes");
 }
 
 #[test]
