@@ -41,6 +41,45 @@ pub enum CaseError {
     },
 }
 
+/// Whether a value is its type's default (used to leave defaults out of written cases).
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+fn is_default_time_limit(v: &TimeLimit) -> bool {
+    *v == default_time_limit()
+}
+fn is_default_settle(v: &u64) -> bool {
+    *v == default_settle()
+}
+fn is_default_mtu(v: &Mtu) -> bool {
+    *v == default_mtu()
+}
+fn is_default_dut(v: &Ipv4Cidr) -> bool {
+    *v == default_dut()
+}
+fn is_default_peer(v: &Ipv4Addr) -> bool {
+    *v == default_peer()
+}
+fn is_unspecified(v: &Ipv4Addr) -> bool {
+    *v == unspecified()
+}
+fn is_default_port(v: &u16) -> bool {
+    *v == default_port()
+}
+fn is_default_peer_isn(v: &u32) -> bool {
+    *v == default_peer_isn()
+}
+fn is_default_fin_delay(v: &u64) -> bool {
+    *v == default_fin_delay()
+}
+fn is_default_window(v: &u16) -> bool {
+    *v == default_window()
+}
+fn is_one(v: &usize) -> bool {
+    *v == one()
+}
+
 /// The largest case file accepted; a case is a page of YAML, not a data set.
 pub const MAX_CASE_BYTES: u64 = 256 * 1024;
 
@@ -50,30 +89,33 @@ pub const MAX_CASE_BYTES: u64 = 256 * 1024;
 pub struct Case {
     /// A short unique name; also names the artifacts.
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub tags: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub topology: TopologyCase,
     /// Sysctls for the DUT's namespace, by their Linux names (`net.ipv4.tcp_sack: 0`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub sysctls: BTreeMap<SysctlName, SysctlValue>,
     /// The socket calls, in order, on one TCP socket made before the first step.
     pub steps: Vec<Step>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub peer: PeerScript,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub expect: Expect,
     /// The case is stopped and reported as an error after this long.
-    #[serde(default = "default_time_limit")]
+    #[serde(
+        default = "default_time_limit",
+        skip_serializing_if = "is_default_time_limit"
+    )]
     pub time_limit_s: TimeLimit,
     /// After the last step, the run ends once nothing was captured for this long.
-    #[serde(default = "default_settle")]
+    #[serde(default = "default_settle", skip_serializing_if = "is_default_settle")]
     pub settle_ms: u64,
     /// Differences from the kernel that are understood and accepted for now, each with its
     /// reason. They are still shown in every report; they only do not fail the case.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub known_divergences: Vec<KnownDivergence>,
 }
 
@@ -163,16 +205,16 @@ impl fmt::Display for SysctlValue {
 #[serde(deny_unknown_fields)]
 pub struct TopologyCase {
     /// The veth MTU on both ends.
-    #[serde(default = "default_mtu")]
+    #[serde(default = "default_mtu", skip_serializing_if = "is_default_mtu")]
     pub mtu: Mtu,
     /// The DUT's address and prefix length.
-    #[serde(default = "default_dut")]
+    #[serde(default = "default_dut", skip_serializing_if = "is_default_dut")]
     pub dut: Ipv4Cidr,
     /// The peer's address (the scripted peer answers ARP for it).
-    #[serde(default = "default_peer")]
+    #[serde(default = "default_peer", skip_serializing_if = "is_default_peer")]
     pub peer: Ipv4Addr,
     /// Extra routes (the connected route of `dut` is always there).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub routes: Vec<RouteCase>,
 }
 impl Default for TopologyCase {
@@ -260,15 +302,15 @@ impl From<Ipv4Cidr> for String {
 #[serde(deny_unknown_fields)]
 pub struct RouteCase {
     pub to: Ipv4Cidr,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub via: Option<Ipv4Addr>,
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", skip_serializing_if = "is_default")]
     pub kind: RouteType,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub mtu: Option<Mtu>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub advmss: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub src: Option<Ipv4Addr>,
 }
 
@@ -401,9 +443,9 @@ impl From<HexBytes> for String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindStep {
-    #[serde(default = "unspecified")]
+    #[serde(default = "unspecified", skip_serializing_if = "is_unspecified")]
     pub addr: Ipv4Addr,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub port: u16,
 }
 fn unspecified() -> Ipv4Addr {
@@ -415,14 +457,14 @@ fn unspecified() -> Ipv4Addr {
 #[serde(deny_unknown_fields)]
 pub struct ConnectStep {
     /// The destination; the peer's address when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub addr: Option<Ipv4Addr>,
-    #[serde(default = "default_port")]
+    #[serde(default = "default_port", skip_serializing_if = "is_default_port")]
     pub port: u16,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub family: Family,
     /// Overrides the address length passed to the kernel (for the EINVAL scenarios).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub addrlen: Option<u32>,
 }
 fn default_port() -> u16 {
@@ -495,28 +537,34 @@ impl From<ByteCount> for u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerScript {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub arp: ArpMode,
     /// Reactions to the first, second, … SYN.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub syn: Vec<SynReaction>,
     /// The reaction to every SYN beyond the list.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub then: SynReaction,
     /// The peer's initial sequence number.
-    #[serde(default = "default_peer_isn")]
+    #[serde(
+        default = "default_peer_isn",
+        skip_serializing_if = "is_default_peer_isn"
+    )]
     pub isn: u32,
     /// What the peer does once the handshake is complete, in order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub established: Vec<PeerAction>,
     /// How the peer answers the DUT's FIN.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub on_fin: FinReply,
     /// How long the peer waits before answering the DUT's FIN. Not zero by default: the
     /// kernel's last ACK then depends on whether `close()` had returned when the answer
     /// arrived (the full socket sends it with the next IP ID, a TIME-WAIT socket through the
     /// control socket with ID 0), and a scripted peer must not race the DUT.
-    #[serde(default = "default_fin_delay")]
+    #[serde(
+        default = "default_fin_delay",
+        skip_serializing_if = "is_default_fin_delay"
+    )]
     pub fin_delay_ms: u64,
 }
 fn default_fin_delay() -> u64 {
@@ -575,12 +623,12 @@ pub enum SynReaction {
 #[serde(deny_unknown_fields)]
 pub struct RstSpec {
     /// Send without the ACK flag (and ack field 0).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub no_ack: bool,
     /// Added to the SYN's seq + 1 to make the ack field (0: acceptable).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub ack_delta: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub delay_ms: u64,
 }
 
@@ -589,24 +637,24 @@ pub struct RstSpec {
 #[serde(deny_unknown_fields)]
 pub struct SynAckSpec {
     /// Options in order; Linux's own SYN-ACK set when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub options: Option<Vec<PeerOption>>,
-    #[serde(default = "default_window")]
+    #[serde(default = "default_window", skip_serializing_if = "is_default_window")]
     pub window: u16,
     /// Added to the SYN's seq + 1 to make the ack field (0: acceptable).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub ack_delta: i64,
     /// Set ECE (and `cwr`) on the SYN-ACK.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub ece: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub cwr: bool,
     /// Payload bytes carried on the SYN-ACK.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub payload: u16,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub fin: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub delay_ms: u64,
 }
 impl Default for SynAckSpec {
@@ -655,14 +703,14 @@ pub struct IcmpSpec {
     pub icmp_type: u8,
     pub code: u8,
     /// Next-hop MTU for "fragmentation needed" (type 3 code 4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub mtu: Option<u16>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub from: Option<Ipv4Addr>,
     /// Added to the quoted sequence number (non-zero puts it out of the window).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub seq_delta: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub delay_ms: u64,
 }
 
@@ -681,12 +729,12 @@ pub enum PeerAction {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub calls: Vec<CallExpect>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub syn: Option<SynExpect>,
     /// Every frame's direction and kind, in order (`"> S"`, `"< S."`, `"> ARP who-has"`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub frames: Option<Vec<String>>,
 }
 
@@ -695,21 +743,21 @@ pub struct Expect {
 #[serde(deny_unknown_fields)]
 pub struct CallExpect {
     pub call: String,
-    #[serde(default = "one")]
+    #[serde(default = "one", skip_serializing_if = "is_one")]
     pub nth: usize,
     /// `0`, an errno name, poll flags joined by `|`, or a getsockopt value.
     pub result: String,
     /// When the call returned, in ms since the DUT's first frame.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub at_ms: Option<f64>,
     /// The kernel timers, in order, whose expiries end the call (e.g. `[1000, 2000, 4000]`
     /// for three SYN timeouts). Each fires up to one wheel granularity late and the next is
     /// armed from the late firing, so lateness adds up: the nominal time is their sum (unless
     /// `at_ms` says otherwise) and the tolerance the sum of their granularities plus a jiffy.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub timer_chain_ms: Option<Vec<f64>>,
     /// Allowed lateness, overriding the derived one; say why in the case's description.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub tolerance_ms: Option<f64>,
 }
 fn one() -> usize {
@@ -721,22 +769,22 @@ fn one() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct SynExpect {
     /// The first SYN's options as printed in traces, e.g. `mss 1460,sackOK,TS,nop,wscale 10`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub options: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub window: Option<u16>,
     /// The first SYN's TCP flags, e.g. `SEW` for SYN|ECE|CWR.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub flags: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub ttl: Option<u8>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub tos: Option<u8>,
     /// How many SYNs in all.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub count: Option<usize>,
     /// Gaps between consecutive SYNs in ms.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub intervals_ms: Option<Vec<f64>>,
 }
 
@@ -931,6 +979,11 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
     Ok(())
 }
 
+/// The case as YAML, defaults left out; [`parse`] reads it back to the same case.
+pub fn to_yaml(case: &Case) -> Result<String, String> {
+    serde_saphyr::to_string(case).map_err(|e| e.to_string())
+}
+
 /// Finds the case files under each path (a file, or a directory searched recursively for
 /// `*.yaml`), sorted so runs are in a stable order.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
@@ -1056,6 +1109,24 @@ mod tests {
             err("name: x\nsysctls:\n  kernel.panic: 1\nsteps:\n  - close\n")
                 .contains("not a dotted name under net.")
         );
+    }
+
+    #[test]
+    fn every_committed_case_writes_back_to_itself() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
+        for file in discover(&[dir]).unwrap() {
+            let case = load(&file).unwrap();
+            let yaml = to_yaml(&case).unwrap();
+            let again = parse(&file, &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            assert_eq!(again, case, "{}", file.display());
+        }
+    }
+
+    #[test]
+    fn defaults_are_left_out_of_written_cases() {
+        let case = parse(Path::new("x.yaml"), MINIMAL).unwrap();
+        let yaml = to_yaml(&case).unwrap();
+        assert_eq!(yaml.trim(), "name: x\nsteps:\n- connect: {}", "{yaml}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod errno;
 pub mod ethtool;
 pub mod expect;
 pub mod frame;
+pub mod fuzz;
 pub mod interrupt;
 pub mod junit;
 pub mod netlink;

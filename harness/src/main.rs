@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run case files (or directories of them) and check each against its expectations.
     Run(RunArgs),
+    /// Generate connect scenarios, run each on the kernel and the stack, and shrink every
+    /// divergence to a minimal case saved under cases/regressions/.
+    Fuzz(FuzzArgs),
     /// Load case files and report errors, without running anything.
     Check {
         #[arg(default_value = "cases")]
@@ -73,6 +76,111 @@ struct RunArgs {
     /// Print the trace of passing cases too.
     #[arg(long, short)]
     verbose: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct FuzzArgs {
+    /// Stop after this many scenarios (default 100 when --time is not given either).
+    #[arg(long)]
+    cases: Option<u64>,
+    /// Stop after this long: 90s, 10m, 1h.
+    #[arg(long, value_parser = parse_duration)]
+    time: Option<std::time::Duration>,
+    /// The seed: the same seed draws the same scenarios.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long kernel timers may run in a scenario (SYN retransmissions, blocking connects).
+    /// 0 keeps scenarios timer-free, so most take milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    max_timer: f64,
+    /// Scenarios run at once.
+    #[arg(long, short, default_value_t = 16)]
+    jobs: usize,
+    /// Where minimal diverging cases are written.
+    #[arg(long, default_value = "cases/regressions")]
+    save: PathBuf,
+    /// Keep going after the first divergence.
+    #[arg(long)]
+    all: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: use e.g. 90s, 10m, 1h"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
+    let config = tcptwin::fuzz::FuzzConfig {
+        cases: args.cases,
+        time: args.time,
+        seed: args.seed,
+        max_timer_s: args.max_timer,
+        jobs: args.jobs,
+        save_dir: Some(args.save.clone()),
+        stop_at_first: !args.all,
+    };
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = ProgressBar::new(config.cases.unwrap_or(0));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {pos} scenarios  {per_sec}  {elapsed_precise}  {msg}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    });
+    let outcome = tcptwin::fuzz::run(&config, &KernelDut, &StackDut, |done, found| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+            bar.set_message(format!("{} divergence(s)", found.len()));
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    for found in &outcome.found {
+        println!("{}", report::pair_text(&found.result, true));
+        println!(
+            "minimal case (scenario #{}, {} shrink steps){}:\n{}",
+            found.index,
+            found.shrink_steps,
+            found
+                .saved
+                .as_ref()
+                .map(|p| format!(", saved to {}", p.display()))
+                .unwrap_or_default(),
+            tcptwin::case::to_yaml(&found.minimal).unwrap_or_default()
+        );
+    }
+    for error in &outcome.errors {
+        print!("{}", report::pair_text(error, false));
+    }
+    let rate = outcome.scenarios as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "fuzz: seed {}, {} scenarios in {:.1} s ({rate:.1}/s), {} divergence(s), {} harness error(s)",
+        config.seed,
+        outcome.scenarios,
+        outcome.elapsed.as_secs_f64(),
+        outcome.found.len(),
+        outcome.errors.len()
+    );
+    Ok(if outcome.found.is_empty() && outcome.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,6 +422,7 @@ fn main() -> ExitCode {
         .init();
     let outcome = match cli.command {
         Command::Run(args) => run(args),
+        Command::Fuzz(args) => fuzz(args),
         Command::Check { paths } => load_all(&paths, None)
             .map(|cases| {
                 println!("{} case file(s) are well-formed", cases.len());

@@ -1,0 +1,545 @@
+//! `tcptwin fuzz`: proptest-generated connect scenarios, run on the kernel and the stack and
+//! diffed; a divergence is shrunk (every shrink step re-runs both) and saved as a YAML case.
+//!
+//! Scenarios come from [`scenario`], a proptest strategy over the connect scenario space.
+//! They are drawn from a runner seeded with `--seed`, so the same seed gives the same
+//! scenarios, and run in parallel batches. Shrinking uses proptest's own value trees
+//! (`simplify` / `complicate`), one scenario at a time. By default scenarios are
+//! timer-free: the connect is nonblocking, the scenario polls for 50 ms and closes, and no
+//! SYN is dropped, so no kernel timer runs and a scenario takes milliseconds.
+//! `--max-timer S` allows blocking connects bounded by `SO_SNDTIMEO` = S and dropped SYNs.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use crate::case::{
+    self, ByteCount, Case, Expect, Family, GetOpt, HexBytes, IcmpSpec, PeerAction, PeerOption,
+    PeerScript, PollFlag, PollStep, RouteCase, RouteType, RstSpec, SendStep, SockOpt, Step,
+    SynAckSpec, SynReaction, SysctlName, SysctlValue, TimeLimit, TopologyCase,
+};
+use crate::dut::Dut;
+use crate::runner::{self, LoadedCase, PairResult, PairVerdict};
+
+/// How long the nonblocking scenario polls for an answer.
+const POLL_MS: i32 = 50;
+/// Shrink steps at most per divergence (each runs both implementations).
+const MAX_SHRINK_STEPS: usize = 200;
+
+/// What to fuzz, and how long.
+#[derive(Debug, Clone)]
+pub struct FuzzConfig {
+    /// Stop after this many scenarios …
+    pub cases: Option<u64>,
+    /// … or after this long (whichever comes first; with neither, 100 scenarios).
+    pub time: Option<Duration>,
+    pub seed: u64,
+    /// How long kernel timers may run in a scenario; 0 keeps scenarios timer-free.
+    pub max_timer_s: f64,
+    pub jobs: usize,
+    /// Where minimal cases are saved (`cases/regressions`); None saves nothing.
+    pub save_dir: Option<PathBuf>,
+    /// Stop at the first divergence found (after shrinking it).
+    pub stop_at_first: bool,
+}
+
+/// A divergence found and shrunk.
+#[derive(Debug)]
+pub struct Found {
+    /// The scenario's index in the seed's sequence.
+    pub index: u64,
+    /// The minimal case that still diverges, and its pair run.
+    pub minimal: Case,
+    pub result: PairResult,
+    pub shrink_steps: usize,
+    pub saved: Option<PathBuf>,
+}
+
+/// What a fuzz run did.
+#[derive(Debug)]
+pub struct FuzzOutcome {
+    pub scenarios: u64,
+    pub elapsed: Duration,
+    pub found: Vec<Found>,
+    /// Scenarios the harness could not run (errors, kept apart from divergences).
+    pub errors: Vec<PairResult>,
+}
+
+fn sysctls() -> impl Strategy<Value = BTreeMap<SysctlName, SysctlValue>> {
+    let knob = |name: &str, values: std::ops::RangeInclusive<i64>| {
+        let name = SysctlName(name.to_string());
+        proptest::option::of(values)
+            .prop_map(move |v| v.map(|v| (name.clone(), SysctlValue::Int(v))))
+    };
+    let port_range = proptest::option::of((32768u32..60900, 0u32..64)).prop_map(|r| {
+        r.map(|(low, width)| {
+            let name = SysctlName("net.ipv4.ip_local_port_range".into());
+            (
+                name,
+                SysctlValue::Text(format!("{low} {}", low + width + 1)),
+            )
+        })
+    });
+    (
+        knob("net.ipv4.tcp_timestamps", 0..=2),
+        knob("net.ipv4.tcp_sack", 0..=1),
+        knob("net.ipv4.tcp_window_scaling", 0..=1),
+        knob("net.ipv4.tcp_ecn", 0..=2),
+        knob("net.ipv4.tcp_syn_retries", 1..=6),
+        knob("net.ipv4.tcp_syn_linear_timeouts", 0..=4),
+        port_range,
+    )
+        .prop_map(|(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g].into_iter().flatten().collect())
+}
+
+fn topology() -> impl Strategy<Value = TopologyCase> {
+    let route =
+        (576u32..9001, proptest::option::of(256u32..9000)).prop_map(|(mtu, advmss)| RouteCase {
+            to: case::Ipv4Cidr {
+                addr: Ipv4Addr::new(203, 0, 113, 0),
+                prefix: 24,
+            },
+            via: Some(Ipv4Addr::new(198, 18, 0, 2)),
+            kind: RouteType::Unicast,
+            mtu: Some(case::Mtu(mtu)),
+            advmss,
+            src: None,
+        });
+    (
+        prop_oneof![6 => Just(1500u32), 1 => 576u32..9001],
+        proptest::option::of(route),
+    )
+        .prop_map(|(mtu, route)| TopologyCase {
+            mtu: case::Mtu(mtu),
+            routes: route.into_iter().collect(),
+            ..TopologyCase::default()
+        })
+}
+
+fn socket_option() -> impl Strategy<Value = SockOpt> {
+    prop_oneof![
+        prop_oneof![Just(0), Just(87), Just(88), 88..1500, Just(536)].prop_map(SockOpt::TcpMaxseg),
+        prop_oneof![Just(4096), 256..4_194_304].prop_map(SockOpt::SoRcvbuf),
+        (0..8).prop_map(SockOpt::TcpSyncnt),
+        (0..3000).prop_map(SockOpt::TcpUserTimeout),
+        (0..256).prop_map(SockOpt::IpTos),
+        prop_oneof![Just(-1), 0..256].prop_map(SockOpt::IpTtl),
+        (0..2).prop_map(SockOpt::TcpFastopenConnect),
+        (0..70000).prop_map(SockOpt::TcpWindowClamp),
+        // Record route with room for 1 or 2 hops.
+        prop_oneof![
+            Just(HexBytes(vec![7, 7, 4, 0, 0, 0, 0, 0])),
+            Just(HexBytes(vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+        ]
+        .prop_map(SockOpt::IpOptions),
+    ]
+}
+
+fn peer_option() -> impl Strategy<Value = PeerOption> {
+    prop_oneof![
+        4 => prop_oneof![Just(1460u16), Just(536), Just(0), 1u16..100, any::<u16>()].prop_map(PeerOption::Mss),
+        2 => Just(PeerOption::SackPerm),
+        3 => Just(PeerOption::TsEcho),
+        1 => (any::<u32>(), any::<u32>()).prop_map(|(val, ecr)| PeerOption::Ts { val, ecr }),
+        3 => Just(PeerOption::Nop),
+        1 => Just(PeerOption::Eol),
+        3 => (0u8..=20).prop_map(PeerOption::Wscale),
+        // Malformed: a known kind with a bad length, an unknown kind, a truncated option.
+        1 => prop_oneof![
+            Just(HexBytes(vec![3, 4, 7, 0])),
+            Just(HexBytes(vec![2, 3, 5])),
+            Just(HexBytes(vec![8, 10, 0, 0])),
+            Just(HexBytes(vec![2, 1])),
+            Just(HexBytes(vec![99, 4, 1, 2])),
+            Just(HexBytes(vec![4, 0])),
+        ]
+        .prop_map(PeerOption::Raw),
+    ]
+}
+
+fn option_bytes(o: &PeerOption) -> usize {
+    match o {
+        PeerOption::Mss(_) => 4,
+        PeerOption::SackPerm => 2,
+        PeerOption::TsEcho | PeerOption::Ts { .. } => 10,
+        PeerOption::Nop | PeerOption::Eol => 1,
+        PeerOption::Wscale(_) => 3,
+        PeerOption::Raw(b) => b.0.len(),
+    }
+}
+
+fn syn_reaction(allow_drop: bool) -> impl Strategy<Value = SynReaction> {
+    let delay = prop_oneof![4 => Just(0u64), 1 => 1u64..20];
+    let ack_delta = prop_oneof![8 => Just(0i64), 1 => -2i64..3];
+    let synack = (
+        proptest::option::of(proptest::collection::vec(peer_option(), 0..8)),
+        prop_oneof![Just(65535u16), Just(1), Just(0), any::<u16>()],
+        ack_delta.clone(),
+        any::<bool>(),
+        prop_oneof![8 => Just(0u16), 1 => 1u16..200],
+        prop_oneof![8 => Just(false), 1 => Just(true)],
+        delay.clone(),
+    )
+        .prop_map(
+            |(options, window, ack_delta, ece, payload, fin, delay_ms)| {
+                // Keep the list within the 40 bytes a header holds.
+                let options = options.map(|list| {
+                    let mut used = 0;
+                    list.into_iter()
+                        .take_while(|o| {
+                            used += option_bytes(o);
+                            used <= 40
+                        })
+                        .collect()
+                });
+                SynReaction::Synack(SynAckSpec {
+                    options,
+                    window,
+                    ack_delta,
+                    ece,
+                    cwr: false,
+                    payload,
+                    fin,
+                    delay_ms,
+                })
+            },
+        );
+    let rst =
+        (any::<bool>(), ack_delta, delay.clone()).prop_map(|(no_ack, ack_delta, delay_ms)| {
+            SynReaction::Rst(RstSpec {
+                no_ack,
+                ack_delta,
+                delay_ms,
+            })
+        });
+    let icmp = (
+        prop_oneof![4 => Just(3u8), 1 => Just(11u8), 1 => Just(12u8), 1 => Just(4u8), 1 => any::<u8>()],
+        0u8..17,
+        proptest::option::of(prop_oneof![Just(1000u16), 68u16..1500]),
+        prop_oneof![8 => Just(0i64), 1 => Just(1i64), 1 => Just(100i64)],
+        delay,
+    )
+        .prop_map(|(icmp_type, code, mtu, seq_delta, delay_ms)| {
+            SynReaction::Icmp(IcmpSpec { icmp_type, code, mtu, from: None, seq_delta, delay_ms })
+        });
+    let drop_weight = if allow_drop { 2 } else { 0 };
+    prop_oneof![
+        6 => synack,
+        2 => rst,
+        2 => icmp,
+        drop_weight => Just(SynReaction::Drop),
+    ]
+}
+
+fn established() -> impl Strategy<Value = Vec<PeerAction>> {
+    proptest::collection::vec(
+        prop_oneof![
+            (1u32..3000).prop_map(|n| PeerAction::Send(ByteCount(n))),
+            Just(PeerAction::Fin),
+            Just(PeerAction::Rst),
+            (0u64..20).prop_map(PeerAction::WaitMs),
+        ],
+        0..3,
+    )
+}
+
+/// The strategy over connect scenarios. `max_timer_s` > 0 allows dropped SYNs and blocking
+/// connects bounded by `SO_SNDTIMEO`.
+pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
+    let timers = max_timer_s > 0.0;
+    let blocking = if timers {
+        any::<bool>().boxed()
+    } else {
+        Just(false).boxed()
+    };
+    (
+        sysctls(),
+        topology(),
+        proptest::collection::vec(socket_option(), 0..3),
+        blocking,
+        proptest::option::of(1u32..20000),
+        proptest::collection::vec(syn_reaction(timers), 1..4),
+        syn_reaction(timers),
+        established(),
+    )
+        .prop_map(
+            move |(sysctls, topology, options, blocking, send, syn, then, established)| {
+                let routed = !topology.routes.is_empty();
+                let mut steps: Vec<Step> = options.into_iter().map(Step::Setsockopt).collect();
+                if blocking {
+                    let ms = (max_timer_s * 1000.0) as u32;
+                    steps.push(Step::Setsockopt(SockOpt::SoSndtimeoMs(ms)));
+                } else {
+                    steps.push(Step::Nonblocking(true));
+                }
+                steps.push(Step::Connect(case::ConnectStep {
+                    addr: routed.then_some(Ipv4Addr::new(203, 0, 113, 7)),
+                    port: 80,
+                    family: Family::Inet,
+                    addrlen: None,
+                }));
+                if !blocking {
+                    steps.push(Step::Poll(PollStep {
+                        events: vec![PollFlag::Out],
+                        timeout_ms: POLL_MS,
+                    }));
+                    steps.push(Step::Getsockopt(GetOpt::SoError));
+                }
+                if let Some(n) = send {
+                    steps.push(Step::Send(SendStep {
+                        bytes: ByteCount(n),
+                    }));
+                }
+                steps.push(Step::Close);
+                Case {
+                    name: "fuzz".into(),
+                    description: String::new(),
+                    tags: vec!["fuzz".into()],
+                    topology,
+                    sysctls,
+                    steps,
+                    peer: PeerScript {
+                        syn,
+                        then,
+                        established,
+                        ..PeerScript::default()
+                    },
+                    expect: Expect::default(),
+                    time_limit_s: TimeLimit(5.0 + max_timer_s),
+                    settle_ms: 30,
+                    known_divergences: Vec::new(),
+                }
+            },
+        )
+}
+
+fn named(mut case: Case, seed: u64, index: u64) -> LoadedCase {
+    case.name = format!("fuzz-{seed}-{index}");
+    LoadedCase {
+        path: PathBuf::from(format!("(fuzz seed {seed} #{index})")),
+        case,
+    }
+}
+
+fn diverged(r: &PairResult) -> bool {
+    r.verdict == PairVerdict::Diverged
+}
+
+/// Runs the fuzzer: scenarios in parallel batches, each divergence shrunk and saved.
+/// `on_progress(scenarios_done)` is called after every batch.
+pub fn run(
+    config: &FuzzConfig,
+    reference: &dyn Dut,
+    other: &dyn Dut,
+    mut on_progress: impl FnMut(u64, &[Found]),
+) -> FuzzOutcome {
+    let started = Instant::now();
+    let strategy = scenario(config.max_timer_s).boxed();
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&config.seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let limit = match (config.cases, config.time) {
+        (None, None) => Some(100),
+        (cases, _) => cases,
+    };
+    let mut outcome = FuzzOutcome {
+        scenarios: 0,
+        elapsed: Duration::ZERO,
+        found: Vec::new(),
+        errors: Vec::new(),
+    };
+    let batch = config.jobs.max(1) * 2;
+    loop {
+        let remaining = limit
+            .map_or(batch as u64, |l| l.saturating_sub(outcome.scenarios))
+            .min(batch as u64);
+        let out_of_time = config.time.is_some_and(|t| started.elapsed() >= t);
+        if remaining == 0 || out_of_time || crate::interrupt::requested() {
+            break;
+        }
+        let first = outcome.scenarios;
+        let mut trees = Vec::new();
+        let mut cases = Vec::new();
+        for k in 0..remaining {
+            let tree = strategy
+                .new_tree(&mut runner)
+                .expect("the scenario strategy never rejects");
+            cases.push(named(tree.current(), config.seed, first + k));
+            trees.push(tree);
+        }
+        let results = runner::run_each(
+            &cases,
+            config.jobs,
+            |c| runner::run_pair(c, reference, other, None),
+            |_, _| {},
+        );
+        outcome.scenarios += results.len() as u64;
+        for ((result, tree), loaded) in results.into_iter().zip(trees).zip(&cases) {
+            if result.verdict == PairVerdict::Error {
+                outcome.errors.push(result);
+                continue;
+            }
+            if !diverged(&result) {
+                continue;
+            }
+            let index = first
+                + cases
+                    .iter()
+                    .position(|c| c.case.name == loaded.case.name)
+                    .unwrap_or(0) as u64;
+            let found = shrink(tree, result, config, index, reference, other);
+            outcome.found.push(found);
+            if config.stop_at_first {
+                break;
+            }
+        }
+        on_progress(outcome.scenarios, &outcome.found);
+        if config.stop_at_first && !outcome.found.is_empty() {
+            break;
+        }
+    }
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+/// proptest's shrinking loop: simplify while the scenario still diverges, complicate back
+/// when a step made it pass. Every step runs both implementations.
+fn shrink(
+    mut tree: Box<dyn ValueTree<Value = Case>>,
+    first: PairResult,
+    config: &FuzzConfig,
+    index: u64,
+    reference: &dyn Dut,
+    other: &dyn Dut,
+) -> Found {
+    let mut minimal = named(tree.current(), config.seed, index);
+    let mut result = first;
+    let mut steps = 0;
+    if tree.simplify() {
+        while steps < MAX_SHRINK_STEPS && !crate::interrupt::requested() {
+            steps += 1;
+            let candidate = named(tree.current(), config.seed, index);
+            let r = runner::run_pair(&candidate, reference, other, None);
+            if diverged(&r) {
+                minimal = candidate;
+                result = r;
+                if !tree.simplify() {
+                    break;
+                }
+            } else if !tree.complicate() {
+                break;
+            }
+        }
+    }
+    let saved = config
+        .save_dir
+        .as_deref()
+        .and_then(|dir| save(dir, &minimal.case, config, index, steps, &result).ok());
+    Found {
+        index,
+        minimal: minimal.case,
+        result,
+        shrink_steps: steps,
+        saved,
+    }
+}
+
+/// Writes the minimal case as YAML, the seed and what diverged in a comment at the top.
+fn save(
+    dir: &Path,
+    case: &Case,
+    config: &FuzzConfig,
+    index: u64,
+    steps: usize,
+    result: &PairResult,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}.yaml", case.name));
+    let mut text = format!(
+        "# Found by: tcptwin fuzz --seed {} --max-timer {} (scenario #{index}), shrunk in {steps} steps.\n\
+         # Replay: tcptwin run {}\n# Diverged at:\n",
+        config.seed,
+        config.max_timer_s,
+        path.display()
+    );
+    for d in result
+        .divergences
+        .iter()
+        .filter(|d| d.known.is_none())
+        .take(12)
+    {
+        text.push_str(&format!(
+            "#   {}: {} {}, {} {}\n",
+            d.path, result.reference.dut, d.reference, result.other.dut, d.other
+        ));
+    }
+    text.push_str(&case::to_yaml(case).map_err(std::io::Error::other)?);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(seed: u64, n: usize, max_timer: f64) -> Vec<Case> {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+        );
+        let strategy = scenario(max_timer);
+        (0..n)
+            .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_scenarios() {
+        assert_eq!(draw(7, 20, 0.0), draw(7, 20, 0.0));
+        assert_ne!(draw(7, 20, 0.0), draw(8, 20, 0.0));
+    }
+
+    #[test]
+    fn every_scenario_is_a_valid_case_that_survives_yaml() {
+        for case in draw(1, 300, 2.0) {
+            let yaml = case::to_yaml(&case).unwrap();
+            let back = case::parse(Path::new("fuzz.yaml"), &yaml)
+                .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            assert_eq!(back, case);
+        }
+    }
+
+    #[test]
+    fn timer_free_scenarios_never_drop_a_syn_or_block() {
+        for case in draw(3, 300, 0.0) {
+            assert!(case.steps.contains(&Step::Nonblocking(true)));
+            let reactions = case.peer.syn.iter().chain(std::iter::once(&case.peer.then));
+            assert!(
+                reactions.into_iter().all(|r| *r != SynReaction::Drop),
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn synack_options_fit_in_a_header() {
+        for case in draw(4, 300, 0.0) {
+            for r in &case.peer.syn {
+                if let SynReaction::Synack(SynAckSpec {
+                    options: Some(o), ..
+                }) = r
+                {
+                    assert!(o.iter().map(option_bytes).sum::<usize>() <= 40);
+                }
+            }
+        }
+    }
+}
