@@ -295,6 +295,9 @@ struct Shim {
     /// Whether the application closed the socket (so a later CLOSED is no error).
     closed_by_user: bool,
     ever_connected: bool,
+    /// A nonblocking connect returned EINPROGRESS and no connect has since seen it end
+    /// (Linux's `SS_CONNECTING`: the next connect reports the outcome once).
+    connecting: bool,
     nonblocking: bool,
     local: Option<(Ipv4Addr, u16)>,
     port_range: (u16, u16),
@@ -403,6 +406,7 @@ impl Shim {
             pending_error: None,
             closed_by_user: false,
             ever_connected: false,
+            connecting: false,
             nonblocking: false,
             local: None,
             port_range,
@@ -700,9 +704,21 @@ impl Shim {
     }
 
     fn connect(&mut self, remote: Ipv4Addr, port: u16) -> Result<Result<i64, String>, Interrupted> {
+        // __inet_stream_connect: the first connect after a nonblocking one finished reports
+        // how it ended (0 or the error); after that, EISCONN.
+        let connecting = std::mem::take(&mut self.connecting);
         match self.socket().state() {
-            tcp::State::SynSent => return Ok(Err("EALREADY".into())),
+            tcp::State::SynSent => {
+                self.connecting = connecting;
+                return Ok(Err("EALREADY".into()));
+            }
+            tcp::State::Closed if connecting => {
+                if let Some(e) = self.pending_error.take() {
+                    return Ok(Err(e.into()));
+                }
+            }
             tcp::State::Closed => {}
+            _ if connecting => return Ok(Ok(0)),
             _ => return Ok(Err("EISCONN".into())),
         }
         let (addr, lport) = match self.local {
@@ -729,6 +745,7 @@ impl Shim {
         // Linux sends the SYN (or starts ARP) inside connect(); so does one poll here.
         self.poll_once();
         if self.nonblocking {
+            self.connecting = true;
             return Ok(Err("EINPROGRESS".into()));
         }
         let state = self
