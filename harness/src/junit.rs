@@ -59,6 +59,9 @@ pub fn write_pairs(path: &Path, results: &[PairResult]) -> Result<(), JunitError
             r.name.clone(),
             status(failed, errored, report::pair_text(r, false), summary),
         );
+        if r.verdict == PairVerdict::Unsupported {
+            case.status = TestCaseStatus::skipped();
+        }
         case.set_classname(r.path.display().to_string())
             .set_time(Duration::from_secs_f64(
                 r.reference.wall_ms.max(r.other.wall_ms) / 1e3,
@@ -85,6 +88,9 @@ pub fn write_cases(path: &Path, results: &[CaseResult]) -> Result<(), JunitError
             r.name.clone(),
             status(failed, errored, report::case_text(r, false), summary),
         );
+        if r.verdict == Verdict::Unsupported {
+            case.status = TestCaseStatus::skipped();
+        }
         case.set_classname(r.path.display().to_string())
             .set_time(Duration::from_secs_f64(r.wall_ms / 1e3));
         suite.add_test_case(case);

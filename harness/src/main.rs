@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case;
+#[cfg(feature = "smoltcp")]
+use tcptwin::dut::SmoltcpDut;
 use tcptwin::dut::{Dut, KernelDut, StackDut};
 use tcptwin::report;
 use tcptwin::runner::{self, LoadedCase};
@@ -191,6 +193,9 @@ enum VsChoice {
     Kernel,
     /// tcptwin-stack.
     Stack,
+    /// smoltcp (crates.io), on the veth through its raw-socket device.
+    #[cfg(feature = "smoltcp")]
+    Smoltcp,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -199,6 +204,9 @@ enum DutChoice {
     Kernel,
     /// tcptwin-stack, attached to the veth through AF_PACKET.
     Stack,
+    /// smoltcp (crates.io), on the veth through its raw-socket device.
+    #[cfg(feature = "smoltcp")]
+    Smoltcp,
 }
 
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<LoadedCase>> {
@@ -257,6 +265,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         VsChoice::None => {}
         VsChoice::Kernel => return run_pairs(&args, &cases, dut.as_ref(), &KernelDut),
         VsChoice::Stack => return run_pairs(&args, &cases, dut.as_ref(), &StackDut),
+        #[cfg(feature = "smoltcp")]
+        VsChoice::Smoltcp => return run_pairs(&args, &cases, dut.as_ref(), &SmoltcpDut),
     }
     let bar = progress(cases.len());
     let results = runner::run_all(
@@ -300,6 +310,8 @@ fn dut_of(choice: DutChoice) -> Box<dyn Dut> {
     match choice {
         DutChoice::Kernel => Box::new(KernelDut),
         DutChoice::Stack => Box::new(StackDut),
+        #[cfg(feature = "smoltcp")]
+        DutChoice::Smoltcp => Box::new(SmoltcpDut),
     }
 }
 
@@ -397,6 +409,12 @@ fn run_pairs(
     }
     if tcptwin::interrupt::requested() {
         println!("interrupted: the cases above finished; the rest did not run");
+    }
+    if tally.unsupported > 0 {
+        println!(
+            "{} case run(s) not compared: a step the DUT cannot express (listed above)",
+            tally.unsupported
+        );
     }
     println!("{}", report::summary(tally));
     let ok = tally.failed + tally.errors == 0 && flaky.is_empty() && repeated.is_empty();

@@ -12,6 +12,7 @@ pub fn case_text(result: &CaseResult, show_trace: bool) -> String {
         Verdict::Pass => "PASS ",
         Verdict::Fail => "FAIL ",
         Verdict::Error => "ERROR",
+        Verdict::Unsupported => "UNSUP",
     };
     let _ = writeln!(
         out,
@@ -45,7 +46,11 @@ pub fn case_text(result: &CaseResult, show_trace: bool) -> String {
         }
     }
     if let Some(error) = &result.error {
-        let _ = writeln!(out, "    error: {error}");
+        let label = match result.verdict {
+            Verdict::Unsupported => "unsupported by this DUT",
+            _ => "error",
+        };
+        let _ = writeln!(out, "    {label}: {error}");
     }
     if let Some(pcap) = &result.pcap {
         if show_trace || failing {
@@ -61,6 +66,8 @@ pub struct Tally {
     pub passed: usize,
     pub failed: usize,
     pub errors: usize,
+    /// Cases the DUT could not express; neither passed nor failed.
+    pub unsupported: usize,
 }
 
 pub fn tally(results: &[CaseResult]) -> Tally {
@@ -70,6 +77,7 @@ pub fn tally(results: &[CaseResult]) -> Tally {
             Verdict::Pass => t.passed += 1,
             Verdict::Fail => t.failed += 1,
             Verdict::Error => t.errors += 1,
+            Verdict::Unsupported => t.unsupported += 1,
         }
     }
     t
@@ -87,6 +95,9 @@ pub fn summary(t: Tally) -> String {
         );
     }
     let _ = write!(out, "{} passed, {} failed", t.passed, t.failed + t.errors);
+    if t.unsupported > 0 {
+        let _ = write!(out, ", {} unsupported by the DUT", t.unsupported);
+    }
     out
 }
 
@@ -102,6 +113,7 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
         PairVerdict::Known => "KNOWN   ",
         PairVerdict::Diverged => "DIVERGED",
         PairVerdict::Error => "ERROR   ",
+        PairVerdict::Unsupported => "UNSUPP  ",
     };
     let _ = writeln!(
         out,
@@ -170,7 +182,11 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
             );
         }
         if let Some(e) = &side.error {
-            let _ = writeln!(out, "    error [{}]: {e}", side.dut);
+            let label = match side.verdict {
+                Verdict::Unsupported => "unsupported by this DUT",
+                _ => "error",
+            };
+            let _ = writeln!(out, "    {label} [{}]: {e}", side.dut);
         }
     }
     for d in &pair.divergences {
@@ -226,6 +242,7 @@ pub fn pair_tally(results: &[PairResult]) -> (Tally, usize) {
             }
             PairVerdict::Diverged => t.failed += 1,
             PairVerdict::Error => t.errors += 1,
+            PairVerdict::Unsupported => t.unsupported += 1,
         }
     }
     (t, known)

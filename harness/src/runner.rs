@@ -28,6 +28,8 @@ pub enum Verdict {
     Fail,
     /// The harness could not run the case (kept apart from failures).
     Error,
+    /// The DUT cannot express one of the case's steps (`error` says which); nothing ran.
+    Unsupported,
 }
 
 /// One case's run on one DUT.
@@ -92,7 +94,10 @@ pub fn run_case_as(
         wall_ms: 0.0,
         phases: Phases::default(),
     };
-    if let Err(e) = run_into(&mut result, loaded, dut, artifacts, label) {
+    if let Some(reason) = dut.unsupported(&loaded.case) {
+        result.verdict = Verdict::Unsupported;
+        result.error = Some(reason);
+    } else if let Err(e) = run_into(&mut result, loaded, dut, artifacts, label) {
         result.verdict = Verdict::Error;
         result.error = Some(e);
     }
@@ -159,6 +164,11 @@ fn run_into(
         capture::write_pcap(&path, &frames).map_err(|e| e.to_string())?;
         result.pcap = Some(path);
     }
+    if let Err(DutError::Unsupported(reason)) = &run {
+        result.verdict = Verdict::Unsupported;
+        result.error = Some(reason.clone());
+        return Ok(());
+    }
     let trace = trace::build(&frames, &calls, DUT_MAC);
     result.checks = expect::check(&case.expect, &trace);
     result.trace = Some(trace);
@@ -216,6 +226,8 @@ pub enum PairVerdict {
     Diverged,
     /// The harness could not run the case on one side.
     Error,
+    /// One side cannot express the case's steps; nothing was compared.
+    Unsupported,
 }
 
 /// One case run on a reference implementation and on another, and their differences.
@@ -260,6 +272,8 @@ pub fn run_pair(
     };
     let verdict = if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
         PairVerdict::Error
+    } else if r.verdict == Verdict::Unsupported || o.verdict == Verdict::Unsupported {
+        PairVerdict::Unsupported
     } else if r.verdict == Verdict::Fail
         || o.verdict == Verdict::Fail
         || divergences.iter().any(|d| d.known.is_none())

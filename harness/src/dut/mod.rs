@@ -5,6 +5,8 @@
 //! the capture's clock).
 
 pub mod kernel;
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp;
 pub mod stack;
 
 use serde::Serialize;
@@ -14,6 +16,8 @@ use crate::netns::NetnsError;
 use crate::topology::Topology;
 
 pub use kernel::KernelDut;
+#[cfg(feature = "smoltcp")]
+pub use smoltcp::SmoltcpDut;
 pub use stack::StackDut;
 
 /// One socket call as it happened.
@@ -62,6 +66,11 @@ pub enum DutError {
     Panicked,
     #[error("setting the DUT up: {0}")]
     Setup(String),
+    /// The case asks for something this implementation has no way to express (a socket
+    /// option it lacks, a malformed `sockaddr` its typed API cannot take). Not a pass, not
+    /// a failure: the runner reports it as its own verdict.
+    #[error("unsupported by this DUT: {0}")]
+    Unsupported(String),
 }
 
 /// Stops what a DUT left running after its last call.
@@ -90,6 +99,11 @@ pub trait Dut: Send + Sync {
     /// Whether the dut namespace's own kernel holds the address (false for a userspace stack
     /// that owns the veth through AF_PACKET).
     fn kernel_owns_address(&self) -> bool;
+    /// Why this implementation cannot run `case` at all, if it cannot (checked before any
+    /// namespace is built; the case then gets the `unsupported` verdict).
+    fn unsupported(&self, _case: &Case) -> Option<String> {
+        None
+    }
     /// Runs the case's steps; returns the call log and what to stop once the run settled.
     fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError>;
 }
