@@ -220,32 +220,39 @@ fn complete_checksum(frame: &mut [u8]) {
     seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
 
+/// `clock_gettime(CLOCK_MONOTONIC)` as an [`Instant`]: the clock the kernel's
+/// TCP stamps come from (`tcp_clock_ns` → `ktime_get_ns`), so the stack's
+/// TSval is the kernel's when `tcp_timestamps=2` (no `secure_tcp_ts_off`).
+pub fn monotonic_now() -> Instant {
+    // SAFETY: zeroed timespec is valid; clock_gettime only writes into it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and pointer. CLOCK_MONOTONIC cannot fail on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Instant::from_nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
 /// A stack attached to a [`PacketSocket`], driven by tokio.
 #[derive(Debug)]
 pub struct Driver {
     stack: Stack,
     sock: AsyncFd<PacketSocket>,
-    epoch: std::time::Instant,
 }
 
 impl Driver {
-    /// Attach `stack` to `sock` (inside a tokio runtime). The stack's clock
-    /// starts at zero now.
+    /// Attach `stack` to `sock` (inside a tokio runtime). The stack's clock is
+    /// `CLOCK_MONOTONIC` ([`monotonic_now`]): its epoch is the monotonic
+    /// clock's zero (boot), as for the kernel's TCP timestamps.
     pub fn new(stack: Stack, sock: PacketSocket) -> io::Result<Self> {
         // SAFETY: `PacketSocket` owns its fd (an `OwnedFd` that is never
         // replaced), so it stays open and the same for the AsyncFd's lifetime.
         let sock = unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }
             .map_err(io::Error::from)?;
-        Ok(Driver {
-            stack,
-            sock,
-            epoch: std::time::Instant::now(),
-        })
+        Ok(Driver { stack, sock })
     }
 
-    /// The stack's current time.
+    /// The stack's current time: `CLOCK_MONOTONIC`.
     pub fn now(&self) -> Instant {
-        Instant::from_nanos(self.epoch.elapsed().as_nanos() as u64)
+        monotonic_now()
     }
 
     /// The stack.
@@ -253,8 +260,11 @@ impl Driver {
         &mut self.stack
     }
 
+    /// A stack deadline as a tokio instant (both clocks are `CLOCK_MONOTONIC`;
+    /// `std::time::Instant` is opaque, so go through the distance from now).
     fn to_tokio(&self, t: Instant) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.epoch + std::time::Duration::from_nanos(t.as_nanos()))
+        let (mono, std_now) = (self.now(), tokio::time::Instant::now());
+        std_now + t.saturating_duration_since(mono)
     }
 
     /// Send everything the stack has queued.
@@ -459,6 +469,21 @@ mod tests {
         if Path::new("/proc/sys/net/ipv4/tcp_syn_retries").exists() {
             read_config(Path::new("/proc/sys"), None).unwrap();
         }
+    }
+
+    #[test]
+    fn the_clock_is_clock_monotonic() {
+        // /proc/uptime's first field is CLOCK_BOOTTIME in centiseconds; it is
+        // never behind CLOCK_MONOTONIC (they differ only by time suspended).
+        let before = monotonic_now();
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(f64::MAX);
+        let after = monotonic_now();
+        assert!(before <= after);
+        assert!(before.as_millis() as f64 <= uptime * 1000.0 + 10.0);
+        assert!(before.as_nanos() > 0);
     }
 
     #[test]

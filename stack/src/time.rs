@@ -42,6 +42,15 @@ impl Instant {
         self.0 / 1_000_000
     }
     /// Whole jiffies since the epoch (`jiffies` at HZ=250).
+    ///
+    /// With the driver's epoch (`CLOCK_MONOTONIC`) this is the kernel's tick
+    /// count since boot, whose ticks are aligned to multiples of `TICK_NSEC`
+    /// (`tick_init_jiffy_update`). The kernel's `jiffies` additionally starts
+    /// at `INITIAL_JIFFIES` (2^32 − 300·HZ) and lags by a per-boot constant
+    /// (measured via /proc/timer_list: `jiffies = INITIAL_JIFFIES +
+    /// CLOCK_MONOTONIC/4 ms − 62` on one boot), so the absolute phase of the
+    /// timer-wheel buckets can differ from the kernel's; a timer still fires
+    /// in `[expiry, expiry + granularity)` as the kernel's does.
     pub const fn jiffies(self) -> u64 {
         self.0 / NANOS_PER_JIFFY
     }
