@@ -156,6 +156,7 @@ fn read_until_stopped(
             }
         }
         if stopping {
+            crate::reaper::dispose(handle);
             return Ok(frames);
         }
     }

@@ -5,6 +5,7 @@
 //! [`case`] (load) → [`topology`] (build) → [`peer`] + [`capture`] + [`dut`] (run) →
 //! [`decode`] → [`trace`] (normalize) → [`expect`] (verify) → [`report`].
 
+pub mod bench;
 pub mod capture;
 pub mod case;
 pub mod decode;
@@ -21,6 +22,7 @@ pub mod netlink;
 pub mod netns;
 pub mod packet_socket;
 pub mod peer;
+pub mod reaper;
 pub mod report;
 pub mod runner;
 pub mod sysctl;

@@ -33,6 +33,20 @@ enum Command {
     /// Generate connect scenarios, run each on the kernel and the stack, and shrink every
     /// divergence to a minimal case saved under cases/regressions/.
     Fuzz(FuzzArgs),
+    /// Measure the harness and the stack: per-case overhead, suite wall time over its
+    /// longest case, retransmission timing error, connect rate, peak memory.
+    Bench {
+        #[arg(long, default_value = "cases")]
+        cases: PathBuf,
+        /// Runs of the overhead case per DUT.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Connections per implementation for the connect rate.
+        #[arg(long, default_value_t = 1000)]
+        connects: usize,
+        #[arg(long, short, default_value_t = 16)]
+        jobs: usize,
+    },
     /// Load case files and report errors, without running anything.
     Check {
         #[arg(default_value = "cases")]
@@ -441,6 +455,26 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run(args),
         Command::Fuzz(args) => fuzz(args),
+        Command::Bench {
+            cases,
+            runs,
+            connects,
+            jobs,
+        } => {
+            let config = tcptwin::bench::BenchConfig {
+                cases_dir: cases,
+                overhead_case: "handshake-default".into(),
+                overhead_runs: runs,
+                connects,
+                jobs,
+            };
+            tcptwin::bench::run(&config)
+                .map(|report| {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(anyhow::Error::msg)
+        }
         Command::Check { paths } => load_all(&paths, None)
             .map(|cases| {
                 println!("{} case file(s) are well-formed", cases.len());

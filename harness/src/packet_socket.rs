@@ -35,12 +35,15 @@ impl PacketSocket {
             ));
         }
         let proto = (libc::ETH_P_ALL as u16).to_be();
+        // Protocol 0 at creation registers no packet hook, so binding with ETH_P_ALL below
+        // registers one without first unregistering it, which would wait for an RCU grace
+        // period (packet_do_bind → __unregister_prot_hook → synchronize_net).
         // SAFETY: plain socket(2); the result is checked before it is owned.
         let raw = check(unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                i32::from(proto),
+                0,
             )
         })?;
         // SAFETY: raw is a fresh descriptor nothing else owns.

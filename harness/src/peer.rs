@@ -79,7 +79,9 @@ impl Peer {
             .spawn(move || {
                 crate::netns::realtime_priority();
                 let mut state = PeerState::new(script, addrs);
-                state.run(&socket, &stop2, &busy2)
+                let stats = state.run(&socket, &stop2, &busy2);
+                crate::reaper::dispose(socket);
+                stats
             })
             .map_err(PeerError::Io)?;
         Ok(Peer { stop, busy, thread })

@@ -122,18 +122,23 @@ fn run_into(
     };
     let spec = case.topology_spec(dut.kernel_owns_address());
     let topology = Topology::build(&spec).map_err(|e| format!("building the topology: {e}"))?;
-    let capture = Capture::start(&topology.peer, PEER_IF).map_err(|e| e.to_string())?;
-    let peer = Peer::spawn(
-        &topology.peer,
-        case.peer.clone(),
-        PeerAddrs {
-            ifname: PEER_IF.into(),
-            mac: PEER_MAC,
-            ip: spec.peer_ip,
-            mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    // The capture's ring setup waits for a grace period; start the peer meanwhile.
+    let (capture, peer) = std::thread::scope(|scope| {
+        let capture = scope.spawn(|| Capture::start(&topology.peer, PEER_IF));
+        let peer = Peer::spawn(
+            &topology.peer,
+            case.peer.clone(),
+            PeerAddrs {
+                ifname: PEER_IF.into(),
+                mac: PEER_MAC,
+                ip: spec.peer_ip,
+                mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
+            },
+        );
+        (capture.join().expect("capture start does not panic"), peer)
+    });
+    let capture = capture.map_err(|e| e.to_string())?;
+    let peer = peer.map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
     result.phases.setup_ms = lap();
     let run = dut.run(&topology, case);

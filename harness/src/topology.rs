@@ -97,6 +97,22 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Gives the peer namespace's kernel the peer address, for runs where a real Linux
+    /// listener plays the peer (the connect-rate benchmark) instead of the scripted one.
+    pub fn add_peer_address(&self) -> Result<(), TopologyError> {
+        let (ip, prefix) = (self.spec.peer_ip, self.spec.prefix);
+        self.peer.run(|| -> Result<(), TopologyError> {
+            let netlink = Netlink::open()?;
+            let lo = netlink.link_index("lo")?;
+            netlink.set_up(lo)?;
+            let eth = netlink.link_index(PEER_IF)?;
+            netlink.add_address(eth, ip, prefix)?;
+            Ok(())
+        })?
+    }
+}
+
 /// Offloads off, then up: the peer end holds no address, so its kernel stays silent.
 fn configure_peer() -> Result<(), TopologyError> {
     ethtool::disable_offloads(PEER_IF).map_err(TopologyError::Offloads)?;

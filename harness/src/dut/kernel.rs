@@ -289,3 +289,24 @@ fn call(fd: i32, step: &Step, peer_ip: Ipv4Addr) -> CallRecord {
         Step::WaitMs(ms) => done(format!("{ms} ms"), 0, "0".into()),
     }
 }
+
+/// Connects `count` times, one after another, from the dut namespace's kernel to `peer`
+/// (a real listener), closing each at once; returns the time it took. For the
+/// connect-rate benchmark.
+pub fn connect_loop(
+    topology: &Topology,
+    peer: std::net::SocketAddrV4,
+    count: usize,
+) -> Result<Duration, String> {
+    topology
+        .dut
+        .run(move || -> Result<Duration, String> {
+            let started = std::time::Instant::now();
+            for i in 0..count {
+                std::net::TcpStream::connect_timeout(&peer.into(), Duration::from_secs(5))
+                    .map_err(|e| format!("kernel connect #{i}: {e}"))?;
+            }
+            Ok(started.elapsed())
+        })
+        .map_err(|e| e.to_string())?
+}

@@ -87,9 +87,11 @@ impl Dut for StackDut {
         let limit = Duration::from_secs_f64(case.time_limit_s.0);
         match crate::interrupt::recv_timeout(&calls_rx, limit) {
             Ok(calls) => {
+                // The stack's thread ends by itself once stopped; its packet socket's close
+                // waits for a grace period, so it is not joined here (see reaper).
                 let stopper = move || {
                     stop();
-                    let _ = handle.join();
+                    crate::reaper::dispose(handle);
                 };
                 Ok(Running {
                     calls,
@@ -367,4 +369,47 @@ async fn call(
             unit(String::new(), r)
         }
     })
+}
+
+/// Connects `count` times, one after another, from tcptwin-stack in the dut namespace to
+/// `peer` (a real listener), closing each at once; returns the time it took. For the
+/// connect-rate benchmark.
+pub fn connect_loop(
+    topology: &Topology,
+    peer: SocketAddrV4,
+    count: usize,
+) -> Result<Duration, String> {
+    let spec = topology.spec.clone();
+    topology
+        .dut
+        .run(move || -> Result<Duration, String> {
+            let sock =
+                PacketSocket::open(DUT_IF).map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
+            let config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
+                .map_err(|e| format!("reading sysctls: {e}"))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            runtime.block_on(async move {
+                let stack = Stack::new(config, interface(&spec), routes(&spec), seed());
+                let mut driver = Driver::new(stack, sock).map_err(|e| format!("driver: {e}"))?;
+                let started = std::time::Instant::now();
+                for i in 0..count {
+                    let h = driver.stack().socket();
+                    driver
+                        .connect(h, &SockAddr::inet(peer))
+                        .await
+                        .map_err(|e| format!("driver: {e}"))?
+                        .map_err(|e| format!("stack connect #{i}: {}", e.name()))?;
+                    let now = driver.now();
+                    let _ = driver.stack().close(now, h);
+                    driver.flush().map_err(|e| format!("driver: {e}"))?;
+                }
+                let elapsed = started.elapsed();
+                crate::reaper::dispose(driver);
+                Ok(elapsed)
+            })
+        })
+        .map_err(|e| e.to_string())?
 }

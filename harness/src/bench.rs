@@ -1,0 +1,245 @@
+//! `tcptwin bench`: the figures the suite's speed and the stack's quality are judged by,
+//! each measured in one run on this machine, printed as ratios and distributions (shared,
+//! noisy machines make absolute times a poor yardstick; ratios within one run are fair).
+//!
+//! - per-case overhead: the harness's own time per case and DUT (namespaces, veth,
+//!   capture, peer, teardown), for a timer-free case run alone;
+//! - suite wall time over the intrinsic time of its longest case;
+//! - the stack's retransmission-interval error against the kernel on the same cases;
+//! - the stack's connect rate against the kernel's, both connecting over a veth to the
+//!   same kind of kernel listener in the peer namespace;
+//! - peak memory.
+
+use std::fmt::Write as _;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::case;
+use crate::decode::flags;
+use crate::dut::{kernel, stack, Dut, KernelDut, StackDut};
+use crate::runner::{self, LoadedCase, PairResult};
+use crate::topology::Topology;
+use crate::trace::{Dir, NormFrame, Trace};
+
+/// What to measure, and how much.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub cases_dir: PathBuf,
+    /// The timer-free case whose runs give the overhead.
+    pub overhead_case: String,
+    pub overhead_runs: usize,
+    pub connects: usize,
+    pub jobs: usize,
+}
+
+/// Median, 90th percentile and maximum.
+fn spread(values: &mut [f64]) -> String {
+    if values.is_empty() {
+        return "n/a".into();
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "median {:.1}  p90 {:.1}  max {:.1}",
+        at(0.5),
+        at(0.9),
+        at(1.0)
+    )
+}
+
+fn load(config: &BenchConfig) -> Result<Vec<LoadedCase>, String> {
+    case::discover(std::slice::from_ref(&config.cases_dir))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|path| {
+            case::load(&path)
+                .map(|case| LoadedCase { path, case })
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Result<(), String> {
+    let case = cases
+        .iter()
+        .find(|c| c.case.name == config.overhead_case)
+        .ok_or_else(|| format!("no case named {}", config.overhead_case))?;
+    let _ = writeln!(
+        out,
+        "per-case overhead, ms ({} runs of {} per DUT, one at a time):",
+        config.overhead_runs, case.case.name
+    );
+    for dut in [&KernelDut as &dyn Dut, &StackDut] {
+        let runs: Vec<_> = (0..config.overhead_runs)
+            .map(|_| runner::run_case(case, dut, None))
+            .collect();
+        let pick =
+            |f: fn(&runner::Phases) -> f64| runs.iter().map(|r| f(&r.phases)).collect::<Vec<f64>>();
+        let _ = writeln!(
+            out,
+            "  {:6} setup+teardown {}",
+            dut.name(),
+            spread(&mut pick(|p| p.setup_ms + p.teardown_ms))
+        );
+        let _ = writeln!(
+            out,
+            "  {:6}   setup        {}",
+            "",
+            spread(&mut pick(|p| p.setup_ms))
+        );
+        let _ = writeln!(
+            out,
+            "  {:6}   teardown     {}",
+            "",
+            spread(&mut pick(|p| p.teardown_ms))
+        );
+        let _ = writeln!(
+            out,
+            "  {:6}   (the case's own time: run {}; settle {})",
+            "",
+            spread(&mut pick(|p| p.run_ms)),
+            spread(&mut pick(|p| p.settle_ms))
+        );
+    }
+    Ok(())
+}
+
+/// Gaps between consecutive SYNs the DUT sent.
+fn syn_gaps(trace: &Trace) -> Vec<f64> {
+    let syns: Vec<f64> = trace
+        .frames
+        .iter()
+        .filter(|f| f.dir == Dir::Out && matches!(&f.norm, NormFrame::Tcp { flags: b, .. } if b & flags::SYN != 0 && b & flags::ACK == 0))
+        .map(|f| f.t_ms)
+        .collect();
+    syns.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+fn suite(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Vec<PairResult> {
+    let started = Instant::now();
+    let results = runner::run_each(
+        cases,
+        config.jobs,
+        |c| runner::run_pair(c, &KernelDut, &StackDut, None),
+        |_, _| {},
+    );
+    let wall = started.elapsed().as_secs_f64() * 1e3;
+    let (longest, name) = results
+        .iter()
+        .map(|r| (r.reference.phases.run_ms, r.name.as_str()))
+        .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+    let passed = results
+        .iter()
+        .filter(|r| r.verdict == runner::PairVerdict::Pass)
+        .count();
+    let _ = writeln!(
+        out,
+        "suite: {} cases kernel vs stack, -j {}: wall {:.0} ms; longest case {name} runs {:.0} ms on the kernel; ratio {:.2} ({passed} passed)",
+        results.len(),
+        config.jobs,
+        wall,
+        longest,
+        wall / longest.max(1.0)
+    );
+    let mut errors: Vec<f64> = Vec::new();
+    for r in &results {
+        if let (Some(k), Some(s)) = (&r.reference.trace, &r.other.trace) {
+            errors.extend(
+                syn_gaps(k)
+                    .iter()
+                    .zip(syn_gaps(s))
+                    .map(|(a, b)| (a - b).abs()),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "retransmission-interval error, stack vs kernel, |Δ| ms over {} SYN intervals: {}",
+        errors.len(),
+        spread(&mut errors)
+    );
+    results
+}
+
+fn connect_rate(
+    config: &BenchConfig,
+    cases: &[LoadedCase],
+    out: &mut String,
+) -> Result<(), String> {
+    let base = cases
+        .iter()
+        .find(|c| c.case.name == config.overhead_case)
+        .ok_or("no overhead case")?;
+    let mut rates = Vec::new();
+    for dut in [&KernelDut as &dyn Dut, &StackDut] {
+        let topology = Topology::build(&base.case.topology_spec(dut.kernel_owns_address()))
+            .map_err(|e| e.to_string())?;
+        topology.add_peer_address().map_err(|e| e.to_string())?;
+        let peer = SocketAddrV4::new(topology.spec.peer_ip, 80);
+        let count = config.connects;
+        let listener = topology
+            .peer
+            .spawn("listener", move || -> Result<usize, String> {
+                let listener =
+                    std::net::TcpListener::bind(("0.0.0.0", 80)).map_err(|e| e.to_string())?;
+                socket2::SockRef::from(&listener)
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .map_err(|e| e.to_string())?;
+                let mut accepted = 0;
+                while accepted < count {
+                    match listener.accept() {
+                        Ok(_) => accepted += 1,
+                        Err(_) => break,
+                    }
+                }
+                Ok(accepted)
+            })
+            .map_err(|e| e.to_string())?;
+        let elapsed = match dut.name() {
+            "kernel" => kernel::connect_loop(&topology, peer, count)?,
+            _ => stack::connect_loop(&topology, peer, count)?,
+        };
+        let accepted = listener.join().map_err(|_| "listener panicked")??;
+        let rate = count as f64 / elapsed.as_secs_f64();
+        let _ = writeln!(
+            out,
+            "  {:6} {count} connects in {:.0} ms: {rate:.0}/s (listener accepted {accepted})",
+            dut.name(),
+            elapsed.as_secs_f64() * 1e3
+        );
+        rates.push(rate);
+    }
+    let _ = writeln!(
+        out,
+        "connect rate, stack / kernel: {:.2}",
+        rates[1] / rates[0]
+    );
+    Ok(())
+}
+
+/// Peak resident memory of this process, in MiB.
+fn peak_memory_mib() -> f64 {
+    // SAFETY: getrusage fills a zeroed rusage for the calling process.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// Runs every measurement and returns the report.
+pub fn run(config: &BenchConfig) -> Result<String, String> {
+    let cases = load(config)?;
+    let mut out = String::new();
+    overhead(config, &cases, &mut out)?;
+    suite(config, &cases, &mut out);
+    let _ = writeln!(
+        out,
+        "connect rate over veth to a kernel listener in the peer namespace:"
+    );
+    connect_rate(config, &cases, &mut out)?;
+    let _ = writeln!(out, "peak memory: {:.0} MiB", peak_memory_mib());
+    Ok(out)
+}
