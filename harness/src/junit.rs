@@ -20,7 +20,11 @@ fn status(failed: bool, errored: bool, text: String, summary: String) -> TestCas
     if !failed && !errored {
         return TestCaseStatus::success();
     }
-    let kind = if errored { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+    let kind = if errored {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    };
     let mut status = TestCaseStatus::non_success(kind);
     status.set_message(summary).set_description(text);
     status
@@ -29,16 +33,19 @@ fn status(failed: bool, errored: bool, text: String, summary: String) -> TestCas
 fn write(path: &Path, suite: TestSuite) -> Result<(), JunitError> {
     let mut report = Report::new("tcptwin");
     report.add_test_suite(suite);
-    let fail = |message: String| JunitError::Write { path: path.display().to_string(), message };
+    let fail = |message: String| JunitError::Write {
+        path: path.display().to_string(),
+        message,
+    };
     let xml = report.to_string().map_err(|e| fail(e.to_string()))?;
     std::fs::write(path, xml).map_err(|e| fail(e.to_string()))
 }
 
 /// Writes pair results (`<reference>-vs-<other>` suite).
 pub fn write_pairs(path: &Path, results: &[PairResult]) -> Result<(), JunitError> {
-    let name = results
-        .first()
-        .map_or("tcptwin".into(), |r| format!("{}-vs-{}", r.reference.dut, r.other.dut));
+    let name = results.first().map_or("tcptwin".into(), |r| {
+        format!("{}-vs-{}", r.reference.dut, r.other.dut)
+    });
     let mut suite = TestSuite::new(name);
     for r in results {
         let unexpected = r.divergences.iter().filter(|d| d.known.is_none()).count();
@@ -48,9 +55,14 @@ pub fn write_pairs(path: &Path, results: &[PairResult]) -> Result<(), JunitError
         };
         let failed = r.verdict == PairVerdict::Diverged;
         let errored = r.verdict == PairVerdict::Error;
-        let mut case = TestCase::new(r.name.clone(), status(failed, errored, report::pair_text(r, false), summary));
+        let mut case = TestCase::new(
+            r.name.clone(),
+            status(failed, errored, report::pair_text(r, false), summary),
+        );
         case.set_classname(r.path.display().to_string())
-            .set_time(Duration::from_secs_f64(r.reference.wall_ms.max(r.other.wall_ms) / 1e3));
+            .set_time(Duration::from_secs_f64(
+                r.reference.wall_ms.max(r.other.wall_ms) / 1e3,
+            ));
         if r.verdict == PairVerdict::Known {
             case.set_system_out(report::pair_text(r, false));
         }
@@ -65,9 +77,16 @@ pub fn write_cases(path: &Path, results: &[CaseResult]) -> Result<(), JunitError
     for r in results {
         let failed = r.verdict == Verdict::Fail;
         let errored = r.verdict == Verdict::Error;
-        let summary = r.error.clone().unwrap_or_else(|| "an expectation failed".into());
-        let mut case = TestCase::new(r.name.clone(), status(failed, errored, report::case_text(r, false), summary));
-        case.set_classname(r.path.display().to_string()).set_time(Duration::from_secs_f64(r.wall_ms / 1e3));
+        let summary = r
+            .error
+            .clone()
+            .unwrap_or_else(|| "an expectation failed".into());
+        let mut case = TestCase::new(
+            r.name.clone(),
+            status(failed, errored, report::case_text(r, false), summary),
+        );
+        case.set_classname(r.path.display().to_string())
+            .set_time(Duration::from_secs_f64(r.wall_ms / 1e3));
         suite.add_test_case(case);
     }
     write(path, suite)

@@ -21,6 +21,7 @@ pub mod packet_socket;
 pub mod peer;
 pub mod report;
 pub mod runner;
+pub mod schema;
 pub mod sysctl;
 pub mod tcp_options;
 pub mod timing;

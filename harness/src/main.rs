@@ -33,6 +33,8 @@ enum Command {
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of the case format (cases/case.schema.json is this output).
+    Schema,
 }
 
 #[derive(clap::Args, Debug)]
@@ -261,6 +263,14 @@ fn run_pairs(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that only read and write files need no namespace.
+    match cli.command {
+        Command::Schema => {
+            print!("{}", tcptwin::schema::case_schema_text());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     // Before any thread exists: leave the starting namespace for a private one, so nothing
     // tcptwin does can reach it.
     if let Err(e) = tcptwin::netns::isolate_process() {
@@ -279,6 +289,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .context("checking cases"),
+        Command::Schema => unreachable!("handled before isolation"),
     };
     match outcome {
         Ok(code) => code,
@@ -288,3 +299,4 @@ fn main() -> ExitCode {
         }
     }
 }
+
