@@ -14,6 +14,7 @@ pub mod errno;
 pub mod ethtool;
 pub mod expect;
 pub mod frame;
+pub mod html;
 pub mod junit;
 pub mod netlink;
 pub mod netns;

@@ -65,6 +65,9 @@ struct RunArgs {
     /// Cases run at once (they mostly wait on kernel timers).
     #[arg(long, short, default_value_t = 16)]
     jobs: usize,
+    /// Write an HTML report (index.html with ladder diagrams) into this directory.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Write every result (trace, calls, checks) as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -157,6 +160,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         tcptwin::junit::write_cases(path, &results)?;
     }
+    if let Some(dir) = &args.html {
+        let index = tcptwin::html::write_cases(dir, &results)?;
+        println!("HTML report: {}", index.display());
+    }
     let tally = report::tally(&results);
     println!("{}", report::summary(tally));
     Ok(if tally.failed + tally.errors == 0 {
@@ -238,6 +245,10 @@ fn run_pairs(
     write_json(args.json.as_deref(), &all)?;
     if let Some(path) = &args.junit {
         tcptwin::junit::write_pairs(path, &all)?;
+    }
+    if let Some(dir) = &args.html {
+        let index = tcptwin::html::write_pairs(dir, &all)?;
+        println!("HTML report: {}", index.display());
     }
     let flaky: Vec<String> = cases
         .iter()
