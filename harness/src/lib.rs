@@ -15,6 +15,7 @@ pub mod ethtool;
 pub mod expect;
 pub mod frame;
 pub mod html;
+pub mod import;
 pub mod junit;
 pub mod netlink;
 pub mod netns;

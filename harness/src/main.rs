@@ -35,6 +35,14 @@ enum Command {
     },
     /// Print the JSON Schema of the case format (cases/case.schema.json is this output).
     Schema,
+    /// Translate a packetdrill script's connect path into a case (YAML on stdout).
+    Import {
+        /// The packetdrill script (.pkt).
+        file: PathBuf,
+        /// Write the case here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -280,6 +288,7 @@ fn main() -> ExitCode {
             print!("{}", tcptwin::schema::case_schema_text());
             return ExitCode::SUCCESS;
         }
+        Command::Import { file, output } => return import(&file, output.as_deref()),
         _ => {}
     }
     // Before any thread exists: leave the starting namespace for a private one, so nothing
@@ -300,7 +309,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .context("checking cases"),
-        Command::Schema => unreachable!("handled before isolation"),
+        Command::Schema | Command::Import { .. } => unreachable!("handled before isolation"),
     };
     match outcome {
         Ok(code) => code,
@@ -311,3 +320,24 @@ fn main() -> ExitCode {
     }
 }
 
+fn import(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let outcome = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}", file.display()))
+        .and_then(|text| Ok(tcptwin::import::translate(file, &text)?))
+        .and_then(|yaml| match output {
+            Some(path) => {
+                std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))
+            }
+            None => {
+                print!("{yaml}");
+                Ok(())
+            }
+        });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tcptwin: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
