@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::netlink::RouteKind;
@@ -84,7 +85,7 @@ fn is_one(v: &usize) -> bool {
 pub const MAX_CASE_BYTES: u64 = 256 * 1024;
 
 /// One connect scenario: the network, the socket calls, the peer's script, what to expect.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
     /// A short unique name; also names the artifacts.
@@ -121,7 +122,7 @@ pub struct Case {
 
 /// A divergence the case accepts: a field path (`*` for any index; a prefix covers the
 /// fields below it) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KnownDivergence {
     pub path: String,
@@ -136,7 +137,8 @@ fn default_settle() -> u64 {
 }
 
 /// A time limit in seconds, 0 < t ≤ 600.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("exclusiveMinimum" = 0, "maximum" = 600))]
 #[serde(try_from = "f64", into = "f64")]
 pub struct TimeLimit(pub f64);
 impl TryFrom<f64> for TimeLimit {
@@ -156,7 +158,8 @@ impl From<TimeLimit> for f64 {
 }
 
 /// A sysctl name under `net.` made of `[a-z0-9_]` parts.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("pattern" = r"^net(\.[a-z0-9_]+)+$"))]
 #[serde(try_from = "String", into = "String")]
 pub struct SysctlName(pub String);
 impl TryFrom<String> for SysctlName {
@@ -185,7 +188,7 @@ impl From<SysctlName> for String {
 }
 
 /// A sysctl value: a number or a string such as `"4096 131072 6291456"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum SysctlValue {
     Int(i64),
@@ -201,7 +204,7 @@ impl fmt::Display for SysctlValue {
 }
 
 /// The network between the DUT and the peer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopologyCase {
     /// The veth MTU on both ends.
@@ -242,7 +245,8 @@ fn default_peer() -> Ipv4Addr {
 }
 
 /// An interface MTU: 68 (the IPv4 minimum) up to 65535.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minimum" = 68, "maximum" = 65535))]
 #[serde(try_from = "u32", into = "u32")]
 pub struct Mtu(pub u32);
 impl TryFrom<u32> for Mtu {
@@ -262,7 +266,8 @@ impl From<Mtu> for u32 {
 }
 
 /// `a.b.c.d/n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("pattern" = r"^(default|([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2})$"))]
 #[serde(try_from = "String", into = "String")]
 pub struct Ipv4Cidr {
     pub addr: Ipv4Addr,
@@ -298,7 +303,7 @@ impl From<Ipv4Cidr> for String {
 
 /// A route: `to` a prefix (or `default`), optionally `via` a gateway, of a `type`, with the
 /// metrics TCP reads at connect time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCase {
     pub to: Ipv4Cidr,
@@ -315,7 +320,7 @@ pub struct RouteCase {
 }
 
 /// Route types as `ip route` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteType {
     #[default]
@@ -326,7 +331,7 @@ pub enum RouteType {
 }
 
 /// One socket call (or a pause) in a case's script.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// `fcntl(O_NONBLOCK)` on or off.
@@ -363,7 +368,7 @@ impl Step {
 
 /// The options a case may set, by their Linux names, with the value passed as is (an
 /// out-of-range value is a scenario — the kernel's EINVAL is the result to compare).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub enum SockOpt {
     #[serde(rename = "TCP_MAXSEG")]
@@ -397,7 +402,7 @@ pub enum SockOpt {
 }
 
 /// Options a case may read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum GetOpt {
     #[serde(rename = "SO_ERROR")]
     SoError,
@@ -408,7 +413,8 @@ pub enum GetOpt {
 }
 
 /// Bytes written as hex pairs, spaces allowed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("pattern" = r"^\s*([0-9A-Fa-f]\s*[0-9A-Fa-f]\s*)*$"))]
 #[serde(try_from = "String", into = "String")]
 pub struct HexBytes(pub Vec<u8>);
 impl TryFrom<String> for HexBytes {
@@ -440,7 +446,7 @@ impl From<HexBytes> for String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindStep {
     #[serde(default = "unspecified", skip_serializing_if = "is_unspecified")]
@@ -453,7 +459,7 @@ fn unspecified() -> Ipv4Addr {
 }
 
 /// `connect()`; by default to the peer's address, port 80, as a plain `sockaddr_in`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectStep {
     /// The destination; the peer's address when absent.
@@ -472,7 +478,7 @@ fn default_port() -> u16 {
 }
 
 /// The `sa_family` a connect passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Family {
     #[default]
     #[serde(rename = "AF_INET")]
@@ -483,7 +489,7 @@ pub enum Family {
     Unspec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollStep {
     pub events: Vec<PollFlag>,
@@ -491,7 +497,7 @@ pub struct PollStep {
 }
 
 /// Poll event bits by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PollFlag {
     #[serde(rename = "POLLIN")]
     In,
@@ -501,20 +507,21 @@ pub enum PollFlag {
     RdHup,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
     pub bytes: ByteCount,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecvStep {
     pub max: ByteCount,
 }
 
 /// A payload size, at most 1 MiB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("maximum" = 1048576))]
 #[serde(try_from = "u32", into = "u32")]
 pub struct ByteCount(pub u32);
 impl TryFrom<u32> for ByteCount {
@@ -534,7 +541,7 @@ impl From<ByteCount> for u32 {
 }
 
 /// The scripted remote end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeerScript {
     #[serde(default, skip_serializing_if = "is_default")]
@@ -587,7 +594,7 @@ fn default_peer_isn() -> u32 {
     0x5eed_0000
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArpMode {
     #[default]
@@ -595,7 +602,7 @@ pub enum ArpMode {
     Silent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinReply {
     /// ACK the FIN and send a FIN of our own.
@@ -608,7 +615,7 @@ pub enum FinReply {
 }
 
 /// What the peer does with one SYN.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SynReaction {
     #[default]
@@ -619,7 +626,7 @@ pub enum SynReaction {
 }
 
 /// A RST answering a SYN.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RstSpec {
     /// Send without the ACK flag (and ack field 0).
@@ -633,7 +640,7 @@ pub struct RstSpec {
 }
 
 /// A SYN-ACK answering a SYN.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SynAckSpec {
     /// Options in order; Linux's own SYN-ACK set when absent.
@@ -676,7 +683,7 @@ fn default_window() -> u16 {
 }
 
 /// A TCP option the peer puts on its SYN-ACK.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PeerOption {
     Mss(u16),
@@ -696,7 +703,7 @@ pub enum PeerOption {
 }
 
 /// An ICMP error quoting the SYN, sent from the peer's address (or `from`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IcmpSpec {
     #[serde(rename = "type")]
@@ -715,7 +722,7 @@ pub struct IcmpSpec {
 }
 
 /// An action of the peer after the handshake.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PeerAction {
     /// Send this many bytes of data.
@@ -726,7 +733,7 @@ pub enum PeerAction {
 }
 
 /// Absolute assertions on the kernel's behaviour, checked for every DUT.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     #[serde(default, skip_serializing_if = "is_default")]
@@ -739,7 +746,7 @@ pub struct Expect {
 }
 
 /// The result of the `nth` call named `call`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallExpect {
     pub call: String,
@@ -765,7 +772,7 @@ fn one() -> usize {
 }
 
 /// Assertions on the SYNs the DUT sent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SynExpect {
     /// The first SYN's options as printed in traces, e.g. `mss 1460,sackOK,TS,nop,wscale 10`.

@@ -52,6 +52,16 @@ enum Command {
         #[arg(default_value = "cases")]
         paths: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of the case format (cases/case.schema.json is this output).
+    Schema,
+    /// Translate a packetdrill script's connect path into a case (YAML on stdout).
+    Import {
+        /// The packetdrill script (.pkt).
+        file: PathBuf,
+        /// Write the case here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,6 +96,9 @@ struct RunArgs {
     /// Cases run at once (they mostly wait on kernel timers).
     #[arg(long, short, default_value_t = 16)]
     jobs: usize,
+    /// Write an HTML report (index.html with ladder diagrams) into this directory.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Write every result (trace, calls, checks) as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -299,6 +312,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         tcptwin::junit::write_cases(path, &results)?;
     }
+    if let Some(dir) = &args.html {
+        let index = tcptwin::html::write_cases(dir, &results)?;
+        println!("HTML report: {}", index.display());
+    }
     let tally = report::tally(&results);
     println!("{}", report::summary(tally));
     Ok(if tally.failed + tally.errors == 0 {
@@ -395,6 +412,10 @@ fn run_pairs(
     if let Some(path) = &args.junit {
         tcptwin::junit::write_pairs(path, &all)?;
     }
+    if let Some(dir) = &args.html {
+        let index = tcptwin::html::write_pairs(dir, &all)?;
+        println!("HTML report: {}", index.display());
+    }
     let flaky: Vec<String> = cases
         .iter()
         .zip(&verdicts)
@@ -441,6 +462,15 @@ fn run_pairs(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that only read and write files need no namespace.
+    match cli.command {
+        Command::Schema => {
+            print!("{}", tcptwin::schema::case_schema_text());
+            return ExitCode::SUCCESS;
+        }
+        Command::Import { file, output } => return import(&file, output.as_deref()),
+        _ => {}
+    }
     // Before any thread exists: leave the starting namespace for a private one, so nothing
     // tcptwin does can reach it.
     if let Err(e) = tcptwin::netns::isolate_process() {
@@ -481,9 +511,32 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .context("checking cases"),
+        Command::Schema | Command::Import { .. } => unreachable!("handled before isolation"),
     };
     match outcome {
         Ok(code) => code,
+        Err(e) => {
+            eprintln!("tcptwin: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn import(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let outcome = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}", file.display()))
+        .and_then(|text| Ok(tcptwin::import::translate(file, &text)?))
+        .and_then(|yaml| match output {
+            Some(path) => {
+                std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))
+            }
+            None => {
+                print!("{yaml}");
+                Ok(())
+            }
+        });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tcptwin: {e:#}");
             ExitCode::from(2)
