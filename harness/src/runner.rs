@@ -83,6 +83,17 @@ pub fn run_case_as(
     result
 }
 
+/// What one case's run left: the captured frames, the call log, and why the DUT or the
+/// peer failed, if one did. A DUT that runs whole cases elsewhere (a kernel in a VM) sends
+/// exactly this back; everything after it (pcap, trace, checks) happens here.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RawRun {
+    pub frames: Vec<capture::Captured>,
+    pub calls: Vec<crate::dut::CallRecord>,
+    pub dut_error: Option<String>,
+    pub peer_error: Option<String>,
+}
+
 fn run_into(
     result: &mut CaseResult,
     loaded: &LoadedCase,
@@ -90,6 +101,39 @@ fn run_into(
     artifacts: Option<&Path>,
     label: &str,
 ) -> Result<(), String> {
+    let case = &loaded.case;
+    let raw = match dut.run_elsewhere(loaded) {
+        Some(raw) => raw?,
+        None => run_raw(loaded, dut)?,
+    };
+    if let Some(dir) = artifacts {
+        let path = dir.join(&case.name).join(format!("{label}.pcap"));
+        capture::write_pcap(&path, &raw.frames).map_err(|e| e.to_string())?;
+        result.pcap = Some(path);
+    }
+    let trace = trace::build(&raw.frames, &raw.calls, DUT_MAC);
+    // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
+    // version is judged by the diff against its own oracle alone.
+    if dut.expectations_apply() {
+        result.checks = expect::check(&case.expect, &trace);
+    }
+    result.trace = Some(trace);
+    if let Some(e) = raw.dut_error {
+        return Err(e);
+    }
+    if let Some(e) = raw.peer_error {
+        return Err(e);
+    }
+    result.verdict = if result.checks.iter().all(|c| c.ok) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    Ok(())
+}
+
+/// Runs one case on `dut` here: topology, capture, peer, the DUT's steps, settle, stop.
+pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
     let case = &loaded.case;
     let spec = case.topology_spec(dut.kernel_owns_address());
     let topology = Topology::build(&spec).map_err(|e| format!("building the topology: {e}"))?;
@@ -127,22 +171,12 @@ fn run_into(
     let peer_result = peer.stop();
     let frames = capture.stop().map_err(|e| e.to_string())?;
     drop(topology);
-    if let Some(dir) = artifacts {
-        let path = dir.join(&case.name).join(format!("{label}.pcap"));
-        capture::write_pcap(&path, &frames).map_err(|e| e.to_string())?;
-        result.pcap = Some(path);
-    }
-    let trace = trace::build(&frames, &calls, DUT_MAC);
-    result.checks = expect::check(&case.expect, &trace);
-    result.trace = Some(trace);
-    run.map_err(|e| format!("{} DUT: {e}", dut.name()))?;
-    peer_result.map_err(|e| e.to_string())?;
-    result.verdict = if result.checks.iter().all(|c| c.ok) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    Ok(())
+    Ok(RawRun {
+        frames,
+        calls,
+        dut_error: run.err().map(|e| format!("{} DUT: {e}", dut.name())),
+        peer_error: peer_result.err().map(|e| e.to_string()),
+    })
 }
 
 /// Waits until nothing was captured for `quiet` and the peer has nothing scheduled, or the
@@ -208,11 +242,12 @@ pub fn run_pair(
         (r, o.join().expect("a case run does not panic"))
     });
     let divergences = match (&r.trace, &o.trace) {
-        (Some(rt), Some(ot)) => diff::diff(
+        (Some(rt), Some(ot)) => diff::diff_with_allowance(
             rt,
             ot,
             &loaded.case.known_divergences,
             loaded.case.port_range(),
+            timing_allowance_ms(reference, other),
         ),
         _ => Vec::new(),
     };
@@ -236,6 +271,15 @@ pub fn run_pair(
         other: o,
         divergences,
     }
+}
+
+/// The extra timing tolerance for a pair: the larger of the two DUTs' measured allowances.
+pub fn timing_allowance_ms(reference: &dyn Dut, other: &dyn Dut) -> f64 {
+    [reference, other]
+        .iter()
+        .filter_map(|d| d.timing_allowance())
+        .map(|a| a.extra_ms)
+        .fold(0.0, f64::max)
 }
 
 /// Runs `run(case)` over `cases`, `jobs` at a time, calling `on_result(index, result)` in
