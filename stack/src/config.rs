@@ -202,11 +202,17 @@ impl Config {
     /// `tcp_syn_linear_timeouts` (added in 6.5; `tcp_write_timeout` in 6.1 compares
     /// `icsk_retransmits` with the retry limit alone and the RTO doubles from the first
     /// retransmission), so under 6.1 its SYNs leave at 0, 1, 3, 7, 15 … s whatever the
-    /// namespace's sysctl says.
+    /// namespace's sysctl says. Its `tcp_init` also caps the default `tcp_rmem[2]` at
+    /// 6 MiB where 6.18 caps it at 32 MiB (which sets the SYN's window scale, 7 against
+    /// 10), so a `tcp_rmem[2]` still at 6.18's default is read as 6.1's default. (A case
+    /// that sets exactly 32 MiB is misread; none does.)
     pub fn with_profile(mut self, profile: Profile) -> Config {
         self.profile = profile;
         if profile == Profile::V6_1 {
             self.tcp_syn_linear_timeouts = 0;
+            if self.tcp_rmem[2] == Config::default().tcp_rmem[2] {
+                self.tcp_rmem[2] = 6 * 1024 * 1024;
+            }
         }
         self
     }
