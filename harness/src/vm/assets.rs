@@ -303,7 +303,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
@@ -339,7 +339,7 @@ mod tests {
         c.file("init", 0o755, b"#!/bin/sh\n");
         let out = c.finish();
         assert!(out.starts_with(b"070701"));
-        assert_eq!(out.len() % 4, 0);
+        assert!(out.len().is_multiple_of(4));
         assert!(out.windows(10).any(|w| w == b"TRAILER!!!"));
     }
 }
