@@ -70,7 +70,7 @@ fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Res
         "per-case overhead, ms ({} runs of {} per DUT, one at a time):",
         config.overhead_runs, case.case.name
     );
-    for dut in [&KernelDut as &dyn Dut, &StackDut] {
+    for dut in [&KernelDut as &dyn Dut, &StackDut::default()] {
         let runs: Vec<_> = (0..config.overhead_runs)
             .map(|_| runner::run_case(case, dut, None))
             .collect();
@@ -121,7 +121,7 @@ fn suite(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Vec<Pa
     let results = runner::run_each(
         cases,
         config.jobs,
-        |c| runner::run_pair(c, &KernelDut, &StackDut, None),
+        |c| runner::run_pair(c, &KernelDut, &StackDut::default(), None),
         |_, _| {},
     );
     let wall = started.elapsed().as_secs_f64() * 1e3;
@@ -172,7 +172,7 @@ fn connect_rate(
         .find(|c| c.case.name == config.overhead_case)
         .ok_or("no overhead case")?;
     let mut rates = Vec::new();
-    for dut in [&KernelDut as &dyn Dut, &StackDut] {
+    for dut in [&KernelDut as &dyn Dut, &StackDut::default()] {
         let topology = Topology::build(&base.case.topology_spec(dut.kernel_owns_address()))
             .map_err(|e| e.to_string())?;
         topology.add_peer_address().map_err(|e| e.to_string())?;

@@ -18,7 +18,7 @@ use pcap::{Active, Capture as PcapCapture, Linktype, Packet, PacketHeader, Preci
 use crate::netns::{Netns, NetnsError};
 
 /// One captured frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     /// CLOCK_REALTIME in nanoseconds.
     pub t_ns: i64,

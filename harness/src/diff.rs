@@ -115,8 +115,8 @@ fn raw_ts(frame: &crate::decode::Frame) -> Option<(usize, u32, u32)> {
 /// timing, not the DUT's. The first frame is the exception: `tcp_connect` stamps the SYN
 /// before it waits for ARP, so from it the clock may run ahead of the wire by that wait,
 /// never behind.
-fn ts_clock(trace: &Trace, out: &mut Vec<Divergence>) {
-    let tolerance = timing::JIFFY_MS + 1.0;
+fn ts_clock(trace: &Trace, extra_ms: f64, out: &mut Vec<Divergence>) {
+    let tolerance = timing::JIFFY_MS + 1.0 + extra_ms;
     let stamped: Vec<(usize, usize, f64, u32)> = trace
         .frames
         .iter()
@@ -275,9 +275,12 @@ fn compare_fields(
 ///
 /// The tolerance is the timer-wheel granularity for the reference's interval plus a jiffy,
 /// in both directions: two runs of the same timer can each be late by up to a granularity.
-fn compare_timing(reference: &Trace, other: &Trace, out: &mut Vec<Divergence>) {
+///
+/// `extra_ms` widens every timing tolerance for a DUT whose clock is looser than the host
+/// kernel's (an emulated one); it is measured, and part of each tolerance printed.
+fn compare_timing(reference: &Trace, other: &Trace, extra_ms: f64, out: &mut Vec<Divergence>) {
     let mut check = |path: String, r_ms: f64, o_ms: f64| {
-        let tolerance = timing::tolerance_ms(r_ms.abs());
+        let tolerance = timing::tolerance_ms(r_ms.abs()) + extra_ms;
         if (r_ms - o_ms).abs() > tolerance {
             out.push(Divergence {
                 path,
@@ -419,6 +422,18 @@ pub fn diff(
     known: &[KnownDivergence],
     port_range: (u16, u16),
 ) -> Vec<Divergence> {
+    diff_with_allowance(reference, other, known, port_range, 0.0)
+}
+
+/// [`diff`], with every timing tolerance widened by `extra_ms` (a DUT's measured
+/// [`crate::dut::TimingAllowance`]).
+pub fn diff_with_allowance(
+    reference: &Trace,
+    other: &Trace,
+    known: &[KnownDivergence],
+    port_range: (u16, u16),
+    extra_ms: f64,
+) -> Vec<Divergence> {
     let flatten = |t: &Trace| {
         let mut fields = Vec::new();
         for (i, f) in t.frames.iter().enumerate() {
@@ -430,8 +445,8 @@ pub fn diff(
     };
     let mut out = Vec::new();
     compare_fields(&flatten(reference), &flatten(other), &mut out);
-    compare_timing(reference, other, &mut out);
-    ts_clock(other, &mut out);
+    compare_timing(reference, other, extra_ms, &mut out);
+    ts_clock(other, extra_ms, &mut out);
     out.extend(properties(reference, other, port_range));
     for d in &mut out {
         d.known = known

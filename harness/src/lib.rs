@@ -33,3 +33,4 @@ pub mod tcp_options;
 pub mod timing;
 pub mod topology;
 pub mod trace;
+pub mod vm;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case;
@@ -14,6 +14,8 @@ use tcptwin::dut::SmoltcpDut;
 use tcptwin::dut::{Dut, KernelDut, StackDut};
 use tcptwin::report;
 use tcptwin::runner::{self, LoadedCase};
+use tcptwin::vm::VmKernelDut;
+use tcptwin_stack::config::Profile;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,6 +64,9 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Inside a VM DUT's guest: serve cases to the host over virtio-serial.
+    #[command(hide = true)]
+    Agent,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,14 +74,21 @@ struct RunArgs {
     /// Case files or directories (searched for *.yaml).
     #[arg(default_value = "cases")]
     paths: Vec<PathBuf>,
-    /// The reference implementation (the oracle).
-    #[arg(long, value_enum, default_value_t = DutChoice::Kernel)]
+    /// The reference implementation (the oracle): `kernel` (the host's), `stack`, or
+    /// `vm:VERSION` (Linux VERSION under qemu, e.g. `vm:6.1`; see ci/setup-vm).
+    #[arg(long, default_value = "kernel", value_parser = parse_dut)]
     dut: DutChoice,
-    /// The implementation compared with --dut, run at the same time on a topology of its own;
-    /// every difference is reported. `none` checks --dut against the cases' expectations
-    /// only; `--dut kernel --vs kernel` is the false-alarm check.
-    #[arg(long, value_enum, default_value_t = VsChoice::Stack)]
+    /// The implementation compared with --dut (`kernel`, `stack`, `vm:VERSION` or `none`), run
+    /// at the same time on a topology of its own; every difference is reported. `none`
+    /// checks --dut against the cases' expectations only; `--dut kernel --vs kernel` is the
+    /// false-alarm check.
+    #[arg(long, default_value = "stack", value_parser = parse_vs)]
     vs: VsChoice,
+    /// The kernel version whose behaviour the stack follows where versions differ
+    /// (`6.1`, `6.18`). The cases' expectations describe 6.18; a stack on another profile is
+    /// judged by the diff alone.
+    #[arg(long, default_value = "6.18", value_parser = parse_profile)]
+    profile: Profile,
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
@@ -170,7 +182,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let outcome = tcptwin::fuzz::run(&config, &KernelDut, &StackDut, |done, found| {
+    let outcome = tcptwin::fuzz::run(&config, &KernelDut, &StackDut::default(), |done, found| {
         if let Some(bar) = &bar {
             bar.set_position(done);
             bar.set_message(format!("{} divergence(s)", found.len()));
@@ -212,20 +224,8 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum VsChoice {
-    /// No second implementation: check the cases' expectations only.
-    None,
-    /// The host's Linux kernel.
-    Kernel,
-    /// tcptwin-stack.
-    Stack,
-    /// smoltcp (crates.io), on the veth through its raw-socket device.
-    #[cfg(feature = "smoltcp")]
-    Smoltcp,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
+/// An implementation `--dut` or `--vs` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum DutChoice {
     /// The host's Linux kernel.
     Kernel,
@@ -234,6 +234,134 @@ enum DutChoice {
     /// smoltcp (crates.io), on the veth through its raw-socket device.
     #[cfg(feature = "smoltcp")]
     Smoltcp,
+    /// Linux of this version booted under qemu.
+    Vm(String),
+}
+
+/// `--vs`: a second implementation, or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum VsChoice {
+    /// No second implementation: check the cases' expectations only.
+    None,
+    Dut(DutChoice),
+}
+
+fn parse_dut(s: &str) -> Result<DutChoice, String> {
+    match s {
+        "kernel" => Ok(DutChoice::Kernel),
+        "stack" => Ok(DutChoice::Stack),
+        #[cfg(feature = "smoltcp")]
+        "smoltcp" => Ok(DutChoice::Smoltcp),
+        _ => match s.strip_prefix("vm:") {
+            Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                Ok(DutChoice::Vm(v.to_string()))
+            }
+            _ => Err(format!(
+                "unknown implementation {s:?}: expected kernel, stack, smoltcp or vm:VERSION (e.g. vm:6.1)"
+            )),
+        },
+    }
+}
+
+fn parse_vs(s: &str) -> Result<VsChoice, String> {
+    if s == "none" {
+        Ok(VsChoice::None)
+    } else {
+        parse_dut(s).map(VsChoice::Dut)
+    }
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    s.parse()
+}
+
+/// The implementations of a run; a VM named twice is booted once and shared.
+struct Duts {
+    vms: Vec<(String, std::sync::Arc<VmKernelDut>)>,
+    profile: Profile,
+}
+
+impl Duts {
+    fn new(choices: &[&DutChoice], profile: Profile) -> anyhow::Result<Duts> {
+        let mut vms: Vec<(String, std::sync::Arc<VmKernelDut>)> = Vec::new();
+        let agent = std::env::current_exe().context("finding tcptwin's own binary")?;
+        for choice in choices {
+            if let DutChoice::Vm(version) = choice {
+                if !vms.iter().any(|(v, _)| v == version) {
+                    eprintln!("booting Linux {version} under qemu ...");
+                    let vm = VmKernelDut::boot(version, &agent)
+                        .with_context(|| format!("booting the vm:{version} DUT"))?;
+                    println!("{}", vm.describe());
+                    vms.push((version.clone(), std::sync::Arc::new(vm)));
+                }
+            }
+        }
+        Ok(Duts { vms, profile })
+    }
+
+    fn get(&self, choice: &DutChoice) -> Box<dyn Dut> {
+        match choice {
+            DutChoice::Kernel => Box::new(KernelDut),
+            DutChoice::Stack => Box::new(StackDut {
+                profile: self.profile,
+            }),
+            #[cfg(feature = "smoltcp")]
+            DutChoice::Smoltcp => Box::new(SmoltcpDut),
+            DutChoice::Vm(version) => {
+                let vm = self
+                    .vms
+                    .iter()
+                    .find(|(v, _)| v == version)
+                    .map(|(_, vm)| vm.clone())
+                    .expect("every VM named was booted");
+                Box::new(SharedVm(vm))
+            }
+        }
+    }
+}
+
+/// A booted VM, shared by --dut and --vs.
+struct SharedVm(std::sync::Arc<VmKernelDut>);
+
+impl Dut for SharedVm {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn kernel_owns_address(&self) -> bool {
+        self.0.kernel_owns_address()
+    }
+    fn run(
+        &self,
+        topology: &tcptwin::topology::Topology,
+        case: &tcptwin::case::Case,
+    ) -> Result<tcptwin::dut::Running, tcptwin::dut::DutError> {
+        self.0.run(topology, case)
+    }
+    fn run_elsewhere(
+        &self,
+        loaded: &LoadedCase,
+    ) -> Option<Result<tcptwin::runner::RawRun, String>> {
+        self.0.run_elsewhere(loaded)
+    }
+    fn expectations_apply(&self) -> bool {
+        self.0.expectations_apply()
+    }
+    fn timing_allowance(&self) -> Option<tcptwin::dut::TimingAllowance> {
+        self.0.timing_allowance()
+    }
+}
+
+/// Says which implementations the cases' expectations do not judge, so no check is
+/// skipped silently.
+fn note_expectations(duts: &[&dyn Dut]) {
+    for d in duts {
+        if !d.expectations_apply() {
+            println!(
+                "note: the cases' expect blocks describe Linux 6.18; {} is judged by the diff alone",
+                d.name()
+            );
+        }
+    }
 }
 
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<LoadedCase>> {
@@ -287,14 +415,26 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.filter
         );
     }
-    let dut = dut_of(args.dut);
-    match args.vs {
-        VsChoice::None => {}
-        VsChoice::Kernel => return run_pairs(&args, &cases, dut.as_ref(), &KernelDut),
-        VsChoice::Stack => return run_pairs(&args, &cases, dut.as_ref(), &StackDut),
-        #[cfg(feature = "smoltcp")]
-        VsChoice::Smoltcp => return run_pairs(&args, &cases, dut.as_ref(), &SmoltcpDut),
+    let mut named = vec![&args.dut];
+    if let VsChoice::Dut(vs) = &args.vs {
+        named.push(vs);
     }
+    // VMs boot here, on the main thread: qemu's death signal follows the thread that
+    // started it.
+    let duts = Duts::new(&named, args.profile)?;
+    let dut = duts.get(&args.dut);
+    if let VsChoice::Dut(vs) = &args.vs {
+        let other = duts.get(vs);
+        note_expectations(&[dut.as_ref(), other.as_ref()]);
+        let allowance = runner::timing_allowance_ms(dut.as_ref(), other.as_ref());
+        if allowance > 0.0 {
+            println!(
+                "timing tolerances below include +{allowance:.0} ms for the VM's emulated clock"
+            );
+        }
+        return run_pairs(&args, &cases, dut.as_ref(), other.as_ref());
+    }
+    note_expectations(&[dut.as_ref()]);
     let bar = progress(cases.len());
     let results = runner::run_all(
         &cases,
@@ -335,15 +475,6 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
         return Err(format!("shard {i}/{n}: need 1 <= I <= N"));
     }
     Ok((i, n))
-}
-
-fn dut_of(choice: DutChoice) -> Box<dyn Dut> {
-    match choice {
-        DutChoice::Kernel => Box::new(KernelDut),
-        DutChoice::Stack => Box::new(StackDut),
-        #[cfg(feature = "smoltcp")]
-        DutChoice::Smoltcp => Box::new(SmoltcpDut),
-    }
 }
 
 fn progress(len: usize) -> Option<ProgressBar> {
@@ -483,6 +614,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let outcome = match cli.command {
+        Command::Agent => tcptwin::vm::agent::serve().map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run(args),
         Command::Fuzz(args) => fuzz(args),
         Command::Bench {

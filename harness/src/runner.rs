@@ -50,7 +50,7 @@ pub struct CaseResult {
 
 /// The parts of one run, in ms: the harness's overhead is `setup + teardown`; `run` and
 /// `settle` are the case's own time (the DUT's calls, then waiting for quiet).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Phases {
     /// Namespaces, veth, addresses, sysctls, capture and peer started.
     pub setup_ms: f64,
@@ -105,6 +105,23 @@ pub fn run_case_as(
     result
 }
 
+/// What one case's run left: the captured frames, the call log, where the time went, and
+/// why the DUT or the peer failed, if one did. A DUT that runs whole cases elsewhere (a
+/// kernel in a VM) sends exactly this back; everything after it (pcap, trace, checks)
+/// happens here.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RawRun {
+    pub frames: Vec<capture::Captured>,
+    pub calls: Vec<crate::dut::CallRecord>,
+    pub dut_error: Option<String>,
+    pub peer_error: Option<String>,
+    /// The DUT cannot express a step of the case (no verdict on it).
+    #[serde(default)]
+    pub unsupported: Option<String>,
+    #[serde(default)]
+    pub phases: Phases,
+}
+
 fn run_into(
     result: &mut CaseResult,
     loaded: &LoadedCase,
@@ -113,6 +130,48 @@ fn run_into(
     label: &str,
 ) -> Result<(), String> {
     let case = &loaded.case;
+    let raw = match dut.run_elsewhere(loaded) {
+        Some(raw) => raw?,
+        None => run_raw(loaded, dut)?,
+    };
+    let judging = Instant::now();
+    result.phases = raw.phases;
+    if let Some(dir) = artifacts {
+        let path = dir.join(&case.name).join(format!("{label}.pcap"));
+        capture::write_pcap(&path, &raw.frames).map_err(|e| e.to_string())?;
+        result.pcap = Some(path);
+    }
+    if let Some(reason) = raw.unsupported {
+        result.verdict = Verdict::Unsupported;
+        result.error = Some(reason);
+        return Ok(());
+    }
+    let trace = trace::build(&raw.frames, &raw.calls, DUT_MAC);
+    // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
+    // version is judged by the diff against its own oracle alone.
+    if dut.expectations_apply() {
+        result.checks = expect::check(&case.expect, &trace);
+    }
+    result.trace = Some(trace);
+    result.phases.teardown_ms += judging.elapsed().as_secs_f64() * 1e3;
+    if let Some(e) = raw.dut_error {
+        return Err(e);
+    }
+    if let Some(e) = raw.peer_error {
+        return Err(e);
+    }
+    result.verdict = if result.checks.iter().all(|c| c.ok) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    Ok(())
+}
+
+/// Runs one case on `dut` here: topology, capture, peer, the DUT's steps, settle, stop.
+pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
+    let case = &loaded.case;
+    let mut phases = Phases::default();
     let mut clock = Instant::now();
     let mut lap = || {
         let now = Instant::now();
@@ -140,9 +199,9 @@ fn run_into(
     let capture = capture.map_err(|e| e.to_string())?;
     let peer = peer.map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
-    result.phases.setup_ms = lap();
+    phases.setup_ms = lap();
     let run = dut.run(&topology, case);
-    result.phases.run_ms = lap();
+    phases.run_ms = lap();
     let calls = match &run {
         Ok(running) => running.calls.clone(),
         Err(DutError::TimeLimit { calls, .. }) => calls.clone(),
@@ -154,7 +213,7 @@ fn run_into(
         Duration::from_millis(case.settle_ms),
         deadline,
     );
-    result.phases.settle_ms = lap();
+    phases.settle_ms = lap();
     // A userspace stack kept answering the peer until now; stop it.
     let run = run.map(|running| {
         if let Some(stop) = running.stop {
@@ -164,38 +223,30 @@ fn run_into(
     let peer_result = peer.stop();
     let frames = capture.stop().map_err(|e| e.to_string())?;
     drop(topology);
-    if let Some(dir) = artifacts {
-        let path = dir.join(&case.name).join(format!("{label}.pcap"));
-        capture::write_pcap(&path, &frames).map_err(|e| e.to_string())?;
-        result.pcap = Some(path);
-    }
-    if let Err(DutError::Unsupported(reason)) = &run {
-        result.verdict = Verdict::Unsupported;
-        result.error = Some(reason.clone());
-        return Ok(());
-    }
-    let trace = trace::build(&frames, &calls, DUT_MAC);
-    result.checks = expect::check(&case.expect, &trace);
-    result.trace = Some(trace);
-    result.phases.teardown_ms = lap();
-    run.map_err(|e| format!("{} DUT: {e}", dut.name()))?;
-    peer_result.map_err(|e| e.to_string())?;
-    if crate::interrupt::requested() {
-        return Err("interrupted".into());
-    }
-    if !settled {
-        return Err(format!(
+    phases.teardown_ms = lap();
+    let unsupported = match &run {
+        Err(DutError::Unsupported(reason)) => Some(reason.clone()),
+        _ => None,
+    };
+    let dut_error = match run {
+        Err(DutError::Unsupported(_)) => None,
+        Err(e) => Some(format!("{} DUT: {e}", dut.name())),
+        Ok(()) if crate::interrupt::requested() => Some("interrupted".into()),
+        Ok(()) if !settled => Some(format!(
             "the run never went quiet: still busy at the time limit of {} s ({} frames captured)",
             case.time_limit_s.0,
-            result.trace.as_ref().map_or(0, |t| t.frames.len())
-        ));
-    }
-    result.verdict = if result.checks.iter().all(|c| c.ok) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
+            frames.len()
+        )),
+        Ok(()) => None,
     };
-    Ok(())
+    Ok(RawRun {
+        frames,
+        calls,
+        dut_error,
+        peer_error: peer_result.err().map(|e| e.to_string()),
+        unsupported,
+        phases,
+    })
 }
 
 /// Waits until nothing was captured for `quiet` and the peer has nothing scheduled; false
@@ -267,11 +318,12 @@ pub fn run_pair(
         (r, o.join().expect("a case run does not panic"))
     });
     let divergences = match (&r.trace, &o.trace) {
-        (Some(rt), Some(ot)) => diff::diff(
+        (Some(rt), Some(ot)) => diff::diff_with_allowance(
             rt,
             ot,
             &loaded.case.known_divergences,
             loaded.case.port_range(),
+            timing_allowance_ms(reference, other),
         ),
         _ => Vec::new(),
     };
@@ -297,6 +349,15 @@ pub fn run_pair(
         other: o,
         divergences,
     }
+}
+
+/// The extra timing tolerance for a pair: the larger of the two DUTs' measured allowances.
+pub fn timing_allowance_ms(reference: &dyn Dut, other: &dyn Dut) -> f64 {
+    [reference, other]
+        .iter()
+        .filter_map(|d| d.timing_allowance())
+        .map(|a| a.extra_ms)
+        .fold(0.0, f64::max)
 }
 
 /// Runs `run(case)` over `cases`, `jobs` at a time, calling `on_result(index, result)` in

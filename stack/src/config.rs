@@ -29,9 +29,44 @@ pub enum ConfigError {
     },
 }
 
+/// The Linux version whose behaviour the stack follows where versions differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Linux 6.1 (Debian 12's kernel).
+    V6_1,
+    /// Linux 6.18, the host kernel the cases were measured on.
+    #[default]
+    V6_18,
+}
+
+impl Profile {
+    /// The version as `tcptwin --profile` takes it: `6.1`, `6.18`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::V6_1 => "6.1",
+            Profile::V6_18 => "6.18",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "6.1" => Ok(Profile::V6_1),
+            "6.18" => Ok(Profile::V6_18),
+            other => Err(format!(
+                "unknown kernel profile {other:?} (known: 6.1, 6.18)"
+            )),
+        }
+    }
+}
+
 /// Every sysctl the stack honours, with Linux's names and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Which kernel version's behaviour to follow; see [`Config::with_profile`].
+    pub profile: Profile,
     /// `net.ipv4.tcp_timestamps`: 0 off, 1 on with a random per-pair offset, 2 on without offset.
     pub tcp_timestamps: u8,
     /// `net.ipv4.tcp_sack`.
@@ -97,6 +132,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            profile: Profile::V6_18,
             tcp_timestamps: 1,
             tcp_sack: true,
             tcp_window_scaling: true,
@@ -172,6 +208,25 @@ fn ints(value: &str) -> Option<Vec<i64>> {
 }
 
 impl Config {
+    /// Follows `profile` where its kernel differs from 6.18. Linux 6.1 has no
+    /// `tcp_syn_linear_timeouts` (added in 6.5; `tcp_write_timeout` in 6.1 compares
+    /// `icsk_retransmits` with the retry limit alone and the RTO doubles from the first
+    /// retransmission), so under 6.1 its SYNs leave at 0, 1, 3, 7, 15 … s whatever the
+    /// namespace's sysctl says. Its `tcp_init` also caps the default `tcp_rmem[2]` at
+    /// 6 MiB where 6.18 caps it at 32 MiB (which sets the SYN's window scale, 7 against
+    /// 10), so a `tcp_rmem[2]` still at 6.18's default is read as 6.1's default. (A case
+    /// that sets exactly 32 MiB is misread; none does.)
+    pub fn with_profile(mut self, profile: Profile) -> Config {
+        self.profile = profile;
+        if profile == Profile::V6_1 {
+            self.tcp_syn_linear_timeouts = 0;
+            if self.tcp_rmem[2] == Config::default().tcp_rmem[2] {
+                self.tcp_rmem[2] = 6 * 1024 * 1024;
+            }
+        }
+        self
+    }
+
     /// Defaults, then each `(name, value)` applied in order with [`Config::set`].
     pub fn from_pairs<'a, I>(pairs: I) -> Result<Config, ConfigError>
     where
@@ -436,5 +491,19 @@ mod tests {
             d.set(n, &v).unwrap();
             assert_eq!(d, c, "{n} round-trips");
         }
+    }
+
+    #[test]
+    fn the_6_1_profile_has_no_linear_syn_timeouts() {
+        let c = Config::default().with_profile(Profile::V6_1);
+        assert_eq!(c.tcp_syn_linear_timeouts, 0);
+        assert_eq!(
+            Config::default()
+                .with_profile(Profile::V6_18)
+                .tcp_syn_linear_timeouts,
+            4
+        );
+        assert_eq!("6.1".parse::<Profile>(), Ok(Profile::V6_1));
+        assert!("5.10".parse::<Profile>().is_err());
     }
 }

@@ -9,7 +9,7 @@ pub mod kernel;
 pub mod smoltcp;
 pub mod stack;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::case::{Case, SockOpt};
 use crate::netns::NetnsError;
@@ -21,7 +21,7 @@ pub use smoltcp::SmoltcpDut;
 pub use stack::StackDut;
 
 /// One socket call as it happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// `connect`, `setsockopt`, …
     pub call: String,
@@ -106,6 +106,34 @@ pub trait Dut: Send + Sync {
     }
     /// Runs the case's steps; returns the call log and what to stop once the run settled.
     fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError>;
+    /// A DUT that runs whole cases somewhere else (a kernel in a VM builds its own
+    /// namespaces, capture and peer) returns what the run left here; `None` (the default)
+    /// means the runner builds the topology and calls [`Dut::run`].
+    fn run_elsewhere(
+        &self,
+        _loaded: &crate::runner::LoadedCase,
+    ) -> Option<Result<crate::runner::RawRun, String>> {
+        None
+    }
+    /// Whether the cases' `expect` blocks, written from the host kernel (Linux 6.18), judge
+    /// this DUT. A DUT modelled on another kernel version is judged by the diff alone.
+    fn expectations_apply(&self) -> bool {
+        true
+    }
+    /// Extra timing tolerance for this DUT's runs, with how it was measured; `None` for a
+    /// DUT on the host's own clock.
+    fn timing_allowance(&self) -> Option<TimingAllowance> {
+        None
+    }
+}
+
+/// A measured widening of every timing tolerance, for a DUT whose timers are looser than
+/// the host kernel's (a kernel under emulation). Printed with its basis in every report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingAllowance {
+    pub extra_ms: f64,
+    /// How `extra_ms` was derived, for the report.
+    pub basis: String,
 }
 
 /// Linux option numbers (include/uapi/linux/tcp.h, in.h, asm-generic/socket.h).

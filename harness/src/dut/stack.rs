@@ -22,6 +22,8 @@ use tcptwin_stack::{
 };
 
 use crate::capture::realtime_ns;
+use tcptwin_stack::config::Profile;
+
 use crate::case::{Case, GetOpt, Step};
 use crate::dut::{
     payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record, CallRecord,
@@ -33,7 +35,11 @@ use crate::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
 
 /// tcptwin's own stack as the device under test.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StackDut;
+pub struct StackDut {
+    /// The kernel version whose behaviour the stack follows where versions differ
+    /// (`tcptwin run --profile`); 6.18, the host's, by default.
+    pub profile: Profile,
+}
 
 /// Steps run until this fires (the case's time limit); the call in progress returns EINTR,
 /// as the kernel DUT's watchdog signal makes it.
@@ -48,6 +54,11 @@ impl Dut for StackDut {
         false
     }
 
+    fn expectations_apply(&self) -> bool {
+        // The cases' expectations were measured on Linux 6.18.
+        self.profile == Profile::V6_18
+    }
+
     fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         let (calls_tx, calls_rx) = mpsc::channel::<Vec<CallRecord>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -55,6 +66,7 @@ impl Dut for StackDut {
         let spec = topology.spec.clone();
         let steps = case.steps.clone();
         let cancel2 = cancel.clone();
+        let profile = self.profile;
         let handle = topology
             .dut
             .spawn("dut-stack", move || -> Result<(), String> {
@@ -62,7 +74,8 @@ impl Dut for StackDut {
                 let sock = PacketSocket::open(DUT_IF)
                     .map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
                 let config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
-                    .map_err(|e| format!("reading sysctls: {e}"))?;
+                    .map_err(|e| format!("reading sysctls: {e}"))?
+                    .with_profile(profile);
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
