@@ -135,6 +135,9 @@ pub struct RouteResult {
 /// MTU of `lo`.
 pub const LOOPBACK_MTU: u32 = 65536;
 
+/// `IP_MAX_MTU` (include/net/ip.h).
+pub const IP_MAX_MTU: u32 = 0xFFFF;
+
 /// `ipv4_default_advmss` (net/ipv4/route.c): `min(max(mtu − 40, ip_rt_min_advmss = 256), 65535 − 40)`.
 pub fn default_advmss(mtu: u32) -> u32 {
     mtu.saturating_sub(40).clamp(256, 65535 - 40)
@@ -241,7 +244,10 @@ impl RouteTable {
         if r.gateway.is_some() && !self.iface.contains(next_hop) {
             return Err(Errno::ENETUNREACH);
         }
-        let mtu = r.mtu.unwrap_or(self.iface.mtu).min(self.iface.mtu);
+        // `ip_dst_mtu_maybe_forward` (include/net/ip.h): the route's `mtu`
+        // metric wins over the device MTU even when it is larger (only
+        // IP_MAX_MTU caps it), so `ipv4_default_advmss` advertises metric − 40.
+        let mtu = r.mtu.unwrap_or(self.iface.mtu).min(IP_MAX_MTU);
         Ok(RouteResult {
             dst,
             src: bound_src.or(r.src).unwrap_or(self.iface.addr),
@@ -292,6 +298,22 @@ mod tests {
             ..Route::new(Ipv4Addr::new(203, 0, 113, 3), 32, None)
         };
         RouteTable::new(iface, vec![jumbo, adv, un, pr, bh])
+    }
+
+    #[test]
+    fn route_mtu_metric_above_the_device_mtu_is_used() {
+        // ip_dst_mtu_maybe_forward: RTAX_MTU is taken as is (kernel: route
+        // mtu 1501 on a 1500 link → SYN mss 1461, window 64284).
+        let iface = table().iface;
+        let mut big = Route::new(
+            Ipv4Addr::new(203, 0, 113, 0),
+            24,
+            Some(Ipv4Addr::new(10, 199, 0, 254)),
+        );
+        big.mtu = Some(1501);
+        let t = RouteTable::new(iface, vec![big]);
+        let r = t.lookup(Ipv4Addr::new(203, 0, 113, 7), None).unwrap();
+        assert_eq!((r.mtu, r.advmss), (1501, 1461));
     }
 
     #[test]
