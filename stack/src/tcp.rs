@@ -355,6 +355,8 @@ pub struct Tcb {
     recv_buf: VecDeque<u8>,
     rx_skbs: VecDeque<RxSkb>,
     fin_queued: bool,
+    /// `SOCK_DEAD`: `close()` orphaned the socket.
+    dead: bool,
     fin_sent: bool,
 }
 
@@ -540,6 +542,7 @@ impl Tcb {
             recv_buf: VecDeque::new(),
             rx_skbs: VecDeque::new(),
             fin_queued: false,
+            dead: false,
             fin_sent: false,
         }
     }
@@ -1654,7 +1657,7 @@ impl Tcb {
 
     /// A simplified `tcp_rcv_state_process`/`tcp_rcv_established` for
     /// SYN_RECV (simultaneous open) and the synchronized states.
-    fn established_input(&mut self, now: Instant, seg: &TcpRepr, _tos: u8, out: &mut Vec<Output>) {
+    fn established_input(&mut self, now: Instant, seg: &TcpRepr, tos: u8, out: &mut Vec<Output>) {
         let wnd = self.rcv_wnd.max(1);
         let in_window = between(seg.seq, self.rcv_nxt, self.rcv_nxt.wrapping_add(wnd))
             || (seg.seq_len() > 0
@@ -1731,11 +1734,39 @@ impl Tcb {
                 self.ts_recent = tsval;
             }
         }
+        // New data beyond rcv_nxt (a FIN alone does not count).
+        let new_data = seg.seq_len() > 0
+            && seq_lt(
+                self.rcv_nxt,
+                seg.seq
+                    .wrapping_add(seg.seq_len())
+                    .wrapping_sub(u32::from(seg.flags.fin())),
+            );
         if seg.flags.ack() {
+            let before = self.state;
             self.process_ack(now, seg);
             if self.state == State::Closed {
                 return;
             }
+            // tcp_rcv_state_process, step 5, TCP_FIN_WAIT1: once our FIN is
+            // acked an orphan that receives new data ("out of order FIN after
+            // close()") is done, and the caller answers with a RST
+            // (TCPABORTONDATA, tcp_v4_do_rcv → tcp_v4_send_reset).
+            if before == State::FinWait1 && self.state == State::FinWait2 && self.dead && new_data {
+                self.done();
+                out.extend(Self::reset_for(seg, tos));
+                return;
+            }
+        }
+        // tcp_rcv_state_process, step 7, FIN_WAIT1/2 after shutdown(RCV):
+        // "RFC 1122 says we MUST send a reset" (tcp_reset, then the reply RST).
+        if matches!(self.state, State::FinWait1 | State::FinWait2)
+            && self.shutdown & RCV_SHUTDOWN != 0
+            && new_data
+        {
+            self.done_with_error(Errno::ECONNRESET);
+            out.extend(Self::reset_for(seg, tos));
+            return;
         }
         // tcp_data_queue.
         let len = seg.payload.len() as u32;
@@ -1886,6 +1917,12 @@ impl Tcb {
             if len == 0 && !want_fin {
                 break;
             }
+            // tcp_snd_wnd_test: the FIN counts in the segment's end_seq, so a
+            // FIN (with its data, up to one MSS) waits until the peer's window
+            // has room for it (tcp_cwnd_test lets a lone FIN past cwnd).
+            if want_fin && len as u32 + 1 > wnd_room {
+                break;
+            }
             let payload: Vec<u8> = self.send_buf.iter().skip(sent).take(len).copied().collect();
             let mut flags = TcpFlags::ACK;
             if len > 0 && len == unsent {
@@ -1916,6 +1953,7 @@ impl Tcb {
     /// or a RST if unread data is pending (`tcp_send_active_reset`).
     pub fn close(&mut self, now: Instant, out: &mut Vec<Output>) {
         self.shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
+        self.dead = true;
         match self.state {
             State::SynSent => self.set_state(State::Closed),
             State::Closed => {}

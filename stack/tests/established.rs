@@ -343,3 +343,58 @@ fn send_before_connected() {
     let (h, _) = sim.connect_nb(vec![]);
     assert_eq!(sim.stack.send(sim.now, h, b"x"), Err(Errno::EAGAIN));
 }
+
+#[test]
+fn fin_waits_for_window_room_after_a_zero_window_synack() {
+    // tcp_snd_wnd_test: the FIN's end_seq must fit in snd_una + snd_wnd; a
+    // SYN-ACK with window 0 (never scaled) leaves none, so close() sends nothing.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&syn, 1000, 0, vec![TcpOption::Mss(1460)]), 0);
+    assert_eq!(sim.pump().len(), 1, "the handshake ACK");
+    sim.stack.close(sim.now, h).unwrap();
+    assert!(sim.pump().is_empty(), "no FIN into a zero window");
+    // The window opens: the FIN goes out with the window update's processing.
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.deliver_tcp(&peer_seg(&syn, 1001, isn1, TcpFlags::ACK, &[]), 0);
+    let f = sim.pump();
+    assert_eq!(f.len(), 1);
+    assert!(f[0].tcp().flags.fin());
+    assert_eq!(f[0].tcp().seq, isn1);
+}
+
+#[test]
+fn orphan_in_fin_wait_gets_data_beyond_rcv_nxt_and_resets() {
+    // SYN-ACK with 1 byte of payload (discarded without TFO); the peer then
+    // ACKs our FIN and sends its FIN at seq peer_isn+2, past rcv_nxt:
+    // tcp_rcv_state_process (FIN_WAIT1, SOCK_DEAD) → tcp_done, return 1 →
+    // tcp_v4_send_reset: `R seq=SEG.ACK`, no ACK flag.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    let mut sa = synack(&syn, 1000, 65535, vec![TcpOption::Mss(1460)]);
+    sa.payload = vec![0x55];
+    sim.deliver_tcp(&sa, 0);
+    let ack = sim.pump();
+    assert_eq!(ack[0].tcp().ack, 1001, "the SYN-ACK's payload is not acked");
+    sim.stack.close(sim.now, h).unwrap();
+    let fin = sim.pump();
+    assert!(fin[0].tcp().flags.fin());
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.deliver_tcp(
+        &peer_seg(
+            &syn,
+            1002,
+            isn1.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::FIN,
+            &[],
+        ),
+        0,
+    );
+    let r = sim.pump();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].tcp().flags, TcpFlags(TcpFlags::RST));
+    assert_eq!(r[0].tcp().seq, isn1.wrapping_add(1));
+    assert!(sim.stack.poll_timeout().is_none(), "the socket is gone");
+}
