@@ -451,7 +451,10 @@ pub fn icmp_error(icmp_type: u8, code: u8, mtu: u16) -> Option<Result<Errno, u16
             8 => Errno::ENONET,
             _ => return None, // > NR_ICMP_UNREACH
         })),
-        TIME_EXCEEDED if code == 0 => Some(Ok(Errno::EHOSTUNREACH)),
+        // icmp_unreach drops only ICMP_EXC_FRAGTIME (code 1); tcp_v4_err maps
+        // every other time-exceeded code to EHOSTUNREACH (kernel: code 2 and
+        // 11 abort the connect with EHOSTUNREACH).
+        TIME_EXCEEDED if code != 1 => Some(Ok(Errno::EHOSTUNREACH)),
         PARAMETER_PROB => Some(Ok(Errno::EPROTO)),
         _ => None, // source quench, redirect, time exceeded code 1, others
     }
@@ -2150,6 +2153,8 @@ mod tests {
         assert_eq!(e(DEST_UNREACH, 16), None);
         assert_eq!(e(TIME_EXCEEDED, 0), Some(Ok(Errno::EHOSTUNREACH)));
         assert_eq!(e(TIME_EXCEEDED, 1), None);
+        assert_eq!(e(TIME_EXCEEDED, 2), Some(Ok(Errno::EHOSTUNREACH)));
+        assert_eq!(e(TIME_EXCEEDED, 11), Some(Ok(Errno::EHOSTUNREACH)));
         assert_eq!(e(PARAMETER_PROB, 0), Some(Ok(Errno::EPROTO)));
         assert_eq!(e(SOURCE_QUENCH, 0), None);
         assert_eq!(e(REDIRECT, 1), None);
