@@ -783,13 +783,17 @@ impl Tcb {
     fn sync_mss(&mut self) {
         let mut mss = self.pmtu.saturating_sub(40).min(self.mss_clamp);
         mss = mss.saturating_sub(self.ext_hdr_len).max(48);
+        // tcp_mtu_to_mss takes the timestamp option off before
+        // tcp_bound_to_half_wnd bounds the payload, whose floor is
+        // `68 - tcp_header_len`.
+        let ts = if self.tstamp_ok { 12 } else { 0 };
         let cutoff = if self.max_window > TCP_MSS_DEFAULT {
             self.max_window / 2
         } else {
             self.max_window
         };
-        if cutoff != 0 && mss > cutoff {
-            mss = cutoff.max(68 - 40);
+        if cutoff != 0 && mss - ts > cutoff {
+            mss = cutoff.max(68 - 20 - ts) + ts;
         }
         self.mss_cache = mss;
     }
@@ -1847,7 +1851,12 @@ impl Tcb {
             }
         }
         self.snd_wnd = (seg.window as u32) << self.snd_wscale;
-        self.max_window = self.max_window.max(self.snd_wnd);
+        // tcp_ack_update_window: a larger window than ever seen re-runs
+        // tcp_sync_mss (tcp_bound_to_half_wnd depends on max_window).
+        if self.snd_wnd > self.max_window {
+            self.max_window = self.snd_wnd;
+            self.sync_mss();
+        }
     }
 
     /// Queue data (`tcp_sendmsg`); the caller checked the state.
@@ -1914,8 +1923,13 @@ impl Tcb {
             let unsent = self.send_buf.len().saturating_sub(sent);
             let cwnd_room = (self.cwnd * mss).saturating_sub(in_flight);
             let wnd_room = self.snd_wnd.saturating_sub(in_flight);
-            let room = cwnd_room.min(wnd_room) as usize;
-            let len = unsent.min(mss as usize).min(room);
+            // tcp_snd_wnd_test: a segment goes out only if it fits whole
+            // (up to one MSS) in the peer's window; it is never cut down to a
+            // sliver of window (the zero-window probe timer takes over).
+            let len = unsent.min(mss as usize);
+            if len as u32 > wnd_room || len as u32 > cwnd_room {
+                break;
+            }
             let want_fin = self.fin_queued && !self.fin_sent && len == unsent;
             if len == 0 && !want_fin {
                 break;

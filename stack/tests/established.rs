@@ -398,3 +398,30 @@ fn orphan_in_fin_wait_gets_data_beyond_rcv_nxt_and_resets() {
     assert_eq!(r[0].tcp().seq, isn1.wrapping_add(1));
     assert!(sim.stack.poll_timeout().is_none(), "the socket is gone");
 }
+
+#[test]
+fn segments_wait_for_a_window_they_fit_in_whole() {
+    // SYN-ACK window 1 (never scaled): tcp_sync_mss bounds the payload to
+    // max(max_window, 68 - tcp_header_len) = 36 with timestamps, and
+    // tcp_snd_wnd_test sends no segment that does not fit whole: nothing.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&syn, 1000, 1, linux_synack_options(1, 0)), 0);
+    assert_eq!(sim.pump().len(), 1, "the handshake ACK");
+    sim.stack.send(sim.now, h, &[7u8; 100]).unwrap();
+    assert!(
+        sim.pump().is_empty(),
+        "no sliver of a segment into window 1"
+    );
+    // A window of 1 << 7 = 128 bytes raises max_window: the payload bound is
+    // 128 (max_window <= 536 is not halved) and 100 bytes go in one segment.
+    let isn1 = syn.seq.wrapping_add(1);
+    let mut upd = peer_seg(&syn, 1001, isn1, TcpFlags::ACK, &[]);
+    upd.window = 1;
+    upd.options = vec![TcpOption::Timestamps { tsval: 2, tsecr: 0 }];
+    sim.deliver_tcp(&upd, 0);
+    let d = sim.pump();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].tcp().payload.len(), 100);
+}
