@@ -231,6 +231,21 @@ pub fn monotonic_now() -> Instant {
     Instant::from_nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// Send everything `stack` has queued on `sock`.
+fn flush(stack: &mut Stack, sock: &PacketSocket) -> io::Result<()> {
+    let now = monotonic_now();
+    while let Some(f) = stack.poll_transmit(now) {
+        match sock.send(&f) {
+            // Larger than the device MTU (a route `mtu` metric above it):
+            // the kernel's veth drops such a frame (`is_skb_forwardable`),
+            // AF_PACKET refuses it. Either way it is lost, not an error.
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
 /// A stack attached to a [`PacketSocket`], driven by tokio.
 #[derive(Debug)]
 pub struct Driver {
@@ -269,17 +284,7 @@ impl Driver {
 
     /// Send everything the stack has queued.
     pub fn flush(&mut self) -> io::Result<()> {
-        let now = self.now();
-        while let Some(f) = self.stack.poll_transmit(now) {
-            match self.sock.get_ref().send(&f) {
-                // Larger than the device MTU (a route `mtu` metric above it):
-                // the kernel's veth drops such a frame (`is_skb_forwardable`),
-                // AF_PACKET refuses it. Either way it is lost, not an error.
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
-                r => r?,
-            }
-        }
-        Ok(())
+        flush(&mut self.stack, self.sock.get_ref())
     }
 
     /// Wait for one event (a frame, a stack timer, or `deadline`) and process it.
@@ -299,6 +304,10 @@ impl Driver {
                         Ok(Some(n)) => {
                             let now = self.now();
                             self.stack.handle_frame(now, &buf[..n]);
+                            // Answer each frame before reading the next, as the
+                            // kernel's softirq does (tcp_v4_rcv → the ACK goes
+                            // out before the next segment of a burst is seen).
+                            flush(&mut self.stack, self.sock.get_ref())?;
                         }
                         Ok(None) => {
                             guard.clear_ready();
