@@ -31,6 +31,7 @@ pub struct BenchConfig {
     pub overhead_runs: usize,
     pub connects: usize,
     pub jobs: usize,
+    pub fuzz_scenarios: u64,
 }
 
 /// Median, 90th percentile and maximum.
@@ -218,6 +219,33 @@ fn connect_rate(
     Ok(())
 }
 
+/// Timer-free fuzz scenarios per second, kernel vs stack, without shrinking.
+fn fuzz_rate(config: &BenchConfig, out: &mut String) {
+    let fuzz = crate::fuzz::FuzzConfig {
+        cases: Some(config.fuzz_scenarios),
+        time: None,
+        seed: 1,
+        max_timer_s: 0.0,
+        jobs: config.jobs,
+        save_dir: None,
+        stop_at_first: false,
+        shrink: false,
+    };
+    let outcome = crate::fuzz::run(&fuzz, &KernelDut, &StackDut::default(), |_, _| {});
+    let rate = outcome.scenarios as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        out,
+        "fuzz: {} timer-free scenarios (seed 1, -j {}) in {:.1} s: {rate:.1} scenarios/s ({} diverged, {} harness errors)",
+        outcome.scenarios,
+        config.jobs,
+        outcome.elapsed.as_secs_f64(),
+                outcome.found.len(),
+        outcome.errors.len()
+    );
+    let mut walls = outcome.walls_ms.clone();
+    let _ = writeln!(out, "  scenario wall time, ms: {}", spread(&mut walls));
+}
+
 /// Peak resident memory of this process, in MiB.
 fn peak_memory_mib() -> f64 {
     // SAFETY: getrusage fills a zeroed rusage for the calling process.
@@ -240,6 +268,7 @@ pub fn run(config: &BenchConfig) -> Result<String, String> {
         "connect rate over veth to a kernel listener in the peer namespace:"
     );
     connect_rate(config, &cases, &mut out)?;
+    fuzz_rate(config, &mut out);
     let _ = writeln!(out, "peak memory: {:.0} MiB", peak_memory_mib());
     Ok(out)
 }

@@ -46,6 +46,8 @@ pub struct FuzzConfig {
     pub save_dir: Option<PathBuf>,
     /// Stop at the first divergence found (after shrinking it).
     pub stop_at_first: bool,
+    /// Shrink what diverges (off only to measure throughput).
+    pub shrink: bool,
 }
 
 /// A divergence found and shrunk.
@@ -68,6 +70,8 @@ pub struct FuzzOutcome {
     pub found: Vec<Found>,
     /// Scenarios the harness could not run (errors, kept apart from divergences).
     pub errors: Vec<PairResult>,
+    /// Each scenario's wall time (the slower side), ms.
+    pub walls_ms: Vec<f64>,
 }
 
 fn sysctls() -> impl Strategy<Value = BTreeMap<SysctlName, SysctlValue>> {
@@ -253,9 +257,9 @@ fn established() -> impl Strategy<Value = Vec<PeerAction>> {
 pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
     let timers = max_timer_s > 0.0;
     let blocking = if timers {
-        any::<bool>().boxed()
+        any::<bool>().sboxed()
     } else {
-        Just(false).boxed()
+        Just(false).sboxed()
     };
     (
         sysctls(),
@@ -330,8 +334,17 @@ fn diverged(r: &PairResult) -> bool {
     r.verdict == PairVerdict::Diverged
 }
 
-/// Runs the fuzzer: scenarios in parallel batches, each divergence shrunk and saved.
-/// `on_progress(scenarios_done)` is called after every batch.
+/// What a fuzz worker reports to the main thread.
+enum Event {
+    Ran { wall_ms: f64 },
+    Found(Found),
+    Error(PairResult, Case),
+}
+
+/// Runs the fuzzer: `jobs` workers each draw the next scenario from one seeded runner (so
+/// scenario N is the same in every run with that seed, whichever worker draws it), run it
+/// on both implementations, and shrink what diverges themselves. `on_progress(scenarios,
+/// found)` is called as results come in.
 pub fn run(
     config: &FuzzConfig,
     reference: &dyn Dut,
@@ -339,71 +352,93 @@ pub fn run(
     mut on_progress: impl FnMut(u64, &[Found]),
 ) -> FuzzOutcome {
     let started = Instant::now();
-    let strategy = scenario(config.max_timer_s).boxed();
+    let strategy = scenario(config.max_timer_s).sboxed();
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&config.seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let draw = std::sync::Mutex::new((TestRunner::new_with_rng(Config::default(), rng), 0u64));
     let limit = match (config.cases, config.time) {
         (None, None) => Some(100),
         (cases, _) => cases,
     };
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let mut outcome = FuzzOutcome {
         scenarios: 0,
         elapsed: Duration::ZERO,
         found: Vec::new(),
         errors: Vec::new(),
+        walls_ms: Vec::new(),
     };
-    let batch = config.jobs.max(1) * 2;
-    loop {
-        let remaining = limit
-            .map_or(batch as u64, |l| l.saturating_sub(outcome.scenarios))
-            .min(batch as u64);
-        let out_of_time = config.time.is_some_and(|t| started.elapsed() >= t);
-        if remaining == 0 || out_of_time || crate::interrupt::requested() {
-            break;
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    std::thread::scope(|scope| {
+        for _ in 0..config.jobs.max(1) {
+            let tx = tx.clone();
+            let (draw, stop, strategy) = (&draw, &stop, &strategy);
+            scope.spawn(move || loop {
+                let out_of_time = config.time.is_some_and(|t| started.elapsed() >= t);
+                if out_of_time
+                    || stop.load(std::sync::atomic::Ordering::Acquire)
+                    || crate::interrupt::requested()
+                {
+                    break;
+                }
+                let (tree, index) = {
+                    let mut guard = draw.lock().expect("no worker panics holding the runner");
+                    let (runner, next) = &mut *guard;
+                    if limit.is_some_and(|l| *next >= l) {
+                        break;
+                    }
+                    let tree = strategy
+                        .new_tree(runner)
+                        .expect("the scenario strategy never rejects");
+                    *next += 1;
+                    (tree, *next - 1)
+                };
+                let loaded = named(tree.current(), config.seed, index);
+                let result = runner::run_pair(&loaded, reference, other, None);
+                let _ = tx.send(Event::Ran {
+                    wall_ms: result.reference.wall_ms.max(result.other.wall_ms),
+                });
+                if result.verdict == PairVerdict::Error {
+                    let _ = tx.send(Event::Error(result, loaded.case));
+                } else if diverged(&result) {
+                    if config.stop_at_first {
+                        stop.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    let found = if config.shrink {
+                        shrink(tree, result, config, index, reference, other)
+                    } else {
+                        Found {
+                            index,
+                            minimal: loaded.case,
+                            result,
+                            shrink_steps: 0,
+                            saved: None,
+                        }
+                    };
+                    let _ = tx.send(Event::Found(found));
+                }
+            });
         }
-        let first = outcome.scenarios;
-        let mut trees = Vec::new();
-        let mut cases = Vec::new();
-        for k in 0..remaining {
-            let tree = strategy
-                .new_tree(&mut runner)
-                .expect("the scenario strategy never rejects");
-            cases.push(named(tree.current(), config.seed, first + k));
-            trees.push(tree);
-        }
-        let results = runner::run_each(
-            &cases,
-            config.jobs,
-            |c| runner::run_pair(c, reference, other, None),
-            |_, _| {},
-        );
-        outcome.scenarios += results.len() as u64;
-        for ((result, tree), loaded) in results.into_iter().zip(trees).zip(&cases) {
-            if result.verdict == PairVerdict::Error {
-                outcome.errors.push(result);
-                continue;
+        drop(tx);
+        for event in rx {
+            match event {
+                Event::Ran { wall_ms } => {
+                    outcome.scenarios += 1;
+                    outcome.walls_ms.push(wall_ms);
+                }
+                Event::Found(found) => outcome.found.push(found),
+                Event::Error(result, case) => {
+                    if let Some(dir) = &config.save_dir {
+                        let _ = save(dir, &case, config, "error", 0, &result);
+                    }
+                    outcome.errors.push(result);
+                }
             }
-            if !diverged(&result) {
-                continue;
-            }
-            let index = first
-                + cases
-                    .iter()
-                    .position(|c| c.case.name == loaded.case.name)
-                    .unwrap_or(0) as u64;
-            let found = shrink(tree, result, config, index, reference, other);
-            outcome.found.push(found);
-            if config.stop_at_first {
-                break;
-            }
+            on_progress(outcome.scenarios, &outcome.found);
         }
-        on_progress(outcome.scenarios, &outcome.found);
-        if config.stop_at_first && !outcome.found.is_empty() {
-            break;
-        }
-    }
+    });
+    outcome.found.sort_by_key(|f| f.index);
     outcome.elapsed = started.elapsed();
     outcome
 }
@@ -440,7 +475,7 @@ fn shrink(
     let saved = config
         .save_dir
         .as_deref()
-        .and_then(|dir| save(dir, &minimal.case, config, index, steps, &result).ok());
+        .and_then(|dir| save(dir, &minimal.case, config, "minimal", steps, &result).ok());
     Found {
         index,
         minimal: minimal.case,
@@ -450,34 +485,50 @@ fn shrink(
     }
 }
 
-/// Writes the minimal case as YAML, the seed and what diverged in a comment at the top.
+/// Writes a case as YAML with how it was found in a comment at the top: `minimal` for a
+/// shrunk divergence (`<name>.yaml`), `error` for a scenario the harness could not run
+/// (`<name>-error.yaml`, with the error).
 fn save(
     dir: &Path,
     case: &Case,
     config: &FuzzConfig,
-    index: u64,
+    kind: &str,
     steps: usize,
     result: &PairResult,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{}.yaml", case.name));
+    let file = if kind == "error" {
+        format!("{}-error.yaml", case.name)
+    } else {
+        format!("{}.yaml", case.name)
+    };
+    let path = dir.join(file);
     let mut text = format!(
-        "# Found by: tcptwin fuzz --seed {} --max-timer {} (scenario #{index}), shrunk in {steps} steps.\n\
-         # Replay: tcptwin run {}\n# Diverged at:\n",
+        "# Found by: tcptwin fuzz --seed {} --max-timer {} ({}).\n# Replay: tcptwin run {}\n",
         config.seed,
         config.max_timer_s,
+        case.name,
         path.display()
     );
-    for d in result
-        .divergences
-        .iter()
-        .filter(|d| d.known.is_none())
-        .take(12)
-    {
-        text.push_str(&format!(
-            "#   {}: {} {}, {} {}\n",
-            d.path, result.reference.dut, d.reference, result.other.dut, d.other
-        ));
+    if kind == "error" {
+        for side in [&result.reference, &result.other] {
+            if let Some(e) = &side.error {
+                text.push_str(&format!("# Harness error on {}: {e}\n", side.dut));
+            }
+        }
+    } else {
+        text.push_str(&format!("# Shrunk in {steps} steps. Diverged at:\n"));
+        for d in result
+            .divergences
+            .iter()
+            .filter(|d| d.known.is_none())
+            .take(12)
+        {
+            text.push_str(&format!(
+                "#   {}: {} {}, {} {}\n",
+                d.path, result.reference.dut, d.reference, result.other.dut, d.other
+            ));
+        }
     }
     text.push_str(&case::to_yaml(case).map_err(std::io::Error::other)?);
     std::fs::write(&path, text)?;

@@ -48,6 +48,9 @@ enum Command {
         connects: usize,
         #[arg(long, short, default_value_t = 16)]
         jobs: usize,
+        /// Timer-free fuzz scenarios for the fuzz throughput.
+        #[arg(long, default_value_t = 300)]
+        fuzz_scenarios: u64,
     },
     /// Load case files and report errors, without running anything.
     Check {
@@ -171,6 +174,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         save_dir: Some(args.save.clone()),
         stop_at_first: !args.all,
+        shrink: true,
     };
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = ProgressBar::new(config.cases.unwrap_or(0));
@@ -622,6 +626,7 @@ fn main() -> ExitCode {
             runs,
             connects,
             jobs,
+            fuzz_scenarios,
         } => {
             let config = tcptwin::bench::BenchConfig {
                 cases_dir: cases,
@@ -629,6 +634,7 @@ fn main() -> ExitCode {
                 overhead_runs: runs,
                 connects,
                 jobs,
+                fuzz_scenarios,
             };
             tcptwin::bench::run(&config)
                 .map(|report| {

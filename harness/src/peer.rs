@@ -35,6 +35,11 @@ pub struct PeerAddrs {
 
 /// The peer's TSval at its start; it then counts milliseconds, as Linux does.
 const PEER_TS_BASE: u32 = 0x0100_0000;
+/// The least gap between two segments the peer sends on a connection: one jiffy, the time
+/// resolution the diff judges reactions by. Without it a burst reaches an in-kernel DUT
+/// one frame at a time (it answers between them) but a userspace DUT all at once, and the
+/// same behaviour shows as a different frame order.
+const PEER_PACING: Duration = Duration::from_millis(4);
 /// The window scale the peer's default SYN-ACK offers (Linux's for a 6 MiB buffer).
 const PEER_WSCALE: u8 = 7;
 
@@ -89,7 +94,7 @@ impl Peer {
 
     /// True while the peer has frames or actions scheduled for later.
     pub fn busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire)
+        !self.thread.is_finished() && self.busy.load(Ordering::Acquire)
     }
 
     /// Stops the peer and returns what it did.
@@ -118,6 +123,9 @@ struct Conn {
     established: bool,
     /// The peer has sent its FIN (its own or in answer to the DUT's).
     fin_sent: bool,
+    /// The largest segment the peer sends: the MSS the DUT offered (536 when it offered
+    /// none, as RFC 9293 says), and no more than the link allows.
+    send_mss: usize,
 }
 
 /// Something to do at a given time.
@@ -125,6 +133,13 @@ struct Conn {
 enum Job {
     Frame(Vec<u8>),
     Action(PeerAction),
+    /// A segment on the connection, built when it is due: seq, ack, IP ID and the TS echo
+    /// are taken then, so what the DUT sent meanwhile is accounted for the same way
+    /// whatever its timing.
+    Segment {
+        flags: u16,
+        payload_len: usize,
+    },
 }
 
 struct PeerState {
@@ -137,6 +152,8 @@ struct PeerState {
     /// (due, job), kept in due order; actions after the handshake run one after another.
     queue: Vec<(Instant, Job)>,
     stats: PeerStats,
+    /// When the last segment on the connection is due out (for [`PEER_PACING`]).
+    last_piece_due: Option<Instant>,
 }
 
 impl PeerState {
@@ -150,6 +167,7 @@ impl PeerState {
             conn: None,
             queue: Vec::new(),
             stats: PeerStats::default(),
+            last_piece_due: None,
         }
     }
 
@@ -197,6 +215,7 @@ impl PeerState {
                         self.stats.frames_out += 1;
                     }
                     Job::Action(action) => self.act(action),
+                    Job::Segment { flags, payload_len } => self.send_segment(flags, payload_len),
                 }
             }
         }
@@ -453,6 +472,17 @@ impl PeerState {
             ts_recent: syn_ts.unwrap_or(0),
             established: false,
             fin_sent: spec.fin,
+            send_mss: usize::from(
+                syn.options
+                    .iter()
+                    .find_map(|o| match o {
+                        TcpOption::Mss { value } if *value > 0 => Some(*value),
+                        _ => None,
+                    })
+                    .unwrap_or(536)
+                    .min(self.addrs.mss),
+            )
+            .max(13),
         });
         Segment {
             ip_id: self.next_id(),
@@ -483,14 +513,52 @@ impl PeerState {
         }
     }
 
-    /// Sends a segment on the current connection now and advances `snd_nxt`.
-    fn send_segment(&mut self, seg_flags: u16, payload_len: usize) {
-        self.send_segment_after(Duration::ZERO, seg_flags, payload_len)
+    /// Sends a segment on the current connection after `delay`; it is built when due.
+    fn send_segment_after(&mut self, delay: Duration, seg_flags: u16, payload_len: usize) {
+        if delay.is_zero() {
+            self.send_segment(seg_flags, payload_len);
+        } else {
+            self.schedule(
+                delay,
+                Job::Segment {
+                    flags: seg_flags,
+                    payload_len,
+                },
+            );
+        }
     }
 
-    /// Builds a segment on the current connection (advancing `snd_nxt`) and sends it after
-    /// `delay`.
-    fn send_segment_after(&mut self, delay: Duration, seg_flags: u16, payload_len: usize) {
+    /// Sends on the current connection now, advancing `snd_nxt`: data is cut into pieces of
+    /// at most the DUT's MSS, with PSH (if asked for) on the last piece only, as Linux does.
+    fn send_segment(&mut self, seg_flags: u16, payload_len: usize) {
+        // The timestamp option comes out of the MSS (tcp_current_mss), so a piece never
+        // makes a frame larger than the link.
+        let Some(mss) = self
+            .conn
+            .as_ref()
+            .map(|c| c.send_mss - if c.timestamps { 12 } else { 0 })
+        else {
+            return;
+        };
+        let mss = mss.max(1);
+        let mut left = payload_len;
+        loop {
+            let piece = left.min(mss);
+            left -= piece;
+            let last = left == 0;
+            let piece_flags = if last {
+                seg_flags
+            } else {
+                seg_flags & !(flags::PSH | flags::FIN)
+            };
+            self.send_piece(piece_flags, piece);
+            if last {
+                break;
+            }
+        }
+    }
+
+    fn send_piece(&mut self, seg_flags: u16, payload_len: usize) {
         let ts_now = self.ts_now();
         let id = self.next_id();
         let Some(conn) = self.conn.as_mut() else {
@@ -521,7 +589,12 @@ impl PeerState {
             .snd_nxt
             .wrapping_add(payload_len as u32)
             .wrapping_add(u32::from(seg_flags & flags::FIN != 0));
-        self.schedule(delay, Job::Frame(frame::tcp(&seg)));
+        let now = Instant::now();
+        let due = self
+            .last_piece_due
+            .map_or(now, |last| (last + PEER_PACING).max(now));
+        self.last_piece_due = Some(due);
+        self.schedule(due - now, Job::Frame(frame::tcp(&seg)));
     }
 }
 

@@ -154,10 +154,11 @@ fn run_into(
     }
     result.trace = Some(trace);
     result.phases.teardown_ms += judging.elapsed().as_secs_f64() * 1e3;
-    if let Some(e) = raw.dut_error {
-        return Err(e);
-    }
+    // The peer's failure first: a peer that died also leaves the DUT waiting.
     if let Some(e) = raw.peer_error {
+        return Err(format!("the scripted peer failed: {e}"));
+    }
+    if let Some(e) = raw.dut_error {
         return Err(e);
     }
     result.verdict = if result.checks.iter().all(|c| c.ok) {
