@@ -21,6 +21,7 @@ pub mod netlink;
 pub mod netns;
 pub mod packet_socket;
 pub mod peer;
+pub mod preflight;
 pub mod report;
 pub mod runner;
 pub mod sysctl;
