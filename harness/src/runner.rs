@@ -18,6 +18,11 @@ use crate::peer::{Peer, PeerAddrs};
 use crate::topology::{Topology, DUT_MAC, PEER_IF, PEER_MAC};
 use crate::trace::{self, Trace};
 
+/// The most frames one run keeps for its trace. A connect case makes a few dozen; a
+/// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
+/// the report take minutes. A run that captured more is an error.
+pub const MAX_FRAMES: usize = 1000;
+
 /// How a case ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,7 +164,10 @@ fn run_into(
         capture::write_pcap(&path, &frames).map_err(|e| e.to_string())?;
         result.pcap = Some(path);
     }
-    let trace = trace::build(&frames, &calls, DUT_MAC);
+    // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
+    // the pcap above has them all.
+    let captured = frames.len();
+    let trace = trace::build(&frames[..captured.min(MAX_FRAMES)], &calls, DUT_MAC);
     result.checks = expect::check(&case.expect, &trace);
     result.trace = Some(trace);
     result.phases.teardown_ms = lap();
@@ -173,6 +181,12 @@ fn run_into(
             "the run never went quiet: still busy at the time limit of {} s ({} frames captured)",
             case.time_limit_s.0,
             result.trace.as_ref().map_or(0, |t| t.frames.len())
+        ));
+    }
+    if captured > MAX_FRAMES {
+        return Err(format!(
+            "runaway: {captured} frames captured, more than the {MAX_FRAMES} a case may \
+             make (the trace shows the first {MAX_FRAMES}; the pcap has them all)"
         ));
     }
     result.verdict = if result.checks.iter().all(|c| c.ok) {
