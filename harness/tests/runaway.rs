@@ -1,5 +1,6 @@
 //! Runaway cases: a peer that floods the DUT, or a DUT that never gets an answer, is cut off
-//! at the case's time limit with an error verdict, and the cases after it still run.
+//! at the case's time limit with an error verdict, and the cases after it still run. And a
+//! case naming a sysctl the host lacks never starts.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -127,4 +128,46 @@ fn a_flood_count_out_of_range_is_refused_at_load_time() {
     .to_string();
     assert!(err.starts_with("x.yaml:6:"), "{err}");
     assert!(err.contains("flood count 2000000"), "{err}");
+}
+
+/// A sysctl the host lacks is refused when the cases load, before any case runs, with file,
+/// line, column and field; a per-device name for the DUT's eth0 that exists is accepted.
+#[test]
+fn a_sysctl_the_host_lacks_is_refused_before_anything_runs() {
+    let dir = std::env::temp_dir().join(format!("tcptwin-sysctl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.yaml"),
+        "name: a\nsysctls:\n  net.ipv4.neigh.eth0.retrans_time_ms: 100\n  net.ipv4.conf.eth0.rp_filter: 0\nsteps:\n  - close\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.yaml"),
+        "name: b\nsysctls:\n  net.ipv4.tcp_sack: 1\n  net.ipv4.neigh.eth0.gc_thresh1: 3\n  net.ipv4.no_such_knob: 1\nsteps:\n  - close\n",
+    )
+    .unwrap();
+    let artifacts = dir.join("artifacts");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcptwin"))
+        .args(["run", "--vs", "stack", "--artifacts"])
+        .arg(&artifacts)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let b = dir.join("b.yaml").display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{b}:4:3: field `sysctls.net.ipv4.neigh.eth0.gc_thresh1`: sysctl net.ipv4.neigh.eth0.gc_thresh1 does not exist"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{b}:5:3: field `sysctls.net.ipv4.no_such_knob`")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("a.yaml"), "a.yaml is fine: {stderr}");
+    assert!(!artifacts.exists(), "nothing ran");
+    let _ = std::fs::remove_dir_all(&dir);
 }
