@@ -623,6 +623,45 @@ pub enum SynReaction {
     Rst(RstSpec),
     Synack(SynAckSpec),
     Icmp(IcmpSpec),
+    /// A runaway peer: answers with `count` copies of a RST or SYN-ACK, back to back.
+    Flood(FloodSpec),
+}
+
+/// What a flooding peer sends, and how many.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FloodSpec {
+    pub kind: FloodKind,
+    pub count: FloodCount,
+}
+
+/// The segment a flood repeats: a RST (acceptable ACK) or Linux's default SYN-ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FloodKind {
+    Rst,
+    Synack,
+}
+
+/// How many frames a flood sends, 1 ≤ n ≤ 10^6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minimum" = 1, "maximum" = 1000000))]
+#[serde(try_from = "u32", into = "u32")]
+pub struct FloodCount(pub u32);
+impl TryFrom<u32> for FloodCount {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        if (1..=1_000_000).contains(&v) {
+            Ok(FloodCount(v))
+        } else {
+            Err(format!("flood count {v} is outside 1..=1000000"))
+        }
+    }
+}
+impl From<FloodCount> for u32 {
+    fn from(v: FloodCount) -> u32 {
+        v.0
+    }
 }
 
 /// A RST answering a SYN.

@@ -24,6 +24,7 @@ pub mod netlink;
 pub mod netns;
 pub mod packet_socket;
 pub mod peer;
+pub mod preflight;
 pub mod reaper;
 pub mod report;
 pub mod runner;

@@ -396,6 +396,17 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<Loade
             );
         }
     }
+    // A sysctl this host lacks is a load error too, found before any case runs.
+    let missing = tcptwin::preflight::missing_sysctls(&loaded)
+        .context("building a probe namespace to check the cases' sysctls")?;
+    if !missing.is_empty() {
+        let lines: Vec<String> = missing.iter().map(|e| e.to_string()).collect();
+        anyhow::bail!(
+            "{} case file(s) refused:\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+    }
     if let Some(f) = filter {
         loaded.retain(|l| l.case.name.contains(f) || l.case.tags.iter().any(|t| t.contains(f)));
     }

@@ -18,6 +18,13 @@ use nix::sched::{setns, unshare, CloneFlags};
 pub enum NetnsError {
     #[error("unshare(CLONE_NEWNET) failed: {0} (tcptwin needs root or CAP_SYS_ADMIN)")]
     Unshare(nix::Error),
+    #[error("not root, and a user namespace could not be made (unshare(CLONE_NEWUSER): {errno}): {hint}")]
+    UserNamespace { errno: nix::Error, hint: String },
+    #[error("writing /proc/self/{file} for the user namespace failed: {source}")]
+    IdMap {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("opening /proc/thread-self/ns/net failed: {0}")]
     Open(std::io::Error),
     #[error("setns into a tcptwin namespace failed: {0}")]
@@ -128,8 +135,63 @@ pub fn realtime_priority() {
 /// Moves the calling thread (and every thread it starts later) into a private, empty network
 /// namespace, so that nothing tcptwin does can reach the namespace it was started in. Call it
 /// first thing in `main`, before any other thread exists.
+///
+/// Run by an unprivileged user, it first enters a new user namespace in which that user is
+/// root (uid and gid mapped to 0, `setgroups` denied as an unprivileged gid map requires);
+/// the network namespaces made afterwards belong to that user namespace, where the process
+/// holds every capability. `unshare(CLONE_NEWUSER)` refuses a process with more than one
+/// thread, hence "before any thread". `TCPTWIN_ROOTLESS=1` takes this path as root too.
 pub fn isolate_process() -> Result<(), NetnsError> {
-    unshare(CloneFlags::CLONE_NEWNET).map_err(NetnsError::Unshare)
+    // SAFETY: geteuid and getegid cannot fail and touch no memory.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // TCPTWIN_ROOTLESS=1 takes the unprivileged path as root too (for tests of it).
+    if euid == 0 && std::env::var_os("TCPTWIN_ROOTLESS").is_none() {
+        return unshare(CloneFlags::CLONE_NEWNET).map_err(NetnsError::Unshare);
+    }
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(|e| {
+        NetnsError::UserNamespace {
+            errno: e,
+            hint: userns_hint(),
+        }
+    })?;
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(|source| NetnsError::IdMap {
+            file: file.to_string(),
+            source,
+        })
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("0 {euid} 1"))?;
+    write("gid_map", format!("0 {egid} 1"))?;
+    Ok(())
+}
+
+/// What to do when an unprivileged user namespace was refused, from the knobs this host has.
+fn userns_hint() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return "unprivileged user namespaces are disabled: run as root, or enable them with \
+                `sysctl kernel.unprivileged_userns_clone=1`"
+            .into();
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return "unprivileged user namespaces are disabled: run as root, or enable them with \
+                `sysctl user.max_user_namespaces=15000`"
+            .into();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return "AppArmor restricts unprivileged user namespaces: run as root, or allow them \
+                with `sysctl kernel.apparmor_restrict_unprivileged_userns=0`"
+            .into();
+    }
+    "this host refuses unprivileged user namespaces (a seccomp filter or a container \
+     runtime?): run as root, or check `sysctl user.max_user_namespaces` and \
+     `kernel.unprivileged_userns_clone`"
+        .into()
 }
 
 /// Identifies the network namespace the calling thread is in (device and inode of its nsfs

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::case::{ArpMode, FinReply, PeerAction, PeerOption, PeerScript, SynAckSpec, SynReaction};
+use crate::case::{
+    ArpMode, FinReply, FloodKind, PeerAction, PeerOption, PeerScript, SynAckSpec, SynReaction,
+};
 use crate::decode::{self, flags, Body, TcpFields, L4};
 use crate::frame::{self, Segment};
 use crate::netns::{Netns, NetnsError};
@@ -140,7 +142,12 @@ enum Job {
         flags: u16,
         payload_len: usize,
     },
+    /// The same frame, this many more times (a runaway peer).
+    Flood(Vec<u8>, u32),
 }
+
+/// Frames a flood sends between two looks at the socket and the stop signal.
+const FLOOD_BATCH: u32 = 256;
 
 struct PeerState {
     script: PeerScript,
@@ -216,6 +223,22 @@ impl PeerState {
                     }
                     Job::Action(action) => self.act(action),
                     Job::Segment { flags, payload_len } => self.send_segment(flags, payload_len),
+                    Job::Flood(f, left) => {
+                        let now_sent = left.min(FLOOD_BATCH);
+                        for _ in 0..now_sent {
+                            match socket.send(&f) {
+                                Ok(()) => self.stats.frames_out += 1,
+                                // The veth's backlog is full: that frame is lost, as a
+                                // flood's frames may be.
+                                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        if left > now_sent {
+                            self.queue.insert(0, (now, Job::Flood(f, left - now_sent)));
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -379,6 +402,19 @@ impl PeerState {
                     Duration::from_millis(spec.delay_ms),
                     Job::Frame(frame::tcp(&seg)),
                 );
+            }
+            SynReaction::Flood(flood) => {
+                let seg = match flood.kind {
+                    FloodKind::Rst => Segment {
+                        ip_id: self.next_id(),
+                        seq: self.script.isn,
+                        flags: flags::RST | flags::ACK,
+                        ack: syn.seq.wrapping_add(1),
+                        ..base
+                    },
+                    FloodKind::Synack => self.synack(&SynAckSpec::default(), syn, base),
+                };
+                self.schedule(Duration::ZERO, Job::Flood(frame::tcp(&seg), flood.count.0));
             }
             SynReaction::Icmp(icmp) => {
                 let mut quoted = ip_packet.to_vec();

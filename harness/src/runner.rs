@@ -18,6 +18,11 @@ use crate::peer::{Peer, PeerAddrs};
 use crate::topology::{Topology, DUT_MAC, PEER_IF, PEER_MAC};
 use crate::trace::{self, Trace};
 
+/// The most frames one run keeps for its trace. A connect case makes a few dozen; a
+/// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
+/// the report take minutes. A run that captured more is an error.
+pub const MAX_FRAMES: usize = 1000;
+
 /// How a case ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -146,7 +151,10 @@ fn run_into(
         result.error = Some(reason);
         return Ok(());
     }
-    let trace = trace::build(&raw.frames, &raw.calls, DUT_MAC);
+    // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
+    // the pcap has them all.
+    let shown = raw.frames.len().min(MAX_FRAMES);
+    let trace = trace::build(&raw.frames[..shown], &raw.calls, DUT_MAC);
     // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
     // version is judged by the diff against its own oracle alone.
     if dut.expectations_apply() {
@@ -236,6 +244,11 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
         Ok(()) if !settled => Some(format!(
             "the run never went quiet: still busy at the time limit of {} s ({} frames captured)",
             case.time_limit_s.0,
+            frames.len()
+        )),
+        Ok(()) if frames.len() > MAX_FRAMES => Some(format!(
+            "runaway: {} frames captured, more than the {MAX_FRAMES} a case may make (the \
+             trace shows the first {MAX_FRAMES}; the pcap has them all)",
             frames.len()
         )),
         Ok(()) => None,
