@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::case::{CallExpect, Expect, SynExpect};
 use crate::tcp_options::{self, TsStyle};
 use crate::timing;
-use crate::trace::{flags_text, NormFrame, Trace};
+use crate::trace::{flags_text, Dir, NormFrame, Trace};
 
 /// One assertion and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,7 +166,30 @@ fn check_syn(expect: &SynExpect, trace: &Trace) -> Vec<Check> {
         out.push(Check::eq("SYN count", count, syns.len()));
     }
     if let Some(intervals) = &expect.intervals_ms {
-        let gaps: Vec<f64> = syns.windows(2).map(|w| w[1].t_ms - w[0].t_ms).collect();
+        // tcp_connect arms the retransmission timer when it queues the first SYN; if that SYN
+        // then waited for ARP, the timer started with the ARP request it triggered, not
+        // when the SYN reached the wire (a slow ARP reply would shorten the first gap).
+        let armed = |i: usize| -> f64 {
+            let t = syns[i].t_ms;
+            if i > 0 {
+                return t;
+            }
+            // The first request of the ARP exchange just before the SYN (retries included).
+            trace
+                .frames
+                .iter()
+                .filter(|f| f.t_ms <= t)
+                .rev()
+                .skip_while(|f| !matches!(f.norm, NormFrame::Arp { .. }))
+                .take_while(|f| matches!(f.norm, NormFrame::Arp { .. }))
+                .filter(|f| f.dir == Dir::Out && matches!(f.norm, NormFrame::Arp { op: 1, .. }))
+                .map(|f| f.t_ms)
+                .last()
+                .unwrap_or(t)
+        };
+        let gaps: Vec<f64> = (1..syns.len())
+            .map(|i| syns[i].t_ms - armed(i - 1))
+            .collect();
         for (i, nominal) in intervals.iter().enumerate() {
             out.push(timed(
                 format!("SYN interval {}→{}", i, i + 1),
@@ -190,6 +213,57 @@ fn check_syn(expect: &SynExpect, trace: &Trace) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ARP request from the DUT (198.18.0.1 asking for .2).
+    fn arp_request(t_ms: i64) -> crate::capture::Captured {
+        let mut f = vec![0xff; 6];
+        f.extend([
+            2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1,
+        ]);
+        f.extend([198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0, 2]);
+        crate::capture::Captured {
+            t_ns: t_ms * 1_000_000,
+            bytes: f,
+        }
+    }
+
+    fn syn(t_ms: i64) -> crate::capture::Captured {
+        let seg = crate::frame::Segment {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+            ip_id: 1,
+            sport: 40000,
+            dport: 80,
+            seq: 1,
+            ack: 0,
+            flags: crate::decode::flags::SYN,
+            window: 64240,
+            options: vec![],
+            payload_len: 0,
+        };
+        crate::capture::Captured {
+            t_ns: t_ms * 1_000_000,
+            bytes: crate::frame::tcp(&seg),
+        }
+    }
+
+    #[test]
+    fn the_first_syn_interval_counts_from_the_arp_request_its_syn_waited_on() {
+        // The SYN waited 30 ms for ARP; the RTO armed at the ARP request fired 1010 ms later.
+        let frames = [arp_request(0), syn(30), syn(1010)];
+        let trace = crate::trace::build(&frames, &[], [2, 0, 0, 0, 0, 1]);
+        let expect = SynExpect {
+            intervals_ms: Some(vec![1000.0]),
+            ..SynExpect::default()
+        };
+        let checks = check_syn(&expect, &trace);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        // Without the ARP exchange the same gap from the wire SYN is too short.
+        let trace = crate::trace::build(&[syn(30), syn(1010)], &[], [2, 0, 0, 0, 0, 1]);
+        assert!(!check_syn(&expect, &trace)[0].ok);
+    }
 
     #[test]
     fn timing_accepts_late_within_granularity_and_rejects_early() {
