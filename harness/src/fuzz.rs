@@ -28,6 +28,9 @@ use crate::runner::{self, LoadedCase, PairResult, PairVerdict};
 
 /// How long the nonblocking scenario polls for an answer.
 const POLL_MS: i32 = 50;
+/// How long a generated scenario waits after connect before it polls: longer than any
+/// delay the generated peer answers with.
+const PEER_SETTLED_MS: u64 = 40;
 /// Shrink steps at most per divergence (each runs both implementations).
 const MAX_SHRINK_STEPS: usize = 200;
 
@@ -240,6 +243,12 @@ fn syn_reaction(allow_drop: bool) -> impl Strategy<Value = SynReaction> {
     ]
 }
 
+/// How long after the handshake the peer's scripted actions start: past the DUT's own
+/// burst after connect (send, close, the FIN exchange) and its 40 ms delayed-ACK timer, so
+/// which side acts first is never a race between the two (kernel against kernel differed
+/// when both acted within a few ms).
+const ESTABLISHED_QUIET_MS: u64 = 100;
+
 fn established() -> impl Strategy<Value = Vec<PeerAction>> {
     proptest::collection::vec(
         prop_oneof![
@@ -250,6 +259,15 @@ fn established() -> impl Strategy<Value = Vec<PeerAction>> {
         ],
         0..3,
     )
+    .prop_map(|actions| {
+        if actions.is_empty() {
+            actions
+        } else {
+            std::iter::once(PeerAction::WaitMs(ESTABLISHED_QUIET_MS))
+                .chain(actions)
+                .collect()
+        }
+    })
 }
 
 /// The strategy over connect scenarios. `max_timer_s` > 0 allows dropped SYNs and blocking
@@ -288,6 +306,10 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
                     addrlen: None,
                 }));
                 if !blocking {
+                    // Poll once the peer's answer is in: an abort landing during poll()
+                    // shows as POLLERR or as POLLOUT|POLLERR|POLLHUP depending on whether
+                    // tcp_done had run, the kernel against itself.
+                    steps.push(Step::WaitMs(PEER_SETTLED_MS));
                     steps.push(Step::Poll(PollStep {
                         events: vec![PollFlag::Out],
                         timeout_ms: POLL_MS,

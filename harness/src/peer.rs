@@ -142,6 +142,14 @@ enum Job {
         flags: u16,
         payload_len: usize,
     },
+    /// One piece of a segment, its seq fixed when queued (so bytes keep their order) and
+    /// the rest (ack, IP ID, TS echo) taken when it leaves, after the DUT reacted to the
+    /// pieces before it.
+    Piece {
+        seq: u32,
+        flags: u16,
+        payload_len: usize,
+    },
     /// The same frame, this many more times (a runaway peer).
     Flood(Vec<u8>, u32),
 }
@@ -223,6 +231,16 @@ impl PeerState {
                     }
                     Job::Action(action) => self.act(action),
                     Job::Segment { flags, payload_len } => self.send_segment(flags, payload_len),
+                    Job::Piece {
+                        seq,
+                        flags,
+                        payload_len,
+                    } => {
+                        if let Some(frame) = self.build_piece(seq, flags, payload_len) {
+                            socket.send(&frame)?;
+                            self.stats.frames_out += 1;
+                        }
+                    }
                     Job::Flood(f, left) => {
                         let now_sent = left.min(FLOOD_BATCH);
                         for _ in 0..now_sent {
@@ -594,33 +612,12 @@ impl PeerState {
         }
     }
 
+    /// Queues one piece: its seq is taken now, the rest when it is due (see `Job::Piece`).
     fn send_piece(&mut self, seg_flags: u16, payload_len: usize) {
-        let ts_now = self.ts_now();
-        let id = self.next_id();
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        let mut options = Vec::new();
-        if conn.timestamps {
-            options.extend([1, 1, 8, 10]);
-            options.extend(ts_now.to_be_bytes());
-            options.extend(conn.ts_recent.to_be_bytes());
-        }
-        let seg = Segment {
-            src_mac: self.addrs.mac,
-            dst_mac: conn.dut_mac,
-            src_ip: conn.local_ip,
-            dst_ip: conn.dut_ip,
-            ip_id: id,
-            sport: conn.local_port,
-            dport: conn.dut_port,
-            seq: conn.snd_nxt,
-            ack: conn.rcv_nxt,
-            flags: seg_flags,
-            window: conn.window,
-            options,
-            payload_len,
-        };
+        let seq = conn.snd_nxt;
         conn.snd_nxt = conn
             .snd_nxt
             .wrapping_add(payload_len as u32)
@@ -630,7 +627,42 @@ impl PeerState {
             .last_piece_due
             .map_or(now, |last| (last + PEER_PACING).max(now));
         self.last_piece_due = Some(due);
-        self.schedule(due - now, Job::Frame(frame::tcp(&seg)));
+        self.schedule(
+            due - now,
+            Job::Piece {
+                seq,
+                flags: seg_flags,
+                payload_len,
+            },
+        );
+    }
+
+    /// Builds a queued piece with the connection's state as it is now.
+    fn build_piece(&mut self, seq: u32, seg_flags: u16, payload_len: usize) -> Option<Vec<u8>> {
+        let ts_now = self.ts_now();
+        let id = self.next_id();
+        let conn = self.conn.as_ref()?;
+        let mut options = Vec::new();
+        if conn.timestamps {
+            options.extend([1, 1, 8, 10]);
+            options.extend(ts_now.to_be_bytes());
+            options.extend(conn.ts_recent.to_be_bytes());
+        }
+        Some(frame::tcp(&Segment {
+            src_mac: self.addrs.mac,
+            dst_mac: conn.dut_mac,
+            src_ip: conn.local_ip,
+            dst_ip: conn.dut_ip,
+            ip_id: id,
+            sport: conn.local_port,
+            dport: conn.dut_port,
+            seq,
+            ack: conn.rcv_nxt,
+            flags: seg_flags,
+            window: conn.window,
+            options,
+            payload_len,
+        }))
     }
 }
 

@@ -1,0 +1,86 @@
+//! Bounded fuzz runs through real namespaces.
+//!
+//! - Kernel against kernel over generated scenarios: the fuzzer's own false-alarm check
+//!   (any divergence is the harness's fault).
+//! - Kernel against smoltcp, which differs from Linux in its SYN options: the fuzzer must
+//!   find a divergence, shrink it to a smaller case that still diverges, save it as YAML,
+//!   and the saved case must replay under `tcptwin run` with the same divergence.
+
+use std::path::PathBuf;
+
+use tcptwin::case;
+use tcptwin::dut::{Dut, KernelDut};
+use tcptwin::fuzz::{self, FuzzConfig};
+use tcptwin::runner::{self, LoadedCase, PairVerdict};
+
+fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzConfig {
+    FuzzConfig {
+        cases: Some(cases),
+        time: None,
+        seed: 20261125,
+        max_timer_s: 0.0,
+        jobs: 8,
+        save_dir,
+        stop_at_first,
+        shrink: true,
+    }
+}
+
+#[test]
+fn generated_scenarios_raise_no_false_alarm_kernel_against_kernel() {
+    let outcome = fuzz::run(&config(60, None, false), &KernelDut, &KernelDut, |_, _| {});
+    assert_eq!(outcome.scenarios, 60);
+    let found: Vec<String> = outcome
+        .found
+        .iter()
+        .map(|f| tcptwin::report::pair_text(&f.result, false))
+        .collect();
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    assert!(
+        outcome.errors.is_empty(),
+        "{:?}",
+        outcome.errors.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
+}
+
+#[cfg(feature = "smoltcp")]
+#[test]
+fn a_divergence_is_found_shrunk_saved_and_replayed() {
+    let other: &dyn Dut = &tcptwin::dut::SmoltcpDut;
+    let dir = std::env::temp_dir().join(format!("tcptwin-fuzz-{}", std::process::id()));
+    let outcome = fuzz::run(
+        &config(40, Some(dir.clone()), true),
+        &KernelDut,
+        other,
+        |_, _| {},
+    );
+    let found = outcome
+        .found
+        .first()
+        .expect("smoltcp's SYN differs from Linux's: a divergence must be found");
+    assert!(found.shrink_steps > 0, "the case was not shrunk");
+    assert_eq!(found.result.verdict, PairVerdict::Diverged);
+    // The minimal case is no bigger than any scenario: at most the generated steps.
+    let saved = found.saved.clone().expect("the minimal case is saved");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        text.starts_with("# Found by: tcptwin fuzz --seed 20261125"),
+        "{text}"
+    );
+    let replay = LoadedCase {
+        case: case::load(&saved).unwrap(),
+        path: saved.clone(),
+    };
+    assert_eq!(
+        replay.case, found.minimal,
+        "the saved YAML is the minimal case"
+    );
+    let again = runner::run_pair(&replay, &KernelDut, other, None);
+    assert_eq!(
+        again.verdict,
+        PairVerdict::Diverged,
+        "{}",
+        tcptwin::report::pair_text(&again, true)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
