@@ -146,6 +146,9 @@ struct FuzzArgs {
     /// Keep going after the first divergence.
     #[arg(long)]
     all: bool,
+    /// Do not shrink (a survey: every diverging scenario is listed as drawn).
+    #[arg(long)]
+    no_shrink: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -174,7 +177,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         save_dir: Some(args.save.clone()),
         stop_at_first: !args.all,
-        shrink: true,
+        shrink: !args.no_shrink,
     };
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = ProgressBar::new(config.cases.unwrap_or(0));

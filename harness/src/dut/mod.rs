@@ -296,6 +296,35 @@ pub fn poll_events(flags: &[crate::case::PollFlag]) -> u32 {
     })
 }
 
+/// Ends a userspace DUT's run whose steps outlived the case's time limit: the call in
+/// progress was cancelled (`cancel` made it return EINTR); gather the calls logged so far,
+/// stop the DUT's thread and wait for it.
+pub fn timed_out(
+    calls_rx: &std::sync::mpsc::Receiver<Vec<CallRecord>>,
+    stop: impl FnOnce(),
+    handle: std::thread::JoinHandle<Result<(), String>>,
+    limit_s: f64,
+) -> DutError {
+    let calls = calls_rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap_or_default();
+    stop();
+    let _ = handle.join();
+    DutError::TimeLimit { limit_s, calls }
+}
+
+/// A userspace DUT's thread that ended before its steps did: its own error, if it gave one.
+pub fn ended_early(handle: std::thread::JoinHandle<Result<(), String>>, who: &str) -> DutError {
+    match handle.join() {
+        Err(_) => DutError::Panicked,
+        Ok(outcome) => DutError::Setup(
+            outcome
+                .err()
+                .unwrap_or_else(|| format!("the {who} thread ended early")),
+        ),
+    }
+}
+
 /// The bytes a `send` step writes: the same pattern for every DUT.
 pub fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'A' + (i % 26) as u8).collect()

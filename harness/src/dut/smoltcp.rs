@@ -171,23 +171,15 @@ impl Dut for SmoltcpDut {
             }),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 cancel.store(true, Ordering::Release);
-                let calls = calls_rx
-                    .recv_timeout(StdDuration::from_secs(5))
-                    .unwrap_or_default();
-                stopper();
-                let _ = handle.join();
-                Err(DutError::TimeLimit {
-                    limit_s: case.time_limit_s.0,
-                    calls,
-                })
+                Err(crate::dut::timed_out(
+                    &calls_rx,
+                    stopper,
+                    handle,
+                    case.time_limit_s.0,
+                ))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let outcome = handle.join().map_err(|_| DutError::Panicked)?;
-                Err(DutError::Setup(
-                    outcome
-                        .err()
-                        .unwrap_or_else(|| "the smoltcp thread ended early".into()),
-                ))
+                Err(crate::dut::ended_early(handle, "smoltcp"))
             }
         }
     }

@@ -113,23 +113,15 @@ impl Dut for StackDut {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 cancel.notify_one();
-                let calls = calls_rx
-                    .recv_timeout(Duration::from_secs(5))
-                    .unwrap_or_default();
-                stop();
-                let _ = handle.join();
-                Err(DutError::TimeLimit {
-                    limit_s: case.time_limit_s.0,
-                    calls,
-                })
+                Err(crate::dut::timed_out(
+                    &calls_rx,
+                    stop,
+                    handle,
+                    case.time_limit_s.0,
+                ))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let outcome = handle.join().map_err(|_| DutError::Panicked)?;
-                Err(DutError::Setup(
-                    outcome
-                        .err()
-                        .unwrap_or_else(|| "the stack thread ended early".into()),
-                ))
+                Err(crate::dut::ended_early(handle, "stack"))
             }
         }
     }
