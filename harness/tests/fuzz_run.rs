@@ -13,6 +13,10 @@ use tcptwin::dut::{Dut, KernelDut};
 use tcptwin::fuzz::{self, FuzzConfig};
 use tcptwin::runner::{self, LoadedCase, PairVerdict};
 
+/// The two runs take turns: the kernel-against-kernel one judges timing, which another
+/// fuzz run's load on the same two cores would blur.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzConfig {
     FuzzConfig {
         cases: Some(cases),
@@ -28,6 +32,7 @@ fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzCon
 
 #[test]
 fn generated_scenarios_raise_no_false_alarm_kernel_against_kernel() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let outcome = fuzz::run(&config(60, None, false), &KernelDut, &KernelDut, |_, _| {});
     assert_eq!(outcome.scenarios, 60);
     let found: Vec<String> = outcome
@@ -46,6 +51,7 @@ fn generated_scenarios_raise_no_false_alarm_kernel_against_kernel() {
 #[cfg(feature = "smoltcp")]
 #[test]
 fn a_divergence_is_found_shrunk_saved_and_replayed() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let other: &dyn Dut = &tcptwin::dut::SmoltcpDut;
     let dir = std::env::temp_dir().join(format!("tcptwin-fuzz-{}", std::process::id()));
     let outcome = fuzz::run(
