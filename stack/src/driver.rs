@@ -63,12 +63,16 @@ impl PacketSocket {
         if ifindex == 0 {
             return Err(io::Error::last_os_error());
         }
+        // Protocol 0 at creation registers no packet hook, so the bind in
+        // `from_fd` (sll_protocol = ETH_P_ALL) registers one without first
+        // unregistering it, which would wait for an RCU grace period
+        // (packet_do_bind → __unregister_prot_hook → synchronize_net), ~10 ms.
         // SAFETY: plain socket(2) call; the fd is owned below.
         let raw = cvt(unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                ETH_P_ALL.to_be() as libc::c_int,
+                0,
             )
         })?;
         // SAFETY: `raw` is a fresh fd we own.
@@ -251,6 +255,8 @@ fn flush(stack: &mut Stack, sock: &PacketSocket) -> io::Result<()> {
 pub struct Driver {
     stack: Stack,
     sock: AsyncFd<PacketSocket>,
+    /// The receive buffer, reused for every frame.
+    buf: Box<[u8]>,
 }
 
 impl Driver {
@@ -262,7 +268,11 @@ impl Driver {
         // replaced), so it stays open and the same for the AsyncFd's lifetime.
         let sock = unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }
             .map_err(io::Error::from)?;
-        Ok(Driver { stack, sock })
+        Ok(Driver {
+            stack,
+            sock,
+            buf: vec![0u8; 65536].into_boxed_slice(),
+        })
     }
 
     /// The stack's current time: `CLOCK_MONOTONIC`.
@@ -298,12 +308,11 @@ impl Driver {
         tokio::select! {
             r = self.sock.readable() => {
                 let mut guard = r?;
-                let mut buf = vec![0u8; 65536];
                 loop {
-                    match self.sock.get_ref().recv(&mut buf) {
+                    match self.sock.get_ref().recv(&mut self.buf) {
                         Ok(Some(n)) => {
                             let now = self.now();
-                            self.stack.handle_frame(now, &buf[..n]);
+                            self.stack.handle_frame(now, &self.buf[..n]);
                             // Answer each frame before reading the next, as the
                             // kernel's softirq does (tcp_v4_rcv → the ACK goes
                             // out before the next segment of a burst is seen).

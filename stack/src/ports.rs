@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::errno::Errno;
 use crate::rand::{siphash, Rng, SipKey};
 use crate::time::{Instant, HZ};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 /// `INET_TABLE_PERTURB_SIZE` (`CONFIG_INET_TABLE_PERTURB_ORDER=16`).
@@ -37,7 +38,10 @@ pub struct PortEntry {
 /// The port table and the secrets of the search.
 #[derive(Debug, Clone)]
 pub struct Ports {
-    entries: Vec<PortEntry>,
+    /// The holders of each port (the bind hash, `inet_bind_bucket` per port).
+    by_port: HashMap<u16, Vec<PortEntry>>,
+    /// The ports each socket holds.
+    by_owner: HashMap<usize, Vec<u16>>,
     table_perturb: Vec<u32>,
     key: SipKey,
 }
@@ -48,27 +52,47 @@ impl Ports {
         let key = rng.key();
         let table_perturb = (0..TABLE_PERTURB_SIZE).map(|_| rng.next_u32()).collect();
         Ports {
-            entries: Vec::new(),
+            by_port: HashMap::new(),
+            by_owner: HashMap::new(),
             table_perturb,
             key,
         }
     }
 
     /// Entries (for tests and diagnostics).
-    pub fn entries(&self) -> &[PortEntry] {
-        &self.entries
+    pub fn entries(&self) -> impl Iterator<Item = &PortEntry> {
+        self.by_port.values().flatten()
+    }
+
+    fn holders(&self, port: u16) -> &[PortEntry] {
+        self.by_port.get(&port).map_or(&[], Vec::as_slice)
+    }
+
+    fn insert(&mut self, e: PortEntry) {
+        self.by_port.entry(e.port).or_default().push(e);
+        self.by_owner.entry(e.owner).or_default().push(e.port);
     }
 
     /// Release every port of `owner`.
     pub fn release(&mut self, owner: usize) {
-        self.entries.retain(|e| e.owner != owner);
+        for port in self.by_owner.remove(&owner).unwrap_or_default() {
+            if let Some(v) = self.by_port.get_mut(&port) {
+                v.retain(|e| e.owner != owner);
+                if v.is_empty() {
+                    self.by_port.remove(&port);
+                }
+            }
+        }
     }
 
     /// Record the 4-tuple of `owner` once its connect goes ahead.
     pub fn set_remote(&mut self, owner: usize, remote: Option<(Ipv4Addr, u16)>, local: Ipv4Addr) {
-        for e in self.entries.iter_mut().filter(|e| e.owner == owner) {
-            e.remote = remote;
-            e.local = local;
+        for port in self.by_owner.get(&owner).into_iter().flatten() {
+            let holders = self.by_port.get_mut(port).into_iter().flatten();
+            for e in holders.filter(|e| e.owner == owner) {
+                e.remote = remote;
+                e.local = local;
+            }
         }
     }
 
@@ -79,9 +103,9 @@ impl Ports {
         port: u16,
         remote: (Ipv4Addr, u16),
     ) -> bool {
-        self.entries.iter().any(|e| {
-            e.owner != owner && e.port == port && e.remote == Some(remote) && (e.local == local)
-        })
+        self.holders(port)
+            .iter()
+            .any(|e| e.owner != owner && e.remote == Some(remote) && (e.local == local))
     }
 
     /// `bind(addr, port)` for a socket: an explicit port must be free
@@ -98,10 +122,10 @@ impl Ports {
         no_port: bool,
     ) -> Result<Option<u16>, Errno> {
         if port != 0 {
-            if self.entries.iter().any(|e| e.port == port) {
+            if !self.holders(port).is_empty() {
                 return Err(Errno::EADDRINUSE);
             }
-            self.entries.push(PortEntry {
+            self.insert(PortEntry {
                 owner,
                 port,
                 usage: PortUse::Bound,
@@ -121,8 +145,8 @@ impl Ports {
             let mut i = 0;
             while i < remaining {
                 let port = (low as u32 + (offset + i) % remaining) as u16;
-                if !cfg.is_reserved_port(port) && !self.entries.iter().any(|e| e.port == port) {
-                    self.entries.push(PortEntry {
+                if !cfg.is_reserved_port(port) && self.holders(port).is_empty() {
+                    self.insert(PortEntry {
                         owner,
                         port,
                         usage: PortUse::Bound,
@@ -157,11 +181,11 @@ impl Ports {
     /// `secure_ipv4_port_ephemeral` (net/core/secure_seq.c): a 64-bit keyed hash
     /// of (saddr, daddr, dport) and `jiffies / (10 * HZ)`.
     fn port_offset(&self, now: Instant, saddr: Ipv4Addr, daddr: Ipv4Addr, dport: u16) -> u64 {
-        let mut d = Vec::with_capacity(18);
-        d.extend_from_slice(&saddr.octets());
-        d.extend_from_slice(&daddr.octets());
-        d.extend_from_slice(&dport.to_be_bytes());
-        d.extend_from_slice(&(now.jiffies() / (10 * HZ)).to_le_bytes());
+        let mut d = [0u8; 18];
+        d[..4].copy_from_slice(&saddr.octets());
+        d[4..8].copy_from_slice(&daddr.octets());
+        d[8..10].copy_from_slice(&dport.to_be_bytes());
+        d[10..].copy_from_slice(&(now.jiffies() / (10 * HZ)).to_le_bytes());
         siphash(self.key, &d)
     }
 
@@ -206,13 +230,10 @@ impl Ports {
                 }
                 let p = port as u16;
                 let ok = !cfg.is_reserved_port(p)
-                    && !self
-                        .entries
-                        .iter()
-                        .any(|e| e.port == p && e.usage == PortUse::Bound)
+                    && !self.holders(p).iter().any(|e| e.usage == PortUse::Bound)
                     && !self.established_clash(owner, local, p, remote);
                 if ok {
-                    self.entries.push(PortEntry {
+                    self.insert(PortEntry {
                         owner,
                         port: p,
                         usage: PortUse::Connect,
@@ -334,7 +355,7 @@ mod tests {
             assert_eq!(p % 2, 1);
         }
         assert_eq!(ports.bind(&cfg, &mut rng, 99, L, 0, true), Ok(None));
-        let taken = ports.entries()[0].port;
+        let taken = ports.entries().next().unwrap().port;
         assert_eq!(
             ports.bind(&cfg, &mut rng, 100, L, taken, false),
             Err(Errno::EADDRINUSE)

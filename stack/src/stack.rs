@@ -20,7 +20,7 @@ use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IcmpPacket, IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
 };
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// A socket of the stack (an index; stale handles give EBADF).
@@ -69,6 +69,9 @@ pub struct Stack {
     isn_key: SipKey,
     ts_key: SipKey,
     sockets: Vec<Option<Socket>>,
+    /// Lookup structures over `sockets`, so that neither a frame nor a timer
+    /// query walks every socket (a connect loop leaves thousands in TIME-WAIT).
+    index: SocketIndex,
     tx: VecDeque<Vec<u8>>,
     loopback: VecDeque<Vec<u8>>,
     stats: Stats,
@@ -93,6 +96,7 @@ impl Stack {
             isn_key,
             ts_key,
             sockets: Vec::new(),
+            index: SocketIndex::default(),
             tx: VecDeque::new(),
             loopback: VecDeque::new(),
             stats: Stats::default(),
@@ -127,13 +131,23 @@ impl Stack {
         }
     }
     fn sock_mut(&mut self, h: SocketHandle) -> Result<&mut Socket, Errno> {
+        self.touch(h.0);
         match self.sockets.get_mut(h.0) {
             Some(Some(s)) if !s.orphan => Ok(s),
             _ => Err(Errno::EBADF),
         }
     }
     fn sk(&mut self, idx: usize) -> &mut Socket {
+        self.touch(idx);
         self.sockets[idx].as_mut().expect("live socket")
+    }
+
+    /// Slot `idx` is about to change (its timers, 4-tuple or state): bring
+    /// the index up to date with every earlier change, then mark `idx`, whose
+    /// entries are stale until the next call.
+    fn touch(&mut self, idx: usize) {
+        self.index.sync(&self.sockets);
+        self.index.dirty = Some(idx);
     }
 
     /// The TCP state of a socket (diagnostics).
@@ -148,13 +162,20 @@ impl Stack {
     /// `socket(AF_INET, SOCK_STREAM, 0)`.
     pub fn socket(&mut self) -> SocketHandle {
         let s = Socket::new(&self.cfg);
-        if let Some(i) = self.sockets.iter().position(Option::is_none) {
-            self.sockets[i] = Some(s);
-            SocketHandle(i)
-        } else {
-            self.sockets.push(Some(s));
-            SocketHandle(self.sockets.len() - 1)
-        }
+        // The lowest free slot, as before: handles are small and reused.
+        let i = match self.index.free.pop_first() {
+            Some(i) => {
+                self.touch(i);
+                self.sockets[i] = Some(s);
+                i
+            }
+            None => {
+                self.sockets.push(Some(s));
+                self.touch(self.sockets.len() - 1);
+                self.sockets.len() - 1
+            }
+        };
+        SocketHandle(i)
     }
 
     /// `setsockopt` (and `fcntl(O_NONBLOCK)` via [`SockOpt::NonBlocking`]).
@@ -513,7 +534,9 @@ impl Stack {
         if self.sk(idx).orphan {
             self.ports.release(idx);
             self.neigh.purge_owner(idx);
+            self.touch(idx);
             self.sockets[idx] = None;
+            self.index.free.insert(idx);
         }
     }
 
@@ -742,12 +765,9 @@ impl Stack {
         }
     }
 
+    /// The lowest-numbered socket not in CLOSE with this 4-tuple.
     fn find_socket(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<usize> {
-        self.sockets.iter().position(|s| {
-            s.as_ref().is_some_and(|s| {
-                s.tcb.state() != State::Closed && s.tcb.local == local && s.tcb.remote == remote
-            })
-        })
+        self.index.find(&self.sockets, local, remote)
     }
 
     /// `tcp_v4_rcv`: to the socket owning the 4-tuple, or a RST from the
@@ -840,12 +860,8 @@ impl Stack {
 
     /// When [`Stack::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let socks = self
-            .sockets
-            .iter()
-            .flatten()
-            .filter_map(|s| s.tcb.poll_timeout());
-        socks.chain(self.neigh.poll_timeout()).min()
+        let socks = self.index.earliest(&self.sockets);
+        socks.into_iter().chain(self.neigh.poll_timeout()).min()
     }
 
     /// Run every timer due at `now`: neighbour probes and failures (each
@@ -867,7 +883,13 @@ impl Stack {
             }
         }
         let cfg = self.cfg.clone();
-        for idx in 0..self.sockets.len() {
+        // The sockets whose timers are due, in slot order (as a walk over
+        // every slot would visit them); a socket's timer work touches no
+        // other socket, so the set cannot change along the way.
+        self.index.sync(&self.sockets);
+        let mut due: Vec<usize> = self.index.due(now).collect();
+        due.sort_unstable();
+        for idx in due {
             let Some(Some(s)) = self.sockets.get(idx) else {
                 continue;
             };
@@ -881,5 +903,117 @@ impl Stack {
             self.after_event(idx);
         }
         self.process_loopback(now);
+    }
+}
+
+/// What [`SocketIndex`] recorded for one slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Indexed {
+    /// `Tcb::poll_timeout`.
+    deadline: Option<Instant>,
+    /// (local, remote) unless the socket is in CLOSE.
+    tuple: Option<(SocketAddrV4, SocketAddrV4)>,
+}
+
+impl Indexed {
+    fn of(s: Option<&Socket>) -> Self {
+        let Some(s) = s else {
+            return Indexed::default();
+        };
+        Indexed {
+            deadline: s.tcb.poll_timeout(),
+            tuple: (s.tcb.state() != State::Closed).then_some((s.tcb.local, s.tcb.remote)),
+        }
+    }
+}
+
+/// The socket table's lookup structures: the established hash (what
+/// `inet_ehash` is to `__inet_lookup_established`), the timer deadlines in
+/// order, and the free slots. At most one slot (`dirty`) may have changed
+/// since it was indexed; lookups consult that slot's socket directly.
+#[derive(Debug, Default)]
+struct SocketIndex {
+    recorded: Vec<Indexed>,
+    timers: BTreeSet<(Instant, usize)>,
+    tuples: HashMap<(SocketAddrV4, SocketAddrV4), Vec<usize>>,
+    free: BTreeSet<usize>,
+    dirty: Option<usize>,
+}
+
+impl SocketIndex {
+    /// Re-index the dirty slot.
+    fn sync(&mut self, sockets: &[Option<Socket>]) {
+        let Some(idx) = self.dirty.take() else {
+            return;
+        };
+        let new = Indexed::of(sockets.get(idx).and_then(Option::as_ref));
+        if self.recorded.len() <= idx {
+            self.recorded.resize(idx + 1, Indexed::default());
+        }
+        let old = std::mem::replace(&mut self.recorded[idx], new);
+        if old.deadline != new.deadline {
+            if let Some(t) = old.deadline {
+                self.timers.remove(&(t, idx));
+            }
+            if let Some(t) = new.deadline {
+                self.timers.insert((t, idx));
+            }
+        }
+        if old.tuple != new.tuple {
+            if let Some(k) = old.tuple {
+                if let Some(v) = self.tuples.get_mut(&k) {
+                    v.retain(|&i| i != idx);
+                    if v.is_empty() {
+                        self.tuples.remove(&k);
+                    }
+                }
+            }
+            if let Some(k) = new.tuple {
+                self.tuples.entry(k).or_default().push(idx);
+            }
+        }
+    }
+
+    /// The dirty slot's socket as it is now.
+    fn dirty_now(&self, sockets: &[Option<Socket>]) -> Option<(usize, Indexed)> {
+        let idx = self.dirty?;
+        Some((idx, Indexed::of(sockets.get(idx).and_then(Option::as_ref))))
+    }
+
+    /// The lowest slot not in CLOSE with this 4-tuple.
+    fn find(
+        &self,
+        sockets: &[Option<Socket>],
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Option<usize> {
+        let dirty = self.dirty_now(sockets);
+        let indexed = self
+            .tuples
+            .get(&(local, remote))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| Some(i) != self.dirty);
+        let fresh = dirty
+            .filter(|(_, x)| x.tuple == Some((local, remote)))
+            .map(|(i, _)| i);
+        indexed.chain(fresh).min()
+    }
+
+    /// The earliest socket timer.
+    fn earliest(&self, sockets: &[Option<Socket>]) -> Option<Instant> {
+        let indexed = self
+            .timers
+            .iter()
+            .find(|&&(_, i)| Some(i) != self.dirty)
+            .map(|&(t, _)| t);
+        let fresh = self.dirty_now(sockets).and_then(|(_, x)| x.deadline);
+        indexed.into_iter().chain(fresh).min()
+    }
+
+    /// Slots whose recorded deadline is at or before `now` (call [`Self::sync`] first).
+    fn due(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
+        self.timers.range(..=(now, usize::MAX)).map(|&(_, i)| i)
     }
 }
