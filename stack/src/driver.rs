@@ -170,30 +170,102 @@ impl PacketSocket {
                 }
                 return Err(e);
             }
-            if sll.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
+            if let Some(n) = finish_frame(&msg, &sll, n as usize, buf) {
+                return Ok(Some(n));
             }
-            let n = (n as usize).min(buf.len());
-            let mut csum_not_ready = false;
-            // SAFETY: walking the control buffer the kernel filled in.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA
-                    {
-                        let aux = libc::CMSG_DATA(c) as *const libc::tpacket_auxdata;
-                        csum_not_ready =
-                            std::ptr::read_unaligned(aux).tp_status & TP_STATUS_CSUMNOTREADY != 0;
-                    }
-                    c = libc::CMSG_NXTHDR(&msg, c);
-                }
-            }
-            if csum_not_ready {
-                complete_checksum(&mut buf[..n]);
-            }
-            return Ok(Some(n));
         }
     }
+
+    /// Receive up to [`BATCH`] frames in one `recvmmsg`, into `bufs`: the
+    /// length of each frame read goes to `lens` (None for a skipped outgoing
+    /// frame), as [`PacketSocket::recv`] would return it. Returns how many
+    /// messages were read: 0 when none was waiting, fewer than `bufs.len()`
+    /// when the queue was emptied.
+    pub fn recv_batch(
+        &self,
+        bufs: &mut [Box<[u8]>],
+        lens: &mut [Option<usize>],
+    ) -> io::Result<usize> {
+        let k = bufs.len().min(lens.len()).min(BATCH);
+        // SAFETY: plain old data; zeroed is a valid value for each.
+        let mut slls: [libc::sockaddr_ll; BATCH] = unsafe { std::mem::zeroed() };
+        let mut cmsgs = [[0u64; 16]; BATCH];
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..k {
+            iovs[i] = libc::iovec {
+                iov_base: bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: bufs[i].len(),
+            };
+            let m = &mut hdrs[i].msg_hdr;
+            m.msg_name = &mut slls[i] as *mut libc::sockaddr_ll as *mut libc::c_void;
+            m.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            m.msg_iov = &mut iovs[i];
+            m.msg_iovlen = 1;
+            m.msg_control = cmsgs[i].as_mut_ptr() as *mut libc::c_void;
+            m.msg_controllen = std::mem::size_of_val(&cmsgs[i]);
+        }
+        // SAFETY: every header points at live buffers for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                k as libc::c_uint,
+                libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        let n = n as usize;
+        for i in 0..n {
+            let len = hdrs[i].msg_len as usize;
+            lens[i] = finish_frame(&hdrs[i].msg_hdr, &slls[i], len, &mut bufs[i]);
+        }
+        Ok(n)
+    }
+}
+
+/// Frames read per `recvmmsg` by [`PacketSocket::recv_batch`].
+pub const BATCH: usize = 8;
+
+/// After a receive of `n` bytes (the real length, `MSG_TRUNC`) into `buf`:
+/// None for our own outgoing frame; else the length, with a TCP checksum
+/// left to offload (`TP_STATUS_CSUMNOTREADY` in `PACKET_AUXDATA`) computed.
+fn finish_frame(
+    msg: &libc::msghdr,
+    sll: &libc::sockaddr_ll,
+    n: usize,
+    buf: &mut [u8],
+) -> Option<usize> {
+    if sll.sll_pkttype == libc::PACKET_OUTGOING {
+        return None;
+    }
+    let n = n.min(buf.len());
+    let mut csum_not_ready = false;
+    // SAFETY: walking the control buffer the kernel filled in.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                let aux = libc::CMSG_DATA(c) as *const libc::tpacket_auxdata;
+                csum_not_ready =
+                    std::ptr::read_unaligned(aux).tp_status & TP_STATUS_CSUMNOTREADY != 0;
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    if csum_not_ready {
+        complete_checksum(&mut buf[..n]);
+    }
+    Some(n)
 }
 
 /// Compute the TCP checksum of an Ethernet/IPv4/TCP frame in place.
@@ -255,8 +327,8 @@ fn flush(stack: &mut Stack, sock: &PacketSocket) -> io::Result<()> {
 pub struct Driver {
     stack: Stack,
     sock: AsyncFd<PacketSocket>,
-    /// The receive buffer, reused for every frame.
-    buf: Box<[u8]>,
+    /// Receive buffers for [`PacketSocket::recv_batch`], reused.
+    bufs: Vec<Box<[u8]>>,
 }
 
 impl Driver {
@@ -271,7 +343,9 @@ impl Driver {
         Ok(Driver {
             stack,
             sock,
-            buf: vec![0u8; 65536].into_boxed_slice(),
+            bufs: (0..BATCH)
+                .map(|_| vec![0u8; 65536].into_boxed_slice())
+                .collect(),
         })
     }
 
@@ -297,36 +371,57 @@ impl Driver {
         flush(&mut self.stack, self.sock.get_ref())
     }
 
-    /// Wait for one event (a frame, a stack timer, or `deadline`) and process it.
-    pub async fn turn(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        self.flush()?;
-        let wake = match (self.stack.poll_timeout(), deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let sleep_until = wake.map(|w| self.to_tokio(w));
-        tokio::select! {
-            r = self.sock.readable() => {
-                let mut guard = r?;
-                loop {
-                    match self.sock.get_ref().recv(&mut self.buf) {
-                        Ok(Some(n)) => {
-                            let now = self.now();
-                            self.stack.handle_frame(now, &self.buf[..n]);
-                            // Answer each frame before reading the next, as the
-                            // kernel's softirq does (tcp_v4_rcv → the ACK goes
-                            // out before the next segment of a burst is seen).
-                            flush(&mut self.stack, self.sock.get_ref())?;
-                        }
-                        Ok(None) => {
-                            guard.clear_ready();
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
+    /// Read and handle every frame waiting on the socket, answering each
+    /// before handling the next, as the kernel's softirq does (tcp_v4_rcv →
+    /// the ACK goes out before the next segment of a burst is seen). Returns
+    /// false if none was waiting.
+    fn drain(&mut self) -> io::Result<bool> {
+        let mut lens = [None; BATCH];
+        let mut any = false;
+        loop {
+            let n = self.sock.get_ref().recv_batch(&mut self.bufs, &mut lens)?;
+            for (i, len) in lens[..n].iter().enumerate() {
+                if let Some(len) = *len {
+                    let now = self.now();
+                    self.stack.handle_frame(now, &self.bufs[i][..len]);
+                    flush(&mut self.stack, self.sock.get_ref())?;
                 }
             }
-            _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+            any |= n > 0;
+            // A short batch emptied the queue.
+            if n < self.bufs.len() {
+                return Ok(any);
+            }
+        }
+    }
+
+    /// Wait for one event (a frame, a stack timer, or `deadline`) and process it.
+    ///
+    /// Frames are read before waiting: over a veth the answer to what was
+    /// just sent is usually queued already (the peer ran in our send's
+    /// softirq), and reading it saves an epoll round trip. Readiness is
+    /// edge-triggered: a frame arriving after a read that emptied the queue
+    /// raises a new edge, so clearing readiness then loses nothing.
+    pub async fn turn(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        self.flush()?;
+        // A pending socket error (ENETDOWN once the veth is gone) is not
+        // reported here: waiting for readiness never saw it either (tokio's
+        // READABLE interest ignores EPOLLERR), only a read after a frame did.
+        if !self.drain().unwrap_or(false) {
+            let wake = match (self.stack.poll_timeout(), deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep_until = wake.map(|w| self.to_tokio(w));
+            tokio::select! {
+                r = self.sock.readable() => {
+                    let mut guard = r?;
+                    guard.clear_ready();
+                    drop(guard);
+                    self.drain()?;
+                }
+                _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+            }
         }
         let now = self.now();
         if self.stack.poll_timeout().is_some_and(|t| t <= now) {
