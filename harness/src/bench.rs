@@ -182,11 +182,22 @@ fn connect_rate(
         let listener = topology
             .peer
             .spawn("listener", move || -> Result<usize, String> {
-                let listener =
-                    std::net::TcpListener::bind(("0.0.0.0", 80)).map_err(|e| e.to_string())?;
-                socket2::SockRef::from(&listener)
+                // A backlog as deep as the run: with std's default (128), a client that got
+                // 129 connects ahead of this thread had a SYN dropped and waited out a 1 s
+                // retransmission, so the rates measured stalls, not connects.
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .map_err(|e| e.to_string())?;
+                socket.set_reuse_address(true).map_err(|e| e.to_string())?;
+                let any: std::net::SocketAddr = ([0, 0, 0, 0], 80).into();
+                socket.bind(&any.into()).map_err(|e| e.to_string())?;
+                socket
+                    .listen(i32::try_from(count).unwrap_or(i32::MAX))
+                    .map_err(|e| e.to_string())?;
+                socket
                     .set_read_timeout(Some(Duration::from_secs(10)))
                     .map_err(|e| e.to_string())?;
+                let listener: std::net::TcpListener = socket.into();
                 let mut accepted = 0;
                 while accepted < count {
                     match listener.accept() {

@@ -17,8 +17,14 @@ fn sender() -> &'static Mutex<Sender<Garbage>> {
         std::thread::Builder::new()
             .name("reaper".into())
             .spawn(move || {
+                // Each close waits for a grace period; concurrent waiters share one, so
+                // drop each item on a thread of its own rather than one after another
+                // (in turn, closed pcap rings piled up by the hundred under load).
                 for garbage in rx {
-                    drop(garbage);
+                    let dropped = std::thread::Builder::new()
+                        .name("reaper-drop".into())
+                        .spawn(move || drop(garbage));
+                    drop(dropped);
                 }
             })
             .expect("spawning the reaper thread");
