@@ -216,7 +216,8 @@ pub fn resolve_modules(
 }
 
 /// The guest's `/init`: load the modules, mount the host's root read-only over 9p, give it
-/// fresh /proc, /sys, /dev, /tmp and /run, and become tcptwin's agent inside it. The agent's
+/// fresh /proc, /sys, /dev, /tmp and /run (keeping the agent's own directory visible, even
+/// under /tmp), and become tcptwin's agent inside it. The agent's
 /// path comes from the kernel command line (`TCPTWIN_AGENT=`, passed to init as an
 /// environment variable). Whatever happens, the guest powers off when the agent ends.
 fn init_script(modules: &[(String, PathBuf)]) -> String {
@@ -234,8 +235,16 @@ $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288 host /host || fa
 $B mount -t proc proc /host/proc || fail "proc"
 $B mount -t sysfs sys /host/sys || fail "sysfs"
 $B mount -t devtmpfs dev /host/dev || fail "devtmpfs"
+# The fresh /tmp and /run below would hide an agent built under them (a checkout in /tmp):
+# keep its directory aside and bind it back on top.
+D=$($B dirname "$TCPTWIN_AGENT")
+$B mkdir -p /agent-dir
+$B mount -o bind "/host$D" /agent-dir || fail "binding the agent's directory $D"
 $B mount -t tmpfs tmp /host/tmp || fail "tmpfs"
 $B mount -t tmpfs run /host/run || fail "tmpfs"
+if [ ! -x "/host$TCPTWIN_AGENT" ]; then
+  $B mkdir -p "/host$D" && $B mount -o bind /agent-dir "/host$D" || fail "restoring the agent's directory $D"
+fi
 echo "tcptwin-init: starting $TCPTWIN_AGENT agent"
 $B chroot /host "$TCPTWIN_AGENT" agent
 echo "tcptwin-init: agent exited with $?"
