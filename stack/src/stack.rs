@@ -461,7 +461,14 @@ impl Stack {
         }
         let mut out = Vec::new();
         let n = match s.tcb.state() {
-            State::Established | State::CloseWait => s.tcb.send(now, data, &mut out),
+            State::Established | State::CloseWait => {
+                let n = s.tcb.send(now, data, &mut out);
+                // sk_stream_wait_memory: nothing copied, nonblocking → EAGAIN.
+                if n == 0 && !data.is_empty() {
+                    return Err(Errno::EAGAIN);
+                }
+                n
+            }
             State::SynSent | State::SynRecv => return Err(Errno::EAGAIN),
             _ => return Err(Errno::EPIPE),
         };

@@ -15,6 +15,25 @@ use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
+/// `sk_gso_max_size` of the veth (`GSO_LEGACY_MAX_SIZE`): `sk_setup_caps`
+/// always enables GSO for TCP, whatever the device's offloads.
+const GSO_MAX_SIZE: u32 = 65_536;
+/// `ca_ops->sndbuf_expand` of the oracle's congestion control: the host
+/// default is BBR (`bbr_sndbuf_expand` returns 3; Reno/CUBIC would be 2).
+const BBR_SNDBUF_EXPAND: u32 = 3;
+/// `MAX_TCP_HEADER + SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` in
+/// `tcp_sndbuf_expand` on the oracle kernel. Measured, not derived: the
+/// kernel's send() counts with `TCP_MAXSEG` 60..1460 and a 1-byte window
+/// put it in (488, 588].
+const SNDBUF_HEAD_OVERHEAD: u32 = 576;
+/// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` as `tcp_sndbuf_expand` adds it
+/// on the oracle kernel (measured with the above).
+const SNDBUF_SKB_SIZE: u32 = 384;
+/// Truesize of an skb from `tcp_stream_alloc_skb` before payload
+/// (`SKB_TRUESIZE(skb_end_offset(skb))`); each payload byte adds one.
+/// Measured: the kernel's send() counts fit 833..=841.
+const TX_SKB_TRUESIZE: u32 = 840;
+
 /// `TCP_MSS_DEFAULT` (include/net/tcp.h): the send MSS ceiling until the SYN-ACK says otherwise.
 pub const TCP_MSS_DEFAULT: u32 = 536;
 /// `TCP_TIMEOUT_INIT` = 1 s, in jiffies.
@@ -352,6 +371,15 @@ pub struct Tcb {
     pub ip_id: u16,
 
     send_buf: VecDeque<u8>,
+    /// Payload bytes of each skb in the write and retransmit queues, oldest
+    /// first (`tcp_sendmsg_locked` builds them; ACKs trim the head).
+    tx_skbs: VecDeque<u32>,
+    /// `sk_wmem_queued`: the truesize of those skbs.
+    wmem_queued: u32,
+    /// `sk_sndbuf`.
+    pub sndbuf: u32,
+    /// `tcp_wmem[2]`, the ceiling of `tcp_sndbuf_expand`.
+    wmem_max: u32,
     recv_buf: VecDeque<u8>,
     rx_skbs: VecDeque<RxSkb>,
     fin_queued: bool,
@@ -542,6 +570,10 @@ impl Tcb {
             shutdown: 0,
             ip_id: 0,
             send_buf: VecDeque::new(),
+            tx_skbs: VecDeque::new(),
+            wmem_queued: 0,
+            sndbuf: 0,
+            wmem_max: 0,
             recv_buf: VecDeque::new(),
             rx_skbs: VecDeque::new(),
             fin_queued: false,
@@ -577,6 +609,8 @@ impl Tcb {
         self.set_state(State::Closed);
         self.shutdown = RCV_SHUTDOWN | SEND_SHUTDOWN;
         self.send_buf.clear();
+        self.tx_skbs.clear();
+        self.wmem_queued = 0;
     }
 
     /// Mirrors `tcp_done_with_error`: record `err` and abort.
@@ -653,6 +687,9 @@ impl Tcb {
             u32::MAX
         };
         self.advmss = user.min(init.route_advmss);
+        // tcp_init_sock: sk_sndbuf = tcp_wmem[1].
+        self.sndbuf = cfg.tcp_wmem[1];
+        self.wmem_max = cfg.tcp_wmem[2];
         let rcvbuf = self.params.rcvbuf_locked.unwrap_or(cfg.tcp_rmem[1]);
         let space = full_space(rcvbuf);
         if self.params.rcvbuf_locked.is_some()
@@ -915,6 +952,7 @@ impl Tcb {
     /// why, with the default 128 KiB `rcvbuf`, `__tcp_select_window` stays
     /// below the initial 64240 and the never-shrink rule decides the window.
     fn init_buffer_space(&mut self) {
+        self.sndbuf_expand();
         let maxwin = self.tcp_full_space().max(0) as u32;
         let app_win = self.app_win as u32;
         if self.window_clamp >= maxwin {
@@ -931,6 +969,23 @@ impl Tcb {
             self.window_clamp = (2 * self.advmss).max(maxwin.saturating_sub(self.advmss));
         }
         self.rcv_ssthresh = self.rcv_ssthresh.min(self.window_clamp);
+    }
+
+    /// Mirrors `tcp_sndbuf_expand` (net/ipv4/tcp_input.c): room for
+    /// `sndbuf_expand` (BBR: 3) × `max(TCP_INIT_CWND, cwnd, reordering + 1)`
+    /// worst-case skbs of `max(mss_clamp, mss_cache)` bytes each, capped at
+    /// `tcp_wmem[2]`.
+    fn sndbuf_expand(&mut self) {
+        let mss_cache = self
+            .mss_cache
+            .saturating_sub(if self.tstamp_ok { 12 } else { 0 });
+        let per_mss = (self.mss_clamp.max(mss_cache) + SNDBUF_HEAD_OVERHEAD).next_power_of_two()
+            + SNDBUF_SKB_SIZE;
+        let nr_segs = TCP_INIT_CWND.max(self.cwnd).max(4);
+        let sndmem = BBR_SNDBUF_EXPAND * nr_segs * per_mss;
+        if self.sndbuf < sndmem {
+            self.sndbuf = sndmem.min(self.wmem_max);
+        }
     }
 
     /// What `tcp_finish_connect`/`tcp_init_transfer` set up once the
@@ -1831,6 +1886,7 @@ impl Tcb {
             let fin_acked = self.fin_sent && seg.ack == self.snd_nxt;
             let data_acked = (acked as usize - usize::from(fin_acked)).min(self.send_buf.len());
             self.send_buf.drain(..data_acked);
+            self.uncharge_acked(data_acked as u32);
             self.snd_una = seg.ack;
             self.retransmits = 0;
             self.backoff = 0;
@@ -1859,11 +1915,79 @@ impl Tcb {
         }
     }
 
-    /// Queue data (`tcp_sendmsg`); the caller checked the state.
+    /// Queue data (`tcp_sendmsg_locked`); the caller checked the state.
+    /// Data fills the tail skb while it is unsent and shorter than
+    /// `size_goal`; a new skb is started only while `sk_stream_memory_free`
+    /// (`sk_wmem_queued < sk_sndbuf`), each charged its truesize. Returns
+    /// the bytes accepted (0: the caller reports EAGAIN).
     pub fn send(&mut self, now: Instant, data: &[u8], out: &mut Vec<Output>) -> usize {
-        self.send_buf.extend(data);
+        let size_goal = self.size_goal();
+        let sent = (self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent)) as usize;
+        let mut unsent = self.send_buf.len().saturating_sub(sent) as u32;
+        let mut copied = 0usize;
+        while copied < data.len() {
+            let left = (data.len() - copied) as u32;
+            let tail_room = match self.tx_skbs.back() {
+                Some(&len) if len <= unsent && len < size_goal => size_goal - len,
+                _ => 0,
+            };
+            let copy = if tail_room > 0 {
+                let copy = tail_room.min(left);
+                *self.tx_skbs.back_mut().expect("tail") += copy;
+                copy
+            } else {
+                if self.wmem_queued >= self.sndbuf {
+                    break;
+                }
+                let copy = size_goal.min(left);
+                self.tx_skbs.push_back(copy);
+                self.wmem_queued += TX_SKB_TRUESIZE;
+                copy
+            };
+            self.wmem_queued += copy;
+            unsent += copy;
+            copied += copy as usize;
+        }
+        self.send_buf.extend(&data[..copied]);
         self.push(now, out);
-        data.len()
+        copied
+    }
+
+    /// Mirrors `tcp_send_mss` → `tcp_xmit_size_goal` (net/ipv4/tcp.c): TCP
+    /// always builds GSO skbs, so the goal is the GSO maximum bounded to
+    /// half the peer's largest window (`tcp_bound_to_half_wnd`), in whole
+    /// MSS, at least one MSS.
+    fn size_goal(&self) -> u32 {
+        let mss = self.current_mss();
+        let hdr = if self.tstamp_ok { 32 } else { 20 };
+        let cutoff = if self.max_window > TCP_MSS_DEFAULT {
+            self.max_window / 2
+        } else {
+            self.max_window
+        };
+        let mut goal = GSO_MAX_SIZE;
+        if cutoff != 0 && goal > cutoff {
+            goal = cutoff.max(68 - hdr);
+        }
+        (goal / mss * mss).max(mss)
+    }
+
+    /// `tcp_clean_rtx_queue` / `tcp_trim_head`: acked bytes leave the
+    /// skbs at the head; a skb acked whole is freed with its truesize.
+    fn uncharge_acked(&mut self, mut acked: u32) {
+        while acked > 0 {
+            let Some(head) = self.tx_skbs.front_mut() else {
+                break;
+            };
+            let n = acked.min(*head);
+            *head -= n;
+            acked -= n;
+            self.wmem_queued = self.wmem_queued.saturating_sub(n);
+            if *head == 0 {
+                self.tx_skbs.pop_front();
+                self.wmem_queued = self.wmem_queued.saturating_sub(TX_SKB_TRUESIZE);
+            }
+        }
     }
 
     /// Read queued data (`tcp_recvmsg_locked`): copy from the receive queue,
