@@ -78,9 +78,17 @@ impl Topology {
         let peer = Netns::new()?;
         peer.run(sysctl::disable_ipv6)??;
         let peer_fd = peer.fd().as_raw_fd();
-        // One thread and one netlink connection per namespace; each ends by waiting until its
-        // end can transmit (see wait_tx_ready), so nothing runs before both can.
-        dut.run(|| configure_dut(spec, peer_fd, &peer))??;
+        dut.run(|| configure_dut(spec, peer_fd))??;
+        peer.run(configure_peer)??;
+        // Both ends must be able to transmit before anything runs (see wait_tx_ready).
+        for (ns, ifname) in [(&dut, DUT_IF), (&peer, PEER_IF)] {
+            ns.run(|| -> Result<(), TopologyError> {
+                let netlink = Netlink::open()?;
+                let index = netlink.link_index(ifname)?;
+                netlink.wait_tx_ready(index, LINK_READY_TIMEOUT)?;
+                Ok(())
+            })??;
+        }
         Ok(Topology {
             dut,
             peer,
@@ -111,11 +119,10 @@ fn configure_peer() -> Result<(), TopologyError> {
     let netlink = Netlink::open()?;
     let eth = netlink.link_index(PEER_IF)?;
     netlink.set_up(eth)?;
-    netlink.wait_tx_ready(eth, LINK_READY_TIMEOUT)?;
     Ok(())
 }
 
-fn configure_dut(spec: &TopologySpec, peer_fd: i32, peer: &Netns) -> Result<(), TopologyError> {
+fn configure_dut(spec: &TopologySpec, peer_fd: i32) -> Result<(), TopologyError> {
     sysctl::disable_ipv6()?;
     let netlink = Netlink::open()?;
     netlink.add_veth(DUT_IF, DUT_MAC, PEER_IF, PEER_MAC, peer_fd, spec.mtu)?;
@@ -144,8 +151,5 @@ fn configure_dut(spec: &TopologySpec, peer_fd: i32, peer: &Netns) -> Result<(), 
             })?;
         }
     }
-    // The peer end comes up now (its carrier needs ours); then both can transmit.
-    peer.run(configure_peer)??;
-    netlink.wait_tx_ready(eth, LINK_READY_TIMEOUT)?;
     Ok(())
 }
