@@ -2041,6 +2041,9 @@ impl Tcb {
             return;
         }
         let mss = self.current_mss();
+        // Segments left in the current TSO skb (`tcp_write_xmit` sends the
+        // send head cut by `tso_fragment` at `tcp_mss_split_point`).
+        let mut chunk_left = 0u32;
         loop {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
             let sent = in_flight as usize;
@@ -2064,9 +2067,26 @@ impl Tcb {
             if want_fin && len as u32 + 1 > wnd_room {
                 break;
             }
+            if chunk_left == 0 {
+                // tcp_cwnd_test: at most half the cwnd per TSO skb ("ensure
+                // we have at least 2 GSO packets in flight").
+                let in_flight_segs = in_flight.div_ceil(mss);
+                let half = (self.cwnd >> 1).max(1);
+                chunk_left = half.min(self.cwnd.saturating_sub(in_flight_segs)).max(1);
+            }
+            chunk_left -= 1;
+            // The TSO skb also ends where the window or cwnd stops the next
+            // segment (tcp_mss_split_point).
+            let next_len = (unsent - len).min(mss as usize) as u32;
+            let next_fits = next_len > 0
+                && in_flight + len as u32 + next_len <= self.snd_wnd
+                && in_flight + len as u32 + next_len <= self.cwnd * mss;
             let payload: Vec<u8> = self.send_buf.iter().skip(sent).take(len).copied().collect();
             let mut flags = TcpFlags::ACK;
-            if len > 0 && len == unsent {
+            // The PSH that tcp_push put on the tail skb: on the wire, the
+            // last segment of every TSO skb sent carries it (GSO keeps it on
+            // the last segment only), as do the last queued bytes.
+            if len > 0 && (len == unsent || chunk_left == 0 || !next_fits) {
                 flags |= TcpFlags::PSH;
             }
             if want_fin {
