@@ -430,12 +430,16 @@ pub fn run(
                     let found = if config.shrink {
                         shrink(tree, result, config, index, reference, other)
                     } else {
+                        // A survey: the scenario as drawn, saved as it is.
+                        let saved = config.save_dir.as_deref().and_then(|dir| {
+                            save(dir, &loaded.case, config, "drawn", 0, &result).ok()
+                        });
                         Found {
                             index,
                             minimal: loaded.case,
                             result,
                             shrink_steps: 0,
-                            saved: None,
+                            saved,
                         }
                     };
                     let _ = tx.send(Event::Found(found));
@@ -539,7 +543,12 @@ fn save(
             }
         }
     } else {
-        text.push_str(&format!("# Shrunk in {steps} steps. Diverged at:\n"));
+        let how = if kind == "drawn" {
+            "As drawn (not shrunk)".to_string()
+        } else {
+            format!("Shrunk in {steps} steps")
+        };
+        text.push_str(&format!("# {how}. Diverged at:\n"));
         for d in result
             .divergences
             .iter()
