@@ -7,7 +7,7 @@
 
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -44,7 +44,6 @@ pub enum CaptureError {
 #[derive(Debug)]
 pub struct Capture {
     stop: Arc<EventFd>,
-    seen: Arc<AtomicUsize>,
     last_ns: Arc<AtomicI64>,
     thread: JoinHandle<Result<Vec<Captured>, CaptureError>>,
 }
@@ -77,27 +76,20 @@ impl Capture {
             .map_err(pcap_err)?;
         let stop =
             Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(CaptureError::Stop)?);
-        let seen = Arc::new(AtomicUsize::new(0));
         let last_ns = Arc::new(AtomicI64::new(0));
-        let (stop2, seen2, last2) = (stop.clone(), seen.clone(), last_ns.clone());
+        let (stop2, last2) = (stop.clone(), last_ns.clone());
         let ifname = ifname.to_string();
         let thread = std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
                 crate::netns::realtime_priority();
-                read_until_stopped(handle, &stop2, &seen2, &last2, &ifname)
+                read_until_stopped(handle, &stop2, &last2, &ifname)
             })?;
         Ok(Capture {
             stop,
-            seen,
             last_ns,
             thread,
         })
-    }
-
-    /// How many frames so far.
-    pub fn frames_seen(&self) -> usize {
-        self.seen.load(Ordering::Acquire)
     }
 
     /// The realtime timestamp of the latest frame (0 before the first).
@@ -115,7 +107,6 @@ impl Capture {
 fn read_until_stopped(
     mut handle: PcapCapture<Active>,
     stop: &EventFd,
-    seen: &AtomicUsize,
     last_ns: &AtomicI64,
     ifname: &str,
 ) -> Result<Vec<Captured>, CaptureError> {
@@ -143,7 +134,6 @@ fn read_until_stopped(
                         t_ns,
                         bytes: packet.data.to_vec(),
                     });
-                    seen.fetch_add(1, Ordering::AcqRel);
                     last_ns.store(t_ns, Ordering::Release);
                 }
                 Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => break,

@@ -33,11 +33,6 @@ pub fn requested() -> bool {
     INTERRUPTED.load(Ordering::Acquire)
 }
 
-/// Asks the run to stop, as Ctrl-C does (for tests).
-pub fn request() {
-    INTERRUPTED.store(true, Ordering::Release);
-}
-
 /// Waits on `rx` up to `limit`, in short slices so an interrupt is noticed.
 pub fn recv_timeout<T>(
     rx: &std::sync::mpsc::Receiver<T>,

@@ -231,6 +231,14 @@ async fn call(
             String::new(),
         )
     };
+    // send and recv: a byte count, or the errno, or a driver failure.
+    let counted = |args: String, r: std::io::Result<Result<usize, Errno>>| match r {
+        Ok(r) => {
+            let ret = r.as_ref().map_or(-1, |n| *n as i64);
+            record(name, args, ret, failed(&r), start, ret.to_string())
+        }
+        Err(e) => io_failed(e),
+    };
     Some(match step {
         Step::WaitMs(ms) => {
             if let Err(e) = driver.settle(Duration::from_millis(*ms)).await {
@@ -327,20 +335,7 @@ async fn call(
             } else {
                 driver.send(h, &data).await
             };
-            match r {
-                Ok(r) => {
-                    let ret = r.as_ref().map_or(-1, |n| *n as i64);
-                    record(
-                        name,
-                        format!("{} bytes", s.bytes.0),
-                        ret,
-                        failed(&r),
-                        start,
-                        ret.to_string(),
-                    )
-                }
-                Err(e) => io_failed(e),
-            }
+            counted(format!("{} bytes", s.bytes.0), r)
         }
         Step::Recv(rv) => {
             let mut buf = vec![0u8; rv.max.0 as usize];
@@ -350,20 +345,7 @@ async fn call(
             } else {
                 driver.recv(h, &mut buf).await
             };
-            match r {
-                Ok(r) => {
-                    let ret = r.as_ref().map_or(-1, |n| *n as i64);
-                    record(
-                        name,
-                        format!("max {}", rv.max.0),
-                        ret,
-                        failed(&r),
-                        start,
-                        ret.to_string(),
-                    )
-                }
-                Err(e) => io_failed(e),
-            }
+            counted(format!("max {}", rv.max.0), r)
         }
         Step::Close => {
             let now = driver.now();
