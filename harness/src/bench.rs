@@ -95,6 +95,15 @@ fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Res
             "",
             spread(&mut pick(|p| p.teardown_ms))
         );
+        let prewarmed = runs.iter().filter(|r| r.phases.prewarmed).count();
+        let _ = writeln!(
+            out,
+            "  {:6}   (network and capture built ahead for {prewarmed} of {} runs; building \
+             one took {})",
+            "",
+            runs.len(),
+            spread(&mut pick(|p| p.blank_ms))
+        );
         let _ = writeln!(
             out,
             "  {:6}   (the case's own time: run {}; settle {})",

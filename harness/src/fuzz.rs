@@ -464,6 +464,7 @@ pub fn run(
             on_progress(outcome.scenarios, &outcome.found);
         }
     });
+    crate::prewarm::drain();
     outcome.found.sort_by_key(|f| f.index);
     outcome.elapsed = started.elapsed();
     outcome

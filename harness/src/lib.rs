@@ -25,6 +25,7 @@ pub mod netns;
 pub mod packet_socket;
 pub mod peer;
 pub mod preflight;
+pub mod prewarm;
 pub mod reaper;
 pub mod report;
 pub mod runner;

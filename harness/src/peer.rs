@@ -74,10 +74,22 @@ pub struct PeerStats {
     pub syns: usize,
 }
 
+/// Opens the peer's packet socket on `ifname` inside `ns`. Open it before the capture
+/// starts: taps on a device are called newest first (`dev_add_pack` puts each at the head
+/// of the list, net/core/dev.c), so the capture, opened later, records each frame before
+/// the peer's socket sees it, and never shows the peer's answer ahead of its cause.
+pub fn open_socket(ns: &Netns, ifname: &str) -> Result<PacketSocket, PeerError> {
+    Ok(ns.run(|| PacketSocket::open(ifname))??)
+}
+
 impl Peer {
-    /// Opens the peer's socket inside `ns` and starts it.
-    pub fn spawn(ns: &Netns, script: PeerScript, addrs: PeerAddrs) -> Result<Peer, PeerError> {
-        let socket = ns.run(|| PacketSocket::open(&addrs.ifname))??;
+    /// Starts the peer on `socket`, opened on `addrs.ifname` beforehand ([`open_socket`]),
+    /// before the capture's: see there.
+    pub fn spawn(
+        socket: PacketSocket,
+        script: PeerScript,
+        addrs: PeerAddrs,
+    ) -> Result<Peer, PeerError> {
         let stop = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(PeerError::Stop)?);
         let busy = Arc::new(AtomicBool::new(false));
         let (stop2, busy2) = (stop.clone(), busy.clone());

@@ -15,7 +15,8 @@ use crate::diff::{self, Divergence};
 use crate::dut::{Dut, DutError};
 use crate::expect::{self, Check};
 use crate::peer::{Peer, PeerAddrs};
-use crate::topology::{Topology, DUT_MAC, PEER_IF, PEER_MAC};
+use crate::prewarm;
+use crate::topology::{DUT_MAC, PEER_IF, PEER_MAC};
 use crate::trace::{self, Trace};
 
 /// The most frames one run keeps for its trace. A connect case makes a few dozen; a
@@ -65,6 +66,13 @@ pub struct Phases {
     pub settle_ms: f64,
     /// Stopping, writing the pcap, normalizing, checking, dropping the namespaces.
     pub teardown_ms: f64,
+    #[serde(default)]
+    /// Whether the network and capture were built ahead, off this run's critical path
+    /// ([`crate::prewarm`]); when not, building them is part of `setup_ms`.
+    pub prewarmed: bool,
+    #[serde(default)]
+    /// How long building the network and starting its capture took, wherever it happened.
+    pub blank_ms: f64,
 }
 
 /// A case file and what it holds.
@@ -189,24 +197,32 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
         ms
     };
     let spec = case.topology_spec(dut.kernel_owns_address());
-    let topology = Topology::build(&spec).map_err(|e| format!("building the topology: {e}"))?;
-    // The capture's ring setup waits for a grace period; start the peer meanwhile.
-    let (capture, peer) = std::thread::scope(|scope| {
-        let capture = scope.spawn(|| Capture::start(&topology.peer, PEER_IF));
-        let peer = Peer::spawn(
-            &topology.peer,
-            case.peer.clone(),
-            PeerAddrs {
-                ifname: PEER_IF.into(),
-                mac: PEER_MAC,
-                ip: spec.peer_ip,
-                mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
-            },
-        );
-        (capture.join().expect("capture start does not panic"), peer)
-    });
-    let capture = capture.map_err(|e| e.to_string())?;
-    let peer = peer.map_err(|e| e.to_string())?;
+    // The network and its capture were most likely built while an earlier case ran.
+    let prewarm::Prepared {
+        topology,
+        peer_socket,
+        capture,
+        provenance,
+    } = prewarm::take(&spec)?;
+    phases.prewarmed = provenance.prewarmed;
+    phases.blank_ms = provenance.blank_ms;
+    let peer = Peer::spawn(
+        peer_socket,
+        case.peer.clone(),
+        PeerAddrs {
+            ifname: PEER_IF.into(),
+            mac: PEER_MAC,
+            ip: spec.peer_ip,
+            mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
+        },
+    );
+    let peer = match peer {
+        Ok(peer) => peer,
+        Err(e) => {
+            let _ = capture.stop();
+            return Err(e.to_string());
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
     phases.setup_ms = lap();
     let run = dut.run(&topology, case);
@@ -428,6 +444,7 @@ pub fn run_each<R: Send>(
             }
         }
     });
+    prewarm::drain();
     slots.into_iter().flatten().collect()
 }
 

@@ -71,15 +71,48 @@ pub struct Topology {
     pub spec: TopologySpec,
 }
 
-impl Topology {
-    /// Builds the two namespaces, the veth between them, addresses, routes and sysctls.
-    pub fn build(spec: &TopologySpec) -> Result<Topology, TopologyError> {
+/// Two namespaces joined by a veth of a given MTU, nothing else of any case in them yet:
+/// IPv6 and offloads off on both ends, the peer's end up, the DUT's end down (so nothing is
+/// sent). What [`crate::prewarm`] builds ahead of the case that will use it.
+#[derive(Debug)]
+pub struct Blank {
+    pub dut: Netns,
+    pub peer: Netns,
+    pub mtu: u32,
+}
+
+impl Blank {
+    /// Builds the namespaces and the veth.
+    pub fn build(mtu: u32) -> Result<Blank, TopologyError> {
         let dut = Netns::new()?;
         let peer = Netns::new()?;
         peer.run(sysctl::disable_ipv6)??;
         let peer_fd = peer.fd().as_raw_fd();
-        dut.run(|| configure_dut(spec, peer_fd))??;
+        dut.run(|| -> Result<(), TopologyError> {
+            sysctl::disable_ipv6()?;
+            let netlink = Netlink::open()?;
+            netlink.add_veth(DUT_IF, DUT_MAC, PEER_IF, PEER_MAC, peer_fd, mtu)?;
+            ethtool::disable_offloads(DUT_IF).map_err(TopologyError::Offloads)?;
+            Ok(())
+        })??;
         peer.run(configure_peer)??;
+        Ok(Blank { dut, peer, mtu })
+    }
+}
+
+impl Topology {
+    /// Builds the two namespaces, the veth between them, addresses, routes and sysctls.
+    pub fn build(spec: &TopologySpec) -> Result<Topology, TopologyError> {
+        Topology::from_blank(Blank::build(spec.mtu)?, spec)
+    }
+
+    /// Gives a blank of the spec's MTU the case's sysctls, address and routes, and brings
+    /// the DUT's end up. The sysctls are written once the veth exists, so per-interface
+    /// ones (`net.ipv4.conf.eth0.*`) can be set; `conf.default` no longer reaches eth0.
+    pub fn from_blank(blank: Blank, spec: &TopologySpec) -> Result<Topology, TopologyError> {
+        debug_assert_eq!(blank.mtu, spec.mtu, "a blank is only used for its own MTU");
+        let Blank { dut, peer, .. } = blank;
+        dut.run(|| configure_dut(spec))??;
         // Both ends must be able to transmit before anything runs (see wait_tx_ready).
         for (ns, ifname) in [(&dut, DUT_IF), (&peer, PEER_IF)] {
             ns.run(|| -> Result<(), TopologyError> {
@@ -122,11 +155,8 @@ fn configure_peer() -> Result<(), TopologyError> {
     Ok(())
 }
 
-fn configure_dut(spec: &TopologySpec, peer_fd: i32) -> Result<(), TopologyError> {
-    sysctl::disable_ipv6()?;
+fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
     let netlink = Netlink::open()?;
-    netlink.add_veth(DUT_IF, DUT_MAC, PEER_IF, PEER_MAC, peer_fd, spec.mtu)?;
-    ethtool::disable_offloads(DUT_IF).map_err(TopologyError::Offloads)?;
     let lo = netlink.link_index("lo")?;
     netlink.set_up(lo)?;
     let eth = netlink.link_index(DUT_IF)?;
