@@ -99,7 +99,8 @@ struct RunArgs {
     /// shard k mod N + 1, so shards partition the suite the same way on every machine.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
-    /// Run the whole suite this many times (a pair run reports any case whose verdict changed).
+    /// Run the whole suite this many times (a pair run reports any case whose verdict changed);
+    /// each round's pcaps go to <artifacts>/round-<n>/.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Where each run's .pcap goes (<DIR>/<case>/<dut>.pcap).
@@ -542,11 +543,17 @@ fn run_pairs(
         if args.repeat > 1 {
             println!("== round {} of {}", round + 1, args.repeat);
         }
+        // Each round keeps its own pcaps, so a verdict that changed can be looked into.
+        let artifacts = if args.repeat > 1 {
+            args.artifacts.join(format!("round-{}", round + 1))
+        } else {
+            args.artifacts.clone()
+        };
         let bar = progress(cases.len());
         let results = runner::run_each(
             cases,
             args.jobs,
-            |c| runner::run_pair(c, reference, other, Some(&args.artifacts)),
+            |c| runner::run_pair(c, reference, other, Some(&artifacts)),
             |i, r| {
                 verdicts[i].push(r.verdict);
                 emit(&bar, report::pair_text(r, args.verbose));
