@@ -34,7 +34,8 @@ impl Dir {
 }
 
 /// The IP ID as compared: 0 stays 0 (Linux's control-socket RSTs carry 0), anything else is
-/// the delta from the first non-zero ID the same side sent.
+/// the delta from the first ID the same side sent. A 0 where a socket's 16-bit counter
+/// wraps (after 65535, or before 1) is a counter value like any other ([`counter_zeros`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum IpId {
     Zero,
@@ -169,17 +170,19 @@ pub fn build(captured: &[Captured], calls: &[CallRecord], dut_mac: [u8; 6]) -> T
         .or_else(|| calls.first().map(|c| c.start_ns))
         .or_else(|| decoded.first().map(|(t, _, _)| *t))
         .unwrap_or(0);
-    let raw = raw_values(&decoded);
-    let norm = Normalizer::new(&raw, &decoded);
+    let counter_zeros = counter_zeros(&decoded);
+    let raw = raw_values(&decoded, &counter_zeros);
+    let norm = Normalizer::new(&raw, &decoded, counter_zeros);
     let ms = |t: i64| (t - origin_ns) as f64 / 1e6;
     Trace {
         origin_ns,
         frames: decoded
             .iter()
-            .map(|(t, dir, frame)| TraceFrame {
+            .enumerate()
+            .map(|(i, (t, dir, frame))| TraceFrame {
                 t_ms: ms(*t),
                 dir: *dir,
-                norm: norm.frame(*dir, frame),
+                norm: norm.frame(i, *dir, frame),
                 raw: frame.clone(),
             })
             .collect(),
@@ -205,9 +208,39 @@ fn tcp_of(frame: &Frame) -> Option<(&Ipv4Fields, &decode::TcpFields)> {
     }
 }
 
-fn raw_values(frames: &[(i64, Dir, Frame)]) -> RawValues {
+/// The indices of frames whose IP ID 0 is a step of their sender's 16-bit counter rather
+/// than a fixed 0: the same side's previous IPv4 frame carried 65535, or its next one 1.
+/// Linux counts a connected socket's IDs from a random start (`ip_select_ident_segs`), so
+/// about one run in 65536/n wraps through 0 within its n frames.
+fn counter_zeros(frames: &[(i64, Dir, Frame)]) -> std::collections::HashSet<usize> {
+    let mut zeros = std::collections::HashSet::new();
+    for side in [Dir::Out, Dir::In] {
+        let ids: Vec<(usize, u16)> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, dir, _))| *dir == side)
+            .filter_map(|(i, (_, _, frame))| match &frame.body {
+                Body::Ipv4(ip) => Some((i, ip.id)),
+                _ => None,
+            })
+            .collect();
+        for (k, &(i, id)) in ids.iter().enumerate() {
+            let after_max = k > 0 && ids[k - 1].1 == u16::MAX;
+            let before_one = ids.get(k + 1).is_some_and(|next| next.1 == 1);
+            if id == 0 && (after_max || before_one) {
+                zeros.insert(i);
+            }
+        }
+    }
+    zeros
+}
+
+fn raw_values(
+    frames: &[(i64, Dir, Frame)],
+    counter_zeros: &std::collections::HashSet<usize>,
+) -> RawValues {
     let mut raw = RawValues::default();
-    for (_, dir, frame) in frames {
+    for (i, (_, dir, frame)) in frames.iter().enumerate() {
         let Some((ip, tcp)) = tcp_of(frame) else {
             continue;
         };
@@ -218,7 +251,7 @@ fn raw_values(frames: &[(i64, Dir, Frame)]) -> RawValues {
                     raw.dut_isn = Some(tcp.seq);
                     raw.dut_port = Some(tcp.sport);
                 }
-                if raw.dut_first_ip_id.is_none() && ip.id != 0 {
+                if raw.dut_first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
                     raw.dut_first_ip_id = Some(ip.id);
                 }
                 if raw.dut_first_tsval.is_none() {
@@ -246,18 +279,23 @@ struct Normalizer {
     raw: RawValues,
     peer_first_tsval: Option<u32>,
     peer_first_ip_id: Option<u16>,
+    counter_zeros: std::collections::HashSet<usize>,
 }
 
 impl Normalizer {
-    fn new(raw: &RawValues, frames: &[(i64, Dir, Frame)]) -> Normalizer {
+    fn new(
+        raw: &RawValues,
+        frames: &[(i64, Dir, Frame)],
+        counter_zeros: std::collections::HashSet<usize>,
+    ) -> Normalizer {
         let mut peer_first_tsval = None;
         let mut peer_first_ip_id = None;
-        for (_, dir, frame) in frames {
+        for (i, (_, dir, frame)) in frames.iter().enumerate() {
             if *dir != Dir::In {
                 continue;
             }
             if let Body::Ipv4(ip) = &frame.body {
-                if peer_first_ip_id.is_none() && ip.id != 0 {
+                if peer_first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
                     peer_first_ip_id = Some(ip.id);
                 }
             }
@@ -271,10 +309,11 @@ impl Normalizer {
             raw: raw.clone(),
             peer_first_tsval,
             peer_first_ip_id,
+            counter_zeros,
         }
     }
 
-    fn ip(&self, dir: Dir, ip: &Ipv4Fields) -> NormIp {
+    fn ip(&self, index: usize, dir: Dir, ip: &Ipv4Fields) -> NormIp {
         let first = match dir {
             Dir::Out => self.raw.dut_first_ip_id,
             Dir::In => self.peer_first_ip_id,
@@ -285,7 +324,7 @@ impl Normalizer {
             ttl: ip.ttl,
             df: ip.df,
             id: match (ip.id, first) {
-                (0, _) => IpId::Zero,
+                (0, _) if !self.counter_zeros.contains(&index) => IpId::Zero,
                 (id, Some(first)) => IpId::Delta(i32::from(id.wrapping_sub(first) as i16)),
                 (_, None) => IpId::Delta(0),
             },
@@ -304,7 +343,7 @@ impl Normalizer {
         }
     }
 
-    fn frame(&self, dir: Dir, frame: &Frame) -> NormFrame {
+    fn frame(&self, index: usize, dir: Dir, frame: &Frame) -> NormFrame {
         let rel = |v: u32, base: Option<u32>| base.map_or(v, |b| v.wrapping_sub(b));
         match &frame.body {
             Body::Arp(a) => NormFrame::Arp {
@@ -340,7 +379,7 @@ impl Normalizer {
                         })
                         .collect();
                     NormFrame::Tcp {
-                        ip: self.ip(dir, ip),
+                        ip: self.ip(index, dir, ip),
                         sport: self.port(tcp.sport),
                         dport: self.port(tcp.dport),
                         seq: rel(tcp.seq, own_isn),
@@ -359,7 +398,7 @@ impl Normalizer {
                     }
                 }
                 L4::Icmp(icmp) => NormFrame::Icmp {
-                    ip: self.ip(dir, ip),
+                    ip: self.ip(index, dir, ip),
                     icmp_type: icmp.icmp_type,
                     code: icmp.code,
                     rest: icmp.rest,
@@ -656,6 +695,49 @@ mod tests {
         o.extend(val.to_be_bytes());
         o.extend(ecr.to_be_bytes());
         o
+    }
+
+    fn ids_of(ids: &[(bool, u16)]) -> Vec<IpId> {
+        let captured: Vec<Captured> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, &(from_dut, id))| Captured {
+                t_ns: 1_000_000 * k as i64,
+                bytes: seg(from_dut, 1, 1, flags::ACK, id, vec![]),
+            })
+            .collect();
+        build(&captured, &[], DUT)
+            .frames
+            .iter()
+            .map(|f| match &f.norm {
+                NormFrame::Tcp { ip, .. } => ip.id,
+                other => panic!("not TCP: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_id_counter_wrapping_through_zero_stays_a_counter() {
+        // The kernel's FIN once carried ID 0 because its socket's counter had started at
+        // 65534; the stack's counter did not wrap. Both are +2.
+        let d = IpId::Delta;
+        assert_eq!(
+            ids_of(&[
+                (true, 65534),
+                (false, 9),
+                (true, 65535),
+                (true, 0),
+                (true, 1)
+            ]),
+            vec![d(0), d(0), d(1), d(2), d(3)]
+        );
+        // A first ID of 0 that the next one continues anchors the count.
+        assert_eq!(ids_of(&[(true, 0), (true, 1)]), vec![d(0), d(1)]);
+        // A lone 0 between other IDs is Linux's fixed 0 (a control socket's RST).
+        assert_eq!(
+            ids_of(&[(true, 500), (true, 0), (true, 501), (false, 0)]),
+            vec![d(0), IpId::Zero, d(1), IpId::Zero]
+        );
     }
 
     #[test]
