@@ -101,6 +101,54 @@ pub fn summary(t: Tally) -> String {
     out
 }
 
+/// At most this many frames of an aligned diff are printed: a runaway case captures up
+/// to a thousand, and its first screens say what happened.
+const MAX_FRAME_ROWS: usize = 60;
+
+/// A line of the aligned frame diff.
+#[derive(Debug, PartialEq)]
+enum Row {
+    Frame(usize),
+    /// A run of this many agreeing frames, left out.
+    Skipped(usize),
+}
+
+/// Which of `frames` aligned frames to print: all of them when asked for the whole trace,
+/// else every differing frame with two agreeing ones on each side for context, longer
+/// stretches of agreement being cut to a count.
+fn frame_rows(frames: usize, marked: &std::collections::BTreeSet<usize>, whole: bool) -> Vec<Row> {
+    const CONTEXT: usize = 2;
+    let near = |i: usize| {
+        whole
+            || i < CONTEXT
+            || marked
+                .range(i.saturating_sub(CONTEXT)..=i + CONTEXT)
+                .next()
+                .is_some()
+    };
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    // A cut of one frame saves nothing: that frame is printed instead.
+    let flush = |rows: &mut Vec<Row>, skipped: &mut usize, at: usize| {
+        match *skipped {
+            0 => {}
+            1 => rows.push(Row::Frame(at - 1)),
+            n => rows.push(Row::Skipped(n)),
+        }
+        *skipped = 0;
+    };
+    for i in 0..frames {
+        if near(i) {
+            flush(&mut rows, &mut skipped, i);
+            rows.push(Row::Frame(i));
+        } else {
+            skipped += 1;
+        }
+    }
+    flush(&mut rows, &mut skipped, frames);
+    rows
+}
+
 /// The block printed for a case run on two implementations: one line when they agree;
 /// otherwise both traces aligned frame by frame (`=` same, `!` differing) and every
 /// divergence with its path and both values. Known divergences are always listed.
@@ -138,7 +186,25 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
                         .ok()
                 })
                 .collect();
-            for i in 0..rt.frames.len().max(ot.frames.len()) {
+            let frames = rt.frames.len().max(ot.frames.len());
+            let mut shown = 0;
+            for row in frame_rows(frames, &marked, show_trace) {
+                let i = match row {
+                    Row::Frame(i) => i,
+                    Row::Skipped(n) => {
+                        let _ = writeln!(out, "  … {n} identical frames");
+                        continue;
+                    }
+                };
+                if shown == MAX_FRAME_ROWS {
+                    let _ = writeln!(
+                        out,
+                        "  … frames {i} to {} not shown (the pcaps have them all)",
+                        frames - 1
+                    );
+                    break;
+                }
+                shown += 1;
                 let line = |t: &Trace| {
                     t.frames.get(i).map_or("(no frame)".to_string(), |f| {
                         format!("{:>9.3} {} {}", f.t_ms / 1e3, f.dir.arrow(), f.norm.text())
@@ -246,4 +312,34 @@ pub fn pair_tally(results: &[PairResult]) -> (Tally, usize) {
         }
     }
     (t, known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreeing_stretches_are_cut_around_the_differing_frames() {
+        let marked = [10].into_iter().collect();
+        let rows = frame_rows(20, &marked, false);
+        assert_eq!(
+            rows,
+            vec![
+                Row::Frame(0),
+                Row::Frame(1),
+                Row::Skipped(6),
+                Row::Frame(8),
+                Row::Frame(9),
+                Row::Frame(10),
+                Row::Frame(11),
+                Row::Frame(12),
+                Row::Skipped(7),
+            ]
+        );
+        // A one-frame gap is printed, not cut; the whole trace is printed when asked for.
+        let marked = [5].into_iter().collect();
+        assert!(!frame_rows(8, &marked, false).contains(&Row::Skipped(1)));
+        assert_eq!(frame_rows(8, &marked, false).len(), 8);
+        assert_eq!(frame_rows(30, &marked, true).len(), 30);
+    }
 }
