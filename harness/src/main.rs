@@ -15,7 +15,7 @@ use tcptwin::dut::{Dut, KernelDut, StackDut};
 use tcptwin::report;
 use tcptwin::runner::{self, LoadedCase};
 use tcptwin::vm::VmKernelDut;
-use tcptwin_stack::config::Profile;
+use tcptwin_stack::config::{Mutation, Profile};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -92,6 +92,10 @@ struct RunArgs {
     /// judged by the diff alone.
     #[arg(long, default_value = "6.18", value_parser = parse_profile)]
     profile: Profile,
+    /// Give the stack a deliberate bug, to see that tcptwin catches it (`unclamped-wscale`:
+    /// a peer's window scale above 14 is not clamped).
+    #[arg(long, value_parser = parse_mutation)]
+    mutation: Option<Mutation>,
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
@@ -150,6 +154,9 @@ struct FuzzArgs {
     /// Do not shrink (a survey: every diverging scenario is listed as drawn).
     #[arg(long)]
     no_shrink: bool,
+    /// Give the stack a deliberate bug (see `run --mutation`): the fuzzer should find it.
+    #[arg(long, value_parser = parse_mutation)]
+    mutation: Option<Mutation>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -190,7 +197,11 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let outcome = tcptwin::fuzz::run(&config, &KernelDut, &StackDut::default(), |done, found| {
+    let stack = StackDut {
+        mutation: args.mutation,
+        ..StackDut::default()
+    };
+    let outcome = tcptwin::fuzz::run(&config, &KernelDut, &stack, |done, found| {
         if let Some(bar) = &bar {
             bar.set_position(done);
             bar.set_message(format!("{} divergence(s)", found.len()));
@@ -283,14 +294,21 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
     s.parse()
 }
 
+fn parse_mutation(s: &str) -> Result<Mutation, String> {
+    Mutation::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Mutation::ALL.iter().map(|(n, _)| *n).collect();
+        format!("unknown mutation {s:?}; known: {}", names.join(", "))
+    })
+}
+
 /// The implementations of a run; a VM named twice is booted once and shared.
 struct Duts {
     vms: Vec<(String, std::sync::Arc<VmKernelDut>)>,
-    profile: Profile,
+    stack: StackDut,
 }
 
 impl Duts {
-    fn new(choices: &[&DutChoice], profile: Profile) -> anyhow::Result<Duts> {
+    fn new(choices: &[&DutChoice], stack: StackDut) -> anyhow::Result<Duts> {
         let mut vms: Vec<(String, std::sync::Arc<VmKernelDut>)> = Vec::new();
         let agent = std::env::current_exe().context("finding tcptwin's own binary")?;
         for choice in choices {
@@ -304,15 +322,13 @@ impl Duts {
                 }
             }
         }
-        Ok(Duts { vms, profile })
+        Ok(Duts { vms, stack })
     }
 
     fn get(&self, choice: &DutChoice) -> Box<dyn Dut> {
         match choice {
             DutChoice::Kernel => Box::new(KernelDut),
-            DutChoice::Stack => Box::new(StackDut {
-                profile: self.profile,
-            }),
+            DutChoice::Stack => Box::new(self.stack),
             #[cfg(feature = "smoltcp")]
             DutChoice::Smoltcp => Box::new(SmoltcpDut),
             DutChoice::Vm(version) => {
@@ -440,7 +456,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     // VMs boot here, on the main thread: qemu's death signal follows the thread that
     // started it.
-    let duts = Duts::new(&named, args.profile)?;
+    let stack = StackDut {
+        profile: args.profile,
+        mutation: args.mutation,
+    };
+    let duts = Duts::new(&named, stack)?;
     let dut = duts.get(&args.dut);
     if let VsChoice::Dut(vs) = &args.vs {
         let other = duts.get(vs);

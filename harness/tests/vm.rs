@@ -58,6 +58,7 @@ fn linux_6_1_boots_runs_a_case_and_backs_off_exponentially() {
             &vm,
             &StackDut {
                 profile: Profile::V6_1,
+                ..StackDut::default()
             },
             None,
         );

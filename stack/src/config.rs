@@ -127,6 +127,27 @@ pub struct Config {
     pub neigh_app_solicit: u32,
     /// `net.ipv4.neigh.<dev>.retrans_time_ms`.
     pub neigh_retrans_time_ms: u32,
+    /// Not a sysctl: a deliberate deviation from Linux, none by default. It is how tcptwin
+    /// shows that its diffs and fuzzer catch a stack bug (`tcptwin fuzz --mutation`).
+    pub mutation: Option<Mutation>,
+}
+
+/// A bug the stack can be told to have, each the undoing of one Linux rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// Take a peer's window scale above 14 as it is, instead of clamping it to 14
+    /// (`tcp_parse_options`: "Illegal window scaling value").
+    UnclampedWscale,
+}
+
+impl Mutation {
+    /// Every mutation, by the name the command line uses.
+    pub const ALL: &[(&str, Mutation)] = &[("unclamped-wscale", Mutation::UnclampedWscale)];
+
+    /// The mutation called `name`.
+    pub fn from_name(name: &str) -> Option<Mutation> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
 }
 
 impl Default for Config {
@@ -162,6 +183,7 @@ impl Default for Config {
             neigh_ucast_solicit: 3,
             neigh_app_solicit: 0,
             neigh_retrans_time_ms: 1000,
+            mutation: None,
         }
     }
 }

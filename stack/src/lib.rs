@@ -27,7 +27,7 @@ pub mod rand;
 pub mod time;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, Mutation};
 pub use errno::Errno;
 pub use time::Instant;
 pub mod neigh;

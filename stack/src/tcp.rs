@@ -7,7 +7,7 @@
 //! (net/ipv4/tcp_timer.c), `tcp_rcv_synsent_state_process`/`tcp_reset`
 //! (net/ipv4/tcp_input.c) and `tcp_v4_err` (net/ipv4/tcp_ipv4.c).
 
-use crate::config::Config;
+use crate::config::{Config, Mutation};
 use crate::errno::Errno;
 use crate::time::{msecs_to_jiffies, timer_wheel_expiry, Instant, HZ, NANOS_PER_JIFFY};
 use crate::wire::{TcpFlags, TcpOption, TcpRepr};
@@ -1560,7 +1560,11 @@ impl Tcb {
                     if *w > TCP_MAX_WSCALE {
                         tracing::debug!(wscale = *w, "Illegal window scaling value > 14 received");
                     }
-                    h.wscale = Some((*w).min(TCP_MAX_WSCALE));
+                    h.wscale = Some(if cfg.mutation == Some(Mutation::UnclampedWscale) {
+                        *w
+                    } else {
+                        (*w).min(TCP_MAX_WSCALE)
+                    });
                 }
                 TcpOption::SackPermitted if seg.flags.syn() && cfg.tcp_sack => h.sack = true,
                 TcpOption::Timestamps { tsval, tsecr } if cfg.tcp_timestamps != 0 => {
@@ -1770,7 +1774,7 @@ impl Tcb {
             }
             if seg.flags.ack() && !seg.flags.syn() && seg.ack == self.snd_nxt {
                 self.snd_una = seg.ack;
-                self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+                self.snd_wnd = (seg.window as u32).wrapping_shl(self.snd_wscale.into());
                 self.set_state(State::Established);
                 self.finish_connect(now);
                 self.rtx_timer = None;

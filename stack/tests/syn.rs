@@ -208,6 +208,19 @@ fn wscale_above_14_is_clamped() {
 }
 
 #[test]
+fn the_unclamped_wscale_mutation_takes_the_peers_scale_as_it_is() {
+    let mut sim = Sim::new(&[]);
+    sim.stack.config_mut().mutation = Some(tcptwin_stack::Mutation::UnclampedWscale);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let mut o = linux_synack_options(1, 0);
+    o[4] = TcpOption::WindowScale(15);
+    sim.deliver_tcp(&synack(&t, 5000, 100, o), 0);
+    sim.pump();
+    assert_eq!(sim.stack.tcb(h).unwrap().snd_wscale, 15);
+}
+
+#[test]
 fn malformed_mss_option_is_ignored() {
     let mut sim = Sim::new(&[]);
     let (h, syn) = sim.connect_nb(vec![]);

@@ -22,7 +22,7 @@ use tcptwin_stack::{
 };
 
 use crate::capture::realtime_ns;
-use tcptwin_stack::config::Profile;
+use tcptwin_stack::config::{Mutation, Profile};
 
 use crate::case::{Case, GetOpt, Step};
 use crate::dut::{
@@ -39,6 +39,8 @@ pub struct StackDut {
     /// The kernel version whose behaviour the stack follows where versions differ
     /// (`tcptwin run --profile`); 6.18, the host's, by default.
     pub profile: Profile,
+    /// A deliberate bug to give the stack (`--mutation`), to show that tcptwin catches it.
+    pub mutation: Option<Mutation>,
 }
 
 /// Steps run until this fires (the case's time limit); the call in progress returns EINTR,
@@ -47,7 +49,11 @@ type Cancel = Arc<tokio::sync::Notify>;
 
 impl Dut for StackDut {
     fn name(&self) -> &'static str {
-        "stack"
+        // A mutated stack says so in every report line.
+        match self.mutation {
+            None => "stack",
+            Some(Mutation::UnclampedWscale) => "stack[unclamped-wscale]",
+        }
     }
 
     fn kernel_owns_address(&self) -> bool {
@@ -66,16 +72,17 @@ impl Dut for StackDut {
         let spec = topology.spec.clone();
         let steps = case.steps.clone();
         let cancel2 = cancel.clone();
-        let profile = self.profile;
+        let (profile, mutation) = (self.profile, self.mutation);
         let handle = topology
             .dut
             .spawn("dut-stack", move || -> Result<(), String> {
                 crate::netns::realtime_priority();
                 let sock = PacketSocket::open(DUT_IF)
                     .map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
-                let config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
+                let mut config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
                     .map_err(|e| format!("reading sysctls: {e}"))?
                     .with_profile(profile);
+                config.mutation = mutation;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
