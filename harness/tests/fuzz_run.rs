@@ -30,12 +30,14 @@ fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzCon
     }
 }
 
-/// Ignored until the generator's last known race is removed: when the DUT sends more than
-/// one flight of data, the peer's per-segment ACKs clock the kernel's sending, and where
-/// its last segment lands among them is timing (seen twice in ~20 runs of this test: scenario
-/// #29 of this seed, the kernel against itself). Run it with `cargo test -- --ignored`.
+/// Ignored until the generator's last known race is removed. The generated peer now answers
+/// on a quiet line (`clock: quiet`), which removed the race of its per-segment ACKs against
+/// the DUT's application; what remains is rarer: in a window-limited transfer (scenario #8 of
+/// this seed: a 1188-byte window, MSS 536), the kernel against itself sometimes cuts a round
+/// at a different byte (`frame[62].tcp.payload_len` 116 against 100): about 3 replays in 10
+/// of that scenario, and 2 of 15 runs of this test. Run it with `cargo test -- --ignored`.
 #[test]
-#[ignore = "known race: ACK-clocked data bursts against the peer's per-segment ACKs (see the doc comment)"]
+#[ignore = "known race: a window-limited transfer's rounds are cut at different bytes, the kernel against itself (see the doc comment)"]
 fn generated_scenarios_raise_no_false_alarm_kernel_against_kernel() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let outcome = fuzz::run(&config(60, None, false), &KernelDut, &KernelDut, |_, _| {});
