@@ -847,6 +847,107 @@ pub fn linux_synack_options(syn: &[TcpOption], mss: u16) -> Vec<PeerOption> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::{QuietClock, QuietMs};
+
+    const DUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn from_dut(seq: u32, ack: u32, seg_flags: u16, payload_len: usize) -> Vec<u8> {
+        frame::tcp(&Segment {
+            src_mac: DUT_MAC,
+            dst_mac: PEER_MAC,
+            src_ip: DUT_IP,
+            dst_ip: PEER_IP,
+            ip_id: 1,
+            sport: 40000,
+            dport: 80,
+            seq,
+            ack,
+            flags: seg_flags,
+            window: 64240,
+            options: vec![2, 4, 5, 0xb4],
+            payload_len,
+        })
+    }
+
+    /// A peer on the quiet clock after the handshake, with one scripted FIN 100 ms on.
+    fn quiet_peer() -> PeerState {
+        let script = PeerScript {
+            syn: vec![SynReaction::Synack(SynAckSpec::default())],
+            established: vec![PeerAction::WaitMs(100), PeerAction::Fin],
+            clock: PeerClock::Quiet(QuietClock {
+                answer_ms: QuietMs(1),
+                action_ms: QuietMs(20),
+            }),
+            ..PeerScript::default()
+        };
+        let isn = script.isn;
+        let mut peer = PeerState::new(
+            script,
+            PeerAddrs {
+                ifname: "peer".into(),
+                mac: PEER_MAC,
+                ip: PEER_IP,
+                mss: 1460,
+            },
+        );
+        peer.handle(&from_dut(1000, 0, flags::SYN, 0));
+        peer.handle(&from_dut(1001, isn.wrapping_add(1), flags::ACK, 0));
+        peer
+    }
+
+    fn answers_queued(peer: &PeerState) -> usize {
+        peer.queue
+            .iter()
+            .filter(|(_, job)| matches!(job, Job::Piece { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_quiet_peer_answers_a_burst_once_1_ms_after_its_last_segment() {
+        let mut peer = quiet_peer();
+        let isn = peer.script.isn.wrapping_add(1);
+        for i in 0..3 {
+            peer.handle(&from_dut(1001 + i * 1000, isn, flags::ACK, 1000));
+        }
+        assert_eq!(
+            answers_queued(&peer),
+            0,
+            "nothing answered while the DUT sends"
+        );
+        let last = peer.last_dut_segment.unwrap();
+        assert_eq!(
+            peer.quiet_due(),
+            Some((last + Duration::from_millis(1), true))
+        );
+        peer.answer_dut();
+        assert_eq!(answers_queued(&peer), 1, "one cumulative answer");
+        assert_eq!(peer.conn.as_ref().unwrap().rcv_nxt, 4001);
+    }
+
+    #[test]
+    fn a_quiet_peer_plays_its_script_after_20_ms_of_quiet_and_its_wait() {
+        let mut peer = quiet_peer();
+        let (due, answer) = peer.quiet_due().unwrap();
+        assert!(!answer);
+        // The scripted 100 ms wait is the later bound right after the handshake.
+        assert_eq!(due, peer.next_action_at);
+        assert_eq!(peer.actions, [PeerAction::Fin]);
+        // A segment from the DUT first: the answer comes before the action, and the
+        // action then waits for 20 ms of quiet after that answer.
+        let isn = peer.script.isn.wrapping_add(1);
+        peer.handle(&from_dut(1001, isn, flags::ACK, 10));
+        assert!(peer.quiet_due().unwrap().1);
+        peer.answer_dut();
+        peer.next_action_at = Instant::now();
+        let answered = peer.last_piece_due.unwrap();
+        assert_eq!(
+            peer.quiet_due(),
+            Some((answered + Duration::from_millis(20), false))
+        );
+    }
 
     #[test]
     fn synack_options_follow_what_the_syn_offered() {
