@@ -37,7 +37,7 @@ fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzCon
 /// flight differently between two runs. PSH lands on another segment of the first flight,
 /// before the peer has sent anything. A window-limited round is cut at another byte
 /// (scenario #8 of this seed, `frame[62].tcp.payload_len` 116 against 100, in 2 to 5
-/// replays of 10). This test failed 7 of 22 runs, nearly all on #8. Run it with
+/// replays of 10). This test failed 8 of 17 runs, 7 of them on #8. Run it with
 /// `cargo test -- --ignored`.
 #[test]
 #[ignore = "known race: the kernel chunks a flight differently between two runs (PSH placement, where a window-limited round is cut; see the doc comment)"]
