@@ -573,6 +573,9 @@ pub struct PeerScript {
         skip_serializing_if = "is_default_fin_delay"
     )]
     pub fin_delay_ms: u64,
+    /// What times the peer's segments once a SYN-ACK has opened the connection.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub clock: PeerClock,
 }
 fn default_fin_delay() -> u64 {
     10
@@ -587,7 +590,60 @@ impl Default for PeerScript {
             established: Vec::new(),
             on_fin: FinReply::default(),
             fin_delay_ms: default_fin_delay(),
+            clock: PeerClock::default(),
         }
+    }
+}
+
+/// What times the peer's segments on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerClock {
+    /// React to each segment as it comes: ACK each data segment, answer a FIN after
+    /// `fin_delay_ms`, and play the `established` actions at their scripted times. What a
+    /// hand-written exchange wants, but when the DUT sends more than one flight, those ACKs
+    /// clock its sending while its application is still making calls, and where the peer's
+    /// scripted segments land among its segments is then a matter of timing.
+    #[default]
+    EachSegment,
+    /// Act only on a quiet line (see [`QuietClock`]). Each round of the DUT's sending ends
+    /// before the peer's next segment, whatever the timing, so generated scenarios use it.
+    Quiet(QuietClock),
+}
+
+/// A peer that acts only once the DUT has sent nothing for a while (nor the peer itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuietClock {
+    /// After this much silence, one cumulative ACK (or the answer to the DUT's FIN, as
+    /// `on_fin` says) for all the DUT sent since the last answer. Short, so that it comes
+    /// before the DUT's own timers would (the loss probe, at least a jiffy); `fin_delay_ms`
+    /// does not apply.
+    pub answer_ms: QuietMs,
+    /// After this much silence, with nothing left to answer, the next `established` action
+    /// (no earlier than its `wait_ms` allow). Long, so that the DUT's reaction to the
+    /// previous segment (the next flight, an ACK, a RST) is complete before it.
+    pub action_ms: QuietMs,
+}
+
+/// A quiet period, 1 ≤ ms ≤ 10000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minimum" = 1, "maximum" = 10000))]
+#[serde(try_from = "u64", into = "u64")]
+pub struct QuietMs(pub u64);
+impl TryFrom<u64> for QuietMs {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        if (1..=10_000).contains(&v) {
+            Ok(QuietMs(v))
+        } else {
+            Err(format!("quiet period {v} ms is outside 1..=10000"))
+        }
+    }
+}
+impl From<QuietMs> for u64 {
+    fn from(v: QuietMs) -> u64 {
+        v.0
     }
 }
 fn default_peer_isn() -> u32 {

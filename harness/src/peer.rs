@@ -4,8 +4,10 @@
 //! It answers ARP for its address (unless told to stay silent), reacts to the n-th SYN as
 //! the script says — silence, RST, SYN-ACK with chosen options, an ICMP error quoting the
 //! SYN — after an optional delay, then ACKs data, answers FIN, and plays its `established`
-//! actions. It runs on its own thread until stopped.
+//! actions, either segment by segment or, with `clock: quiet`, each time the line has gone
+//! quiet. It runs on its own thread until stopped.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +19,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::case::{
-    ArpMode, FinReply, FloodKind, PeerAction, PeerOption, PeerScript, SynAckSpec, SynReaction,
+    ArpMode, FinReply, FloodKind, PeerAction, PeerClock, PeerOption, PeerScript, SynAckSpec,
+    SynReaction,
 };
 use crate::decode::{self, flags, Body, TcpFields, L4};
 use crate::frame::{self, Segment};
@@ -140,6 +143,10 @@ struct Conn {
     /// The largest segment the peer sends: the MSS the DUT offered (536 when it offered
     /// none, as RFC 9293 says), and no more than the link allows.
     send_mss: usize,
+    /// `quiet` clock: the DUT sent data or a FIN (new or again) not answered yet.
+    owed: bool,
+    /// `quiet` clock: the DUT's FIN came in and is not answered yet.
+    fin_unanswered: bool,
 }
 
 /// Something to do at a given time.
@@ -164,6 +171,8 @@ enum Job {
     },
     /// The same frame, this many more times (a runaway peer).
     Flood(Vec<u8>, u32),
+    /// `quiet` clock: act if the DUT has been quiet long enough, or look again later.
+    QuietCheck,
 }
 
 /// Frames a flood sends between two looks at the socket and the stop signal.
@@ -181,6 +190,15 @@ struct PeerState {
     stats: PeerStats,
     /// When the last segment on the connection is due out (for [`PEER_PACING`]).
     last_piece_due: Option<Instant>,
+    /// `quiet` clock: the `established` actions not played yet, and the earliest time
+    /// the next may be (its `wait_ms` counted from the action before it).
+    actions: VecDeque<PeerAction>,
+    next_action_at: Instant,
+    /// When the DUT last sent a segment on the connection.
+    last_dut_segment: Option<Instant>,
+    /// A `Job::QuietCheck` is in the queue (one at a time; it moves itself later as the DUT
+    /// keeps sending).
+    quiet_check_queued: bool,
 }
 
 impl PeerState {
@@ -195,6 +213,10 @@ impl PeerState {
             queue: Vec::new(),
             stats: PeerStats::default(),
             last_piece_due: None,
+            actions: VecDeque::new(),
+            next_action_at: Instant::now(),
+            last_dut_segment: None,
+            quiet_check_queued: false,
         }
     }
 
@@ -252,6 +274,10 @@ impl PeerState {
                             socket.send(&frame)?;
                             self.stats.frames_out += 1;
                         }
+                    }
+                    Job::QuietCheck => {
+                        self.quiet_check_queued = false;
+                        self.quiet_check();
                     }
                     Job::Flood(f, left) => {
                         let now_sent = left.min(FLOOD_BATCH);
@@ -318,6 +344,13 @@ impl PeerState {
         tcp: &TcpFields,
         ip_packet: &[u8],
     ) {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| tcp.sport == c.dut_port && tcp.dport == c.local_port)
+        {
+            self.last_dut_segment = Some(Instant::now());
+        }
         if tcp.has(flags::RST) {
             return;
         }
@@ -348,18 +381,36 @@ impl PeerState {
         }
         if !conn.established && tcp.has(flags::ACK) && tcp.ack == conn.snd_nxt {
             conn.established = true;
-            let mut delay = Duration::ZERO;
-            for action in self.script.established.clone() {
-                if let PeerAction::WaitMs(ms) = action {
-                    delay += Duration::from_millis(ms);
-                } else {
-                    self.schedule(delay, Job::Action(action));
+            if self.quiet().is_some() {
+                self.actions = self.script.established.iter().cloned().collect();
+                self.next_action_at = Instant::now() + self.take_waits();
+                self.queue_quiet_check();
+            } else {
+                let mut delay = Duration::ZERO;
+                for action in self.script.established.clone() {
+                    if let PeerAction::WaitMs(ms) = action {
+                        delay += Duration::from_millis(ms);
+                    } else {
+                        self.schedule(delay, Job::Action(action));
+                    }
                 }
             }
         }
+        let quiet = self.quiet().is_some();
         let conn = self.conn.as_mut().expect("checked above");
         let fin = tcp.has(flags::FIN);
         let consumed = tcp.payload_len as u32 + u32::from(fin);
+        if quiet && consumed > 0 {
+            // Answered once the DUT goes quiet; a segment already had (a retransmission)
+            // is answered too, as any receiver does.
+            conn.owed = true;
+            if tcp.seq == conn.rcv_nxt {
+                conn.rcv_nxt = conn.rcv_nxt.wrapping_add(consumed);
+                conn.fin_unanswered |= fin;
+            }
+            self.queue_quiet_check();
+            return;
+        }
         if consumed == 0 || tcp.seq != conn.rcv_nxt {
             return;
         }
@@ -538,6 +589,8 @@ impl PeerState {
             ts_recent: syn_ts.unwrap_or(0),
             established: false,
             fin_sent: spec.fin,
+            owed: false,
+            fin_unanswered: false,
             send_mss: usize::from(
                 syn.options
                     .iter()
@@ -576,6 +629,110 @@ impl PeerState {
             }
             PeerAction::Rst => self.send_segment(flags::RST | flags::ACK, 0),
             PeerAction::WaitMs(_) => {}
+        }
+    }
+
+    /// A `quiet` clock's two periods (answer, action); None for `each_segment`.
+    fn quiet(&self) -> Option<(Duration, Duration)> {
+        match self.script.clock {
+            PeerClock::EachSegment => None,
+            PeerClock::Quiet(q) => Some((
+                Duration::from_millis(q.answer_ms.0),
+                Duration::from_millis(q.action_ms.0),
+            )),
+        }
+    }
+
+    /// Takes the `wait_ms` actions at the head of the pending actions; returns their sum.
+    fn take_waits(&mut self) -> Duration {
+        let mut wait = Duration::ZERO;
+        while let Some(PeerAction::WaitMs(ms)) = self.actions.front() {
+            wait += Duration::from_millis(*ms);
+            self.actions.pop_front();
+        }
+        wait
+    }
+
+    /// Since when nothing has passed on the connection: the later of the DUT's last segment
+    /// and the peer's last (which may still be due, paced).
+    fn quiet_since(&self) -> Option<Instant> {
+        self.last_dut_segment.max(self.last_piece_due)
+    }
+
+    /// When a `quiet` peer acts next, and whether that is an answer: an answer is due once
+    /// the line has been quiet for `answer_ms`; an action once it has been quiet for
+    /// `action_ms` and its waits are over. None when there is nothing to do.
+    fn quiet_due(&self) -> Option<(Instant, bool)> {
+        let (answer, action) = self.quiet()?;
+        let since = self.quiet_since()?;
+        if self.conn.as_ref().is_some_and(|c| c.owed) {
+            Some((since + answer, true))
+        } else if !self.actions.is_empty() {
+            Some(((since + action).max(self.next_action_at), false))
+        } else {
+            None
+        }
+    }
+
+    /// Queues a quiet check for when the peer may act next, if none is queued.
+    fn queue_quiet_check(&mut self) {
+        if self.quiet_check_queued {
+            return;
+        }
+        if let Some((due, _)) = self.quiet_due() {
+            self.quiet_check_queued = true;
+            self.schedule(
+                due.saturating_duration_since(Instant::now()),
+                Job::QuietCheck,
+            );
+        }
+    }
+
+    /// A `quiet` peer's one decision point: answer what the DUT sent, or play the next
+    /// `established` action, if the line has been quiet long enough (else look again when
+    /// it will have been). What the peer sends restarts the quiet period, so the DUT's
+    /// reaction to it is on the wire before the peer acts again.
+    fn quiet_check(&mut self) {
+        let Some((due, answer)) = self.quiet_due() else {
+            return;
+        };
+        if Instant::now() < due {
+            self.queue_quiet_check();
+            return;
+        }
+        if answer {
+            self.answer_dut();
+        } else {
+            if let Some(action) = self.actions.pop_front() {
+                self.act(action);
+            }
+            self.next_action_at = Instant::now() + self.take_waits();
+        }
+        self.queue_quiet_check();
+    }
+
+    /// Answers, in one segment, everything the DUT sent since the last answer: its FIN as
+    /// `on_fin` says (with `ignore`, nothing), else an ACK of all its data.
+    fn answer_dut(&mut self) {
+        // The line has been quiet since the peer's last segment too: pacing spaces the
+        // segments of one burst, and a paced answer would come a jiffy late, as late as the
+        // loss probe it must precede.
+        self.last_piece_due = None;
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        conn.owed = false;
+        if std::mem::take(&mut conn.fin_unanswered) {
+            match self.script.on_fin {
+                FinReply::AckFin if !conn.fin_sent => {
+                    conn.fin_sent = true;
+                    self.send_segment(flags::FIN | flags::ACK, 0)
+                }
+                FinReply::AckFin | FinReply::Ack => self.send_segment(flags::ACK, 0),
+                FinReply::Ignore => {}
+            }
+        } else {
+            self.send_segment(flags::ACK, 0);
         }
     }
 
@@ -702,6 +859,107 @@ pub fn linux_synack_options(syn: &[TcpOption], mss: u16) -> Vec<PeerOption> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::{QuietClock, QuietMs};
+
+    const DUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn from_dut(seq: u32, ack: u32, seg_flags: u16, payload_len: usize) -> Vec<u8> {
+        frame::tcp(&Segment {
+            src_mac: DUT_MAC,
+            dst_mac: PEER_MAC,
+            src_ip: DUT_IP,
+            dst_ip: PEER_IP,
+            ip_id: 1,
+            sport: 40000,
+            dport: 80,
+            seq,
+            ack,
+            flags: seg_flags,
+            window: 64240,
+            options: vec![2, 4, 5, 0xb4],
+            payload_len,
+        })
+    }
+
+    /// A peer on the quiet clock after the handshake, with one scripted FIN 100 ms on.
+    fn quiet_peer() -> PeerState {
+        let script = PeerScript {
+            syn: vec![SynReaction::Synack(SynAckSpec::default())],
+            established: vec![PeerAction::WaitMs(100), PeerAction::Fin],
+            clock: PeerClock::Quiet(QuietClock {
+                answer_ms: QuietMs(1),
+                action_ms: QuietMs(20),
+            }),
+            ..PeerScript::default()
+        };
+        let isn = script.isn;
+        let mut peer = PeerState::new(
+            script,
+            PeerAddrs {
+                ifname: "peer".into(),
+                mac: PEER_MAC,
+                ip: PEER_IP,
+                mss: 1460,
+            },
+        );
+        peer.handle(&from_dut(1000, 0, flags::SYN, 0));
+        peer.handle(&from_dut(1001, isn.wrapping_add(1), flags::ACK, 0));
+        peer
+    }
+
+    fn answers_queued(peer: &PeerState) -> usize {
+        peer.queue
+            .iter()
+            .filter(|(_, job)| matches!(job, Job::Piece { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_quiet_peer_answers_a_burst_once_1_ms_after_its_last_segment() {
+        let mut peer = quiet_peer();
+        let isn = peer.script.isn.wrapping_add(1);
+        for i in 0..3 {
+            peer.handle(&from_dut(1001 + i * 1000, isn, flags::ACK, 1000));
+        }
+        assert_eq!(
+            answers_queued(&peer),
+            0,
+            "nothing answered while the DUT sends"
+        );
+        let last = peer.last_dut_segment.unwrap();
+        assert_eq!(
+            peer.quiet_due(),
+            Some((last + Duration::from_millis(1), true))
+        );
+        peer.answer_dut();
+        assert_eq!(answers_queued(&peer), 1, "one cumulative answer");
+        assert_eq!(peer.conn.as_ref().unwrap().rcv_nxt, 4001);
+    }
+
+    #[test]
+    fn a_quiet_peer_plays_its_script_after_20_ms_of_quiet_and_its_wait() {
+        let mut peer = quiet_peer();
+        let (due, answer) = peer.quiet_due().unwrap();
+        assert!(!answer);
+        // The scripted 100 ms wait is the later bound right after the handshake.
+        assert_eq!(due, peer.next_action_at);
+        assert_eq!(peer.actions, [PeerAction::Fin]);
+        // A segment from the DUT first: the answer comes before the action, and the
+        // action then waits for 20 ms of quiet after that answer.
+        let isn = peer.script.isn.wrapping_add(1);
+        peer.handle(&from_dut(1001, isn, flags::ACK, 10));
+        assert!(peer.quiet_due().unwrap().1);
+        peer.answer_dut();
+        peer.next_action_at = Instant::now();
+        let answered = peer.last_piece_due.unwrap();
+        assert_eq!(
+            peer.quiet_due(),
+            Some((answered + Duration::from_millis(20), false))
+        );
+    }
 
     #[test]
     fn synack_options_follow_what_the_syn_offered() {

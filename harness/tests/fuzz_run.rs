@@ -30,12 +30,17 @@ fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzCon
     }
 }
 
-/// Ignored until the generator's last known race is removed: when the DUT sends more than
-/// one flight of data, the peer's per-segment ACKs clock the kernel's sending, and where
-/// its last segment lands among them is timing (seen twice in ~20 runs of this test: scenario
-/// #29 of this seed, the kernel against itself). Run it with `cargo test -- --ignored`.
+/// Ignored until the last known races are removed. The generated peer now answers on a
+/// quiet line (`clock: quiet`), which removed the race of its per-segment ACKs against the
+/// DUT's application (FIN riding on the last data or not, frames in another order). What
+/// remains is rarer, about one scenario in 200, and happens inside the kernel: it chunks a
+/// flight differently between two runs. PSH lands on another segment of the first flight,
+/// before the peer has sent anything. A window-limited round is cut at another byte
+/// (scenario #8 of this seed, `frame[62].tcp.payload_len` 116 against 100, in 2 to 5
+/// replays of 10). This test failed 8 of 17 runs, 7 of them on #8. Run it with
+/// `cargo test -- --ignored`.
 #[test]
-#[ignore = "known race: ACK-clocked data bursts against the peer's per-segment ACKs (see the doc comment)"]
+#[ignore = "known race: the kernel chunks a flight differently between two runs (PSH placement, where a window-limited round is cut; see the doc comment)"]
 fn generated_scenarios_raise_no_false_alarm_kernel_against_kernel() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let outcome = fuzz::run(&config(60, None, false), &KernelDut, &KernelDut, |_, _| {});
