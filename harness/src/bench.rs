@@ -250,6 +250,7 @@ fn fuzz_rate(config: &BenchConfig, out: &mut String) {
         save_dir: None,
         stop_at_first: false,
         shrink: false,
+        dut_flags: String::new(),
     };
     let outcome = crate::fuzz::run(&fuzz, &KernelDut, &StackDut::default(), |_, _| {});
     let rate = outcome.scenarios as f64 / outcome.elapsed.as_secs_f64().max(1e-9);

@@ -68,6 +68,9 @@ pub struct FuzzConfig {
     pub stop_at_first: bool,
     /// Shrink what diverges (off only to measure throughput).
     pub shrink: bool,
+    /// The command-line flags that chose the implementations (`--vs smoltcp`, `--mutation
+    /// …`), written into a saved case's comment so that its replay line runs the same pair.
+    pub dut_flags: String,
 }
 
 /// A divergence found and shrunk.
@@ -595,11 +598,13 @@ fn save(
     };
     let path = dir.join(file);
     let mut text = format!(
-        "# Found by: tcptwin fuzz --seed {} --max-timer {} ({}).\n# Replay: tcptwin run {}\n",
+        "# Found by: tcptwin fuzz --seed {} --max-timer {}{flags} ({}).\n# Replay: tcptwin run \
+         {}{flags}\n",
         config.seed,
         config.max_timer_s,
         case.name,
-        path.display()
+        path.display(),
+        flags = config.dut_flags,
     );
     if kind == "error" {
         for side in [&result.reference, &result.other] {

@@ -157,6 +157,27 @@ struct FuzzArgs {
     /// Give the stack a deliberate bug (see `run --mutation`): the fuzzer should find it.
     #[arg(long, value_parser = parse_mutation)]
     mutation: Option<Mutation>,
+    /// The implementation fuzzed against the host kernel: `stack`, `smoltcp`, `vm:VERSION`,
+    /// or `kernel` (the fuzzer's own false-alarm check).
+    #[arg(long, default_value = "stack", value_parser = parse_dut)]
+    vs: DutChoice,
+}
+
+/// The flags of a fuzz run that choose the implementations, as `run` takes them too.
+fn fuzz_dut_flags(args: &FuzzArgs) -> String {
+    let mut flags = String::new();
+    match &args.vs {
+        DutChoice::Stack => {}
+        DutChoice::Kernel => flags.push_str(" --vs kernel"),
+        #[cfg(feature = "smoltcp")]
+        DutChoice::Smoltcp => flags.push_str(" --vs smoltcp"),
+        DutChoice::Vm(version) => flags.push_str(&format!(" --vs vm:{version}")),
+    }
+    if let Some(m) = args.mutation {
+        let name = Mutation::ALL.iter().find(|(_, x)| *x == m).map(|(n, _)| *n);
+        flags.push_str(&format!(" --mutation {}", name.unwrap_or("?")));
+    }
+    flags
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -186,6 +207,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         save_dir: Some(args.save.clone()),
         stop_at_first: !args.all,
         shrink: !args.no_shrink,
+        dut_flags: fuzz_dut_flags(&args),
     };
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = ProgressBar::new(config.cases.unwrap_or(0));
@@ -201,7 +223,9 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         mutation: args.mutation,
         ..StackDut::default()
     };
-    let outcome = tcptwin::fuzz::run(&config, &KernelDut, &stack, |done, found| {
+    let duts = Duts::new(&[&args.vs], stack)?;
+    let other = duts.get(&args.vs);
+    let outcome = tcptwin::fuzz::run(&config, &KernelDut, other.as_ref(), |done, found| {
         if let Some(bar) = &bar {
             bar.set_position(done);
             bar.set_message(format!("{} divergence(s)", found.len()));

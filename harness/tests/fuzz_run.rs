@@ -27,6 +27,7 @@ fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzCon
         save_dir,
         stop_at_first,
         shrink: true,
+        dut_flags: String::new(),
     }
 }
 
