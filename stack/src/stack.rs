@@ -558,6 +558,16 @@ impl Stack {
                     let (src, dst) = (*t.local.ip(), *t.remote.ip());
                     self.emit_control_reset(now, src, dst, &repr, tos);
                 }
+                Output::ControlAck { repr, oow } => {
+                    let default_ttl = self.cfg.ip_default_ttl;
+                    let s = self.sk(idx);
+                    let (src, dst) = (*s.tcb.local.ip(), *s.tcb.remote.ip());
+                    // tw_tos; ip_select_ttl with the control socket's uc_ttl
+                    // of -1: the route's hoplimit or ip_default_ttl.
+                    let tos = if oow { s.tos & !3 } else { s.tos };
+                    let ttl = s.route_ttl.unwrap_or(default_ttl);
+                    self.emit_control(now, src, dst, &repr, tos, ttl);
+                }
             }
         }
     }
@@ -601,6 +611,21 @@ impl Stack {
         repr: &TcpRepr,
         tos: u8,
     ) {
+        let ttl = self.cfg.ip_default_ttl;
+        self.emit_control(now, src, dst, repr, tos, ttl);
+    }
+
+    /// `ip_send_unicast_reply` from the per-netns control socket: IP ID 0
+    /// (no `inet_daddr`, DF), no IP options, routed afresh.
+    fn emit_control(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        repr: &TcpRepr,
+        tos: u8,
+        ttl: u8,
+    ) {
         let next_hop = match self.routes.lookup(dst, Some(src)) {
             Ok(r) => r.next_hop,
             Err(_) => return,
@@ -613,7 +638,7 @@ impl Stack {
             tos,
             ident: 0,
             dont_frag: true,
-            ttl: self.cfg.ip_default_ttl,
+            ttl,
             options: vec![],
             payload_len: tcp.len(),
         };

@@ -46,6 +46,10 @@ pub const TCP_TIMEOUT_FALLBACK: u64 = 3 * HZ;
 pub const TCP_MAX_WSCALE: u8 = 14;
 /// `TCP_TIMEWAIT_LEN` = 60 s.
 pub const TCP_TIMEWAIT_LEN: u64 = 60 * HZ;
+/// `TCP_FIN_TIMEOUT` (the `tcp_fin_timeout` default) = `TCP_TIMEWAIT_LEN`.
+pub const TCP_FIN_TIMEOUT: u64 = TCP_TIMEWAIT_LEN;
+/// `tcp_invalid_ratelimit` default: `HZ / 2` (500 ms).
+pub const TCP_INVALID_RATELIMIT: u64 = HZ / 2;
 /// `tcp_rto_min` = 200 ms.
 pub const TCP_RTO_MIN: u64 = HZ / 5;
 /// `tcp_retries2` default.
@@ -218,6 +222,18 @@ pub enum Output {
         /// ECT(0) in the IP header (data segments once ECN is negotiated).
         ect: bool,
     },
+    /// An ACK from the control socket on behalf of a timewait socket
+    /// (`tcp_v4_timewait_ack` → `tcp_v4_send_ack` → `ip_send_unicast_reply`):
+    /// IP ID 0 (the control socket has no `inet_daddr`, so
+    /// `ip_select_ident_segs` leaves DF packets at 0), DF, the route's or
+    /// the default TTL, no IP options of the connection's own.
+    ControlAck {
+        /// The ACK.
+        repr: TcpRepr,
+        /// `TCP_TW_ACK_OOW`: the answer to an out-of-window segment, sent
+        /// with the ECN bits of `tw_tos` cleared.
+        oow: bool,
+    },
     /// A RST from the control socket (`tcp_v4_send_reset`): IP ID 0, TTL default,
     /// TOS of the segment it answers without ECN bits.
     ControlReset {
@@ -310,6 +326,12 @@ pub struct Tcb {
     srtt: Option<Duration>,
     /// `tw_rcv_wnd`: `tcp_receive_window` when TIME_WAIT began.
     tw_rcv_wnd: u32,
+    /// `tw_substate == TCP_FIN_WAIT2`: an orphan whose FIN was acked became a
+    /// timewait socket still waiting for the peer's FIN (`tcp_time_wait(sk,
+    /// TCP_FIN_WAIT2, tmo)`). Only meaningful in [`State::TimeWait`].
+    tw_fin_wait2: bool,
+    /// `tw_last_oow_ack_time` in jiffies (0: none yet).
+    tw_last_oow_ack: u64,
 
     /// `advmss`.
     pub advmss: u32,
@@ -537,6 +559,8 @@ impl Tcb {
             rmem2: 0,
             srtt: None,
             tw_rcv_wnd: 0,
+            tw_fin_wait2: false,
+            tw_last_oow_ack: 0,
             advmss: 0,
             mss_clamp: TCP_MSS_DEFAULT,
             mss_cache: TCP_MSS_DEFAULT,
@@ -1532,14 +1556,7 @@ impl Tcb {
         match self.state {
             State::Closed => {}
             State::SynSent => self.synsent_input(now, cfg, seg, tos, out),
-            State::TimeWait => {
-                if seg.flags.fin() || seg.flags.syn() {
-                    // tcp_v4_timewait_ack: window = tw_rcv_wnd >> tw_rcv_wscale.
-                    let mut repr = self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]);
-                    repr.window = (self.tw_rcv_wnd >> self.rcv_wscale).min(65535) as u16;
-                    out.push(Output::Segment { repr, ect: false });
-                }
-            }
+            State::TimeWait => self.timewait_input(now, seg, tos, out),
             _ => self.established_input(now, seg, tos, out),
         }
     }
@@ -1819,6 +1836,17 @@ impl Tcb {
                 out.extend(Self::reset_for(seg, tos));
                 return;
             }
+            // The same step for an orphan without new data: unless a FIN rides
+            // on the ACK (kept as a full socket, `tcp_reset_keepalive_timer`),
+            // it becomes a FIN_WAIT2 timewait socket and the segment is
+            // consumed (`tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)`).
+            if before == State::FinWait1 && self.state == State::FinWait2 && self.dead {
+                let tmo = self.fin_time();
+                if tmo <= TCP_TIMEWAIT_LEN && !seg.flags.fin() {
+                    self.time_wait(now, true, tmo);
+                    return;
+                }
+            }
         }
         // tcp_rcv_state_process, step 7, FIN_WAIT1/2 after shutdown(RCV):
         // "RFC 1122 says we MUST send a reset" (tcp_reset, then the reply RST).
@@ -1871,13 +1899,189 @@ impl Tcb {
         }
     }
 
-    /// `tcp_time_wait`: the timewait socket keeps `tcp_receive_window` as its window.
+    /// `tcp_time_wait(sk, TCP_TIME_WAIT, 0)`: see [`Self::time_wait`].
     fn enter_timewait(&mut self, now: Instant) {
+        self.time_wait(now, false, 0);
+    }
+
+    /// Mirrors `tcp_fin_time` (include/net/tcp.h): how long an orphan may
+    /// sit in FIN_WAIT2, `tcp_fin_timeout` (60 s, `TCP_FIN_TIMEOUT`) but at
+    /// least 3.5 RTO.
+    fn fin_time(&self) -> u64 {
+        let rto = (self.rto << 2) - (self.rto >> 1);
+        TCP_FIN_TIMEOUT.max(rto)
+    }
+
+    /// Mirrors `tcp_time_wait` (net/ipv4/tcp_minisocks.c): the connection is
+    /// replaced by a timewait socket that keeps only `rcv_nxt`, `snd_nxt`,
+    /// `tw_rcv_wnd = tcp_receive_window()` (frozen: a later FIN does not
+    /// shrink it), `ts_recent` and the scale, and answers from the control
+    /// socket (`tcp_v4_timewait_ack`). `fin_wait2` is the substate of an
+    /// orphan whose FIN was acked before the peer's FIN arrived; it lives
+    /// `max(timeo, 3.5 RTO)`, a TIME_WAIT `TCP_TIMEWAIT_LEN`. The full
+    /// socket is done (`tcp_done`): its timers and queues are gone.
+    fn time_wait(&mut self, now: Instant, fin_wait2: bool, timeo: u64) {
+        let rto = (self.rto << 2) - (self.rto >> 1);
+        let timeo = if fin_wait2 {
+            timeo.max(rto)
+        } else {
+            TCP_TIMEWAIT_LEN
+        };
         self.tw_rcv_wnd = self.receive_window();
+        self.tw_fin_wait2 = fin_wait2;
+        self.tw_last_oow_ack = 0;
         self.set_state(State::TimeWait);
         self.rtx_timer = None;
         self.delack_timer = None;
+        self.ack.pending = 0;
+        self.send_buf.clear();
+        self.tx_skbs.clear();
+        self.wmem_queued = 0;
+        self.timewait_timer = Some(timer_wheel_expiry(now, timeo));
+    }
+
+    /// `inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN)`.
+    fn tw_reschedule(&mut self, now: Instant) {
         self.timewait_timer = Some(timer_wheel_expiry(now, TCP_TIMEWAIT_LEN));
+    }
+
+    /// Mirrors `tcp_timewait_state_process` (net/ipv4/tcp_minisocks.c) and
+    /// what `tcp_v4_rcv` does with its verdict (there is no listener, so
+    /// `TCP_TW_SYN` falls through to an ACK). In the FIN_WAIT2 substate the
+    /// peer's FIN (and nothing else new) turns it into a true TIME_WAIT and
+    /// is acked; new data, or a SYN at or past `rcv_nxt`, is answered with a
+    /// RST and kills it. In TIME_WAIT an in-window bare ACK only restarts
+    /// the timer and a RST kills it (`tcp_rfc1337` = 0). Anything out of
+    /// window is acked, at most once per `tcp_invalid_ratelimit`
+    /// (`tcp_timewait_check_oow_rate_limit`).
+    fn timewait_input(&mut self, now: Instant, seg: &TcpRepr, tos: u8, out: &mut Vec<Output>) {
+        let rcv_nxt = self.rcv_nxt;
+        let seq = seg.seq;
+        let end_seq = seg.seq.wrapping_add(seg.seq_len());
+        let (rst, syn, ack, fin) = (
+            seg.flags.rst(),
+            seg.flags.syn(),
+            seg.flags.ack(),
+            seg.flags.fin(),
+        );
+        // tw_ts_recent_stamp is set once timestamps were in use.
+        let tsval = seg.timestamps().filter(|_| self.tstamp_ok).map(|(v, _)| v);
+        // tcp_paws_reject: an older TSval than ts_recent (0 never rejects).
+        let paws_reject = tsval
+            .is_some_and(|v| self.ts_recent != 0 && (self.ts_recent.wrapping_sub(v) as i32) > 0);
+        if self.tw_fin_wait2 {
+            let in_window = seq == rcv_nxt
+                || (seq_lt(rcv_nxt, end_seq) && seq_lt(seq, rcv_nxt.wrapping_add(self.tw_rcv_wnd)))
+                || (seq == rcv_nxt.wrapping_add(self.tw_rcv_wnd) && seq == end_seq);
+            if paws_reject || !in_window {
+                self.tw_oow_ack(now, seg, out);
+                return;
+            }
+            if rst {
+                self.set_state(State::Closed);
+                return;
+            }
+            if syn && !seq_lt(seq, rcv_nxt) {
+                self.tw_reset(seg, tos, out);
+                return;
+            }
+            if !ack || !seq_lt(rcv_nxt, end_seq) || end_seq == seq {
+                return; // a duplicate ACK
+            }
+            if !fin || end_seq != rcv_nxt.wrapping_add(1) {
+                self.tw_reset(seg, tos, out); // new data after the half-duplex close
+                return;
+            }
+            self.tw_fin_wait2 = false;
+            self.rcv_nxt = end_seq;
+            if let Some(v) = tsval {
+                self.ts_recent = v;
+            }
+            self.tw_reschedule(now);
+            self.timewait_ack(now, false, out);
+            return;
+        }
+        if !paws_reject && seq == rcv_nxt && (seq == end_seq || rst) {
+            if rst {
+                self.set_state(State::Closed);
+                return;
+            }
+            self.tw_reschedule(now);
+            if let Some(v) = tsval {
+                self.ts_recent = v;
+            }
+            return;
+        }
+        if syn
+            && !rst
+            && !ack
+            && !paws_reject
+            && (seq_lt(rcv_nxt, seq)
+                || tsval.is_some_and(|v| (self.ts_recent.wrapping_sub(v) as i32) < 0))
+        {
+            // TCP_TW_SYN without a listener: "to ACK".
+            self.timewait_ack(now, false, out);
+            return;
+        }
+        if !rst {
+            if paws_reject || ack {
+                self.tw_reschedule(now);
+            }
+            self.tw_oow_ack(now, seg, out);
+        }
+    }
+
+    /// `tcp_timewait_check_oow_rate_limit` → `tcp_oow_rate_limited`: data
+    /// (without SYN) is always answered; anything else at most once per
+    /// `tcp_invalid_ratelimit` (500 ms).
+    fn tw_oow_ack(&mut self, now: Instant, seg: &TcpRepr, out: &mut Vec<Output>) {
+        if seg.seq_len() == 0 || seg.flags.syn() {
+            let now_j = now.jiffies();
+            if self.tw_last_oow_ack != 0 {
+                let elapsed = now_j.wrapping_sub(self.tw_last_oow_ack) as i64;
+                if (0..TCP_INVALID_RATELIMIT as i64).contains(&elapsed) {
+                    return;
+                }
+            }
+            self.tw_last_oow_ack = now_j;
+        }
+        self.timewait_ack(now, true, out);
+    }
+
+    /// `TCP_TW_RST`: `tcp_v4_send_reset` for the timewait socket, which dies.
+    fn tw_reset(&mut self, seg: &TcpRepr, tos: u8, out: &mut Vec<Output>) {
+        out.extend(Self::reset_for(seg, tos));
+        self.set_state(State::Closed);
+    }
+
+    /// Mirrors `tcp_v4_timewait_ack`: `seq = tw_snd_nxt`, `ack = tw_rcv_nxt`,
+    /// window `tw_rcv_wnd >> tw_rcv_wscale`, and a timestamp option only if
+    /// `tw_ts_recent` is non-zero (`tcp_v4_send_ack`: `if (tsecr)`).
+    fn timewait_ack(&mut self, now: Instant, oow: bool, out: &mut Vec<Output>) {
+        let options = if self.ts_recent != 0 {
+            vec![
+                TcpOption::Nop,
+                TcpOption::Nop,
+                TcpOption::Timestamps {
+                    tsval: self.tsval(now),
+                    tsecr: self.ts_recent,
+                },
+            ]
+        } else {
+            vec![]
+        };
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags(TcpFlags::ACK),
+            window: (self.tw_rcv_wnd >> self.rcv_wscale) as u16,
+            urgent: 0,
+            options,
+            payload: vec![],
+        };
+        out.push(Output::ControlAck { repr, oow });
     }
 
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr) {

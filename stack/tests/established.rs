@@ -425,3 +425,157 @@ fn segments_wait_for_a_window_they_fit_in_whole() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].tcp().payload.len(), 100);
 }
+
+/// Close, let the peer ACK our FIN alone: `tcp_rcv_state_process` turns the
+/// orphan into a FIN_WAIT2 timewait socket (`tcp_time_wait(sk,
+/// TCP_FIN_WAIT2, tmo)`). Returns the sim, the SYN and our first sequence number.
+fn orphan_in_fin_wait2(opts: Vec<TcpOption>) -> (Sim, TcpRepr, u32) {
+    let (mut sim, h, syn) = established(opts);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.stack.close(sim.now, h).unwrap();
+    let fin = sim.pump();
+    assert!(fin[0].tcp().flags.fin());
+    sim.now = Instant::from_millis(10);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1.wrapping_add(1), TcpFlags::ACK, &[]),
+        0,
+    );
+    assert!(sim.pump().is_empty(), "the ACK of our FIN is consumed");
+    (sim, syn, isn1)
+}
+
+#[test]
+fn fin_wait2_timewait_acks_the_peer_fin_from_the_control_socket() {
+    // tcp_timewait_state_process: the FIN makes it a true TIME_WAIT, answered
+    // by tcp_v4_timewait_ack: IP ID 0 (the control socket), the window frozen
+    // at tcp_time_wait (the FIN does not take its byte off tw_rcv_wnd, as it
+    // would in tcp_select_window), TSecr the FIN's TSval.
+    let (mut sim, syn, isn1) = orphan_in_fin_wait2(linux_synack_options(1, 0));
+    sim.now = Instant::from_millis(20);
+    let mut fin = peer_seg(
+        &syn,
+        1001,
+        isn1.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::FIN,
+        &[],
+    );
+    fin.options = vec![
+        TcpOption::Nop,
+        TcpOption::Nop,
+        TcpOption::Timestamps {
+            tsval: 77,
+            tsecr: 0,
+        },
+    ];
+    sim.deliver_tcp(&fin, 0);
+    let a = sim.pump();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].ip().ident, 0, "from the control socket");
+    let t = a[0].tcp();
+    assert_eq!(t.flags, TcpFlags(TcpFlags::ACK));
+    assert_eq!((t.seq, t.ack), (isn1.wrapping_add(1), 1002));
+    let our_fin = sim
+        .tcp_sent()
+        .into_iter()
+        .find(|(_, t)| t.flags.fin())
+        .unwrap()
+        .1;
+    assert_eq!(
+        t.window, our_fin.window,
+        "tw_rcv_wnd >> tw_rcv_wscale: what was left of the last offer"
+    );
+    assert_eq!(t.timestamps().map(|(_, ecr)| ecr), Some(77));
+    // TIME_WAIT lasts TCP_TIMEWAIT_LEN from the FIN.
+    sim.run_until(Instant::from_secs(59));
+    assert!(sim.stack.poll_timeout().is_some());
+    sim.run_until(Instant::from_secs(62));
+    assert!(sim.stack.poll_timeout().is_none(), "TIME_WAIT is over");
+}
+
+#[test]
+fn fin_wait2_timewait_resets_new_data() {
+    // "New data or FIN. If new data arrive after half-duplex close, reset":
+    // TCP_TW_RST → tcp_v4_send_reset (seq = SEG.ACK), and the timewait
+    // socket dies.
+    let (mut sim, syn, isn1) = orphan_in_fin_wait2(vec![TcpOption::Mss(1460)]);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1.wrapping_add(1), TcpFlags::ACK, b"late"),
+        0,
+    );
+    let r = sim.pump();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].tcp().flags, TcpFlags(TcpFlags::RST));
+    assert_eq!(r[0].tcp().seq, isn1.wrapping_add(1));
+    assert_eq!(r[0].ip().ident, 0);
+    assert!(
+        sim.stack.poll_timeout().is_none(),
+        "the timewait socket is gone"
+    );
+}
+
+#[test]
+fn time_wait_acks_out_of_window_segments_rate_limited() {
+    // A retransmitted FIN (out of window: seq < rcv_nxt) is acked each time
+    // (it carries sequence space, tcp_oow_rate_limited skips it); bare
+    // out-of-window ACKs at most once per tcp_invalid_ratelimit (500 ms),
+    // with the ECN bits of tw_tos cleared (TCP_TW_ACK_OOW).
+    let (mut sim, syn, isn1) = orphan_in_fin_wait2(vec![TcpOption::Mss(1460)]);
+    let fin = peer_seg(
+        &syn,
+        1001,
+        isn1.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::FIN,
+        &[],
+    );
+    sim.deliver_tcp(&fin, 0);
+    assert_eq!(sim.pump().len(), 1, "the FIN is acked");
+    for _ in 0..2 {
+        sim.deliver_tcp(&fin, 0);
+        let a = sim.pump();
+        assert_eq!(a.len(), 1, "a retransmitted FIN is always acked");
+        assert_eq!((a[0].tcp().ack, a[0].ip().ident), (1002, 0));
+    }
+    let old_ack = peer_seg(&syn, 900, isn1.wrapping_add(1), TcpFlags::ACK, &[]);
+    sim.deliver_tcp(&old_ack, 0);
+    assert_eq!(
+        sim.pump().len(),
+        1,
+        "the first out-of-window ACK is answered"
+    );
+    sim.now = Instant::from_millis(110);
+    sim.deliver_tcp(&old_ack, 0);
+    assert!(sim.pump().is_empty(), "rate-limited");
+    sim.now = Instant::from_millis(610);
+    sim.deliver_tcp(&old_ack, 0);
+    assert_eq!(sim.pump().len(), 1, "500 ms later it is answered again");
+    // An in-window bare ACK is silently absorbed.
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1002, isn1.wrapping_add(1), TcpFlags::ACK, &[]),
+        0,
+    );
+    assert!(sim.pump().is_empty());
+}
+
+#[test]
+fn fin_riding_on_the_ack_of_our_fin_keeps_the_full_socket() {
+    // tcp_rcv_state_process, FIN_WAIT1: `th->fin` → tcp_reset_keepalive_timer
+    // and the full socket processes the FIN (tcp_fin: tcp_send_ack, then
+    // TIME_WAIT): the ACK comes from the connection, its IP ID continues.
+    let (mut sim, h, syn) = established(vec![TcpOption::Mss(1460)]);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.stack.close(sim.now, h).unwrap();
+    let fin = sim.pump();
+    let fin_id = fin[0].ip().ident;
+    sim.deliver_tcp(
+        &peer_seg(
+            &syn,
+            1001,
+            isn1.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::FIN,
+            &[],
+        ),
+        0,
+    );
+    let a = sim.pump();
+    assert_eq!(a[0].ip().ident, fin_id.wrapping_add(1));
+}
