@@ -2342,20 +2342,24 @@ impl Tcb {
         }
     }
 
-    /// Abort: RST|ACK with `seq = snd_nxt` if synchronized (`tcp_send_active_reset`), then CLOSE.
+    /// Abort (`tcp_close` with unread data, or `SO_LINGER` 0): the receive
+    /// queue is purged first, then `tcp_send_active_reset` sends RST|ACK
+    /// with `seq = snd_nxt` if synchronized. It goes through
+    /// `__tcp_transmit_skb` like any segment, so it carries the window of
+    /// `tcp_select_window` (over the emptied buffer) and the timestamp
+    /// option ("No TCP options attached" refers to the skb, not to
+    /// `tcp_established_options`). Then CLOSE.
     pub fn abort(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.recv_buf.clear();
+        self.rx_skbs.clear();
+        self.rmem_alloc = 0;
         if self.state.is_synchronized() && self.state != State::TimeWait {
-            let mut r = self.segment(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, vec![]);
-            r.window = 0;
-            r.options.clear();
+            let r = self.segment(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, vec![]);
             out.push(Output::Segment {
                 repr: r,
                 ect: false,
             });
         }
-        self.recv_buf.clear();
-        self.rx_skbs.clear();
-        self.rmem_alloc = 0;
         self.done();
     }
 

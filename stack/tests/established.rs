@@ -579,3 +579,33 @@ fn fin_riding_on_the_ack_of_our_fin_keeps_the_full_socket() {
     let a = sim.pump();
     assert_eq!(a[0].ip().ident, fin_id.wrapping_add(1));
 }
+
+#[test]
+fn close_with_unread_data_resets_with_window_and_timestamps() {
+    // tcp_close purges the receive queue, then tcp_send_active_reset goes
+    // through __tcp_transmit_skb: the RST carries tcp_select_window's window
+    // (no less than the last offer) and the timestamp option.
+    let (mut sim, h, syn) = established(linux_synack_options(1, 0));
+    let mut data = peer_seg(
+        &syn,
+        1001,
+        syn.seq.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::PSH,
+        b"unread",
+    );
+    data.options = vec![
+        TcpOption::Nop,
+        TcpOption::Nop,
+        TcpOption::Timestamps { tsval: 9, tsecr: 0 },
+    ];
+    sim.deliver_tcp(&data, 0);
+    let ack = sim.pump();
+    let last_window = ack.last().unwrap().tcp().window;
+    sim.stack.close(sim.now, h).unwrap();
+    let r = sim.pump();
+    assert_eq!(r.len(), 1);
+    let t = r[0].tcp();
+    assert_eq!(t.flags, TcpFlags(TcpFlags::RST | TcpFlags::ACK));
+    assert_eq!(t.window, last_window);
+    assert_eq!(t.timestamps().map(|(_, ecr)| ecr), Some(9));
+}
