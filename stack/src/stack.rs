@@ -776,13 +776,14 @@ impl Stack {
         }
         match ip.protocol {
             IpProtocol::Tcp => {
-                let Ok(seg) = TcpPacket::new_checked(p.payload())
-                    .and_then(|t| TcpRepr::parse(&t, ip.src_addr, ip.dst_addr))
-                else {
+                let Ok((seg, auth_bad)) = TcpPacket::new_checked(p.payload()).and_then(|t| {
+                    let seg = TcpRepr::parse(&t, ip.src_addr, ip.dst_addr)?;
+                    Ok((seg, crate::tcp::auth_options_invalid(t.options())))
+                }) else {
                     self.stats.rx_malformed += 1;
                     return;
                 };
-                self.tcp_input(now, &ip, &seg);
+                self.tcp_input(now, &ip, &seg, auth_bad);
             }
             IpProtocol::Icmp => {
                 let Ok(icmp) =
@@ -803,18 +804,31 @@ impl Stack {
     }
 
     /// `tcp_v4_rcv`: to the socket owning the 4-tuple, or a RST from the
-    /// control socket (`tcp_v4_send_reset`) when there is none.
-    fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr) {
+    /// control socket (`tcp_v4_send_reset`) when there is none. A segment
+    /// whose options fail `tcp_do_parse_auth_options` (`auth_bad`) is
+    /// dropped by a full socket (`tcp_inbound_hash`) and never answered
+    /// with a RST (`tcp_v4_send_reset` returns early); a timewait socket
+    /// still processes it.
+    fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr, auth_bad: bool) {
         let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
         match self.find_socket(local, remote) {
             Some(idx) => {
+                let timewait = self.sk(idx).tcb.state() == State::TimeWait;
+                if auth_bad && !timewait {
+                    self.stats.rx_ignored += 1;
+                    return;
+                }
                 let cfg = self.cfg.clone();
                 let mut out = Vec::new();
                 self.sk(idx).tcb.input(now, &cfg, seg, ip.tos, &mut out);
+                if auth_bad {
+                    out.retain(|o| !matches!(o, Output::ControlReset { .. }));
+                }
                 self.emit(now, idx, out);
                 self.after_event(idx);
             }
+            None if auth_bad => {}
             None => {
                 if let Some(Output::ControlReset { repr, tos }) = Tcb::reset_for(seg, ip.tos) {
                     self.emit_control_reset(now, ip.dst_addr, ip.src_addr, &repr, tos);

@@ -136,6 +136,53 @@ pub fn rx_truesize(frame_len: u32) -> u32 {
     (bucket - SKB_SHINFO_SIZE) + SKB_HEAD_OVERHEAD + SKB_SHINFO_SIZE
 }
 
+/// `TCPOLEN_MD5SIG`: the shortest option `tcp_do_parse_auth_options` looks
+/// for when the kernel has `CONFIG_TCP_MD5SIG` but not `CONFIG_TCP_AO` (as
+/// the 6.18 oracle host does; with TCP-AO it would be 5).
+const TCPOLEN_MD5SIG: usize = 18;
+
+/// Mirrors `tcp_do_parse_auth_options` (net/ipv4/tcp_input.c) as
+/// `tcp_inbound_hash` and `tcp_v4_send_reset` use it: scanning the options
+/// while at least `TCPOLEN_MD5SIG` bytes remain, a "silly" option length
+/// (< 2), one running past the header, or a malformed MD5 option makes the
+/// segment invalid. A full socket then drops it
+/// (`SKB_DROP_REASON_TCP_AUTH_HDR`), and no RST answers it.
+pub fn auth_options_invalid(options: &[u8]) -> bool {
+    const TCPOPT_EOL: u8 = 0;
+    const TCPOPT_NOP: u8 = 1;
+    const TCPOPT_MD5SIG: u8 = 19;
+    let mut i = 0usize;
+    let mut length = options.len();
+    let mut md5_seen = false;
+    while length >= TCPOLEN_MD5SIG {
+        let opcode = options[i];
+        i += 1;
+        match opcode {
+            TCPOPT_EOL => return false,
+            TCPOPT_NOP => {
+                length -= 1;
+                continue;
+            }
+            _ => {
+                let opsize = options[i] as usize;
+                i += 1;
+                if opsize < 2 || opsize > length {
+                    return true;
+                }
+                if opcode == TCPOPT_MD5SIG {
+                    if opsize != TCPOLEN_MD5SIG || md5_seen {
+                        return true;
+                    }
+                    md5_seen = true;
+                }
+                i += opsize - 2;
+                length -= opsize;
+            }
+        }
+    }
+    false
+}
+
 /// Connection states (`TCP_*` in include/net/tcp_states.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -2524,6 +2571,32 @@ mod tests {
         assert_eq!(e(PARAMETER_PROB, 0), Some(Ok(Errno::EPROTO)));
         assert_eq!(e(SOURCE_QUENCH, 0), None);
         assert_eq!(e(REDIRECT, 1), None);
+    }
+
+    #[test]
+    fn auth_options_scan_like_tcp_do_parse_auth_options() {
+        // fuzz-1-20's SYN-ACK: sackOK, then a kind-4 option of length 0
+        // with 18 bytes still to scan: invalid, the kernel drops it.
+        let silly = [
+            4, 2, 4, 0, 2, 4, 2, 0x18, 3, 3, 2, 3, 3, 13, 1, 2, 4, 0, 0x4a, 0,
+        ];
+        assert!(auth_options_invalid(&silly));
+        // The same option once fewer than TCPOLEN_MD5SIG bytes remain is
+        // never looked at.
+        assert!(!auth_options_invalid(&[2, 4, 5, 0xb4, 4, 0, 1, 1]));
+        // Linux's own SYN-ACK options are fine.
+        let linux = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        assert!(!auth_options_invalid(&linux));
+        // An option running past the header, and EOL ending the scan.
+        let mut overrun = [1u8; 20];
+        overrun[0] = 30;
+        overrun[1] = 40;
+        assert!(auth_options_invalid(&overrun));
+        let mut eol = [0u8; 20];
+        eol[1] = 0;
+        assert!(!auth_options_invalid(&eol));
     }
 
     #[test]
