@@ -115,6 +115,14 @@ struct RxSkb {
     fin: bool,
 }
 
+/// One skb of the write/retransmit queues: its payload bytes not yet acked
+/// and whether `tcp_mark_push` set PSH on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TxSkb {
+    len: u32,
+    psh: bool,
+}
+
 /// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` on x86-64.
 const SKB_HEAD_OVERHEAD: u32 = 256;
 /// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64.
@@ -442,7 +450,9 @@ pub struct Tcb {
     send_buf: VecDeque<u8>,
     /// Payload bytes of each skb in the write and retransmit queues, oldest
     /// first (`tcp_sendmsg_locked` builds them; ACKs trim the head).
-    tx_skbs: VecDeque<u32>,
+    tx_skbs: VecDeque<TxSkb>,
+    /// `pushed_seq`: `write_seq` when PSH was last marked (`tcp_mark_push`).
+    pushed_seq: u32,
     /// `sk_wmem_queued`: the truesize of those skbs.
     wmem_queued: u32,
     /// `sk_sndbuf`.
@@ -642,6 +652,7 @@ impl Tcb {
             ip_id: 0,
             send_buf: VecDeque::new(),
             tx_skbs: VecDeque::new(),
+            pushed_seq: 0,
             wmem_queued: 0,
             sndbuf: 0,
             wmem_max: 0,
@@ -1062,6 +1073,8 @@ impl Tcb {
     /// What `tcp_finish_connect`/`tcp_init_transfer` set up once the
     /// connection is established, before the first ACK goes out.
     fn finish_connect(&mut self, now: Instant) {
+        // tcp_connect: pushed_seq = write_seq once the SYN is queued.
+        self.pushed_seq = self.snd_una;
         self.rcv_wup = self.rcv_nxt;
         self.initialize_rcv_mss();
         self.ack.lrcvtime = now.jiffies();
@@ -2169,39 +2182,103 @@ impl Tcb {
     /// Queue data (`tcp_sendmsg_locked`); the caller checked the state.
     /// Data fills the tail skb while it is unsent and shorter than
     /// `size_goal`; a new skb is started only while `sk_stream_memory_free`
-    /// (`sk_wmem_queued < sk_sndbuf`), each charged its truesize. Returns
-    /// the bytes accepted (0: the caller reports EAGAIN).
+    /// (`sk_wmem_queued < sk_sndbuf`), each charged its truesize. Each skb
+    /// filled to `size_goal` with more data to come is pushed at once: with
+    /// PSH and everything queued if `forced_push`, else alone if it is the
+    /// send head (`tcp_push_one`). At the end `tcp_push` marks PSH on the
+    /// tail skb and pushes. Returns the bytes accepted (0: the caller
+    /// reports EAGAIN).
     pub fn send(&mut self, now: Instant, data: &[u8], out: &mut Vec<Output>) -> usize {
         let size_goal = self.size_goal();
-        let sent = (self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent)) as usize;
-        let mut unsent = self.send_buf.len().saturating_sub(sent) as u32;
         let mut copied = 0usize;
         while copied < data.len() {
+            let sent =
+                (self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent)) as usize;
+            let unsent = self.send_buf.len().saturating_sub(sent) as u32;
             let left = (data.len() - copied) as u32;
             let tail_room = match self.tx_skbs.back() {
-                Some(&len) if len <= unsent && len < size_goal => size_goal - len,
+                Some(t) if t.len <= unsent && t.len < size_goal => size_goal - t.len,
                 _ => 0,
             };
             let copy = if tail_room > 0 {
                 let copy = tail_room.min(left);
-                *self.tx_skbs.back_mut().expect("tail") += copy;
+                self.tx_skbs.back_mut().expect("tail").len += copy;
                 copy
             } else {
                 if self.wmem_queued >= self.sndbuf {
                     break;
                 }
                 let copy = size_goal.min(left);
-                self.tx_skbs.push_back(copy);
+                self.tx_skbs.push_back(TxSkb {
+                    len: copy,
+                    psh: false,
+                });
                 self.wmem_queued += TX_SKB_TRUESIZE;
                 copy
             };
             self.wmem_queued += copy;
-            unsent += copy;
+            self.send_buf.extend(&data[copied..copied + copy as usize]);
             copied += copy as usize;
+            if copied == data.len() {
+                break;
+            }
+            let tail_len = self.tx_skbs.back().map_or(0, |t| t.len);
+            if tail_len < size_goal {
+                continue;
+            }
+            if self.forced_push() {
+                self.mark_push();
+                self.write_xmit(now, false, out);
+            } else if unsent + copy == tail_len {
+                // The full skb is the send head: tcp_push_one.
+                self.write_xmit(now, true, out);
+            }
         }
-        self.send_buf.extend(&data[..copied]);
+        if copied > 0 {
+            // tcp_push without MSG_MORE.
+            self.mark_push();
+        }
         self.push(now, out);
         copied
+    }
+
+    /// `write_seq`: the end of the data queued so far.
+    fn write_seq_now(&self) -> u32 {
+        self.snd_una
+            .wrapping_add(self.send_buf.len() as u32)
+            .wrapping_add(u32::from(self.fin_queued))
+    }
+
+    /// `forced_push` (net/ipv4/tcp.c): more than half the peer's largest
+    /// window was queued since PSH was last marked.
+    fn forced_push(&self) -> bool {
+        seq_lt(
+            self.pushed_seq.wrapping_add(self.max_window >> 1),
+            self.write_seq_now(),
+        )
+    }
+
+    /// `tcp_mark_push`: PSH on the tail skb, `pushed_seq = write_seq`.
+    fn mark_push(&mut self) {
+        if let Some(t) = self.tx_skbs.back_mut() {
+            t.psh = true;
+        }
+        self.pushed_seq = self.write_seq_now();
+    }
+
+    /// The send head (`tcp_send_head`) after `sent` bytes went out: the
+    /// unsent bytes of the first skb not sent whole (what `tso_fragment`
+    /// left of it), its PSH mark, and whether it is the write queue's tail.
+    fn send_head(&self, sent: u32) -> (u32, bool, bool) {
+        let mut acc = 0u32;
+        let n = self.tx_skbs.len();
+        for (i, t) in self.tx_skbs.iter().enumerate() {
+            if acc + t.len > sent {
+                return (acc + t.len - sent, t.psh, i + 1 == n);
+            }
+            acc += t.len;
+        }
+        (0, false, true)
     }
 
     /// Mirrors `tcp_send_mss` → `tcp_xmit_size_goal` (net/ipv4/tcp.c): TCP
@@ -2230,11 +2307,11 @@ impl Tcb {
             let Some(head) = self.tx_skbs.front_mut() else {
                 break;
             };
-            let n = acked.min(*head);
-            *head -= n;
+            let n = acked.min(head.len);
+            head.len -= n;
             acked -= n;
             self.wmem_queued = self.wmem_queued.saturating_sub(n);
-            if *head == 0 {
+            if head.len == 0 {
                 self.tx_skbs.pop_front();
                 self.wmem_queued = self.wmem_queued.saturating_sub(TX_SKB_TRUESIZE);
             }
@@ -2278,9 +2355,51 @@ impl Tcb {
         copied
     }
 
-    /// Send what the window and cwnd allow (`tcp_write_xmit`), segmenting by
-    /// the current MSS; a queued FIN rides on the last segment.
+    /// Mirrors `tcp_grow_skb` (net/ipv4/tcp_output.c, "try to send bigger
+    /// TSO packets"): up to `amount` bytes move from the skbs behind the
+    /// send head into it; a skb emptied this way is freed and its PSH joins
+    /// the head (`tcp_eat_one_skb`).
+    fn grow_head(&mut self, sent: u32, mut amount: u32) {
+        let mut acc = 0u32;
+        let Some(i) = self.tx_skbs.iter().position(|t| {
+            acc += t.len;
+            acc > sent
+        }) else {
+            return;
+        };
+        while amount > 0 && i + 1 < self.tx_skbs.len() {
+            let next = self.tx_skbs[i + 1];
+            let n = amount.min(next.len);
+            self.tx_skbs[i].len += n;
+            self.tx_skbs[i + 1].len -= n;
+            amount -= n;
+            if self.tx_skbs[i + 1].len > 0 {
+                break;
+            }
+            self.tx_skbs[i].psh |= next.psh;
+            self.tx_skbs.remove(i + 1);
+            self.wmem_queued = self.wmem_queued.saturating_sub(TX_SKB_TRUESIZE);
+        }
+    }
+
+    /// Send what the window and cwnd allow (`__tcp_push_pending_frames`).
     pub fn push(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.write_xmit(now, false, out);
+    }
+
+    /// Mirrors `tcp_write_xmit` (net/ipv4/tcp_output.c): skb by skb from
+    /// the send head, each cut by `tso_fragment` to what `tcp_cwnd_test`
+    /// allows (at most half the cwnd: "at least 2 GSO packets in flight")
+    /// and to the whole segments that fit the peer's window
+    /// (`tcp_snd_wnd_test`, `tcp_mss_split_point`), segmented by the
+    /// current MSS; a queued FIN rides on the tail skb's last segment.
+    /// `push_one` (`tcp_push_one`) stops after one skb. PSH goes on the
+    /// last segment of a sent skb that was marked (`tcp_mark_push`, also
+    /// inherited by `tcp_grow_skb`), and on the last segment of every skb
+    /// sent as more than one segment: that is what the 6.18 oracle puts on
+    /// the wire (also for the head `tso_fragment` cut off, which loses its
+    /// mark), whichever function sets it there.
+    fn write_xmit(&mut self, now: Instant, push_one: bool, out: &mut Vec<Output>) {
         if !matches!(
             self.state,
             State::Established
@@ -2292,70 +2411,100 @@ impl Tcb {
             return;
         }
         let mss = self.current_mss();
-        // Segments left in the current TSO skb (`tcp_write_xmit` sends the
-        // send head cut by `tso_fragment` at `tcp_mss_split_point`).
-        let mut chunk_left = 0u32;
+        let max_segs = (GSO_MAX_SIZE / mss).max(1);
         loop {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
-            let sent = in_flight as usize;
-            let unsent = self.send_buf.len().saturating_sub(sent);
-            let cwnd_room = (self.cwnd * mss).saturating_sub(in_flight);
-            let wnd_room = self.snd_wnd.saturating_sub(in_flight);
-            // tcp_snd_wnd_test: a segment goes out only if it fits whole
-            // (up to one MSS) in the peer's window; it is never cut down to a
-            // sliver of window (the zero-window probe timer takes over).
-            let len = unsent.min(mss as usize);
-            if len as u32 > wnd_room || len as u32 > cwnd_room {
+            let unsent = (self.send_buf.len() as u32).saturating_sub(in_flight);
+            let fin_pending = self.fin_queued && !self.fin_sent;
+            if unsent == 0 && !fin_pending {
                 break;
             }
-            let want_fin = self.fin_queued && !self.fin_sent && len == unsent;
-            if len == 0 && !want_fin {
+            let (mut skb_len, mut skb_psh, mut is_tail) = self.send_head(in_flight);
+            // tcp_cwnd_test; a lone FIN is let past the cwnd.
+            let in_flight_segs = in_flight.div_ceil(mss);
+            let half = (self.cwnd >> 1).max(1);
+            let cwnd_quota = if in_flight_segs >= self.cwnd {
+                0
+            } else {
+                half.min(self.cwnd - in_flight_segs)
+            };
+            if cwnd_quota == 0 && !(fin_pending && unsent == 0) {
                 break;
             }
-            // tcp_snd_wnd_test: the FIN counts in the segment's end_seq, so a
-            // FIN (with its data, up to one MSS) waits until the peer's window
-            // has room for it (tcp_cwnd_test lets a lone FIN past cwnd).
-            if want_fin && len as u32 + 1 > wnd_room {
+            let quota_bytes = mss * cwnd_quota.clamp(1, max_segs);
+            // tcp_grow_skb: the send head takes bytes from the skbs behind
+            // it, once its first segment fits the window (tcp_snd_wnd_test).
+            let first_fits = in_flight + skb_len.min(mss) <= self.snd_wnd;
+            if skb_len > 0 && skb_len < quota_bytes && !is_tail && first_fits {
+                self.grow_head(in_flight, quota_bytes - skb_len);
+                (skb_len, skb_psh, is_tail) = self.send_head(in_flight);
+            }
+            let chunk_max = skb_len.min(quota_bytes);
+            let carries_fin = fin_pending && is_tail;
+            let mut lens: Vec<u32> = Vec::new();
+            let mut off = 0u32;
+            while off < chunk_max {
+                let mut len = (chunk_max - off).min(mss);
+                let end = in_flight + off + len;
+                let fin_here = carries_fin && off + len == skb_len;
+                if end > self.cwnd * mss {
+                    break;
+                }
+                if end + u32::from(fin_here) > self.snd_wnd {
+                    // tcp_snd_wnd_test: the first segment must fit whole;
+                    // tcp_mss_split_point cuts the rest at the window's end.
+                    let room = self.snd_wnd.saturating_sub(in_flight + off);
+                    if off == 0 || room == 0 {
+                        break;
+                    }
+                    len = room.min(len);
+                }
+                lens.push(len);
+                off += len;
+            }
+            if carries_fin && skb_len == 0 {
+                if in_flight + 1 > self.snd_wnd {
+                    break;
+                }
+                lens.push(0);
+            }
+            if lens.is_empty() {
                 break;
             }
-            if chunk_left == 0 {
-                // tcp_cwnd_test: at most half the cwnd per TSO skb ("ensure
-                // we have at least 2 GSO packets in flight").
-                let in_flight_segs = in_flight.div_ceil(mss);
-                let half = (self.cwnd >> 1).max(1);
-                chunk_left = half.min(self.cwnd.saturating_sub(in_flight_segs)).max(1);
+            let split = off < skb_len;
+            let n = lens.len();
+            let psh = skb_psh || n > 1;
+            for (i, len) in lens.into_iter().enumerate() {
+                let last = i + 1 == n;
+                let sent = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
+                let payload: Vec<u8> = self
+                    .send_buf
+                    .iter()
+                    .skip(sent as usize)
+                    .take(len as usize)
+                    .copied()
+                    .collect();
+                let mut flags = TcpFlags::ACK;
+                if last && psh && len > 0 {
+                    flags |= TcpFlags::PSH;
+                }
+                if last && carries_fin && !split {
+                    flags |= TcpFlags::FIN;
+                    self.fin_sent = true;
+                }
+                let seq = self.snd_nxt;
+                let repr = self.segment(now, seq, flags, payload);
+                self.snd_nxt = seq.wrapping_add(repr.seq_len());
+                out.push(Output::Segment {
+                    repr,
+                    ect: self.ecn_ok && len > 0,
+                });
+                if self.rtx_timer.is_none() {
+                    self.retransmits = 0;
+                    self.arm_rtx(now, self.rto);
+                }
             }
-            chunk_left -= 1;
-            // The TSO skb also ends where the window or cwnd stops the next
-            // segment (tcp_mss_split_point).
-            let next_len = (unsent - len).min(mss as usize) as u32;
-            let next_fits = next_len > 0
-                && in_flight + len as u32 + next_len <= self.snd_wnd
-                && in_flight + len as u32 + next_len <= self.cwnd * mss;
-            let payload: Vec<u8> = self.send_buf.iter().skip(sent).take(len).copied().collect();
-            let mut flags = TcpFlags::ACK;
-            // The PSH that tcp_push put on the tail skb: on the wire, the
-            // last segment of every TSO skb sent carries it (GSO keeps it on
-            // the last segment only), as do the last queued bytes.
-            if len > 0 && (len == unsent || chunk_left == 0 || !next_fits) {
-                flags |= TcpFlags::PSH;
-            }
-            if want_fin {
-                flags |= TcpFlags::FIN;
-                self.fin_sent = true;
-            }
-            let seq = self.snd_nxt;
-            let repr = self.segment(now, seq, flags, payload);
-            self.snd_nxt = seq.wrapping_add(repr.seq_len());
-            out.push(Output::Segment {
-                repr,
-                ect: self.ecn_ok && len > 0,
-            });
-            if self.rtx_timer.is_none() {
-                self.retransmits = 0;
-                self.arm_rtx(now, self.rto);
-            }
-            if want_fin {
+            if push_one || self.fin_sent {
                 break;
             }
         }

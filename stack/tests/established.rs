@@ -609,3 +609,69 @@ fn close_with_unread_data_resets_with_window_and_timestamps() {
     assert_eq!(t.window, last_window);
     assert_eq!(t.timestamps().map(|(_, ecr)| ecr), Some(9));
 }
+
+#[test]
+fn small_window_skbs_push_marks_grow_and_window_sliver() {
+    // fuzz-2-62: SYN-ACK window 1085 (no scaling, no timestamps): the MSS is
+    // bounded to half of it (542), so is size_goal. tcp_sendmsg_locked sends
+    // the first full skb alone (tcp_push_one, no PSH), marks the second
+    // (forced_push: more than max_window/2 queued since pushed_seq) and
+    // every other one after it. When the ACK opens the window again,
+    // tcp_grow_skb merges the skbs behind the send head into it and
+    // tcp_mss_split_point cuts it at the window's end: 542, 542 and a
+    // 1-byte sliver that ends the TSO packet with PSH.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0"), ("net.ipv4.tcp_sack", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&syn, 1000, 1085, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    assert_eq!(sim.stack.send(sim.now, h, &[1u8; 5152]), Ok(5152));
+    let first = sim.pump();
+    let shape: Vec<(usize, bool)> = first
+        .iter()
+        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
+        .collect();
+    assert_eq!(shape, vec![(542, false), (542, true)]);
+    let isn1 = syn.seq.wrapping_add(1);
+    let mut ack = peer_seg(&syn, 1001, isn1.wrapping_add(1084), TcpFlags::ACK, &[]);
+    ack.window = 1085;
+    sim.deliver_tcp(&ack, 0);
+    let next = sim.pump();
+    let shape: Vec<(usize, bool)> = next
+        .iter()
+        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
+        .collect();
+    assert_eq!(shape, vec![(542, false), (542, false), (1, true)]);
+}
+
+#[test]
+fn every_multi_segment_skb_ends_with_psh() {
+    // fuzz-3-29: SYN-ACK window 10017 → size_goal 3 × 1448. The first skb
+    // goes out alone when full (tcp_push_one) and the second on
+    // forced_push; each is one TSO packet of three segments and the oracle
+    // shows PSH on the last segment of each. The third waits for the window.
+    let (mut sim, h, syn) = {
+        let mut sim = Sim::new(&[]);
+        let (h, syn) = sim.connect_nb(vec![]);
+        let syn = syn.tcp().clone();
+        sim.deliver_tcp(&synack(&syn, 1000, 10017, linux_synack_options(1, 0)), 0);
+        sim.pump();
+        assert_eq!(
+            sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+            Connect::Done(Ok(()))
+        );
+        (sim, h, syn)
+    };
+    let _ = syn;
+    assert_eq!(sim.stack.send(sim.now, h, &[2u8; 13627]), Ok(13627));
+    let burst = sim.pump();
+    let psh: Vec<bool> = burst
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect();
+    assert_eq!(psh, vec![false, false, true, false, false, true]);
+}
