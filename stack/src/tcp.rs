@@ -18,6 +18,9 @@ use std::time::Duration;
 /// `sk_gso_max_size` of the veth (`GSO_LEGACY_MAX_SIZE`): `sk_setup_caps`
 /// always enables GSO for TCP, whatever the device's offloads.
 const GSO_MAX_SIZE: u32 = 65_536;
+/// `sk_gso_max_size` (`sk_dst_gso_max_size`): the device's 64 KiB less
+/// `MAX_TCP_HEADER + 1` (320 + 1 on x86-64).
+const SK_GSO_MAX_SIZE: u32 = GSO_MAX_SIZE - 321;
 /// `ca_ops->sndbuf_expand` of the oracle's congestion control: the host
 /// default is BBR (`bbr_sndbuf_expand` returns 3; Reno/CUBIC would be 2).
 const BBR_SNDBUF_EXPAND: u32 = 3;
@@ -453,6 +456,15 @@ pub struct Tcb {
     tx_skbs: VecDeque<TxSkb>,
     /// `pushed_seq`: `write_seq` when PSH was last marked (`tcp_mark_push`).
     pushed_seq: u32,
+    /// `sk_pacing_rate` in bytes/s (`None`: `~0UL`, no RTT sample yet).
+    pacing_rate: Option<u64>,
+    /// `srtt_us` (unscaled) for `tcp_update_pacing_rate`.
+    srtt_us: u64,
+    /// `tcp_min_rtt` in µs (`None`: no sample yet, `~0U`).
+    min_rtt_us: Option<u64>,
+    /// End sequence and send time of each new-data segment in flight, for
+    /// the RTT samples `tcp_clean_rtx_queue` takes.
+    tx_times: VecDeque<(u32, Instant)>,
     /// `sk_wmem_queued`: the truesize of those skbs.
     wmem_queued: u32,
     /// `sk_sndbuf`.
@@ -653,6 +665,10 @@ impl Tcb {
             send_buf: VecDeque::new(),
             tx_skbs: VecDeque::new(),
             pushed_seq: 0,
+            pacing_rate: None,
+            srtt_us: 0,
+            min_rtt_us: None,
+            tx_times: VecDeque::new(),
             wmem_queued: 0,
             sndbuf: 0,
             wmem_max: 0,
@@ -1687,6 +1703,7 @@ impl Tcb {
         out: &mut Vec<Output>,
     ) {
         let h = self.parse_handshake_options(cfg, seg);
+        let mss_before = self.mss_cache;
         if seg.flags.ack() {
             // 1. Unacceptable ACK: ack <= ISN or ack > snd_nxt.
             if !seq_lt(self.snd_una, seg.ack) || seq_lt(self.snd_nxt, seg.ack) {
@@ -1744,6 +1761,11 @@ impl Tcb {
             self.srtt = None;
             self.rto = if self.total_retrans == 0 {
                 self.srtt = Some(now.saturating_duration_since(self.first_syn_at));
+                let us = now.saturating_duration_since(self.first_syn_at).as_micros() as u64;
+                self.rtt_sample(us.max(1), us.max(1));
+                // tcp_cong_control → tcp_update_pacing_rate, with the MSS
+                // of before the SYN-ACK's options (tcp_ack runs first).
+                self.update_pacing_rate(mss_before, TCP_INIT_CWND, 1);
                 let rtt = now.saturating_duration_since(self.first_syn_at).as_nanos() as u64
                     / NANOS_PER_JIFFY;
                 rtt + (2 * rtt).max(TCP_RTO_MIN)
@@ -2156,6 +2178,29 @@ impl Tcb {
             self.backoff = 0;
             // Slow start: one segment per MSS acknowledged.
             self.cwnd = (self.cwnd + (acked / self.current_mss()).max(1)).min(1 << 16);
+            // tcp_clean_rtx_queue: seq_rtt from the oldest newly acked
+            // segment, ca_rtt (for tcp_min_rtt) from the newest; then
+            // tcp_update_pacing_rate.
+            let mut first = None;
+            let mut last = None;
+            while let Some(&(end, t)) = self.tx_times.front() {
+                if !seq_le(end, seg.ack) {
+                    break;
+                }
+                first.get_or_insert(t);
+                last = Some(t);
+                self.tx_times.pop_front();
+            }
+            if let (Some(f), Some(l)) = (first, last) {
+                let seq_rtt = now.saturating_duration_since(f).as_micros() as u64;
+                let ca_rtt = now.saturating_duration_since(l).as_micros() as u64;
+                self.rtt_sample(seq_rtt.max(1), ca_rtt.max(1));
+                let packets_out = self
+                    .snd_nxt
+                    .wrapping_sub(self.snd_una)
+                    .div_ceil(self.mss_cache.max(1));
+                self.update_pacing_rate(self.mss_cache, self.cwnd, packets_out);
+            }
             self.rtx_timer = if self.snd_una == self.snd_nxt {
                 None
             } else {
@@ -2355,6 +2400,42 @@ impl Tcb {
         copied
     }
 
+    /// An RTT sample: `tcp_rtt_estimator` (srtt ← 7/8 srtt + 1/8 m) with
+    /// `seq_rtt`, `tcp_update_rtt_min` with `ca_rtt` (a plain minimum here;
+    /// the kernel's is windowed over `tcp_min_rtt_wlen`, 300 s).
+    fn rtt_sample(&mut self, seq_rtt_us: u64, ca_rtt_us: u64) {
+        self.srtt_us = if self.srtt_us == 0 {
+            seq_rtt_us
+        } else {
+            (7 * self.srtt_us + seq_rtt_us) / 8
+        };
+        self.min_rtt_us = Some(self.min_rtt_us.map_or(ca_rtt_us, |m| m.min(ca_rtt_us)));
+    }
+
+    /// Mirrors `tcp_update_pacing_rate` (net/ipv4/tcp_input.c) in slow
+    /// start: 200 % (`tcp_pacing_ss_ratio`) of `mss × max(cwnd,
+    /// packets_out) / srtt`.
+    fn update_pacing_rate(&mut self, mss: u32, cwnd: u32, packets_out: u32) {
+        let rate = mss as u64 * 1_000_000 * 2 * cwnd.max(packets_out) as u64;
+        self.pacing_rate = Some(rate.checked_div(self.srtt_us).unwrap_or(rate));
+    }
+
+    /// Mirrors `tcp_tso_autosize` (net/ipv4/tcp_output.c) for
+    /// `tcp_tso_segs`: about 1 ms of the pacing rate (`sk_pacing_shift` 10),
+    /// plus `sk_gso_max_size >> (tcp_min_rtt / 2^tcp_tso_rtt_log(9))`, at
+    /// most `sk_gso_max_size`, in segments, at least `tcp_min_tso_segs` (2).
+    /// After a slow handshake (no fast sample yet) TSO packets stay small.
+    fn tso_autosize(&self, mss: u32) -> u32 {
+        let gso = SK_GSO_MAX_SIZE as u64;
+        let mut bytes = self.pacing_rate.map_or(u64::MAX, |r| r >> 10);
+        if let Some(r) = self.min_rtt_us.map(|m| m >> 9) {
+            if r < 32 {
+                bytes = bytes.saturating_add(gso >> r);
+            }
+        }
+        ((bytes.min(gso) / mss.max(1) as u64) as u32).max(2)
+    }
+
     /// Mirrors `tcp_grow_skb` (net/ipv4/tcp_output.c, "try to send bigger
     /// TSO packets"): up to `amount` bytes move from the skbs behind the
     /// send head into it; a skb emptied this way is freed and its PSH joins
@@ -2411,7 +2492,7 @@ impl Tcb {
             return;
         }
         let mss = self.current_mss();
-        let max_segs = (GSO_MAX_SIZE / mss).max(1);
+        let max_segs = self.tso_autosize(mss);
         loop {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
             let unsent = (self.send_buf.len() as u32).saturating_sub(in_flight);
@@ -2495,6 +2576,7 @@ impl Tcb {
                 let seq = self.snd_nxt;
                 let repr = self.segment(now, seq, flags, payload);
                 self.snd_nxt = seq.wrapping_add(repr.seq_len());
+                self.tx_times.push_back((self.snd_nxt, now));
                 out.push(Output::Segment {
                     repr,
                     ect: self.ecn_ok && len > 0,

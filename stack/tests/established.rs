@@ -675,3 +675,44 @@ fn every_multi_segment_skb_ends_with_psh() {
         .collect();
     assert_eq!(psh, vec![false, false, true, false, false, true]);
 }
+
+#[test]
+fn slow_handshake_keeps_tso_packets_at_two_segments_until_a_fast_sample() {
+    // fuzz-3-38: the SYN-ACK arrives 18 ms after the SYN. tcp_tso_autosize:
+    // the pacing rate (2 × 10 × 536 B / 18 ms) gives ~581 B per ms and
+    // tcp_min_rtt (18 ms) >> 9 is too large for the sk_gso_max_size bonus,
+    // so TSO packets hold tcp_min_tso_segs = 2 segments, each ending in PSH.
+    // A data ACK 100 µs later is a fast sample: packets grow to the cwnd.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.now = Instant::from_millis(18);
+    sim.deliver_tcp(&synack(&syn, 1000, 65535, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    assert_eq!(sim.stack.send(sim.now, h, &[3u8; 40_000]), Ok(40_000));
+    let burst = sim.pump();
+    let psh: Vec<bool> = burst
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect();
+    assert_eq!(psh, [false, true].repeat(5));
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.now = Instant::from_nanos(40_100_000);
+    let acked = isn1.wrapping_add(10 * 1460);
+    sim.deliver_tcp(&peer_seg(&syn, 1001, acked, TcpFlags::ACK, &[]), 0);
+    let more = sim.pump();
+    let psh_at: Vec<usize> = more
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.tcp().flags.has(TcpFlags::PSH))
+        .map(|(i, _)| i)
+        .collect();
+    // cwnd 20, half of it per TSO packet: 10 segments, then the rest of
+    // the first skb grown by the last one (tcp_grow_skb): 8 segments.
+    assert_eq!(psh_at, vec![9, 17]);
+}
