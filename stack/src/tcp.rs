@@ -1703,7 +1703,6 @@ impl Tcb {
         out: &mut Vec<Output>,
     ) {
         let h = self.parse_handshake_options(cfg, seg);
-        let mss_before = self.mss_cache;
         if seg.flags.ack() {
             // 1. Unacceptable ACK: ack <= ISN or ack > snd_nxt.
             if !seq_lt(self.snd_una, seg.ack) || seq_lt(self.snd_nxt, seg.ack) {
@@ -1763,9 +1762,6 @@ impl Tcb {
                 self.srtt = Some(now.saturating_duration_since(self.first_syn_at));
                 let us = now.saturating_duration_since(self.first_syn_at).as_micros() as u64;
                 self.rtt_sample(us.max(1), us.max(1));
-                // tcp_cong_control → tcp_update_pacing_rate, with the MSS
-                // of before the SYN-ACK's options (tcp_ack runs first).
-                self.update_pacing_rate(mss_before, TCP_INIT_CWND, 1);
                 let rtt = now.saturating_duration_since(self.first_syn_at).as_nanos() as u64
                     / NANOS_PER_JIFFY;
                 rtt + (2 * rtt).max(TCP_RTO_MIN)
@@ -1779,6 +1775,12 @@ impl Tcb {
             self.rtx_timer = None;
             self.set_state(State::Established);
             self.finish_connect(now);
+            // tcp_update_pacing_rate from the handshake's sample: the oracle
+            // paces with the MSS the SYN-ACK settled (fuzz-1-10: a 4 ms
+            // handshake lets a 5-segment TSO packet out, not 2).
+            if self.srtt_us > 0 {
+                self.update_pacing_rate(self.mss_cache, TCP_INIT_CWND, 1);
+            }
             if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
                 // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
                 let truesize =
