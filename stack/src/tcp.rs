@@ -1775,12 +1775,11 @@ impl Tcb {
             self.rtx_timer = None;
             self.set_state(State::Established);
             self.finish_connect(now);
-            // tcp_update_pacing_rate from the handshake's sample: the oracle
-            // paces with the MSS the SYN-ACK settled (fuzz-1-10: a 4 ms
-            // handshake lets a 5-segment TSO packet out, not 2).
-            if self.srtt_us > 0 {
-                self.update_pacing_rate(self.mss_cache, TCP_INIT_CWND, 1);
-            }
+            // tcp_init_transfer → tcp_init_congestion_control → bbr_init:
+            // the pacing rate from the handshake's RTT and the MSS the
+            // SYN-ACK settled (fuzz-1-10: after a 4 ms handshake a 5-segment
+            // TSO packet goes out).
+            self.update_pacing_rate(self.current_mss(), self.cwnd, 1);
             if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
                 // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
                 let truesize =
@@ -2201,7 +2200,7 @@ impl Tcb {
                     .snd_nxt
                     .wrapping_sub(self.snd_una)
                     .div_ceil(self.mss_cache.max(1));
-                self.update_pacing_rate(self.mss_cache, self.cwnd, packets_out);
+                self.update_pacing_rate(self.current_mss(), self.cwnd, packets_out);
             }
             self.rtx_timer = if self.snd_una == self.snd_nxt {
                 None
@@ -2414,12 +2413,18 @@ impl Tcb {
         self.min_rtt_us = Some(self.min_rtt_us.map_or(ca_rtt_us, |m| m.min(ca_rtt_us)));
     }
 
-    /// Mirrors `tcp_update_pacing_rate` (net/ipv4/tcp_input.c) in slow
-    /// start: 200 % (`tcp_pacing_ss_ratio`) of `mss × max(cwnd,
-    /// packets_out) / srtt`.
+    /// The pacing rate of BBR (the host's `tcp_congestion_control`) in
+    /// STARTUP: `bbr_init_pacing_rate_from_rtt` / `bbr_bw_to_pacing_rate`,
+    /// `cwnd × mss_cache / rtt` (1 ms without an RTT sample) times
+    /// `bbr_high_gain` (739/256) less `bbr_pacing_margin_percent` (1 %). It
+    /// only grows until the bandwidth plateau is found (`bbr_set_pacing_rate`).
     fn update_pacing_rate(&mut self, mss: u32, cwnd: u32, packets_out: u32) {
-        let rate = mss as u64 * 1_000_000 * 2 * cwnd.max(packets_out) as u64;
-        self.pacing_rate = Some(rate.checked_div(self.srtt_us).unwrap_or(rate));
+        const BW_SCALE: u32 = 24;
+        const BBR_HIGH_GAIN: u64 = 739;
+        let rtt_us = if self.srtt_us > 0 { self.srtt_us } else { 1000 };
+        let bw = ((cwnd.max(packets_out) as u64) << BW_SCALE) / rtt_us;
+        let rate = ((bw * mss as u64 * BBR_HIGH_GAIN) >> 8) * (1_000_000 / 100 * 99) >> BW_SCALE;
+        self.pacing_rate = Some(self.pacing_rate.map_or(rate, |r| r.max(rate)));
     }
 
     /// Mirrors `tcp_tso_autosize` (net/ipv4/tcp_output.c) for

@@ -679,9 +679,10 @@ fn every_multi_segment_skb_ends_with_psh() {
 #[test]
 fn slow_handshake_keeps_tso_packets_at_two_segments_until_a_fast_sample() {
     // fuzz-3-38: the SYN-ACK arrives 18 ms after the SYN. tcp_tso_autosize:
-    // the pacing rate (2 × 10 × 536 B / 18 ms) gives ~581 B per ms and
-    // tcp_min_rtt (18 ms) >> 9 is too large for the sk_gso_max_size bonus,
-    // so TSO packets hold tcp_min_tso_segs = 2 segments, each ending in PSH.
+    // BBR's initial pacing rate (10 × 1460 B / 18 ms × 2.89 × 0.99) gives
+    // ~2.3 kB per ms and tcp_min_rtt (18 ms) >> 9 is too large for the
+    // sk_gso_max_size bonus, so TSO packets hold bbr_min_tso_segs = 2
+    // segments, each ending in PSH.
     // A data ACK 100 µs later is a fast sample: packets grow to the cwnd.
     let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
     let (h, syn) = sim.connect_nb(vec![]);
