@@ -2423,7 +2423,7 @@ impl Tcb {
         const BBR_HIGH_GAIN: u64 = 739;
         let rtt_us = if self.srtt_us > 0 { self.srtt_us } else { 1000 };
         let bw = ((cwnd.max(packets_out) as u64) << BW_SCALE) / rtt_us;
-        let rate = ((bw * mss as u64 * BBR_HIGH_GAIN) >> 8) * (1_000_000 / 100 * 99) >> BW_SCALE;
+        let rate = (((bw * mss as u64 * BBR_HIGH_GAIN) >> 8) * (1_000_000 / 100 * 99)) >> BW_SCALE;
         self.pacing_rate = Some(self.pacing_rate.map_or(rate, |r| r.max(rate)));
     }
 
