@@ -562,9 +562,11 @@ impl Stack {
                     let default_ttl = self.cfg.ip_default_ttl;
                     let s = self.sk(idx);
                     let (src, dst) = (*s.tcb.local.ip(), *s.tcb.remote.ip());
-                    // tw_tos; ip_select_ttl with the control socket's uc_ttl
+                    // tw_tos (inet->tos with the ECT bit of the last segment
+                    // sent); ip_select_ttl with the control socket's uc_ttl
                     // of -1: the route's hoplimit or ip_default_ttl.
-                    let tos = if oow { s.tos & !3 } else { s.tos };
+                    let tw_tos = s.tos | if s.tos_ect { 0b10 } else { 0 };
+                    let tos = if oow { tw_tos & !3 } else { tw_tos };
                     let ttl = s.route_ttl.unwrap_or(default_ttl);
                     self.emit_control(now, src, dst, &repr, tos, ttl);
                 }
@@ -577,6 +579,7 @@ impl Stack {
     fn emit_segment(&mut self, now: Instant, idx: usize, repr: &TcpRepr, ect: bool) {
         let default_ttl = self.cfg.ip_default_ttl;
         let s = self.sk(idx);
+        s.tos_ect = ect;
         let src = *s.tcb.local.ip();
         let final_dst = *s.tcb.remote.ip();
         let hdr_dst = s.ip_options.faddr.unwrap_or(final_dst);

@@ -717,3 +717,46 @@ fn slow_handshake_keeps_tso_packets_at_two_segments_until_a_fast_sample() {
     // the first skb grown by the last one (tcp_grow_skb): 8 segments.
     assert_eq!(psh_at, vec![9, 17]);
 }
+
+#[test]
+fn timewait_ack_keeps_the_ect_bit_of_the_last_data_segment() {
+    // fuzz-6-63: with ECN negotiated, a FIN riding on data leaves ECT(0) in
+    // inet->tos (tcp_ecn_send → INET_ECN_xmit); tcp_time_wait copies it into
+    // tw_tos and tcp_v4_timewait_ack sends the peer's FIN its ACK with it.
+    // A zero window holds the data until close() has queued the FIN on it.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_ecn", "1")]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::IpTos(0xc7)]);
+    let syn = syn.tcp().clone();
+    let mut sa = synack(&syn, 1000, 0, vec![TcpOption::Mss(1460)]);
+    sa.flags = TcpFlags(TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE);
+    sim.deliver_tcp(&sa, 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.stack.send(sim.now, h, b"data").unwrap();
+    sim.stack.close(sim.now, h).unwrap();
+    assert!(sim.pump().is_empty(), "the window is closed");
+    let isn1 = syn.seq.wrapping_add(1);
+    let mut open = peer_seg(&syn, 1001, isn1, TcpFlags::ACK, &[]);
+    open.window = 1000;
+    sim.deliver_tcp(&open, 0);
+    let sent = sim.pump();
+    let last = sent.last().unwrap();
+    assert!(last.tcp().flags.fin() && !last.tcp().payload.is_empty());
+    assert_eq!(
+        last.ip().tos,
+        0xc6,
+        "IP_TOS less its ECN bits, ECT(0) on data"
+    );
+    let fin_ack = isn1.wrapping_add(5);
+    sim.deliver_tcp(&peer_seg(&syn, 1001, fin_ack, TcpFlags::ACK, &[]), 0);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, fin_ack, TcpFlags::ACK | TcpFlags::FIN, &[]),
+        0,
+    );
+    let a = sim.pump();
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].ip().ident, a[0].ip().tos), (0, 0xc6));
+}
