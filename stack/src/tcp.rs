@@ -1787,13 +1787,27 @@ impl Tcb {
                 self.queue_rcv(&seg.payload, seg.flags.fin(), truesize);
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
                 if seg.flags.fin() {
+                    // tcp_fin: CLOSE_WAIT, and pingpong mode.
                     self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
                     self.shutdown |= RCV_SHUTDOWN;
                     self.set_state(State::CloseWait);
+                    self.ack.pingpong = self.pingpong_thresh;
                 }
             }
             // Non-TFO SYN-ACK payload and FIN are discarded.
-            self.send_ack(now, out);
+            if self.in_pingpong_mode() {
+                // tcp_rcv_synsent_state_process: "Save one ACK": schedule
+                // it, quickack mode, and the delayed-ACK timer at
+                // TCP_DELACK_MAX; data sent meanwhile carries it.
+                self.schedule_ack();
+                self.enter_quickack_mode(TCP_MAX_QUICKACKS);
+                let now_j = now.jiffies();
+                self.ack.pending |= ack_flags::TIMER;
+                self.ack.timeout = now_j + TCP_DELACK_MAX;
+                self.delack_timer = Some(timer_wheel_expiry(now, TCP_DELACK_MAX));
+            } else {
+                self.send_ack(now, out);
+            }
             self.push(now, out);
             return;
         }

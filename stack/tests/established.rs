@@ -760,3 +760,35 @@ fn timewait_ack_keeps_the_ect_bit_of_the_last_data_segment() {
     assert_eq!(a.len(), 1);
     assert_eq!((a[0].ip().ident, a[0].ip().tos), (0, 0xc6));
 }
+
+#[test]
+fn fastopen_synack_with_fin_saves_the_handshake_ack() {
+    // fuzz-6-20: TCP_FASTOPEN_CONNECT, and the SYN-ACK carries a FIN.
+    // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb → tcp_fin: CLOSE_WAIT
+    // in pingpong mode, so tcp_rcv_synsent_state_process "saves one ACK":
+    // nothing goes out at once, the data sent next carries the ACK, and the
+    // delayed-ACK timer (TCP_DELACK_MAX) finds nothing left to send.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::TcpFastopenConnect(1)]);
+    let syn = syn.tcp().clone();
+    let mut sa = synack(&syn, 1000, 65535, vec![TcpOption::Mss(1460)]);
+    sa.flags = TcpFlags(TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN);
+    sim.deliver_tcp(&sa, 0);
+    assert!(sim.pump().is_empty(), "no ACK of the SYN-ACK yet");
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    sim.stack.send(sim.now, h, b"data").unwrap();
+    let d = sim.pump();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].tcp().ack, d[0].tcp().payload.len()), (1002, 4));
+    sim.run_until(Instant::from_millis(400));
+    let pure_acks = sim
+        .tcp_sent()
+        .iter()
+        .filter(|(_, t)| !t.flags.syn() && t.payload.is_empty())
+        .count();
+    assert_eq!(pure_acks, 0, "the delayed ACK rode on the data");
+}
