@@ -2497,10 +2497,10 @@ impl Tcb {
     /// current MSS; a queued FIN rides on the tail skb's last segment.
     /// `push_one` (`tcp_push_one`) stops after one skb. PSH goes on the
     /// last segment of a sent skb that was marked (`tcp_mark_push`, also
-    /// inherited by `tcp_grow_skb`), and on the last segment of every skb
-    /// sent as more than one segment: that is what the 6.18 oracle puts on
-    /// the wire (also for the head `tso_fragment` cut off, which loses its
-    /// mark), whichever function sets it there.
+    /// inherited by `tcp_grow_skb`; `tso_fragment` leaves the mark on the
+    /// remainder, so a head it cuts off has none), and on the last segment
+    /// of every skb sent as more than one segment: that is what the 6.18
+    /// oracle puts on the wire, whichever function sets it there.
     fn write_xmit(&mut self, now: Instant, push_one: bool, out: &mut Vec<Output>) {
         if !matches!(
             self.state,
@@ -2575,7 +2575,8 @@ impl Tcb {
             }
             let split = off < skb_len;
             let n = lens.len();
-            let psh = skb_psh || n > 1;
+            // tso_fragment leaves the mark on the remainder.
+            let psh = (skb_psh && !split) || n > 1;
             for (i, len) in lens.into_iter().enumerate() {
                 let last = i + 1 == n;
                 let sent = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);

@@ -792,3 +792,32 @@ fn fastopen_synack_with_fin_saves_the_handshake_ack() {
         .count();
     assert_eq!(pure_acks, 0, "the delayed ACK rode on the data");
 }
+
+#[test]
+fn a_one_segment_head_cut_from_the_marked_tail_has_no_psh() {
+    // fuzz-5-57: an 8 ms handshake caps TSO packets at 3 segments; the first
+    // skb (9 segments: half the 26674-byte window) goes out as three of
+    // them, each ending in PSH. One segment of cwnd is left for the tail
+    // skb that tcp_push marked: tso_fragment cuts that one segment off and
+    // leaves the mark on the remainder, so it carries no PSH.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.now = Instant::from_millis(8);
+    sim.deliver_tcp(&synack(&syn, 1000, 26674, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    assert_eq!(sim.stack.send(sim.now, h, &[4u8; 18149]), Ok(18149));
+    let burst = sim.pump();
+    let psh: Vec<bool> = burst
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect();
+    let mut want = [false, false, true].repeat(3);
+    want.push(false);
+    assert_eq!(psh, want);
+}
