@@ -357,6 +357,10 @@ pub struct Socket {
     pub rcvbuf: u32,
     /// `inet->tos`.
     pub tos: u8,
+    /// The ECT(0) bit `tcp_ecn_send` leaves in `inet->tos`: set by a new
+    /// data segment (`INET_ECN_xmit`), cleared by anything else
+    /// (`INET_ECN_dontxmit`); a timewait socket copies it into `tw_tos`.
+    pub tos_ect: bool,
     /// `IP_TTL` (None = route hoplimit or `ip_default_ttl`).
     pub ttl: Option<u8>,
     /// `IP_OPTIONS`.
@@ -407,6 +411,7 @@ impl Socket {
             sndtimeo: None,
             rcvbuf: cfg.tcp_rmem[1],
             tos: 0,
+            tos_ect: false,
             ttl: None,
             ip_options: IpOptions::default(),
             bind_address_no_port: false,

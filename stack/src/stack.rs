@@ -558,6 +558,18 @@ impl Stack {
                     let (src, dst) = (*t.local.ip(), *t.remote.ip());
                     self.emit_control_reset(now, src, dst, &repr, tos);
                 }
+                Output::ControlAck { repr, oow } => {
+                    let default_ttl = self.cfg.ip_default_ttl;
+                    let s = self.sk(idx);
+                    let (src, dst) = (*s.tcb.local.ip(), *s.tcb.remote.ip());
+                    // tw_tos (inet->tos with the ECT bit of the last segment
+                    // sent); ip_select_ttl with the control socket's uc_ttl
+                    // of -1: the route's hoplimit or ip_default_ttl.
+                    let tw_tos = s.tos | if s.tos_ect { 0b10 } else { 0 };
+                    let tos = if oow { tw_tos & !3 } else { tw_tos };
+                    let ttl = s.route_ttl.unwrap_or(default_ttl);
+                    self.emit_control(now, src, dst, &repr, tos, ttl);
+                }
             }
         }
     }
@@ -567,6 +579,7 @@ impl Stack {
     fn emit_segment(&mut self, now: Instant, idx: usize, repr: &TcpRepr, ect: bool) {
         let default_ttl = self.cfg.ip_default_ttl;
         let s = self.sk(idx);
+        s.tos_ect = ect;
         let src = *s.tcb.local.ip();
         let final_dst = *s.tcb.remote.ip();
         let hdr_dst = s.ip_options.faddr.unwrap_or(final_dst);
@@ -601,6 +614,21 @@ impl Stack {
         repr: &TcpRepr,
         tos: u8,
     ) {
+        let ttl = self.cfg.ip_default_ttl;
+        self.emit_control(now, src, dst, repr, tos, ttl);
+    }
+
+    /// `ip_send_unicast_reply` from the per-netns control socket: IP ID 0
+    /// (no `inet_daddr`, DF), no IP options, routed afresh.
+    fn emit_control(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        repr: &TcpRepr,
+        tos: u8,
+        ttl: u8,
+    ) {
         let next_hop = match self.routes.lookup(dst, Some(src)) {
             Ok(r) => r.next_hop,
             Err(_) => return,
@@ -613,7 +641,7 @@ impl Stack {
             tos,
             ident: 0,
             dont_frag: true,
-            ttl: self.cfg.ip_default_ttl,
+            ttl,
             options: vec![],
             payload_len: tcp.len(),
         };
@@ -751,13 +779,14 @@ impl Stack {
         }
         match ip.protocol {
             IpProtocol::Tcp => {
-                let Ok(seg) = TcpPacket::new_checked(p.payload())
-                    .and_then(|t| TcpRepr::parse(&t, ip.src_addr, ip.dst_addr))
-                else {
+                let Ok((seg, auth_bad)) = TcpPacket::new_checked(p.payload()).and_then(|t| {
+                    let seg = TcpRepr::parse(&t, ip.src_addr, ip.dst_addr)?;
+                    Ok((seg, crate::tcp::auth_options_invalid(t.options())))
+                }) else {
                     self.stats.rx_malformed += 1;
                     return;
                 };
-                self.tcp_input(now, &ip, &seg);
+                self.tcp_input(now, &ip, &seg, auth_bad);
             }
             IpProtocol::Icmp => {
                 let Ok(icmp) =
@@ -778,18 +807,31 @@ impl Stack {
     }
 
     /// `tcp_v4_rcv`: to the socket owning the 4-tuple, or a RST from the
-    /// control socket (`tcp_v4_send_reset`) when there is none.
-    fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr) {
+    /// control socket (`tcp_v4_send_reset`) when there is none. A segment
+    /// whose options fail `tcp_do_parse_auth_options` (`auth_bad`) is
+    /// dropped by a full socket (`tcp_inbound_hash`) and never answered
+    /// with a RST (`tcp_v4_send_reset` returns early); a timewait socket
+    /// still processes it.
+    fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr, auth_bad: bool) {
         let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
         match self.find_socket(local, remote) {
             Some(idx) => {
+                let timewait = self.sk(idx).tcb.state() == State::TimeWait;
+                if auth_bad && !timewait {
+                    self.stats.rx_ignored += 1;
+                    return;
+                }
                 let cfg = self.cfg.clone();
                 let mut out = Vec::new();
                 self.sk(idx).tcb.input(now, &cfg, seg, ip.tos, &mut out);
+                if auth_bad {
+                    out.retain(|o| !matches!(o, Output::ControlReset { .. }));
+                }
                 self.emit(now, idx, out);
                 self.after_event(idx);
             }
+            None if auth_bad => {}
             None => {
                 if let Some(Output::ControlReset { repr, tos }) = Tcb::reset_for(seg, ip.tos) {
                     self.emit_control_reset(now, ip.dst_addr, ip.src_addr, &repr, tos);

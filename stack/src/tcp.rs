@@ -18,6 +18,9 @@ use std::time::Duration;
 /// `sk_gso_max_size` of the veth (`GSO_LEGACY_MAX_SIZE`): `sk_setup_caps`
 /// always enables GSO for TCP, whatever the device's offloads.
 const GSO_MAX_SIZE: u32 = 65_536;
+/// `sk_gso_max_size` (`sk_dst_gso_max_size`): the device's 64 KiB less
+/// `MAX_TCP_HEADER + 1` (320 + 1 on x86-64).
+const SK_GSO_MAX_SIZE: u32 = GSO_MAX_SIZE - 321;
 /// `ca_ops->sndbuf_expand` of the oracle's congestion control: the host
 /// default is BBR (`bbr_sndbuf_expand` returns 3; Reno/CUBIC would be 2).
 const BBR_SNDBUF_EXPAND: u32 = 3;
@@ -46,6 +49,10 @@ pub const TCP_TIMEOUT_FALLBACK: u64 = 3 * HZ;
 pub const TCP_MAX_WSCALE: u8 = 14;
 /// `TCP_TIMEWAIT_LEN` = 60 s.
 pub const TCP_TIMEWAIT_LEN: u64 = 60 * HZ;
+/// `TCP_FIN_TIMEOUT` (the `tcp_fin_timeout` default) = `TCP_TIMEWAIT_LEN`.
+pub const TCP_FIN_TIMEOUT: u64 = TCP_TIMEWAIT_LEN;
+/// `tcp_invalid_ratelimit` default: `HZ / 2` (500 ms).
+pub const TCP_INVALID_RATELIMIT: u64 = HZ / 2;
 /// `tcp_rto_min` = 200 ms.
 pub const TCP_RTO_MIN: u64 = HZ / 5;
 /// `tcp_retries2` default.
@@ -111,6 +118,14 @@ struct RxSkb {
     fin: bool,
 }
 
+/// One skb of the write/retransmit queues: its payload bytes not yet acked
+/// and whether `tcp_mark_push` set PSH on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TxSkb {
+    len: u32,
+    psh: bool,
+}
+
 /// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` on x86-64.
 const SKB_HEAD_OVERHEAD: u32 = 256;
 /// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64.
@@ -130,6 +145,53 @@ pub fn rx_truesize(frame_len: u32) -> u32 {
     let bucket = head.next_power_of_two();
     // SKB_TRUESIZE(SKB_WITH_OVERHEAD(bucket)).
     (bucket - SKB_SHINFO_SIZE) + SKB_HEAD_OVERHEAD + SKB_SHINFO_SIZE
+}
+
+/// `TCPOLEN_MD5SIG`: the shortest option `tcp_do_parse_auth_options` looks
+/// for when the kernel has `CONFIG_TCP_MD5SIG` but not `CONFIG_TCP_AO` (as
+/// the 6.18 oracle host does; with TCP-AO it would be 5).
+const TCPOLEN_MD5SIG: usize = 18;
+
+/// Mirrors `tcp_do_parse_auth_options` (net/ipv4/tcp_input.c) as
+/// `tcp_inbound_hash` and `tcp_v4_send_reset` use it: scanning the options
+/// while at least `TCPOLEN_MD5SIG` bytes remain, a "silly" option length
+/// (< 2), one running past the header, or a malformed MD5 option makes the
+/// segment invalid. A full socket then drops it
+/// (`SKB_DROP_REASON_TCP_AUTH_HDR`), and no RST answers it.
+pub fn auth_options_invalid(options: &[u8]) -> bool {
+    const TCPOPT_EOL: u8 = 0;
+    const TCPOPT_NOP: u8 = 1;
+    const TCPOPT_MD5SIG: u8 = 19;
+    let mut i = 0usize;
+    let mut length = options.len();
+    let mut md5_seen = false;
+    while length >= TCPOLEN_MD5SIG {
+        let opcode = options[i];
+        i += 1;
+        match opcode {
+            TCPOPT_EOL => return false,
+            TCPOPT_NOP => {
+                length -= 1;
+                continue;
+            }
+            _ => {
+                let opsize = options[i] as usize;
+                i += 1;
+                if opsize < 2 || opsize > length {
+                    return true;
+                }
+                if opcode == TCPOPT_MD5SIG {
+                    if opsize != TCPOLEN_MD5SIG || md5_seen {
+                        return true;
+                    }
+                    md5_seen = true;
+                }
+                i += opsize - 2;
+                length -= opsize;
+            }
+        }
+    }
+    false
 }
 
 /// Connection states (`TCP_*` in include/net/tcp_states.h).
@@ -217,6 +279,18 @@ pub enum Output {
         repr: TcpRepr,
         /// ECT(0) in the IP header (data segments once ECN is negotiated).
         ect: bool,
+    },
+    /// An ACK from the control socket on behalf of a timewait socket
+    /// (`tcp_v4_timewait_ack` → `tcp_v4_send_ack` → `ip_send_unicast_reply`):
+    /// IP ID 0 (the control socket has no `inet_daddr`, so
+    /// `ip_select_ident_segs` leaves DF packets at 0), DF, the route's or
+    /// the default TTL, no IP options of the connection's own.
+    ControlAck {
+        /// The ACK.
+        repr: TcpRepr,
+        /// `TCP_TW_ACK_OOW`: the answer to an out-of-window segment, sent
+        /// with the ECN bits of `tw_tos` cleared.
+        oow: bool,
     },
     /// A RST from the control socket (`tcp_v4_send_reset`): IP ID 0, TTL default,
     /// TOS of the segment it answers without ECN bits.
@@ -310,6 +384,12 @@ pub struct Tcb {
     srtt: Option<Duration>,
     /// `tw_rcv_wnd`: `tcp_receive_window` when TIME_WAIT began.
     tw_rcv_wnd: u32,
+    /// `tw_substate == TCP_FIN_WAIT2`: an orphan whose FIN was acked became a
+    /// timewait socket still waiting for the peer's FIN (`tcp_time_wait(sk,
+    /// TCP_FIN_WAIT2, tmo)`). Only meaningful in [`State::TimeWait`].
+    tw_fin_wait2: bool,
+    /// `tw_last_oow_ack_time` in jiffies (0: none yet).
+    tw_last_oow_ack: u64,
 
     /// `advmss`.
     pub advmss: u32,
@@ -373,7 +453,18 @@ pub struct Tcb {
     send_buf: VecDeque<u8>,
     /// Payload bytes of each skb in the write and retransmit queues, oldest
     /// first (`tcp_sendmsg_locked` builds them; ACKs trim the head).
-    tx_skbs: VecDeque<u32>,
+    tx_skbs: VecDeque<TxSkb>,
+    /// `pushed_seq`: `write_seq` when PSH was last marked (`tcp_mark_push`).
+    pushed_seq: u32,
+    /// `sk_pacing_rate` in bytes/s (`None`: `~0UL`, no RTT sample yet).
+    pacing_rate: Option<u64>,
+    /// `srtt_us` (unscaled) for `tcp_update_pacing_rate`.
+    srtt_us: u64,
+    /// `tcp_min_rtt` in µs (`None`: no sample yet, `~0U`).
+    min_rtt_us: Option<u64>,
+    /// End sequence and send time of each new-data segment in flight, for
+    /// the RTT samples `tcp_clean_rtx_queue` takes.
+    tx_times: VecDeque<(u32, Instant)>,
     /// `sk_wmem_queued`: the truesize of those skbs.
     wmem_queued: u32,
     /// `sk_sndbuf`.
@@ -537,6 +628,8 @@ impl Tcb {
             rmem2: 0,
             srtt: None,
             tw_rcv_wnd: 0,
+            tw_fin_wait2: false,
+            tw_last_oow_ack: 0,
             advmss: 0,
             mss_clamp: TCP_MSS_DEFAULT,
             mss_cache: TCP_MSS_DEFAULT,
@@ -571,6 +664,11 @@ impl Tcb {
             ip_id: 0,
             send_buf: VecDeque::new(),
             tx_skbs: VecDeque::new(),
+            pushed_seq: 0,
+            pacing_rate: None,
+            srtt_us: 0,
+            min_rtt_us: None,
+            tx_times: VecDeque::new(),
             wmem_queued: 0,
             sndbuf: 0,
             wmem_max: 0,
@@ -991,6 +1089,8 @@ impl Tcb {
     /// What `tcp_finish_connect`/`tcp_init_transfer` set up once the
     /// connection is established, before the first ACK goes out.
     fn finish_connect(&mut self, now: Instant) {
+        // tcp_connect: pushed_seq = write_seq once the SYN is queued.
+        self.pushed_seq = self.snd_una;
         self.rcv_wup = self.rcv_nxt;
         self.initialize_rcv_mss();
         self.ack.lrcvtime = now.jiffies();
@@ -1532,14 +1632,7 @@ impl Tcb {
         match self.state {
             State::Closed => {}
             State::SynSent => self.synsent_input(now, cfg, seg, tos, out),
-            State::TimeWait => {
-                if seg.flags.fin() || seg.flags.syn() {
-                    // tcp_v4_timewait_ack: window = tw_rcv_wnd >> tw_rcv_wscale.
-                    let mut repr = self.segment(now, self.snd_nxt, TcpFlags::ACK, vec![]);
-                    repr.window = (self.tw_rcv_wnd >> self.rcv_wscale).min(65535) as u16;
-                    out.push(Output::Segment { repr, ect: false });
-                }
-            }
+            State::TimeWait => self.timewait_input(now, seg, tos, out),
             _ => self.established_input(now, seg, tos, out),
         }
     }
@@ -1671,6 +1764,8 @@ impl Tcb {
             self.srtt = None;
             self.rto = if self.total_retrans == 0 {
                 self.srtt = Some(now.saturating_duration_since(self.first_syn_at));
+                let us = now.saturating_duration_since(self.first_syn_at).as_micros() as u64;
+                self.rtt_sample(us.max(1), us.max(1));
                 let rtt = now.saturating_duration_since(self.first_syn_at).as_nanos() as u64
                     / NANOS_PER_JIFFY;
                 rtt + (2 * rtt).max(TCP_RTO_MIN)
@@ -1684,6 +1779,11 @@ impl Tcb {
             self.rtx_timer = None;
             self.set_state(State::Established);
             self.finish_connect(now);
+            // tcp_init_transfer → tcp_init_congestion_control → bbr_init:
+            // the pacing rate from the handshake's RTT and the MSS the
+            // SYN-ACK settled (fuzz-1-10: after a 4 ms handshake a 5-segment
+            // TSO packet goes out).
+            self.update_pacing_rate(self.current_mss(), self.cwnd, 1);
             if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
                 // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
                 let truesize =
@@ -1691,13 +1791,27 @@ impl Tcb {
                 self.queue_rcv(&seg.payload, seg.flags.fin(), truesize);
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
                 if seg.flags.fin() {
+                    // tcp_fin: CLOSE_WAIT, and pingpong mode.
                     self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
                     self.shutdown |= RCV_SHUTDOWN;
                     self.set_state(State::CloseWait);
+                    self.ack.pingpong = self.pingpong_thresh;
                 }
             }
             // Non-TFO SYN-ACK payload and FIN are discarded.
-            self.send_ack(now, out);
+            if self.in_pingpong_mode() {
+                // tcp_rcv_synsent_state_process: "Save one ACK": schedule
+                // it, quickack mode, and the delayed-ACK timer at
+                // TCP_DELACK_MAX; data sent meanwhile carries it.
+                self.schedule_ack();
+                self.enter_quickack_mode(TCP_MAX_QUICKACKS);
+                let now_j = now.jiffies();
+                self.ack.pending |= ack_flags::TIMER;
+                self.ack.timeout = now_j + TCP_DELACK_MAX;
+                self.delack_timer = Some(timer_wheel_expiry(now, TCP_DELACK_MAX));
+            } else {
+                self.send_ack(now, out);
+            }
             self.push(now, out);
             return;
         }
@@ -1823,6 +1937,17 @@ impl Tcb {
                 out.extend(Self::reset_for(seg, tos));
                 return;
             }
+            // The same step for an orphan without new data: unless a FIN rides
+            // on the ACK (kept as a full socket, `tcp_reset_keepalive_timer`),
+            // it becomes a FIN_WAIT2 timewait socket and the segment is
+            // consumed (`tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)`).
+            if before == State::FinWait1 && self.state == State::FinWait2 && self.dead {
+                let tmo = self.fin_time();
+                if tmo <= TCP_TIMEWAIT_LEN && !seg.flags.fin() {
+                    self.time_wait(now, true, tmo);
+                    return;
+                }
+            }
         }
         // tcp_rcv_state_process, step 7, FIN_WAIT1/2 after shutdown(RCV):
         // "RFC 1122 says we MUST send a reset" (tcp_reset, then the reply RST).
@@ -1875,13 +2000,189 @@ impl Tcb {
         }
     }
 
-    /// `tcp_time_wait`: the timewait socket keeps `tcp_receive_window` as its window.
+    /// `tcp_time_wait(sk, TCP_TIME_WAIT, 0)`: see [`Self::time_wait`].
     fn enter_timewait(&mut self, now: Instant) {
+        self.time_wait(now, false, 0);
+    }
+
+    /// Mirrors `tcp_fin_time` (include/net/tcp.h): how long an orphan may
+    /// sit in FIN_WAIT2, `tcp_fin_timeout` (60 s, `TCP_FIN_TIMEOUT`) but at
+    /// least 3.5 RTO.
+    fn fin_time(&self) -> u64 {
+        let rto = (self.rto << 2) - (self.rto >> 1);
+        TCP_FIN_TIMEOUT.max(rto)
+    }
+
+    /// Mirrors `tcp_time_wait` (net/ipv4/tcp_minisocks.c): the connection is
+    /// replaced by a timewait socket that keeps only `rcv_nxt`, `snd_nxt`,
+    /// `tw_rcv_wnd = tcp_receive_window()` (frozen: a later FIN does not
+    /// shrink it), `ts_recent` and the scale, and answers from the control
+    /// socket (`tcp_v4_timewait_ack`). `fin_wait2` is the substate of an
+    /// orphan whose FIN was acked before the peer's FIN arrived; it lives
+    /// `max(timeo, 3.5 RTO)`, a TIME_WAIT `TCP_TIMEWAIT_LEN`. The full
+    /// socket is done (`tcp_done`): its timers and queues are gone.
+    fn time_wait(&mut self, now: Instant, fin_wait2: bool, timeo: u64) {
+        let rto = (self.rto << 2) - (self.rto >> 1);
+        let timeo = if fin_wait2 {
+            timeo.max(rto)
+        } else {
+            TCP_TIMEWAIT_LEN
+        };
         self.tw_rcv_wnd = self.receive_window();
+        self.tw_fin_wait2 = fin_wait2;
+        self.tw_last_oow_ack = 0;
         self.set_state(State::TimeWait);
         self.rtx_timer = None;
         self.delack_timer = None;
+        self.ack.pending = 0;
+        self.send_buf.clear();
+        self.tx_skbs.clear();
+        self.wmem_queued = 0;
+        self.timewait_timer = Some(timer_wheel_expiry(now, timeo));
+    }
+
+    /// `inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN)`.
+    fn tw_reschedule(&mut self, now: Instant) {
         self.timewait_timer = Some(timer_wheel_expiry(now, TCP_TIMEWAIT_LEN));
+    }
+
+    /// Mirrors `tcp_timewait_state_process` (net/ipv4/tcp_minisocks.c) and
+    /// what `tcp_v4_rcv` does with its verdict (there is no listener, so
+    /// `TCP_TW_SYN` falls through to an ACK). In the FIN_WAIT2 substate the
+    /// peer's FIN (and nothing else new) turns it into a true TIME_WAIT and
+    /// is acked; new data, or a SYN at or past `rcv_nxt`, is answered with a
+    /// RST and kills it. In TIME_WAIT an in-window bare ACK only restarts
+    /// the timer and a RST kills it (`tcp_rfc1337` = 0). Anything out of
+    /// window is acked, at most once per `tcp_invalid_ratelimit`
+    /// (`tcp_timewait_check_oow_rate_limit`).
+    fn timewait_input(&mut self, now: Instant, seg: &TcpRepr, tos: u8, out: &mut Vec<Output>) {
+        let rcv_nxt = self.rcv_nxt;
+        let seq = seg.seq;
+        let end_seq = seg.seq.wrapping_add(seg.seq_len());
+        let (rst, syn, ack, fin) = (
+            seg.flags.rst(),
+            seg.flags.syn(),
+            seg.flags.ack(),
+            seg.flags.fin(),
+        );
+        // tw_ts_recent_stamp is set once timestamps were in use.
+        let tsval = seg.timestamps().filter(|_| self.tstamp_ok).map(|(v, _)| v);
+        // tcp_paws_reject: an older TSval than ts_recent (0 never rejects).
+        let paws_reject = tsval
+            .is_some_and(|v| self.ts_recent != 0 && (self.ts_recent.wrapping_sub(v) as i32) > 0);
+        if self.tw_fin_wait2 {
+            let in_window = seq == rcv_nxt
+                || (seq_lt(rcv_nxt, end_seq) && seq_lt(seq, rcv_nxt.wrapping_add(self.tw_rcv_wnd)))
+                || (seq == rcv_nxt.wrapping_add(self.tw_rcv_wnd) && seq == end_seq);
+            if paws_reject || !in_window {
+                self.tw_oow_ack(now, seg, out);
+                return;
+            }
+            if rst {
+                self.set_state(State::Closed);
+                return;
+            }
+            if syn && !seq_lt(seq, rcv_nxt) {
+                self.tw_reset(seg, tos, out);
+                return;
+            }
+            if !ack || !seq_lt(rcv_nxt, end_seq) || end_seq == seq {
+                return; // a duplicate ACK
+            }
+            if !fin || end_seq != rcv_nxt.wrapping_add(1) {
+                self.tw_reset(seg, tos, out); // new data after the half-duplex close
+                return;
+            }
+            self.tw_fin_wait2 = false;
+            self.rcv_nxt = end_seq;
+            if let Some(v) = tsval {
+                self.ts_recent = v;
+            }
+            self.tw_reschedule(now);
+            self.timewait_ack(now, false, out);
+            return;
+        }
+        if !paws_reject && seq == rcv_nxt && (seq == end_seq || rst) {
+            if rst {
+                self.set_state(State::Closed);
+                return;
+            }
+            self.tw_reschedule(now);
+            if let Some(v) = tsval {
+                self.ts_recent = v;
+            }
+            return;
+        }
+        if syn
+            && !rst
+            && !ack
+            && !paws_reject
+            && (seq_lt(rcv_nxt, seq)
+                || tsval.is_some_and(|v| (self.ts_recent.wrapping_sub(v) as i32) < 0))
+        {
+            // TCP_TW_SYN without a listener: "to ACK".
+            self.timewait_ack(now, false, out);
+            return;
+        }
+        if !rst {
+            if paws_reject || ack {
+                self.tw_reschedule(now);
+            }
+            self.tw_oow_ack(now, seg, out);
+        }
+    }
+
+    /// `tcp_timewait_check_oow_rate_limit` → `tcp_oow_rate_limited`: data
+    /// (without SYN) is always answered; anything else at most once per
+    /// `tcp_invalid_ratelimit` (500 ms).
+    fn tw_oow_ack(&mut self, now: Instant, seg: &TcpRepr, out: &mut Vec<Output>) {
+        if seg.seq_len() == 0 || seg.flags.syn() {
+            let now_j = now.jiffies();
+            if self.tw_last_oow_ack != 0 {
+                let elapsed = now_j.wrapping_sub(self.tw_last_oow_ack) as i64;
+                if (0..TCP_INVALID_RATELIMIT as i64).contains(&elapsed) {
+                    return;
+                }
+            }
+            self.tw_last_oow_ack = now_j;
+        }
+        self.timewait_ack(now, true, out);
+    }
+
+    /// `TCP_TW_RST`: `tcp_v4_send_reset` for the timewait socket, which dies.
+    fn tw_reset(&mut self, seg: &TcpRepr, tos: u8, out: &mut Vec<Output>) {
+        out.extend(Self::reset_for(seg, tos));
+        self.set_state(State::Closed);
+    }
+
+    /// Mirrors `tcp_v4_timewait_ack`: `seq = tw_snd_nxt`, `ack = tw_rcv_nxt`,
+    /// window `tw_rcv_wnd >> tw_rcv_wscale`, and a timestamp option only if
+    /// `tw_ts_recent` is non-zero (`tcp_v4_send_ack`: `if (tsecr)`).
+    fn timewait_ack(&mut self, now: Instant, oow: bool, out: &mut Vec<Output>) {
+        let options = if self.ts_recent != 0 {
+            vec![
+                TcpOption::Nop,
+                TcpOption::Nop,
+                TcpOption::Timestamps {
+                    tsval: self.tsval(now),
+                    tsecr: self.ts_recent,
+                },
+            ]
+        } else {
+            vec![]
+        };
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags(TcpFlags::ACK),
+            window: (self.tw_rcv_wnd >> self.rcv_wscale) as u16,
+            urgent: 0,
+            options,
+            payload: vec![],
+        };
+        out.push(Output::ControlAck { repr, oow });
     }
 
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr) {
@@ -1896,6 +2197,29 @@ impl Tcb {
             self.backoff = 0;
             // Slow start: one segment per MSS acknowledged.
             self.cwnd = (self.cwnd + (acked / self.current_mss()).max(1)).min(1 << 16);
+            // tcp_clean_rtx_queue: seq_rtt from the oldest newly acked
+            // segment, ca_rtt (for tcp_min_rtt) from the newest; then
+            // tcp_update_pacing_rate.
+            let mut first = None;
+            let mut last = None;
+            while let Some(&(end, t)) = self.tx_times.front() {
+                if !seq_le(end, seg.ack) {
+                    break;
+                }
+                first.get_or_insert(t);
+                last = Some(t);
+                self.tx_times.pop_front();
+            }
+            if let (Some(f), Some(l)) = (first, last) {
+                let seq_rtt = now.saturating_duration_since(f).as_micros() as u64;
+                let ca_rtt = now.saturating_duration_since(l).as_micros() as u64;
+                self.rtt_sample(seq_rtt.max(1), ca_rtt.max(1));
+                let packets_out = self
+                    .snd_nxt
+                    .wrapping_sub(self.snd_una)
+                    .div_ceil(self.mss_cache.max(1));
+                self.update_pacing_rate(self.current_mss(), self.cwnd, packets_out);
+            }
             self.rtx_timer = if self.snd_una == self.snd_nxt {
                 None
             } else {
@@ -1922,39 +2246,103 @@ impl Tcb {
     /// Queue data (`tcp_sendmsg_locked`); the caller checked the state.
     /// Data fills the tail skb while it is unsent and shorter than
     /// `size_goal`; a new skb is started only while `sk_stream_memory_free`
-    /// (`sk_wmem_queued < sk_sndbuf`), each charged its truesize. Returns
-    /// the bytes accepted (0: the caller reports EAGAIN).
+    /// (`sk_wmem_queued < sk_sndbuf`), each charged its truesize. Each skb
+    /// filled to `size_goal` with more data to come is pushed at once: with
+    /// PSH and everything queued if `forced_push`, else alone if it is the
+    /// send head (`tcp_push_one`). At the end `tcp_push` marks PSH on the
+    /// tail skb and pushes. Returns the bytes accepted (0: the caller
+    /// reports EAGAIN).
     pub fn send(&mut self, now: Instant, data: &[u8], out: &mut Vec<Output>) -> usize {
         let size_goal = self.size_goal();
-        let sent = (self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent)) as usize;
-        let mut unsent = self.send_buf.len().saturating_sub(sent) as u32;
         let mut copied = 0usize;
         while copied < data.len() {
+            let sent =
+                (self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent)) as usize;
+            let unsent = self.send_buf.len().saturating_sub(sent) as u32;
             let left = (data.len() - copied) as u32;
             let tail_room = match self.tx_skbs.back() {
-                Some(&len) if len <= unsent && len < size_goal => size_goal - len,
+                Some(t) if t.len <= unsent && t.len < size_goal => size_goal - t.len,
                 _ => 0,
             };
             let copy = if tail_room > 0 {
                 let copy = tail_room.min(left);
-                *self.tx_skbs.back_mut().expect("tail") += copy;
+                self.tx_skbs.back_mut().expect("tail").len += copy;
                 copy
             } else {
                 if self.wmem_queued >= self.sndbuf {
                     break;
                 }
                 let copy = size_goal.min(left);
-                self.tx_skbs.push_back(copy);
+                self.tx_skbs.push_back(TxSkb {
+                    len: copy,
+                    psh: false,
+                });
                 self.wmem_queued += TX_SKB_TRUESIZE;
                 copy
             };
             self.wmem_queued += copy;
-            unsent += copy;
+            self.send_buf.extend(&data[copied..copied + copy as usize]);
             copied += copy as usize;
+            if copied == data.len() {
+                break;
+            }
+            let tail_len = self.tx_skbs.back().map_or(0, |t| t.len);
+            if tail_len < size_goal {
+                continue;
+            }
+            if self.forced_push() {
+                self.mark_push();
+                self.write_xmit(now, false, out);
+            } else if unsent + copy == tail_len {
+                // The full skb is the send head: tcp_push_one.
+                self.write_xmit(now, true, out);
+            }
         }
-        self.send_buf.extend(&data[..copied]);
+        if copied > 0 {
+            // tcp_push without MSG_MORE.
+            self.mark_push();
+        }
         self.push(now, out);
         copied
+    }
+
+    /// `write_seq`: the end of the data queued so far.
+    fn write_seq_now(&self) -> u32 {
+        self.snd_una
+            .wrapping_add(self.send_buf.len() as u32)
+            .wrapping_add(u32::from(self.fin_queued))
+    }
+
+    /// `forced_push` (net/ipv4/tcp.c): more than half the peer's largest
+    /// window was queued since PSH was last marked.
+    fn forced_push(&self) -> bool {
+        seq_lt(
+            self.pushed_seq.wrapping_add(self.max_window >> 1),
+            self.write_seq_now(),
+        )
+    }
+
+    /// `tcp_mark_push`: PSH on the tail skb, `pushed_seq = write_seq`.
+    fn mark_push(&mut self) {
+        if let Some(t) = self.tx_skbs.back_mut() {
+            t.psh = true;
+        }
+        self.pushed_seq = self.write_seq_now();
+    }
+
+    /// The send head (`tcp_send_head`) after `sent` bytes went out: the
+    /// unsent bytes of the first skb not sent whole (what `tso_fragment`
+    /// left of it), its PSH mark, and whether it is the write queue's tail.
+    fn send_head(&self, sent: u32) -> (u32, bool, bool) {
+        let mut acc = 0u32;
+        let n = self.tx_skbs.len();
+        for (i, t) in self.tx_skbs.iter().enumerate() {
+            if acc + t.len > sent {
+                return (acc + t.len - sent, t.psh, i + 1 == n);
+            }
+            acc += t.len;
+        }
+        (0, false, true)
     }
 
     /// Mirrors `tcp_send_mss` → `tcp_xmit_size_goal` (net/ipv4/tcp.c): TCP
@@ -1983,11 +2371,11 @@ impl Tcb {
             let Some(head) = self.tx_skbs.front_mut() else {
                 break;
             };
-            let n = acked.min(*head);
-            *head -= n;
+            let n = acked.min(head.len);
+            head.len -= n;
             acked -= n;
             self.wmem_queued = self.wmem_queued.saturating_sub(n);
-            if *head == 0 {
+            if head.len == 0 {
                 self.tx_skbs.pop_front();
                 self.wmem_queued = self.wmem_queued.saturating_sub(TX_SKB_TRUESIZE);
             }
@@ -2031,9 +2419,93 @@ impl Tcb {
         copied
     }
 
-    /// Send what the window and cwnd allow (`tcp_write_xmit`), segmenting by
-    /// the current MSS; a queued FIN rides on the last segment.
+    /// An RTT sample: `tcp_rtt_estimator` (srtt ← 7/8 srtt + 1/8 m) with
+    /// `seq_rtt`, `tcp_update_rtt_min` with `ca_rtt` (a plain minimum here;
+    /// the kernel's is windowed over `tcp_min_rtt_wlen`, 300 s).
+    fn rtt_sample(&mut self, seq_rtt_us: u64, ca_rtt_us: u64) {
+        self.srtt_us = if self.srtt_us == 0 {
+            seq_rtt_us
+        } else {
+            (7 * self.srtt_us + seq_rtt_us) / 8
+        };
+        self.min_rtt_us = Some(self.min_rtt_us.map_or(ca_rtt_us, |m| m.min(ca_rtt_us)));
+    }
+
+    /// The pacing rate of BBR (the host's `tcp_congestion_control`) in
+    /// STARTUP: `bbr_init_pacing_rate_from_rtt` / `bbr_bw_to_pacing_rate`,
+    /// `cwnd × mss_cache / rtt` (1 ms without an RTT sample) times
+    /// `bbr_high_gain` (739/256) less `bbr_pacing_margin_percent` (1 %). It
+    /// only grows until the bandwidth plateau is found (`bbr_set_pacing_rate`).
+    fn update_pacing_rate(&mut self, mss: u32, cwnd: u32, packets_out: u32) {
+        const BW_SCALE: u32 = 24;
+        const BBR_HIGH_GAIN: u64 = 739;
+        let rtt_us = if self.srtt_us > 0 { self.srtt_us } else { 1000 };
+        let bw = ((cwnd.max(packets_out) as u64) << BW_SCALE) / rtt_us;
+        let rate = (((bw * mss as u64 * BBR_HIGH_GAIN) >> 8) * (1_000_000 / 100 * 99)) >> BW_SCALE;
+        self.pacing_rate = Some(self.pacing_rate.map_or(rate, |r| r.max(rate)));
+    }
+
+    /// Mirrors `tcp_tso_autosize` (net/ipv4/tcp_output.c) for
+    /// `tcp_tso_segs`: about 1 ms of the pacing rate (`sk_pacing_shift` 10),
+    /// plus `sk_gso_max_size >> (tcp_min_rtt / 2^tcp_tso_rtt_log(9))`, at
+    /// most `sk_gso_max_size`, in segments, at least `tcp_min_tso_segs` (2).
+    /// After a slow handshake (no fast sample yet) TSO packets stay small.
+    fn tso_autosize(&self, mss: u32) -> u32 {
+        let gso = SK_GSO_MAX_SIZE as u64;
+        let mut bytes = self.pacing_rate.map_or(u64::MAX, |r| r >> 10);
+        if let Some(r) = self.min_rtt_us.map(|m| m >> 9) {
+            if r < 32 {
+                bytes = bytes.saturating_add(gso >> r);
+            }
+        }
+        ((bytes.min(gso) / mss.max(1) as u64) as u32).max(2)
+    }
+
+    /// Mirrors `tcp_grow_skb` (net/ipv4/tcp_output.c, "try to send bigger
+    /// TSO packets"): up to `amount` bytes move from the skbs behind the
+    /// send head into it; a skb emptied this way is freed and its PSH joins
+    /// the head (`tcp_eat_one_skb`).
+    fn grow_head(&mut self, sent: u32, mut amount: u32) {
+        let mut acc = 0u32;
+        let Some(i) = self.tx_skbs.iter().position(|t| {
+            acc += t.len;
+            acc > sent
+        }) else {
+            return;
+        };
+        while amount > 0 && i + 1 < self.tx_skbs.len() {
+            let next = self.tx_skbs[i + 1];
+            let n = amount.min(next.len);
+            self.tx_skbs[i].len += n;
+            self.tx_skbs[i + 1].len -= n;
+            amount -= n;
+            if self.tx_skbs[i + 1].len > 0 {
+                break;
+            }
+            self.tx_skbs[i].psh |= next.psh;
+            self.tx_skbs.remove(i + 1);
+            self.wmem_queued = self.wmem_queued.saturating_sub(TX_SKB_TRUESIZE);
+        }
+    }
+
+    /// Send what the window and cwnd allow (`__tcp_push_pending_frames`).
     pub fn push(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.write_xmit(now, false, out);
+    }
+
+    /// Mirrors `tcp_write_xmit` (net/ipv4/tcp_output.c): skb by skb from
+    /// the send head, each cut by `tso_fragment` to what `tcp_cwnd_test`
+    /// allows (at most half the cwnd: "at least 2 GSO packets in flight")
+    /// and to the whole segments that fit the peer's window
+    /// (`tcp_snd_wnd_test`, `tcp_mss_split_point`), segmented by the
+    /// current MSS; a queued FIN rides on the tail skb's last segment.
+    /// `push_one` (`tcp_push_one`) stops after one skb. PSH goes on the
+    /// last segment of a sent skb that was marked (`tcp_mark_push`, also
+    /// inherited by `tcp_grow_skb`; `tso_fragment` leaves the mark on the
+    /// remainder, so a head it cuts off has none), and on the last segment
+    /// of every skb sent as more than one segment: that is what the 6.18
+    /// oracle puts on the wire, whichever function sets it there.
+    fn write_xmit(&mut self, now: Instant, push_one: bool, out: &mut Vec<Output>) {
         if !matches!(
             self.state,
             State::Established
@@ -2045,70 +2517,102 @@ impl Tcb {
             return;
         }
         let mss = self.current_mss();
-        // Segments left in the current TSO skb (`tcp_write_xmit` sends the
-        // send head cut by `tso_fragment` at `tcp_mss_split_point`).
-        let mut chunk_left = 0u32;
+        let max_segs = self.tso_autosize(mss);
         loop {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
-            let sent = in_flight as usize;
-            let unsent = self.send_buf.len().saturating_sub(sent);
-            let cwnd_room = (self.cwnd * mss).saturating_sub(in_flight);
-            let wnd_room = self.snd_wnd.saturating_sub(in_flight);
-            // tcp_snd_wnd_test: a segment goes out only if it fits whole
-            // (up to one MSS) in the peer's window; it is never cut down to a
-            // sliver of window (the zero-window probe timer takes over).
-            let len = unsent.min(mss as usize);
-            if len as u32 > wnd_room || len as u32 > cwnd_room {
+            let unsent = (self.send_buf.len() as u32).saturating_sub(in_flight);
+            let fin_pending = self.fin_queued && !self.fin_sent;
+            if unsent == 0 && !fin_pending {
                 break;
             }
-            let want_fin = self.fin_queued && !self.fin_sent && len == unsent;
-            if len == 0 && !want_fin {
+            let (mut skb_len, mut skb_psh, mut is_tail) = self.send_head(in_flight);
+            // tcp_cwnd_test; a lone FIN is let past the cwnd.
+            let in_flight_segs = in_flight.div_ceil(mss);
+            let half = (self.cwnd >> 1).max(1);
+            let cwnd_quota = if in_flight_segs >= self.cwnd {
+                0
+            } else {
+                half.min(self.cwnd - in_flight_segs)
+            };
+            if cwnd_quota == 0 && !(fin_pending && unsent == 0) {
                 break;
             }
-            // tcp_snd_wnd_test: the FIN counts in the segment's end_seq, so a
-            // FIN (with its data, up to one MSS) waits until the peer's window
-            // has room for it (tcp_cwnd_test lets a lone FIN past cwnd).
-            if want_fin && len as u32 + 1 > wnd_room {
+            let quota_bytes = mss * cwnd_quota.clamp(1, max_segs);
+            // tcp_grow_skb: the send head takes bytes from the skbs behind
+            // it, once its first segment fits the window (tcp_snd_wnd_test).
+            let first_fits = in_flight + skb_len.min(mss) <= self.snd_wnd;
+            if skb_len > 0 && skb_len < quota_bytes && !is_tail && first_fits {
+                self.grow_head(in_flight, quota_bytes - skb_len);
+                (skb_len, skb_psh, is_tail) = self.send_head(in_flight);
+            }
+            let chunk_max = skb_len.min(quota_bytes);
+            let carries_fin = fin_pending && is_tail;
+            let mut lens: Vec<u32> = Vec::new();
+            let mut off = 0u32;
+            while off < chunk_max {
+                let mut len = (chunk_max - off).min(mss);
+                let end = in_flight + off + len;
+                let fin_here = carries_fin && off + len == skb_len;
+                if end > self.cwnd * mss {
+                    break;
+                }
+                if end + u32::from(fin_here) > self.snd_wnd {
+                    // tcp_snd_wnd_test: the first segment must fit whole;
+                    // tcp_mss_split_point cuts the rest at the window's end.
+                    let room = self.snd_wnd.saturating_sub(in_flight + off);
+                    if off == 0 || room == 0 {
+                        break;
+                    }
+                    len = room.min(len);
+                }
+                lens.push(len);
+                off += len;
+            }
+            if carries_fin && skb_len == 0 {
+                if in_flight + 1 > self.snd_wnd {
+                    break;
+                }
+                lens.push(0);
+            }
+            if lens.is_empty() {
                 break;
             }
-            if chunk_left == 0 {
-                // tcp_cwnd_test: at most half the cwnd per TSO skb ("ensure
-                // we have at least 2 GSO packets in flight").
-                let in_flight_segs = in_flight.div_ceil(mss);
-                let half = (self.cwnd >> 1).max(1);
-                chunk_left = half.min(self.cwnd.saturating_sub(in_flight_segs)).max(1);
+            let split = off < skb_len;
+            let n = lens.len();
+            // tso_fragment leaves the mark on the remainder.
+            let psh = (skb_psh && !split) || n > 1;
+            for (i, len) in lens.into_iter().enumerate() {
+                let last = i + 1 == n;
+                let sent = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
+                let payload: Vec<u8> = self
+                    .send_buf
+                    .iter()
+                    .skip(sent as usize)
+                    .take(len as usize)
+                    .copied()
+                    .collect();
+                let mut flags = TcpFlags::ACK;
+                if last && psh && len > 0 {
+                    flags |= TcpFlags::PSH;
+                }
+                if last && carries_fin && !split {
+                    flags |= TcpFlags::FIN;
+                    self.fin_sent = true;
+                }
+                let seq = self.snd_nxt;
+                let repr = self.segment(now, seq, flags, payload);
+                self.snd_nxt = seq.wrapping_add(repr.seq_len());
+                self.tx_times.push_back((self.snd_nxt, now));
+                out.push(Output::Segment {
+                    repr,
+                    ect: self.ecn_ok && len > 0,
+                });
+                if self.rtx_timer.is_none() {
+                    self.retransmits = 0;
+                    self.arm_rtx(now, self.rto);
+                }
             }
-            chunk_left -= 1;
-            // The TSO skb also ends where the window or cwnd stops the next
-            // segment (tcp_mss_split_point).
-            let next_len = (unsent - len).min(mss as usize) as u32;
-            let next_fits = next_len > 0
-                && in_flight + len as u32 + next_len <= self.snd_wnd
-                && in_flight + len as u32 + next_len <= self.cwnd * mss;
-            let payload: Vec<u8> = self.send_buf.iter().skip(sent).take(len).copied().collect();
-            let mut flags = TcpFlags::ACK;
-            // The PSH that tcp_push put on the tail skb: on the wire, the
-            // last segment of every TSO skb sent carries it (GSO keeps it on
-            // the last segment only), as do the last queued bytes.
-            if len > 0 && (len == unsent || chunk_left == 0 || !next_fits) {
-                flags |= TcpFlags::PSH;
-            }
-            if want_fin {
-                flags |= TcpFlags::FIN;
-                self.fin_sent = true;
-            }
-            let seq = self.snd_nxt;
-            let repr = self.segment(now, seq, flags, payload);
-            self.snd_nxt = seq.wrapping_add(repr.seq_len());
-            out.push(Output::Segment {
-                repr,
-                ect: self.ecn_ok && len > 0,
-            });
-            if self.rtx_timer.is_none() {
-                self.retransmits = 0;
-                self.arm_rtx(now, self.rto);
-            }
-            if want_fin {
+            if push_one || self.fin_sent {
                 break;
             }
         }
@@ -2142,20 +2646,24 @@ impl Tcb {
         }
     }
 
-    /// Abort: RST|ACK with `seq = snd_nxt` if synchronized (`tcp_send_active_reset`), then CLOSE.
+    /// Abort (`tcp_close` with unread data, or `SO_LINGER` 0): the receive
+    /// queue is purged first, then `tcp_send_active_reset` sends RST|ACK
+    /// with `seq = snd_nxt` if synchronized. It goes through
+    /// `__tcp_transmit_skb` like any segment, so it carries the window of
+    /// `tcp_select_window` (over the emptied buffer) and the timestamp
+    /// option ("No TCP options attached" refers to the skb, not to
+    /// `tcp_established_options`). Then CLOSE.
     pub fn abort(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.recv_buf.clear();
+        self.rx_skbs.clear();
+        self.rmem_alloc = 0;
         if self.state.is_synchronized() && self.state != State::TimeWait {
-            let mut r = self.segment(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, vec![]);
-            r.window = 0;
-            r.options.clear();
+            let r = self.segment(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, vec![]);
             out.push(Output::Segment {
                 repr: r,
                 ect: false,
             });
         }
-        self.recv_buf.clear();
-        self.rx_skbs.clear();
-        self.rmem_alloc = 0;
         self.done();
     }
 
@@ -2320,6 +2828,32 @@ mod tests {
         assert_eq!(e(PARAMETER_PROB, 0), Some(Ok(Errno::EPROTO)));
         assert_eq!(e(SOURCE_QUENCH, 0), None);
         assert_eq!(e(REDIRECT, 1), None);
+    }
+
+    #[test]
+    fn auth_options_scan_like_tcp_do_parse_auth_options() {
+        // fuzz-1-20's SYN-ACK: sackOK, then a kind-4 option of length 0
+        // with 18 bytes still to scan: invalid, the kernel drops it.
+        let silly = [
+            4, 2, 4, 0, 2, 4, 2, 0x18, 3, 3, 2, 3, 3, 13, 1, 2, 4, 0, 0x4a, 0,
+        ];
+        assert!(auth_options_invalid(&silly));
+        // The same option once fewer than TCPOLEN_MD5SIG bytes remain is
+        // never looked at.
+        assert!(!auth_options_invalid(&[2, 4, 5, 0xb4, 4, 0, 1, 1]));
+        // Linux's own SYN-ACK options are fine.
+        let linux = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        assert!(!auth_options_invalid(&linux));
+        // An option running past the header, and EOL ending the scan.
+        let mut overrun = [1u8; 20];
+        overrun[0] = 30;
+        overrun[1] = 40;
+        assert!(auth_options_invalid(&overrun));
+        let mut eol = [0u8; 20];
+        eol[1] = 0;
+        assert!(!auth_options_invalid(&eol));
     }
 
     #[test]

@@ -425,3 +425,399 @@ fn segments_wait_for_a_window_they_fit_in_whole() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].tcp().payload.len(), 100);
 }
+
+/// Close, let the peer ACK our FIN alone: `tcp_rcv_state_process` turns the
+/// orphan into a FIN_WAIT2 timewait socket (`tcp_time_wait(sk,
+/// TCP_FIN_WAIT2, tmo)`). Returns the sim, the SYN and our first sequence number.
+fn orphan_in_fin_wait2(opts: Vec<TcpOption>) -> (Sim, TcpRepr, u32) {
+    let (mut sim, h, syn) = established(opts);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.stack.close(sim.now, h).unwrap();
+    let fin = sim.pump();
+    assert!(fin[0].tcp().flags.fin());
+    sim.now = Instant::from_millis(10);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1.wrapping_add(1), TcpFlags::ACK, &[]),
+        0,
+    );
+    assert!(sim.pump().is_empty(), "the ACK of our FIN is consumed");
+    (sim, syn, isn1)
+}
+
+#[test]
+fn fin_wait2_timewait_acks_the_peer_fin_from_the_control_socket() {
+    // tcp_timewait_state_process: the FIN makes it a true TIME_WAIT, answered
+    // by tcp_v4_timewait_ack: IP ID 0 (the control socket), the window frozen
+    // at tcp_time_wait (the FIN does not take its byte off tw_rcv_wnd, as it
+    // would in tcp_select_window), TSecr the FIN's TSval.
+    let (mut sim, syn, isn1) = orphan_in_fin_wait2(linux_synack_options(1, 0));
+    sim.now = Instant::from_millis(20);
+    let mut fin = peer_seg(
+        &syn,
+        1001,
+        isn1.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::FIN,
+        &[],
+    );
+    fin.options = vec![
+        TcpOption::Nop,
+        TcpOption::Nop,
+        TcpOption::Timestamps {
+            tsval: 77,
+            tsecr: 0,
+        },
+    ];
+    sim.deliver_tcp(&fin, 0);
+    let a = sim.pump();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].ip().ident, 0, "from the control socket");
+    let t = a[0].tcp();
+    assert_eq!(t.flags, TcpFlags(TcpFlags::ACK));
+    assert_eq!((t.seq, t.ack), (isn1.wrapping_add(1), 1002));
+    let our_fin = sim
+        .tcp_sent()
+        .into_iter()
+        .find(|(_, t)| t.flags.fin())
+        .unwrap()
+        .1;
+    assert_eq!(
+        t.window, our_fin.window,
+        "tw_rcv_wnd >> tw_rcv_wscale: what was left of the last offer"
+    );
+    assert_eq!(t.timestamps().map(|(_, ecr)| ecr), Some(77));
+    // TIME_WAIT lasts TCP_TIMEWAIT_LEN from the FIN.
+    sim.run_until(Instant::from_secs(59));
+    assert!(sim.stack.poll_timeout().is_some());
+    sim.run_until(Instant::from_secs(62));
+    assert!(sim.stack.poll_timeout().is_none(), "TIME_WAIT is over");
+}
+
+#[test]
+fn fin_wait2_timewait_resets_new_data() {
+    // "New data or FIN. If new data arrive after half-duplex close, reset":
+    // TCP_TW_RST → tcp_v4_send_reset (seq = SEG.ACK), and the timewait
+    // socket dies.
+    let (mut sim, syn, isn1) = orphan_in_fin_wait2(vec![TcpOption::Mss(1460)]);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1.wrapping_add(1), TcpFlags::ACK, b"late"),
+        0,
+    );
+    let r = sim.pump();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].tcp().flags, TcpFlags(TcpFlags::RST));
+    assert_eq!(r[0].tcp().seq, isn1.wrapping_add(1));
+    assert_eq!(r[0].ip().ident, 0);
+    assert!(
+        sim.stack.poll_timeout().is_none(),
+        "the timewait socket is gone"
+    );
+}
+
+#[test]
+fn time_wait_acks_out_of_window_segments_rate_limited() {
+    // A retransmitted FIN (out of window: seq < rcv_nxt) is acked each time
+    // (it carries sequence space, tcp_oow_rate_limited skips it); bare
+    // out-of-window ACKs at most once per tcp_invalid_ratelimit (500 ms),
+    // with the ECN bits of tw_tos cleared (TCP_TW_ACK_OOW).
+    let (mut sim, syn, isn1) = orphan_in_fin_wait2(vec![TcpOption::Mss(1460)]);
+    let fin = peer_seg(
+        &syn,
+        1001,
+        isn1.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::FIN,
+        &[],
+    );
+    sim.deliver_tcp(&fin, 0);
+    assert_eq!(sim.pump().len(), 1, "the FIN is acked");
+    for _ in 0..2 {
+        sim.deliver_tcp(&fin, 0);
+        let a = sim.pump();
+        assert_eq!(a.len(), 1, "a retransmitted FIN is always acked");
+        assert_eq!((a[0].tcp().ack, a[0].ip().ident), (1002, 0));
+    }
+    let old_ack = peer_seg(&syn, 900, isn1.wrapping_add(1), TcpFlags::ACK, &[]);
+    sim.deliver_tcp(&old_ack, 0);
+    assert_eq!(
+        sim.pump().len(),
+        1,
+        "the first out-of-window ACK is answered"
+    );
+    sim.now = Instant::from_millis(110);
+    sim.deliver_tcp(&old_ack, 0);
+    assert!(sim.pump().is_empty(), "rate-limited");
+    sim.now = Instant::from_millis(610);
+    sim.deliver_tcp(&old_ack, 0);
+    assert_eq!(sim.pump().len(), 1, "500 ms later it is answered again");
+    // An in-window bare ACK is silently absorbed.
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1002, isn1.wrapping_add(1), TcpFlags::ACK, &[]),
+        0,
+    );
+    assert!(sim.pump().is_empty());
+}
+
+#[test]
+fn fin_riding_on_the_ack_of_our_fin_keeps_the_full_socket() {
+    // tcp_rcv_state_process, FIN_WAIT1: `th->fin` → tcp_reset_keepalive_timer
+    // and the full socket processes the FIN (tcp_fin: tcp_send_ack, then
+    // TIME_WAIT): the ACK comes from the connection, its IP ID continues.
+    let (mut sim, h, syn) = established(vec![TcpOption::Mss(1460)]);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.stack.close(sim.now, h).unwrap();
+    let fin = sim.pump();
+    let fin_id = fin[0].ip().ident;
+    sim.deliver_tcp(
+        &peer_seg(
+            &syn,
+            1001,
+            isn1.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::FIN,
+            &[],
+        ),
+        0,
+    );
+    let a = sim.pump();
+    assert_eq!(a[0].ip().ident, fin_id.wrapping_add(1));
+}
+
+#[test]
+fn close_with_unread_data_resets_with_window_and_timestamps() {
+    // tcp_close purges the receive queue, then tcp_send_active_reset goes
+    // through __tcp_transmit_skb: the RST carries tcp_select_window's window
+    // (no less than the last offer) and the timestamp option.
+    let (mut sim, h, syn) = established(linux_synack_options(1, 0));
+    let mut data = peer_seg(
+        &syn,
+        1001,
+        syn.seq.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::PSH,
+        b"unread",
+    );
+    data.options = vec![
+        TcpOption::Nop,
+        TcpOption::Nop,
+        TcpOption::Timestamps { tsval: 9, tsecr: 0 },
+    ];
+    sim.deliver_tcp(&data, 0);
+    let ack = sim.pump();
+    let last_window = ack.last().unwrap().tcp().window;
+    sim.stack.close(sim.now, h).unwrap();
+    let r = sim.pump();
+    assert_eq!(r.len(), 1);
+    let t = r[0].tcp();
+    assert_eq!(t.flags, TcpFlags(TcpFlags::RST | TcpFlags::ACK));
+    assert_eq!(t.window, last_window);
+    assert_eq!(t.timestamps().map(|(_, ecr)| ecr), Some(9));
+}
+
+#[test]
+fn small_window_skbs_push_marks_grow_and_window_sliver() {
+    // fuzz-2-62: SYN-ACK window 1085 (no scaling, no timestamps): the MSS is
+    // bounded to half of it (542), so is size_goal. tcp_sendmsg_locked sends
+    // the first full skb alone (tcp_push_one, no PSH), marks the second
+    // (forced_push: more than max_window/2 queued since pushed_seq) and
+    // every other one after it. When the ACK opens the window again,
+    // tcp_grow_skb merges the skbs behind the send head into it and
+    // tcp_mss_split_point cuts it at the window's end: 542, 542 and a
+    // 1-byte sliver that ends the TSO packet with PSH.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0"), ("net.ipv4.tcp_sack", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&syn, 1000, 1085, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    assert_eq!(sim.stack.send(sim.now, h, &[1u8; 5152]), Ok(5152));
+    let first = sim.pump();
+    let shape: Vec<(usize, bool)> = first
+        .iter()
+        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
+        .collect();
+    assert_eq!(shape, vec![(542, false), (542, true)]);
+    let isn1 = syn.seq.wrapping_add(1);
+    let mut ack = peer_seg(&syn, 1001, isn1.wrapping_add(1084), TcpFlags::ACK, &[]);
+    ack.window = 1085;
+    sim.deliver_tcp(&ack, 0);
+    let next = sim.pump();
+    let shape: Vec<(usize, bool)> = next
+        .iter()
+        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
+        .collect();
+    assert_eq!(shape, vec![(542, false), (542, false), (1, true)]);
+}
+
+#[test]
+fn every_multi_segment_skb_ends_with_psh() {
+    // fuzz-3-29: SYN-ACK window 10017 → size_goal 3 × 1448. The first skb
+    // goes out alone when full (tcp_push_one) and the second on
+    // forced_push; each is one TSO packet of three segments and the oracle
+    // shows PSH on the last segment of each. The third waits for the window.
+    let (mut sim, h, syn) = {
+        let mut sim = Sim::new(&[]);
+        let (h, syn) = sim.connect_nb(vec![]);
+        let syn = syn.tcp().clone();
+        sim.deliver_tcp(&synack(&syn, 1000, 10017, linux_synack_options(1, 0)), 0);
+        sim.pump();
+        assert_eq!(
+            sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+            Connect::Done(Ok(()))
+        );
+        (sim, h, syn)
+    };
+    let _ = syn;
+    assert_eq!(sim.stack.send(sim.now, h, &[2u8; 13627]), Ok(13627));
+    let burst = sim.pump();
+    let psh: Vec<bool> = burst
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect();
+    assert_eq!(psh, vec![false, false, true, false, false, true]);
+}
+
+#[test]
+fn slow_handshake_keeps_tso_packets_at_two_segments_until_a_fast_sample() {
+    // fuzz-3-38: the SYN-ACK arrives 18 ms after the SYN. tcp_tso_autosize:
+    // BBR's initial pacing rate (10 × 1460 B / 18 ms × 2.89 × 0.99) gives
+    // ~2.3 kB per ms and tcp_min_rtt (18 ms) >> 9 is too large for the
+    // sk_gso_max_size bonus, so TSO packets hold bbr_min_tso_segs = 2
+    // segments, each ending in PSH.
+    // A data ACK 100 µs later is a fast sample: packets grow to the cwnd.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.now = Instant::from_millis(18);
+    sim.deliver_tcp(&synack(&syn, 1000, 65535, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    assert_eq!(sim.stack.send(sim.now, h, &[3u8; 40_000]), Ok(40_000));
+    let burst = sim.pump();
+    let psh: Vec<bool> = burst
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect();
+    assert_eq!(psh, [false, true].repeat(5));
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.now = Instant::from_nanos(40_100_000);
+    let acked = isn1.wrapping_add(10 * 1460);
+    sim.deliver_tcp(&peer_seg(&syn, 1001, acked, TcpFlags::ACK, &[]), 0);
+    let more = sim.pump();
+    let psh_at: Vec<usize> = more
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.tcp().flags.has(TcpFlags::PSH))
+        .map(|(i, _)| i)
+        .collect();
+    // cwnd 20, half of it per TSO packet: 10 segments, then the rest of
+    // the first skb grown by the last one (tcp_grow_skb): 8 segments.
+    assert_eq!(psh_at, vec![9, 17]);
+}
+
+#[test]
+fn timewait_ack_keeps_the_ect_bit_of_the_last_data_segment() {
+    // fuzz-6-63: with ECN negotiated, a FIN riding on data leaves ECT(0) in
+    // inet->tos (tcp_ecn_send → INET_ECN_xmit); tcp_time_wait copies it into
+    // tw_tos and tcp_v4_timewait_ack sends the peer's FIN its ACK with it.
+    // A zero window holds the data until close() has queued the FIN on it.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_ecn", "1")]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::IpTos(0xc7)]);
+    let syn = syn.tcp().clone();
+    let mut sa = synack(&syn, 1000, 0, vec![TcpOption::Mss(1460)]);
+    sa.flags = TcpFlags(TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE);
+    sim.deliver_tcp(&sa, 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.stack.send(sim.now, h, b"data").unwrap();
+    sim.stack.close(sim.now, h).unwrap();
+    assert!(sim.pump().is_empty(), "the window is closed");
+    let isn1 = syn.seq.wrapping_add(1);
+    let mut open = peer_seg(&syn, 1001, isn1, TcpFlags::ACK, &[]);
+    open.window = 1000;
+    sim.deliver_tcp(&open, 0);
+    let sent = sim.pump();
+    let last = sent.last().unwrap();
+    assert!(last.tcp().flags.fin() && !last.tcp().payload.is_empty());
+    assert_eq!(
+        last.ip().tos,
+        0xc6,
+        "IP_TOS less its ECN bits, ECT(0) on data"
+    );
+    let fin_ack = isn1.wrapping_add(5);
+    sim.deliver_tcp(&peer_seg(&syn, 1001, fin_ack, TcpFlags::ACK, &[]), 0);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, fin_ack, TcpFlags::ACK | TcpFlags::FIN, &[]),
+        0,
+    );
+    let a = sim.pump();
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].ip().ident, a[0].ip().tos), (0, 0xc6));
+}
+
+#[test]
+fn fastopen_synack_with_fin_saves_the_handshake_ack() {
+    // fuzz-6-20: TCP_FASTOPEN_CONNECT, and the SYN-ACK carries a FIN.
+    // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb → tcp_fin: CLOSE_WAIT
+    // in pingpong mode, so tcp_rcv_synsent_state_process "saves one ACK":
+    // nothing goes out at once, the data sent next carries the ACK, and the
+    // delayed-ACK timer (TCP_DELACK_MAX) finds nothing left to send.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::TcpFastopenConnect(1)]);
+    let syn = syn.tcp().clone();
+    let mut sa = synack(&syn, 1000, 65535, vec![TcpOption::Mss(1460)]);
+    sa.flags = TcpFlags(TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN);
+    sim.deliver_tcp(&sa, 0);
+    assert!(sim.pump().is_empty(), "no ACK of the SYN-ACK yet");
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    sim.stack.send(sim.now, h, b"data").unwrap();
+    let d = sim.pump();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].tcp().ack, d[0].tcp().payload.len()), (1002, 4));
+    sim.run_until(Instant::from_millis(400));
+    let pure_acks = sim
+        .tcp_sent()
+        .iter()
+        .filter(|(_, t)| !t.flags.syn() && t.payload.is_empty())
+        .count();
+    assert_eq!(pure_acks, 0, "the delayed ACK rode on the data");
+}
+
+#[test]
+fn a_one_segment_head_cut_from_the_marked_tail_has_no_psh() {
+    // fuzz-5-57: an 8 ms handshake caps TSO packets at 3 segments; the first
+    // skb (9 segments: half the 26674-byte window) goes out as three of
+    // them, each ending in PSH. One segment of cwnd is left for the tail
+    // skb that tcp_push marked: tso_fragment cuts that one segment off and
+    // leaves the mark on the remainder, so it carries no PSH.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    sim.now = Instant::from_millis(8);
+    sim.deliver_tcp(&synack(&syn, 1000, 26674, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    assert_eq!(sim.stack.send(sim.now, h, &[4u8; 18149]), Ok(18149));
+    let burst = sim.pump();
+    let psh: Vec<bool> = burst
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect();
+    let mut want = [false, false, true].repeat(3);
+    want.push(false);
+    assert_eq!(psh, want);
+}
