@@ -2234,7 +2234,7 @@ impl Tcb {
                 }
             }
         }
-        self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+        self.snd_wnd = (seg.window as u32).wrapping_shl(self.snd_wscale.into());
         // tcp_ack_update_window: a larger window than ever seen re-runs
         // tcp_sync_mss (tcp_bound_to_half_wnd depends on max_window).
         if self.snd_wnd > self.max_window {
