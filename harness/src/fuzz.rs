@@ -175,7 +175,9 @@ fn peer_option() -> impl Strategy<Value = PeerOption> {
         1 => (any::<u32>(), any::<u32>()).prop_map(|(val, ecr)| PeerOption::Ts { val, ecr }),
         3 => Just(PeerOption::Nop),
         1 => Just(PeerOption::Eol),
-        3 => (0u8..=20).prop_map(PeerOption::Wscale),
+        // Mostly legal scales; above 14 Linux clamps (tcp_parse_options), and anything up
+        // to 255 fits the option.
+        3 => prop_oneof![3 => 0u8..=14, 1 => 15u8..=255].prop_map(PeerOption::Wscale),
         // Malformed: a known kind with a bad length, an unknown kind, a truncated option.
         1 => prop_oneof![
             Just(HexBytes(vec![3, 4, 7, 0])),
