@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::case::{CallExpect, Expect, SynExpect};
+use crate::decode::flags;
 use crate::tcp_options::{self, TsStyle};
 use crate::timing;
 use crate::trace::{flags_text, Dir, NormFrame, Trace};
@@ -169,10 +170,25 @@ fn check_syn(expect: &SynExpect, trace: &Trace) -> Vec<Check> {
         // tcp_connect arms the retransmission timer when it queues the first SYN; if that SYN
         // then waited for ARP, the timer started with the ARP request it triggered, not
         // when the SYN reached the wire (a slow ARP reply would shorten the first gap).
+        //
+        // A segment with an unacceptable ACK in SYN-SENT (a bad SYN-ACK, an RST/ACK) re-arms
+        // the timer to TCP_TIMEOUT_MIN from its arrival while nothing was retransmitted yet
+        // (tcp_rcv_synsent_state_process, "Previous FIN/ACK or RST/ACK might be ignored").
         let armed = |i: usize| -> f64 {
             let t = syns[i].t_ms;
             if i > 0 {
                 return t;
+            }
+            let next = syns.get(1).map_or(f64::INFINITY, |s| s.t_ms);
+            let rearmed = trace
+                .frames
+                .iter()
+                .rev()
+                .filter(|f| f.dir == Dir::In && f.t_ms >= t && f.t_ms <= next)
+                .find(|f| matches!(&f.norm, NormFrame::Tcp { flags: b, .. } if b & flags::ACK != 0))
+                .map(|f| f.t_ms);
+            if let Some(at) = rearmed {
+                return at;
             }
             // The first request of the ARP exchange just before the SYN (retries included).
             trace
@@ -262,6 +278,44 @@ mod tests {
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         // Without the ARP exchange the same gap from the wire SYN is too short.
         let trace = crate::trace::build(&[syn(30), syn(1010)], &[], [2, 0, 0, 0, 0, 1]);
+        assert!(!check_syn(&expect, &trace)[0].ok);
+    }
+
+    /// A SYN-ACK from the peer acknowledging the wrong sequence number.
+    fn bad_synack(t_ms: i64) -> crate::capture::Captured {
+        let seg = crate::frame::Segment {
+            src_mac: [2, 0, 0, 0, 0, 2],
+            dst_mac: [2, 0, 0, 0, 0, 1],
+            src_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+            dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            ip_id: 1,
+            sport: 80,
+            dport: 40000,
+            seq: 7,
+            ack: 3,
+            flags: flags::SYN | flags::ACK,
+            window: 65535,
+            options: vec![],
+            payload_len: 0,
+        };
+        crate::capture::Captured {
+            t_ns: t_ms * 1_000_000,
+            bytes: crate::frame::tcp(&seg),
+        }
+    }
+
+    #[test]
+    fn a_bad_ack_in_syn_sent_rearms_the_first_interval_from_its_arrival() {
+        // The SYN-ACK came 5 ms after the SYN; TCP_TIMEOUT_MIN (8 ms) from it is 13 ms.
+        let expect = SynExpect {
+            intervals_ms: Some(vec![8.0]),
+            ..SynExpect::default()
+        };
+        let frames = [syn(0), bad_synack(5), syn(19)];
+        let trace = crate::trace::build(&frames, &[], [2, 0, 0, 0, 0, 1]);
+        assert!(check_syn(&expect, &trace)[0].ok, "14 ms after the SYN-ACK");
+        // Counted from the first SYN the same retransmission would be 19 ms: too late.
+        let trace = crate::trace::build(&[syn(0), syn(19)], &[], [2, 0, 0, 0, 0, 1]);
         assert!(!check_syn(&expect, &trace)[0].ok);
     }
 
