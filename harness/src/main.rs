@@ -92,8 +92,9 @@ struct RunArgs {
     /// judged by the diff alone.
     #[arg(long, default_value = "6.18", value_parser = parse_profile)]
     profile: Profile,
-    /// Give the stack a deliberate bug, to see that tcptwin catches it (`unclamped-wscale`:
-    /// a peer's window scale above 14 is not clamped).
+    /// Give the stack a deliberate bug, to see that tcptwin catches it: `unclamped-wscale`
+    /// (a peer's window scale above 14 is not clamped) or `no-min-snd-mss` (a peer's MSS
+    /// below 48 is not floored).
     #[arg(long, value_parser = parse_mutation)]
     mutation: Option<Mutation>,
     /// Write a JUnit XML report here.
@@ -174,8 +175,7 @@ fn fuzz_dut_flags(args: &FuzzArgs) -> String {
         DutChoice::Vm(version) => flags.push_str(&format!(" --vs vm:{version}")),
     }
     if let Some(m) = args.mutation {
-        let name = Mutation::ALL.iter().find(|(_, x)| *x == m).map(|(n, _)| *n);
-        flags.push_str(&format!(" --mutation {}", name.unwrap_or("?")));
+        flags.push_str(&format!(" --mutation {}", m.name()));
     }
     flags
 }

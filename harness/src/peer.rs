@@ -196,9 +196,10 @@ struct PeerState {
     next_action_at: Instant,
     /// When the DUT last sent a segment on the connection.
     last_dut_segment: Option<Instant>,
-    /// A `Job::QuietCheck` is in the queue (one at a time; it moves itself later as the DUT
-    /// keeps sending).
-    quiet_check_queued: bool,
+    /// When the earliest queued `Job::QuietCheck` is due. A check re-queues itself later
+    /// while the DUT keeps sending; one due earlier than the queued one (data arriving while
+    /// the check for a scripted action 100 ms on waits) is queued as well.
+    quiet_check_at: Option<Instant>,
 }
 
 impl PeerState {
@@ -216,7 +217,7 @@ impl PeerState {
             actions: VecDeque::new(),
             next_action_at: Instant::now(),
             last_dut_segment: None,
-            quiet_check_queued: false,
+            quiet_check_at: None,
         }
     }
 
@@ -276,7 +277,9 @@ impl PeerState {
                         }
                     }
                     Job::QuietCheck => {
-                        self.quiet_check_queued = false;
+                        if self.quiet_check_at.is_some_and(|at| at <= Instant::now()) {
+                            self.quiet_check_at = None;
+                        }
                         self.quiet_check();
                     }
                     Job::Flood(f, left) => {
@@ -676,11 +679,11 @@ impl PeerState {
 
     /// Queues a quiet check for when the peer may act next, if none is queued.
     fn queue_quiet_check(&mut self) {
-        if self.quiet_check_queued {
-            return;
-        }
         if let Some((due, _)) = self.quiet_due() {
-            self.quiet_check_queued = true;
+            if self.quiet_check_at.is_some_and(|at| at <= due) {
+                return;
+            }
+            self.quiet_check_at = Some(due);
             self.schedule(
                 due.saturating_duration_since(Instant::now()),
                 Job::QuietCheck,
@@ -937,6 +940,23 @@ mod tests {
         peer.answer_dut();
         assert_eq!(answers_queued(&peer), 1, "one cumulative answer");
         assert_eq!(peer.conn.as_ref().unwrap().rcv_nxt, 4001);
+    }
+
+    #[test]
+    fn data_after_the_handshake_is_answered_before_the_scripted_action_falls_due() {
+        // Right after the handshake a check waits for the FIN action 100 ms on; data from
+        // the DUT must get its answer 1 ms after it, not at that check.
+        let mut peer = quiet_peer();
+        let action_check = peer.quiet_check_at.unwrap();
+        let isn = peer.script.isn.wrapping_add(1);
+        peer.handle(&from_dut(1001, isn, flags::ACK, 1000));
+        let answer_due = peer.last_dut_segment.unwrap() + Duration::from_millis(1);
+        assert_eq!(peer.quiet_check_at, Some(answer_due));
+        assert!(answer_due < action_check);
+        assert!(peer
+            .queue
+            .iter()
+            .any(|(at, job)| matches!(job, Job::QuietCheck) && *at < action_check));
     }
 
     #[test]

@@ -138,11 +138,25 @@ pub enum Mutation {
     /// Take a peer's window scale above 14 as it is, instead of clamping it to 14
     /// (`tcp_parse_options`: "Illegal window scaling value").
     UnclampedWscale,
+    /// Take a peer's MSS below `tcp_min_snd_mss` (48) as it is, instead of flooring the
+    /// send MSS there (`tcp_mtu_to_mss`, the fix for CVE-2019-11479).
+    NoMinSndMss,
 }
 
 impl Mutation {
     /// Every mutation, by the name the command line uses.
-    pub const ALL: &[(&str, Mutation)] = &[("unclamped-wscale", Mutation::UnclampedWscale)];
+    pub const ALL: &[(&str, Mutation)] = &[
+        ("unclamped-wscale", Mutation::UnclampedWscale),
+        ("no-min-snd-mss", Mutation::NoMinSndMss),
+    ];
+
+    /// The name the command line uses.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(n, _)| n)
+    }
 
     /// The mutation called `name`.
     pub fn from_name(name: &str) -> Option<Mutation> {

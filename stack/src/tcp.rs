@@ -331,6 +331,8 @@ pub struct ConnectInit {
 #[derive(Debug, Clone)]
 pub struct Tcb {
     state: State,
+    /// The deliberate bug the stack was given, if any ([`Mutation`]).
+    mutation: Option<Mutation>,
     /// Local address and port.
     pub local: SocketAddrV4,
     /// Remote address and port.
@@ -610,6 +612,7 @@ impl Tcb {
             snd_wnd: 0,
             max_window: 0,
             snd_wscale: 0,
+            mutation: None,
             irs: 0,
             rcv_nxt: 0,
             rcv_wnd: 0,
@@ -815,6 +818,7 @@ impl Tcb {
         self.ack = AckState::default();
         self.delack_timer = None;
         self.app_win = cfg.tcp_app_win;
+        self.mutation = cfg.mutation;
         self.pingpong_thresh = cfg.tcp_pingpong_thresh;
         self.workaround_signed_windows = cfg.tcp_workaround_signed_windows;
         self.rmem2 = cfg.tcp_rmem[2];
@@ -917,7 +921,10 @@ impl Tcb {
     /// at `tcp_min_snd_mss` (48).
     fn sync_mss(&mut self) {
         let mut mss = self.pmtu.saturating_sub(40).min(self.mss_clamp);
-        mss = mss.saturating_sub(self.ext_hdr_len).max(48);
+        mss = mss.saturating_sub(self.ext_hdr_len);
+        if self.mutation != Some(Mutation::NoMinSndMss) {
+            mss = mss.max(48);
+        }
         // tcp_mtu_to_mss takes the timestamp option off before
         // tcp_bound_to_half_wnd bounds the payload, whose floor is
         // `68 - tcp_header_len`.

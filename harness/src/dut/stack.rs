@@ -53,6 +53,7 @@ impl Dut for StackDut {
         match self.mutation {
             None => "stack",
             Some(Mutation::UnclampedWscale) => "stack[unclamped-wscale]",
+            Some(Mutation::NoMinSndMss) => "stack[no-min-snd-mss]",
         }
     }
 
