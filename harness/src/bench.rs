@@ -172,6 +172,10 @@ fn suite(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Vec<Pa
     results
 }
 
+/// Rounds of the connect rate, each the kernel then the stack: the host's load drifts, so
+/// a ratio is taken within each round and the median ratio reported.
+const CONNECT_ROUNDS: usize = 5;
+
 fn connect_rate(
     config: &BenchConfig,
     cases: &[LoadedCase],
@@ -181,62 +185,80 @@ fn connect_rate(
         .iter()
         .find(|c| c.case.name == config.overhead_case)
         .ok_or("no overhead case")?;
-    let mut rates = Vec::new();
-    for dut in [&KernelDut as &dyn Dut, &StackDut::default()] {
-        let topology = Topology::build(&base.case.topology_spec(dut.kernel_owns_address()))
-            .map_err(|e| e.to_string())?;
-        topology.add_peer_address().map_err(|e| e.to_string())?;
-        let peer = SocketAddrV4::new(topology.spec.peer_ip, 80);
-        let count = config.connects;
-        let listener = topology
-            .peer
-            .spawn("listener", move || -> Result<usize, String> {
-                // A backlog as deep as the run: with std's default (128), a client that got
-                // 129 connects ahead of this thread had a SYN dropped and waited out a 1 s
-                // retransmission, so the rates measured stalls, not connects.
-                let socket =
-                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                        .map_err(|e| e.to_string())?;
-                socket.set_reuse_address(true).map_err(|e| e.to_string())?;
-                let any: std::net::SocketAddr = ([0, 0, 0, 0], 80).into();
-                socket.bind(&any.into()).map_err(|e| e.to_string())?;
-                socket
-                    .listen(i32::try_from(count).unwrap_or(i32::MAX))
-                    .map_err(|e| e.to_string())?;
-                socket
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .map_err(|e| e.to_string())?;
-                let listener: std::net::TcpListener = socket.into();
-                let mut accepted = 0;
-                while accepted < count {
-                    match listener.accept() {
-                        Ok(_) => accepted += 1,
-                        Err(_) => break,
-                    }
-                }
-                Ok(accepted)
-            })
-            .map_err(|e| e.to_string())?;
-        let elapsed = match dut.name() {
-            "kernel" => kernel::connect_loop(&topology, peer, count)?,
-            _ => stack::connect_loop(&topology, peer, count)?,
-        };
-        let accepted = listener.join().map_err(|_| "listener panicked")??;
-        let rate = count as f64 / elapsed.as_secs_f64();
+    let mut ratios = Vec::new();
+    let mut per_dut: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..CONNECT_ROUNDS {
+        let kernel = connects_per_second(config.connects, base, &KernelDut)?;
+        let stack = connects_per_second(config.connects, base, &StackDut::default())?;
+        ratios.push(stack / kernel);
+        per_dut[0].push(kernel);
+        per_dut[1].push(stack);
+    }
+    for (name, rates) in ["kernel", "stack"].iter().zip(per_dut.iter_mut()) {
         let _ = writeln!(
             out,
-            "  {:6} {count} connects in {:.0} ms: {rate:.0}/s (listener accepted {accepted})",
-            dut.name(),
-            elapsed.as_secs_f64() * 1e3
+            "  {name:6} {} connects × {CONNECT_ROUNDS} rounds, connects/s: {}",
+            config.connects,
+            spread(rates)
         );
-        rates.push(rate);
     }
+    ratios.sort_by(f64::total_cmp);
     let _ = writeln!(
         out,
-        "connect rate, stack / kernel: {:.2}",
-        rates[1] / rates[0]
+        "connect rate, stack / kernel, per round: median {:.2}  min {:.2}  max {:.2}",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
     );
     Ok(())
+}
+
+/// `count` connects of `dut` to a kernel listener in the peer namespace, per second.
+fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result<f64, String> {
+    let topology = Topology::build(&base.case.topology_spec(dut.kernel_owns_address()))
+        .map_err(|e| e.to_string())?;
+    topology.add_peer_address().map_err(|e| e.to_string())?;
+    let peer = SocketAddrV4::new(topology.spec.peer_ip, 80);
+    let listener = topology
+        .peer
+        .spawn("listener", move || -> Result<usize, String> {
+            // A backlog as deep as the run: with std's default (128), a client that got
+            // 129 connects ahead of this thread had a SYN dropped and waited out a 1 s
+            // retransmission, so the rates measured stalls, not connects.
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .map_err(|e| e.to_string())?;
+            socket.set_reuse_address(true).map_err(|e| e.to_string())?;
+            let any: std::net::SocketAddr = ([0, 0, 0, 0], 80).into();
+            socket.bind(&any.into()).map_err(|e| e.to_string())?;
+            socket
+                .listen(i32::try_from(count).unwrap_or(i32::MAX))
+                .map_err(|e| e.to_string())?;
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            let listener: std::net::TcpListener = socket.into();
+            let mut accepted = 0;
+            while accepted < count {
+                match listener.accept() {
+                    Ok(_) => accepted += 1,
+                    Err(_) => break,
+                }
+            }
+            Ok(accepted)
+        })
+        .map_err(|e| e.to_string())?;
+    let elapsed = match dut.name() {
+        "kernel" => kernel::connect_loop(&topology, peer, count)?,
+        _ => stack::connect_loop(&topology, peer, count)?,
+    };
+    let accepted = listener.join().map_err(|_| "listener panicked")??;
+    if accepted != count {
+        return Err(format!(
+            "{}: the listener accepted {accepted} of {count} connects",
+            dut.name()
+        ));
+    }
+    Ok(count as f64 / elapsed.as_secs_f64())
 }
 
 /// Timer-free fuzz scenarios per second, kernel vs stack, without shrinking.

@@ -43,8 +43,8 @@ enum Command {
         /// Runs of the overhead case per DUT.
         #[arg(long, default_value_t = 30)]
         runs: usize,
-        /// Connections per implementation for the connect rate.
-        #[arg(long, default_value_t = 1000)]
+        /// Connections per implementation and round for the connect rate.
+        #[arg(long, default_value_t = 2000)]
         connects: usize,
         #[arg(long, short, default_value_t = 16)]
         jobs: usize,
