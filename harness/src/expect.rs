@@ -243,18 +243,24 @@ mod tests {
         }
     }
 
-    fn syn(t_ms: i64) -> crate::capture::Captured {
+    /// A TCP segment at `t_ms`, from the DUT (198.18.0.1:40000) or to it.
+    fn segment(t_ms: i64, from_dut: bool, bits: u16, ack: u32) -> crate::capture::Captured {
+        let (dut, peer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let (dut_ip, peer_ip) = (
+            std::net::Ipv4Addr::new(198, 18, 0, 1),
+            std::net::Ipv4Addr::new(198, 18, 0, 2),
+        );
         let seg = crate::frame::Segment {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+            src_mac: if from_dut { dut } else { peer },
+            dst_mac: if from_dut { peer } else { dut },
+            src_ip: if from_dut { dut_ip } else { peer_ip },
+            dst_ip: if from_dut { peer_ip } else { dut_ip },
             ip_id: 1,
-            sport: 40000,
-            dport: 80,
+            sport: if from_dut { 40000 } else { 80 },
+            dport: if from_dut { 80 } else { 40000 },
             seq: 1,
-            ack: 0,
-            flags: crate::decode::flags::SYN,
+            ack,
+            flags: bits,
             window: 64240,
             options: vec![],
             payload_len: 0,
@@ -263,6 +269,10 @@ mod tests {
             t_ns: t_ms * 1_000_000,
             bytes: crate::frame::tcp(&seg),
         }
+    }
+
+    fn syn(t_ms: i64) -> crate::capture::Captured {
+        segment(t_ms, true, flags::SYN, 0)
     }
 
     #[test]
@@ -283,25 +293,7 @@ mod tests {
 
     /// A SYN-ACK from the peer acknowledging the wrong sequence number.
     fn bad_synack(t_ms: i64) -> crate::capture::Captured {
-        let seg = crate::frame::Segment {
-            src_mac: [2, 0, 0, 0, 0, 2],
-            dst_mac: [2, 0, 0, 0, 0, 1],
-            src_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
-            dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-            ip_id: 1,
-            sport: 80,
-            dport: 40000,
-            seq: 7,
-            ack: 3,
-            flags: flags::SYN | flags::ACK,
-            window: 65535,
-            options: vec![],
-            payload_len: 0,
-        };
-        crate::capture::Captured {
-            t_ns: t_ms * 1_000_000,
-            bytes: crate::frame::tcp(&seg),
-        }
+        segment(t_ms, false, flags::SYN | flags::ACK, 3)
     }
 
     #[test]
