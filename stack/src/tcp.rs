@@ -333,6 +333,9 @@ pub struct Tcb {
     state: State,
     /// The deliberate bug the stack was given, if any ([`Mutation`]).
     mutation: Option<Mutation>,
+    /// Whether a lone FIN may pass a full cwnd: Linux before 6.10 (the 6.1 profile); 6.10
+    /// dropped that exception from `tcp_cwnd_test` ("tcp: remove dubious FIN exception").
+    fin_ignores_cwnd: bool,
     /// Local address and port.
     pub local: SocketAddrV4,
     /// Remote address and port.
@@ -613,6 +616,7 @@ impl Tcb {
             max_window: 0,
             snd_wscale: 0,
             mutation: None,
+            fin_ignores_cwnd: false,
             irs: 0,
             rcv_nxt: 0,
             rcv_wnd: 0,
@@ -819,6 +823,7 @@ impl Tcb {
         self.delack_timer = None;
         self.app_win = cfg.tcp_app_win;
         self.mutation = cfg.mutation;
+        self.fin_ignores_cwnd = cfg.profile == crate::config::Profile::V6_1;
         self.pingpong_thresh = cfg.tcp_pingpong_thresh;
         self.workaround_signed_windows = cfg.tcp_workaround_signed_windows;
         self.rmem2 = cfg.tcp_rmem[2];
@@ -2533,7 +2538,7 @@ impl Tcb {
                 break;
             }
             let (mut skb_len, mut skb_psh, mut is_tail) = self.send_head(in_flight);
-            // tcp_cwnd_test; a lone FIN is let past the cwnd.
+            // tcp_cwnd_test; before 6.10 a lone FIN was let past the cwnd.
             let in_flight_segs = in_flight.div_ceil(mss);
             let half = (self.cwnd >> 1).max(1);
             let cwnd_quota = if in_flight_segs >= self.cwnd {
@@ -2541,7 +2546,7 @@ impl Tcb {
             } else {
                 half.min(self.cwnd - in_flight_segs)
             };
-            if cwnd_quota == 0 && !(fin_pending && unsent == 0) {
+            if cwnd_quota == 0 && !(self.fin_ignores_cwnd && fin_pending && unsent == 0) {
                 break;
             }
             let quota_bytes = mss * cwnd_quota.clamp(1, max_segs);
