@@ -29,13 +29,16 @@ const BBR_SNDBUF_EXPAND: u32 = 3;
 /// kernel's send() counts with `TCP_MAXSEG` 60..1460 and a 1-byte window
 /// put it in (488, 588].
 const SNDBUF_HEAD_OVERHEAD: u32 = 576;
-/// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` as `tcp_sndbuf_expand` adds it
-/// on the oracle kernel (measured with the above).
-const SNDBUF_SKB_SIZE: u32 = 384;
+/// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` as `tcp_sndbuf_expand` adds it:
+/// 256 on x86-64. (384 was fitted while the model missed the skbs that
+/// `tcp_grow_skb` eats, and frees, during sendmsg with a 1-byte window.)
+const SNDBUF_SKB_SIZE: u32 = 256;
 /// Truesize of an skb from `tcp_stream_alloc_skb` before payload
 /// (`SKB_TRUESIZE(skb_end_offset(skb))`); each payload byte adds one.
-/// Measured: the kernel's send() counts fit 833..=841.
-const TX_SKB_TRUESIZE: u32 = 840;
+/// Measured with the above: the kernel's send() counts with a 1-byte
+/// window and MSS 60..1460 (36-byte skbs, 49 or 84 of them, 4 eaten) fit
+/// 827..=833.
+const TX_SKB_TRUESIZE: u32 = 830;
 
 /// `TCP_MSS_DEFAULT` (include/net/tcp.h): the send MSS ceiling until the SYN-ACK says otherwise.
 pub const TCP_MSS_DEFAULT: u32 = 536;
@@ -2474,10 +2477,11 @@ impl Tcb {
     }
 
     /// Mirrors `tcp_grow_skb` (net/ipv4/tcp_output.c, "try to send bigger
-    /// TSO packets"): up to `amount` bytes move from the skbs behind the
-    /// send head into it; a skb emptied this way is freed and its PSH joins
-    /// the head (`tcp_eat_one_skb`).
-    fn grow_head(&mut self, sent: u32, mut amount: u32) {
+    /// TSO packets"): up to `amount` bytes move into the send head from the
+    /// one skb right behind it (`skb_shift` from `skb->next`, once per
+    /// `tcp_write_xmit` iteration, never from further skbs); if that skb is
+    /// emptied it is freed and its PSH joins the head (`tcp_eat_one_skb`).
+    fn grow_head(&mut self, sent: u32, amount: u32) {
         let mut acc = 0u32;
         let Some(i) = self.tx_skbs.iter().position(|t| {
             acc += t.len;
@@ -2485,15 +2489,16 @@ impl Tcb {
         }) else {
             return;
         };
-        while amount > 0 && i + 1 < self.tx_skbs.len() {
-            let next = self.tx_skbs[i + 1];
-            let n = amount.min(next.len);
-            self.tx_skbs[i].len += n;
-            self.tx_skbs[i + 1].len -= n;
-            amount -= n;
-            if self.tx_skbs[i + 1].len > 0 {
-                break;
-            }
+        let Some(&next) = self.tx_skbs.get(i + 1) else {
+            return;
+        };
+        let n = amount.min(next.len);
+        if n == 0 {
+            return;
+        }
+        self.tx_skbs[i].len += n;
+        self.tx_skbs[i + 1].len -= n;
+        if self.tx_skbs[i + 1].len == 0 {
             self.tx_skbs[i].psh |= next.psh;
             self.tx_skbs.remove(i + 1);
             self.wmem_queued = self.wmem_queued.saturating_sub(TX_SKB_TRUESIZE);
@@ -2550,10 +2555,10 @@ impl Tcb {
                 break;
             }
             let quota_bytes = mss * cwnd_quota.clamp(1, max_segs);
-            // tcp_grow_skb: the send head takes bytes from the skbs behind
-            // it, once its first segment fits the window (tcp_snd_wnd_test).
-            let first_fits = in_flight + skb_len.min(mss) <= self.snd_wnd;
-            if skb_len > 0 && skb_len < quota_bytes && !is_tail && first_fits {
+            // tcp_grow_skb: the send head takes bytes from the skb behind
+            // it whenever the cwnd allows a send, before tcp_snd_wnd_test:
+            // so also on every push that the window then stops.
+            if skb_len > 0 && skb_len < quota_bytes && !is_tail {
                 self.grow_head(in_flight, quota_bytes - skb_len);
                 (skb_len, skb_psh, is_tail) = self.send_head(in_flight);
             }

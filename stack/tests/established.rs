@@ -616,10 +616,10 @@ fn small_window_skbs_push_marks_grow_and_window_sliver() {
     // bounded to half of it (542), so is size_goal. tcp_sendmsg_locked sends
     // the first full skb alone (tcp_push_one, no PSH), marks the second
     // (forced_push: more than max_window/2 queued since pushed_seq) and
-    // every other one after it. When the ACK opens the window again,
-    // tcp_grow_skb merges the skbs behind the send head into it and
-    // tcp_mss_split_point cuts it at the window's end: 542, 542 and a
-    // 1-byte sliver that ends the TSO packet with PSH.
+    // every other one after it; each push grows the send head by the skb
+    // behind it (tcp_grow_skb, up to the cwnd quota). When the ACK opens
+    // the window again, tcp_mss_split_point cuts it at the window's end:
+    // 542, 542 and a 1-byte sliver that ends the TSO packet with PSH.
     let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0"), ("net.ipv4.tcp_sack", "0")]);
     let (h, syn) = sim.connect_nb(vec![]);
     let syn = syn.tcp().clone();
@@ -820,4 +820,72 @@ fn a_one_segment_head_cut_from_the_marked_tail_has_no_psh() {
     let mut want = [false, false, true].repeat(3);
     want.push(false);
     assert_eq!(psh, want);
+}
+
+/// `tcp_grow_skb` (net/ipv4/tcp_output.c), called from `tcp_write_xmit`
+/// once per loop turn before `tcp_snd_wnd_test`: the send head takes bytes
+/// from the one skb behind it, also on pushes the window then stops.
+#[test]
+fn tiny_window_skbs_grow_one_skb_per_push_before_the_window_test() {
+    // fuzz-2-90: SYN-ACK window 1 (unscaled), wscale 7, timestamps:
+    // max_window 1 bounds the MSS and size_goal to 68 - 32 = 36 bytes
+    // (tcp_bound_to_half_wnd). Every full skb is forced_push'ed; each
+    // push grows the head by the next skb, up to the cwnd quota (5 × 36),
+    // and frees the eaten skb (tcp_eat_one_skb), so sendmsg stops at 84
+    // skbs' worth of sk_wmem_queued. The peer's FIN opens 1 << 7 = 128
+    // bytes (max_window 128: MSS 128); each push then sends what fits and
+    // grows the rest by one 36-byte skb: 128, 128, then 104 and 108-byte
+    // skbs, each marked PSH, and the tail (72 bytes) with the FIN.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_sack", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let syn = syn.tcp().clone();
+    let mut opts = linux_synack_options(0, 0);
+    opts.retain(|o| *o != TcpOption::SackPermitted);
+    sim.deliver_tcp(&synack(&syn, 1000, 1, opts), 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    sim.now = Instant::from_millis(40);
+    assert_eq!(sim.stack.send(sim.now, h, &[5u8; 3083]), Ok(3024));
+    sim.stack.close(sim.now, h).unwrap();
+    assert!(sim.pump().is_empty(), "a 1-byte window holds 36-byte skbs");
+    let isn1 = syn.seq.wrapping_add(1);
+    let ts = |seg: &mut TcpRepr, v: u32| {
+        seg.options = vec![
+            TcpOption::Nop,
+            TcpOption::Nop,
+            TcpOption::Timestamps { tsval: v, tsecr: 0 },
+        ]
+    };
+    sim.now = Instant::from_millis(101);
+    let mut fin = peer_seg(&syn, 1001, isn1, TcpFlags::ACK | TcpFlags::FIN, &[]);
+    fin.window = 1;
+    ts(&mut fin, 101);
+    sim.deliver_tcp(&fin, 0);
+    let mut shape: Vec<(usize, bool, bool)> = Vec::new();
+    let mut acked = isn1;
+    for i in 0..40u32 {
+        for f in sim.pump() {
+            let t = f.tcp();
+            if t.payload.is_empty() && !t.flags.fin() {
+                continue;
+            }
+            acked = t.seq.wrapping_add(t.seq_len());
+            shape.push((t.payload.len(), t.flags.has(TcpFlags::PSH), t.flags.fin()));
+        }
+        if shape.last().is_some_and(|s| s.2) {
+            break;
+        }
+        sim.now = Instant::from_millis(103 + 2 * i as u64);
+        let mut ack = peer_seg(&syn, 1002, acked, TcpFlags::ACK, &[]);
+        ack.window = 1;
+        ts(&mut ack, 103 + 2 * i);
+        sim.deliver_tcp(&ack, 0);
+    }
+    let mut want = vec![(128, false, false), (128, false, false), (104, true, false)];
+    want.extend([(108, true, false)].repeat(24));
+    want.push((72, true, true));
+    assert_eq!(shape, want);
 }
