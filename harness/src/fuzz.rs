@@ -169,7 +169,8 @@ fn socket_option() -> impl Strategy<Value = SockOpt> {
 
 fn peer_option() -> impl Strategy<Value = PeerOption> {
     prop_oneof![
-        4 => prop_oneof![Just(1460u16), Just(536), Just(0), 1u16..100, any::<u16>()].prop_map(PeerOption::Mss),
+        // Tiny values often: below 48 Linux floors the send MSS (tcp_mtu_to_mss).
+        4 => prop_oneof![2 => Just(1460u16), 1 => Just(536), 1 => Just(0), 2 => 1u16..48, 1 => 48u16..100, 1 => any::<u16>()].prop_map(PeerOption::Mss),
         2 => Just(PeerOption::SackPerm),
         3 => Just(PeerOption::TsEcho),
         1 => (any::<u32>(), any::<u32>()).prop_map(|(val, ecr)| PeerOption::Ts { val, ecr }),

@@ -105,6 +105,10 @@ pub fn summary(t: Tally) -> String {
 /// to a thousand, and its first screens say what happened.
 const MAX_FRAME_ROWS: usize = 60;
 
+/// At most this many unexpected divergences are listed (known ones always are): a stack
+/// that sends a thousand segments where Linux sent ten differs in every field of each.
+const MAX_DIVERGENCE_LINES: usize = 40;
+
 /// A line of the aligned frame diff.
 #[derive(Debug, PartialEq)]
 enum Row {
@@ -255,13 +259,17 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
             let _ = writeln!(out, "    {label} [{}]: {e}", side.dut);
         }
     }
+    let mut unlisted = 0;
+    let mut listed = 0;
     for d in &pair.divergences {
         let tolerance = d
             .tolerance_ms
             .map(|t| format!(" (tolerance ±{t:.0} ms)"))
             .unwrap_or_default();
         match &d.known {
+            None if listed == MAX_DIVERGENCE_LINES => unlisted += 1,
             None => {
+                listed += 1;
                 let _ = writeln!(
                     out,
                     "    {}: {rn} {}, {on} {}{tolerance}",
@@ -276,6 +284,12 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
                 );
             }
         }
+    }
+    if unlisted > 0 {
+        let _ = writeln!(
+            out,
+            "    … {unlisted} more differences (--json lists every one)"
+        );
     }
     if unexpected || show_trace {
         for pcap in [&r.pcap, &o.pcap].into_iter().flatten() {

@@ -101,3 +101,68 @@ fn a_divergence_is_found_shrunk_saved_and_replayed() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue #5's check. A stack given a bug the generated scenarios reach (a peer's MSS below
+/// 48 taken as it is instead of floored, `tcp_mtu_to_mss`) is found from a fixed seed and
+/// shrunk to what shows it: a SYN-ACK MSS below 48 and data to send. The same run on the
+/// stack as it is reports nothing.
+#[test]
+fn a_deliberate_stack_bug_is_found_and_the_same_run_without_it_is_clean() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let seeded = |save_dir| FuzzConfig {
+        seed: 3,
+        ..config(23, save_dir, true)
+    };
+    let mutated = tcptwin::dut::StackDut {
+        mutation: Some(tcptwin_stack::Mutation::NoMinSndMss),
+        ..tcptwin::dut::StackDut::default()
+    };
+    let dir = std::env::temp_dir().join(format!("tcptwin-mutation-{}", std::process::id()));
+    let outcome = fuzz::run(&seeded(Some(dir.clone())), &KernelDut, &mutated, |_, _| {});
+    let found = outcome
+        .found
+        .first()
+        .expect("the mutated stack must be found");
+    assert!(found.shrink_steps > 0, "the case was not shrunk");
+    let minimal = &found.minimal;
+    let tiny_mss = minimal.peer.syn.iter().any(|reaction| match reaction {
+        case::SynReaction::Synack(spec) => spec
+            .options
+            .iter()
+            .flatten()
+            .any(|o| matches!(o, case::PeerOption::Mss(m) if *m < 48)),
+        _ => false,
+    });
+    let yaml = case::to_yaml(minimal).unwrap_or_default();
+    assert!(tiny_mss, "no SYN-ACK MSS below 48 in\n{yaml}");
+    assert!(
+        minimal
+            .steps
+            .iter()
+            .any(|s| matches!(s, case::Step::Send(_))),
+        "no send in\n{yaml}"
+    );
+    assert!(minimal.sysctls.is_empty(), "sysctls left in\n{yaml}");
+    assert!(
+        minimal
+            .steps
+            .iter()
+            .all(|s| !matches!(s, case::Step::Setsockopt(_))),
+        "socket options left in\n{yaml}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let clean = fuzz::run(
+        &seeded(None),
+        &KernelDut,
+        &tcptwin::dut::StackDut::default(),
+        |_, _| {},
+    );
+    assert_eq!(clean.scenarios, 23);
+    let found: Vec<String> = clean
+        .found
+        .iter()
+        .map(|f| tcptwin::report::pair_text(&f.result, false))
+        .collect();
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    assert!(clean.errors.is_empty());
+}
