@@ -422,8 +422,12 @@ fn named(mut case: Case, seed: u64, index: u64) -> LoadedCase {
     }
 }
 
+/// A finding: the pair diverged, or the implementation under test flooded the wire where
+/// the reference did not (a runaway is an error verdict, but the flood is its behaviour,
+/// and shrinking the scenario brings it under the frame limit as a plain divergence).
 fn diverged(r: &PairResult) -> bool {
     r.verdict == PairVerdict::Diverged
+        || (r.verdict == PairVerdict::Error && r.other.ran_away() && r.reference.error.is_none())
 }
 
 /// What a fuzz worker reports to the main thread.
@@ -491,7 +495,7 @@ pub fn run(
                 let _ = tx.send(Event::Ran {
                     wall_ms: result.reference.wall_ms.max(result.other.wall_ms),
                 });
-                if result.verdict == PairVerdict::Error {
+                if result.verdict == PairVerdict::Error && !diverged(&result) {
                     let _ = tx.send(Event::Error(result, loaded.case));
                 } else if diverged(&result) {
                     if config.stop_at_first {

@@ -38,6 +38,9 @@ pub enum Verdict {
     Unsupported,
 }
 
+/// How the error of a run that captured too many frames begins ([`CaseResult::ran_away`]).
+const RUNAWAY: &str = "runaway:";
+
 /// One case's run on one DUT.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
@@ -52,6 +55,16 @@ pub struct CaseResult {
     pub wall_ms: f64,
     /// Where the wall time went.
     pub phases: Phases,
+}
+
+impl CaseResult {
+    /// Whether this run was cut off for flooding the wire (more than `MAX_FRAMES`): a
+    /// behaviour of the implementation, not a fault of the harness.
+    pub fn ran_away(&self) -> bool {
+        self.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(RUNAWAY))
+    }
 }
 
 /// The parts of one run, in ms: the harness's overhead is `setup + teardown`; `run` and
@@ -263,7 +276,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
             frames.len()
         )),
         Ok(()) if frames.len() > MAX_FRAMES => Some(format!(
-            "runaway: {} frames captured, more than the {MAX_FRAMES} a case may make (the \
+            "{RUNAWAY} {} frames captured, more than the {MAX_FRAMES} a case may make (the \
              trace shows the first {MAX_FRAMES}; the pcap has them all)",
             frames.len()
         )),

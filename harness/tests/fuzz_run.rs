@@ -119,10 +119,17 @@ fn a_deliberate_stack_bug_is_found_and_the_same_run_without_it_is_clean() {
     };
     let dir = std::env::temp_dir().join(format!("tcptwin-mutation-{}", std::process::id()));
     let outcome = fuzz::run(&seeded(Some(dir.clone())), &KernelDut, &mutated, |_, _| {});
-    let found = outcome
-        .found
-        .first()
-        .expect("the mutated stack must be found");
+    let found = outcome.found.first().unwrap_or_else(|| {
+        panic!(
+            "the mutated stack must be found ({} scenarios, harness errors: {:?})",
+            outcome.scenarios,
+            outcome
+                .errors
+                .iter()
+                .map(|e| tcptwin::report::pair_text(e, false))
+                .collect::<Vec<_>>()
+        )
+    });
     assert!(found.shrink_steps > 0, "the case was not shrunk");
     let minimal = &found.minimal;
     let tiny_mss = minimal.peer.syn.iter().any(|reaction| match reaction {

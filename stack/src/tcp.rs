@@ -942,7 +942,7 @@ impl Tcb {
         } else {
             self.max_window
         };
-        if cutoff != 0 && mss - ts > cutoff {
+        if cutoff != 0 && mss.saturating_sub(ts) > cutoff {
             mss = cutoff.max(68 - 20 - ts) + ts;
         }
         self.mss_cache = mss;
