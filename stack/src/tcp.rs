@@ -1113,7 +1113,13 @@ impl Tcb {
     }
 
     fn ack_options(&self, now: Instant) -> Vec<TcpOption> {
-        if self.tstamp_ok {
+        self.ts_block(now, self.tstamp_ok)
+    }
+
+    /// NOP, NOP, timestamps (our clock, echoing `ts_recent`) when `present`, else nothing:
+    /// the option block of every non-SYN segment Linux builds.
+    fn ts_block(&self, now: Instant, present: bool) -> Vec<TcpOption> {
+        if present {
             vec![
                 TcpOption::Nop,
                 TcpOption::Nop,
@@ -2174,18 +2180,7 @@ impl Tcb {
     /// window `tw_rcv_wnd >> tw_rcv_wscale`, and a timestamp option only if
     /// `tw_ts_recent` is non-zero (`tcp_v4_send_ack`: `if (tsecr)`).
     fn timewait_ack(&mut self, now: Instant, oow: bool, out: &mut Vec<Output>) {
-        let options = if self.ts_recent != 0 {
-            vec![
-                TcpOption::Nop,
-                TcpOption::Nop,
-                TcpOption::Timestamps {
-                    tsval: self.tsval(now),
-                    tsecr: self.ts_recent,
-                },
-            ]
-        } else {
-            vec![]
-        };
+        let options = self.ts_block(now, self.ts_recent != 0);
         let repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
