@@ -17,7 +17,7 @@ use std::time::Duration;
 use tcptwin_stack::driver::{read_config, Driver, PacketSocket};
 use tcptwin_stack::socket::poll as pollbits;
 use tcptwin_stack::{
-    Errno, EthernetAddress, Interface, Route, RouteKind, SockAddr, SockOpt, SockOptName,
+    Config, Errno, EthernetAddress, Interface, Route, RouteKind, SockAddr, SockOpt, SockOptName,
     SockOptValue, Stack,
 };
 
@@ -41,6 +41,28 @@ pub struct StackDut {
     pub profile: Profile,
     /// A deliberate bug to give the stack (`--mutation`), to show that tcptwin catches it.
     pub mutation: Option<Mutation>,
+}
+
+/// What a stack in the DUT namespace starts from (call it there): a packet socket on the
+/// veth, the namespace's sysctls as `adjust` leaves them, and a runtime to drive it on.
+fn stack_parts(
+    adjust: impl FnOnce(&mut Config),
+) -> Result<(PacketSocket, Config, tokio::runtime::Runtime), String> {
+    let sock = PacketSocket::open(DUT_IF).map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
+    let mut config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
+        .map_err(|e| format!("reading sysctls: {e}"))?;
+    adjust(&mut config);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    Ok((sock, config, runtime))
+}
+
+/// The stack on the topology's address and routes, and its driver (inside the runtime).
+fn driver_on(spec: &TopologySpec, config: Config, sock: PacketSocket) -> Result<Driver, String> {
+    let stack = Stack::new(config, interface(spec), routes(spec), seed());
+    Driver::new(stack, sock).map_err(|e| format!("driver: {e}"))
 }
 
 /// Steps run until this fires (the case's time limit); the call in progress returns EINTR,
@@ -78,19 +100,12 @@ impl Dut for StackDut {
             .dut
             .spawn("dut-stack", move || -> Result<(), String> {
                 crate::netns::realtime_priority();
-                let sock = PacketSocket::open(DUT_IF)
-                    .map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
-                let mut config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
-                    .map_err(|e| format!("reading sysctls: {e}"))?
-                    .with_profile(profile);
-                config.mutation = mutation;
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("tokio runtime: {e}"))?;
+                let (sock, config, runtime) = stack_parts(|config| {
+                    *config = std::mem::take(config).with_profile(profile);
+                    config.mutation = mutation;
+                })?;
                 runtime.block_on(async move {
-                let stack = Stack::new(config, interface(&spec), routes(&spec), seed());
-                let mut driver = Driver::new(stack, sock).map_err(|e| format!("driver: {e}"))?;
+                let mut driver = driver_on(&spec, config, sock)?;
                 let calls = run_steps(&mut driver, &steps, &spec, &cancel2).await;
                 let _ = calls_tx.send(calls);
                 let mut stop_rx = stop_rx;
@@ -378,17 +393,9 @@ pub fn connect_loop(
     topology
         .dut
         .run(move || -> Result<Duration, String> {
-            let sock =
-                PacketSocket::open(DUT_IF).map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
-            let config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
-                .map_err(|e| format!("reading sysctls: {e}"))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("tokio runtime: {e}"))?;
+            let (sock, config, runtime) = stack_parts(|_| {})?;
             runtime.block_on(async move {
-                let stack = Stack::new(config, interface(&spec), routes(&spec), seed());
-                let mut driver = Driver::new(stack, sock).map_err(|e| format!("driver: {e}"))?;
+                let mut driver = driver_on(&spec, config, sock)?;
                 let started = std::time::Instant::now();
                 for i in 0..count {
                     let h = driver.stack().socket();
