@@ -53,11 +53,7 @@ fn load(config: &BenchConfig) -> Result<Vec<LoadedCase>, String> {
     case::discover(std::slice::from_ref(&config.cases_dir))
         .map_err(|e| e.to_string())?
         .into_iter()
-        .map(|path| {
-            case::load(&path)
-                .map(|case| LoadedCase { path, case })
-                .map_err(|e| e.to_string())
-        })
+        .map(|path| LoadedCase::load(&path).map_err(|e| e.to_string()))
         .collect()
 }
 

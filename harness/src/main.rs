@@ -417,8 +417,8 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<Loade
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for path in files {
-        match case::load(&path) {
-            Ok(case) => loaded.push(LoadedCase { path, case }),
+        match LoadedCase::load(&path) {
+            Ok(case) => loaded.push(case),
             Err(e) => errors.push(e.to_string()),
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::capture::{self, realtime_ns, Capture};
-use crate::case::Case;
+use crate::case::{Case, CaseError};
 use crate::diff::{self, Divergence};
 use crate::dut::{Dut, DutError};
 use crate::expect::{self, Check};
@@ -93,6 +93,24 @@ pub struct Phases {
 pub struct LoadedCase {
     pub path: PathBuf,
     pub case: Case,
+}
+
+impl LoadedCase {
+    /// Reads and checks the case file at `path`.
+    pub fn load(path: &Path) -> Result<LoadedCase, CaseError> {
+        Ok(LoadedCase {
+            case: crate::case::load(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A case from YAML `text`, its errors and reports naming `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<LoadedCase, CaseError> {
+        Ok(LoadedCase {
+            case: crate::case::parse(path, text)?,
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 /// Runs one case on one DUT; `artifacts` receives `<name>/<dut>.pcap`.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tcptwin::case::{self, Case};
+use tcptwin::case::Case;
 use tcptwin::dut::KernelDut;
 use tcptwin::runner::{self, LoadedCase, Verdict};
 use tcptwin::topology::{Topology, DUT_IF, PEER_IF};
@@ -14,19 +14,11 @@ fn cases_dir() -> PathBuf {
 }
 
 fn loaded(name: &str) -> LoadedCase {
-    let path = cases_dir().join(format!("{name}.yaml"));
-    LoadedCase {
-        case: case::load(&path).unwrap(),
-        path,
-    }
+    LoadedCase::load(&cases_dir().join(format!("{name}.yaml"))).unwrap()
 }
 
 fn inline(text: &str) -> LoadedCase {
-    let path = PathBuf::from("inline.yaml");
-    LoadedCase {
-        case: case::parse(&path, text).unwrap(),
-        path,
-    }
+    LoadedCase::parse(Path::new("inline.yaml"), text).unwrap()
 }
 
 #[test]

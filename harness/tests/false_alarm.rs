@@ -13,10 +13,7 @@ fn the_kernel_against_itself_never_diverges() {
     let cases: Vec<LoadedCase> = case::discover(&[dir])
         .unwrap()
         .into_iter()
-        .map(|path| LoadedCase {
-            case: case::load(&path).unwrap(),
-            path,
-        })
+        .map(|path| LoadedCase::load(&path).unwrap())
         .collect();
     for round in 0..2 {
         let results = runner::run_each(

@@ -84,10 +84,7 @@ fn a_divergence_is_found_shrunk_saved_and_replayed() {
         text.starts_with("# Found by: tcptwin fuzz --seed 20261125"),
         "{text}"
     );
-    let replay = LoadedCase {
-        case: case::load(&saved).unwrap(),
-        path: saved.clone(),
-    };
+    let replay = LoadedCase::load(&saved).unwrap();
     assert_eq!(
         replay.case, found.minimal,
         "the saved YAML is the minimal case"

@@ -3,10 +3,9 @@
 //! Its own test binary: the pool of blank networks is per process, and tests running
 //! alongside could take or evict the blank this test waits for.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
-use tcptwin::case;
 use tcptwin::dut::KernelDut;
 use tcptwin::runner::{self, LoadedCase, Verdict};
 
@@ -15,18 +14,14 @@ const MTU: u32 = 1432;
 
 #[test]
 fn a_prewarmed_network_gives_the_same_trace_as_a_fresh_one() {
-    let path = PathBuf::from("prewarm.yaml");
-    let loaded = LoadedCase {
-        case: case::parse(
-            &path,
-            &format!(
-                "name: prewarm\nsteps:\n  - connect: {{}}\n  - close\ntopology:\n  mtu: {MTU}\n\
-                 peer:\n  syn:\n    - synack: {{}}\n"
-            ),
-        )
-        .unwrap(),
-        path,
-    };
+    let loaded = LoadedCase::parse(
+        Path::new("prewarm.yaml"),
+        &format!(
+            "name: prewarm\nsteps:\n  - connect: {{}}\n  - close\ntopology:\n  mtu: {MTU}\n\
+             peer:\n  syn:\n    - synack: {{}}\n"
+        ),
+    )
+    .unwrap();
     let fresh = runner::run_case(&loaded, &KernelDut, None);
     assert!(!fresh.phases.prewarmed, "no blank of MTU {MTU} existed yet");
     assert!(

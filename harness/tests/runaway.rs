@@ -2,7 +2,7 @@
 //! at the case's time limit with an error verdict, and the cases after it still run. And a
 //! case naming a sysctl the host lacks never starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tcptwin::case;
@@ -10,11 +10,7 @@ use tcptwin::dut::{KernelDut, StackDut};
 use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
 
 fn inline(text: &str) -> LoadedCase {
-    let path = PathBuf::from("inline.yaml");
-    LoadedCase {
-        case: case::parse(&path, text).unwrap(),
-        path,
-    }
+    LoadedCase::parse(Path::new("inline.yaml"), text).unwrap()
 }
 
 fn flood(kind: &str) -> LoadedCase {
@@ -25,10 +21,7 @@ fn flood(kind: &str) -> LoadedCase {
 
 fn handshake() -> LoadedCase {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/handshake-default.yaml");
-    LoadedCase {
-        case: case::load(&path).unwrap(),
-        path,
-    }
+    LoadedCase::load(&path).unwrap()
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tcptwin::case;
 use tcptwin::dut::{KernelDut, SmoltcpDut};
 use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
 
@@ -11,10 +10,7 @@ fn loaded(name: &str) -> LoadedCase {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../cases")
         .join(format!("{name}.yaml"));
-    LoadedCase {
-        case: case::load(&path).unwrap(),
-        path,
-    }
+    LoadedCase::load(&path).unwrap()
 }
 
 /// The plain handshake to a SYN-ACK, with what smoltcp is known to get right: connect
@@ -37,10 +33,7 @@ expect:
   syn: { flags: "S", ttl: 64, tos: 0, count: 1 }
   frames: ["> ARP who-has", "< ARP reply", "> S", "< S.", "> .", "> F.", "< F.", "> ."]
 "#;
-    let case = LoadedCase {
-        case: case::parse(&path, text).unwrap(),
-        path,
-    };
+    let case = LoadedCase::parse(&path, text).unwrap();
     let result = runner::run_case(&case, &SmoltcpDut, None);
     assert_eq!(
         result.verdict,

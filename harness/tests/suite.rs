@@ -39,10 +39,7 @@ fn every_case_passes_against_the_kernel_and_leaves_nothing_behind() {
     let files = case::discover(&[cases_dir()]).unwrap();
     let cases: Vec<LoadedCase> = files
         .into_iter()
-        .map(|path| LoadedCase {
-            case: case::load(&path).unwrap(),
-            path,
-        })
+        .map(|path| LoadedCase::load(&path).unwrap())
         .collect();
     assert!(cases.len() >= 25);
     let results = runner::run_all(&cases, &KernelDut, None, 16, |_, _| {});

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tcptwin::case;
 use tcptwin::dut::{KernelDut, StackDut};
 use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
 use tcptwin::vm::{VmError, VmKernelDut};
@@ -14,10 +13,7 @@ fn loaded(name: &str) -> LoadedCase {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../cases")
         .join(format!("{name}.yaml"));
-    LoadedCase {
-        case: case::load(&path).unwrap(),
-        path,
-    }
+    LoadedCase::load(&path).unwrap()
 }
 
 #[test]
