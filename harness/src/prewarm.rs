@@ -84,6 +84,17 @@ fn lock() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One background build under way: counted in `Pool::building` until dropped, also when
+/// the build panics, so [`drain`] never waits for a build that will not finish.
+struct Building;
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        lock().building -= 1;
+        BUILT.notify_all();
+    }
+}
+
 /// Starts building a blank of `mtu` in the background, unless enough are ready or on the way.
 /// A ready blank of another MTU gives way to it (oldest first).
 fn refill(mtu: u32) {
@@ -100,13 +111,13 @@ fn refill(mtu: u32) {
     let spawned = std::thread::Builder::new()
         .name("prewarm".into())
         .spawn(move || {
+            let finished = Building;
             // A blank that failed to build is simply not there; the run that wanted it
             // builds its own and reports the error.
-            let built = build(mtu).ok();
-            let mut pool = lock();
-            pool.building -= 1;
-            pool.ready.extend(built);
-            BUILT.notify_all();
+            if let Ok(ready) = build(mtu) {
+                lock().ready.push(ready);
+            }
+            drop(finished);
         });
     if spawned.is_err() {
         lock().building -= 1;
