@@ -30,7 +30,10 @@ pub struct BenchConfig {
     pub overhead_case: String,
     pub overhead_runs: usize,
     pub connects: usize,
+    /// Cases at once in the suite.
     pub jobs: usize,
+    /// Scenarios at once in the fuzz run.
+    pub fuzz_jobs: usize,
     pub fuzz_scenarios: u64,
 }
 
@@ -264,7 +267,7 @@ fn fuzz_rate(config: &BenchConfig, out: &mut String) {
         time: None,
         seed: 1,
         max_timer_s: 0.0,
-        jobs: config.jobs,
+        jobs: config.fuzz_jobs,
         save_dir: None,
         stop_at_first: false,
         shrink: false,
@@ -276,7 +279,7 @@ fn fuzz_rate(config: &BenchConfig, out: &mut String) {
         out,
         "fuzz: {} timer-free scenarios (seed 1, -j {}) in {:.1} s: {rate:.1} scenarios/s ({} diverged, {} harness errors)",
         outcome.scenarios,
-        config.jobs,
+        config.fuzz_jobs,
         outcome.elapsed.as_secs_f64(),
                 outcome.found.len(),
         outcome.errors.len()

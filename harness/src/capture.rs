@@ -79,12 +79,9 @@ impl Capture {
         let last_ns = Arc::new(AtomicI64::new(0));
         let (stop2, last2) = (stop.clone(), last_ns.clone());
         let ifname = ifname.to_string();
-        let thread = std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || {
-                crate::netns::realtime_priority();
-                read_until_stopped(handle, &stop2, &last2, &ifname)
-            })?;
+        let thread = crate::priority::spawn_measured("capture", move || {
+            read_until_stopped(handle, &stop2, &last2, &ifname)
+        })?;
         Ok(Capture {
             stop,
             last_ns,

@@ -26,6 +26,7 @@ pub mod packet_socket;
 pub mod peer;
 pub mod preflight;
 pub mod prewarm;
+pub mod priority;
 pub mod reaper;
 pub mod report;
 pub mod runner;

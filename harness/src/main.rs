@@ -17,6 +17,16 @@ use tcptwin::runner::{self, LoadedCase};
 use tcptwin::vm::VmKernelDut;
 use tcptwin_stack::config::{Mutation, Profile};
 
+/// Cases a suite runs at once by default: they mostly wait on kernel timers, and eight end
+/// this suite with its longest case on 2 cores (7.5 s, as with sixteen). More only crowd
+/// the measured threads, which shows where they cannot have real-time priority: rootless
+/// debug-build suites failed on a timing in 5 of 14 runs with sixteen, 1 of 29 with eight,
+/// and 0 of 12 with eight once the rest of tcptwin ran at nice 19 (`priority`).
+const RUN_JOBS: usize = 8;
+/// Fuzz scenarios run at once by default: they are short and timer-free, so more of them
+/// overlap their setup and settle time.
+const FUZZ_JOBS: usize = 16;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tcptwin",
@@ -46,8 +56,12 @@ enum Command {
         /// Connections per implementation and round for the connect rate.
         #[arg(long, default_value_t = 2000)]
         connects: usize,
-        #[arg(long, short, default_value_t = 16)]
+        /// Cases run at once in the suite's wall time, as `run --jobs`.
+        #[arg(long, short, default_value_t = RUN_JOBS)]
         jobs: usize,
+        /// Scenarios run at once for the fuzz throughput, as `fuzz --jobs`.
+        #[arg(long, default_value_t = FUZZ_JOBS)]
+        fuzz_jobs: usize,
         /// Timer-free fuzz scenarios for the fuzz throughput.
         #[arg(long, default_value_t = 300)]
         fuzz_scenarios: u64,
@@ -114,8 +128,10 @@ struct RunArgs {
     /// Only cases whose name or a tag contains this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Cases run at once (they mostly wait on kernel timers).
-    #[arg(long, short, default_value_t = 16)]
+    /// Cases run at once (they mostly wait on kernel timers). Eight end the suite with its
+    /// longest case on 2 cores; more only crowd the measured threads, which matters where
+    /// they cannot have real-time priority (rootless runs).
+    #[arg(long, short, default_value_t = RUN_JOBS)]
     jobs: usize,
     /// Write an HTML report (index.html with ladder diagrams) into this directory.
     #[arg(long)]
@@ -144,7 +160,7 @@ struct FuzzArgs {
     #[arg(long, default_value_t = 0.0)]
     max_timer: f64,
     /// Scenarios run at once.
-    #[arg(long, short, default_value_t = 16)]
+    #[arg(long, short, default_value_t = FUZZ_JOBS)]
     jobs: usize,
     /// Where minimal diverging cases are written.
     #[arg(long, default_value = "cases/regressions")]
@@ -412,6 +428,17 @@ fn note_expectations(duts: &[&dyn Dut]) {
     }
 }
 
+/// Says when the measured threads ran without real-time priority, so a timing divergence
+/// is read with the host's scheduling noise in mind.
+fn note_priority() {
+    if let Some(why) = tcptwin::priority::realtime_refused() {
+        println!(
+            "note: the DUTs, peer and capture ran without real-time priority (SCHED_FIFO: {why}); \
+             their timing carries this host's scheduling delays (run as root to avoid them)"
+        );
+    }
+}
+
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<LoadedCase>> {
     let files = case::discover(paths)?;
     let mut loaded = Vec::new();
@@ -520,6 +547,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("HTML report: {}", index.display());
     }
     let tally = report::tally(&results);
+    note_priority();
     println!("{}", report::summary(tally));
     Ok(if tally.failed + tally.errors == 0 {
         ExitCode::SUCCESS
@@ -651,6 +679,7 @@ fn run_pairs(
             tally.unsupported
         );
     }
+    note_priority();
     println!("{}", report::summary(tally));
     let ok = tally.failed + tally.errors == 0 && flaky.is_empty() && repeated.is_empty();
     Ok(if ok {
@@ -677,6 +706,8 @@ fn main() -> ExitCode {
         eprintln!("tcptwin: {e}");
         return ExitCode::from(2);
     }
+    // Measured threads get a core first: SCHED_FIFO, or else the rest of tcptwin at nice 19.
+    tcptwin::priority::setup();
     tcptwin::interrupt::install();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -691,6 +722,7 @@ fn main() -> ExitCode {
             runs,
             connects,
             jobs,
+            fuzz_jobs,
             fuzz_scenarios,
         } => {
             let config = tcptwin::bench::BenchConfig {
@@ -699,6 +731,7 @@ fn main() -> ExitCode {
                 overhead_runs: runs,
                 connects,
                 jobs,
+                fuzz_jobs,
                 fuzz_scenarios,
             };
             tcptwin::bench::run(&config)

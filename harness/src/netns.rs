@@ -88,23 +88,22 @@ impl Netns {
     {
         let fd = self.fd.try_clone().map_err(NetnsError::Open)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let handle = thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let entered = setns(fd.as_fd(), CloneFlags::CLONE_NEWNET);
-                drop(fd);
-                let failed = entered.is_err();
-                let _ = ready_tx.send(entered);
-                if failed {
-                    // The caller sees the error through the channel and never joins us for a
-                    // result; park until the process or the caller ends.
-                    loop {
-                        thread::park();
-                    }
+        // Threads in a namespace run a DUT (or a listener it talks to): measured.
+        let handle = crate::priority::spawn_measured(name, move || {
+            let entered = setns(fd.as_fd(), CloneFlags::CLONE_NEWNET);
+            drop(fd);
+            let failed = entered.is_err();
+            let _ = ready_tx.send(entered);
+            if failed {
+                // The caller sees the error through the channel and never joins us for a
+                // result; park until the process or the caller ends.
+                loop {
+                    thread::park();
                 }
-                work()
-            })
-            .map_err(NetnsError::Spawn)?;
+            }
+            work()
+        })
+        .map_err(NetnsError::Spawn)?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(handle),
             Ok(Err(e)) => Err(NetnsError::Setns(e)),
@@ -115,20 +114,6 @@ impl Netns {
     /// Moves the calling thread into this namespace.
     fn enter(&self) -> Result<(), NetnsError> {
         setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(NetnsError::Setns)
-    }
-}
-
-/// Gives the calling thread real-time priority (`SCHED_FIFO`), for the threads whose timing
-/// is measured: the DUT's socket calls, the peer and the capture. Other cases' namespace
-/// setup then cannot delay them, so host load does not show up as DUT timing. They block in
-/// system calls, so they cannot starve the machine. Without the privilege this does
-/// nothing, and timings are as noisy as the host.
-pub fn realtime_priority() {
-    let param = libc::sched_param { sched_priority: 10 };
-    // SAFETY: plain syscall on the calling thread with a valid parameter block.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc != 0 {
-        tracing::debug!("SCHED_FIFO refused: {}", std::io::Error::last_os_error());
     }
 }
 

@@ -96,16 +96,13 @@ impl Peer {
         let stop = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(PeerError::Stop)?);
         let busy = Arc::new(AtomicBool::new(false));
         let (stop2, busy2) = (stop.clone(), busy.clone());
-        let thread = std::thread::Builder::new()
-            .name("peer".into())
-            .spawn(move || {
-                crate::netns::realtime_priority();
-                let mut state = PeerState::new(script, addrs);
-                let stats = state.run(&socket, &stop2, &busy2);
-                crate::reaper::dispose(socket);
-                stats
-            })
-            .map_err(PeerError::Io)?;
+        let thread = crate::priority::spawn_measured("peer", move || {
+            let mut state = PeerState::new(script, addrs);
+            let stats = state.run(&socket, &stop2, &busy2);
+            crate::reaper::dispose(socket);
+            stats
+        })
+        .map_err(PeerError::Io)?;
         Ok(Peer { stop, busy, thread })
     }
 

@@ -43,7 +43,6 @@ impl Dut for KernelDut {
         let peer_ip = topology.spec.peer_ip;
         let abort2 = abort.clone();
         let handle = topology.dut.spawn("dut-kernel", move || {
-            crate::netns::realtime_priority();
             // SAFETY: pthread_self has no preconditions.
             let _ = tid_tx.send(unsafe { libc::pthread_self() });
             let mut log = Vec::new();

@@ -146,7 +146,6 @@ impl Dut for SmoltcpDut {
         let handle = topology
             .dut
             .spawn("dut-smoltcp", move || -> Result<(), String> {
-                crate::netns::realtime_priority();
                 let mut shim = Shim::open(&spec, &case2, cancel2)?;
                 let calls = shim.run_steps(&case2.steps, spec.peer_ip);
                 let _ = calls_tx.send(calls);

@@ -99,7 +99,6 @@ impl Dut for StackDut {
         let handle = topology
             .dut
             .spawn("dut-stack", move || -> Result<(), String> {
-                crate::netns::realtime_priority();
                 let (sock, config, runtime) = stack_parts(|config| {
                     *config = std::mem::take(config).with_profile(profile);
                     config.mutation = mutation;

@@ -35,7 +35,7 @@ pub fn calibrate(threads: usize, samples: usize, nominal: Duration) -> Calibrati
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(move || {
-                    crate::netns::realtime_priority();
+                    crate::priority::realtime_priority();
                     (0..samples)
                         .map(|_| {
                             let t0 = Instant::now();
