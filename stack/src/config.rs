@@ -130,6 +130,11 @@ pub struct Config {
     /// Not a sysctl: a deliberate deviation from Linux, none by default. It is how tcptwin
     /// shows that its diffs and fuzzer catch a stack bug (`tcptwin fuzz --mutation`).
     pub mutation: Option<Mutation>,
+    /// Not a sysctl: the kernel's `jiffies` minus the stack's tick count (the driver's
+    /// `CLOCK_MONOTONIC` / `TICK_NSEC`), a per-boot constant. The timer wheel's buckets are
+    /// aligned to absolute jiffies, so a timer fires on the kernel's bucket edges only if
+    /// the stack knows it; see `driver::kernel_jiffies_offset`. 0 by default.
+    pub jiffies_offset: u64,
 }
 
 /// A bug the stack can be told to have, each the undoing of one Linux rule.
@@ -198,6 +203,7 @@ impl Default for Config {
             neigh_app_solicit: 0,
             neigh_retrans_time_ms: 1000,
             mutation: None,
+            jiffies_offset: 0,
         }
     }
 }

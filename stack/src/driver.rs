@@ -307,6 +307,49 @@ pub fn monotonic_now() -> Instant {
     Instant::from_nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// The kernel's `jiffies` minus `CLOCK_MONOTONIC` in ticks ([`Config::jiffies_offset`]),
+/// measured from `times(2)`, which any user may call: it returns
+/// `jiffies_64_to_clock_t(jiffies_64)`, `jiffies · TICK_NSEC / (NSEC_PER_SEC / USER_HZ)`
+/// rounded down (kernel/sys.c, kernel/time/time.c). Where its value steps from `c − 1` to
+/// `c`, jiffies has just become the least `j` with `j · TICK_NSEC ≥ c · NSEC_PER_SEC /
+/// USER_HZ`; ticks fall on multiples of `TICK_NSEC` of `CLOCK_MONOTONIC`
+/// (`tick_init_jiffy_update`), so the monotonic clock read right there names the tick.
+/// Spins for up to three steps of `times` (30 ms at `USER_HZ` 100) and returns the offset
+/// that two steps agree on, or None.
+pub fn kernel_jiffies_offset() -> Option<u64> {
+    use crate::time::NANOS_PER_JIFFY;
+    // SAFETY: sysconf has no preconditions.
+    let user_hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if user_hz <= 0 {
+        return None;
+    }
+    let ns_per_clock_tick = 1_000_000_000 / user_hz as u64;
+    // SAFETY: times(2) accepts a null buffer on Linux and then only returns the count.
+    let clock_ticks = || unsafe { libc::times(std::ptr::null_mut()) } as u64;
+    let give_up = monotonic_now() + std::time::Duration::from_millis(100);
+    let mut seen: Option<u64> = None;
+    let mut before = clock_ticks();
+    while monotonic_now() < give_up {
+        let c = clock_ticks();
+        let now = monotonic_now();
+        if c == before {
+            continue;
+        }
+        let stepped_by_one = c == before.wrapping_add(1);
+        before = c;
+        if !stepped_by_one {
+            continue;
+        }
+        let jiffies = (c * ns_per_clock_tick).div_ceil(NANOS_PER_JIFFY);
+        let offset = jiffies.wrapping_sub(now.jiffies());
+        if seen == Some(offset) {
+            return Some(offset);
+        }
+        seen = Some(offset);
+    }
+    None
+}
+
 /// Send everything `stack` has queued on `sock`.
 fn flush(stack: &mut Stack, sock: &PacketSocket) -> io::Result<()> {
     let now = monotonic_now();
@@ -566,6 +609,36 @@ pub enum ReadConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/proc/timer_list` (root only) prints the kernel's `jiffies` and the monotonic clock
+    /// together; the offset measured through `times(2)` must name the same tick.
+    #[test]
+    fn the_jiffies_offset_matches_the_timer_list() {
+        let measured = kernel_jiffies_offset().expect("times(2) steps within 100 ms");
+        let Ok(list) = std::fs::read_to_string("/proc/timer_list") else {
+            eprintln!("SKIPPED the cross-check: /proc/timer_list is not readable");
+            return;
+        };
+        let field = |key: &str| -> u64 {
+            let at = list.find(key).expect(key) + key.len();
+            let digits: String = list[at..]
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().expect(key)
+        };
+        let now_ns = field("now at ");
+        let jiffies = field("\njiffies: ");
+        let listed = jiffies.wrapping_sub(now_ns / crate::time::NANOS_PER_JIFFY);
+        // The list reads the clock and jiffies a moment apart: at most one tick between.
+        assert!(
+            measured == listed
+                || measured == listed.wrapping_add(1)
+                || measured == listed.wrapping_sub(1),
+            "times(2) gives {measured}, /proc/timer_list {listed}"
+        );
+    }
 
     #[test]
     fn read_config_from_a_tree() {

@@ -65,6 +65,7 @@ fn next_timer(now: Instant, cfg: &Config) -> Instant {
     timer_wheel_expiry(
         now,
         msecs_to_jiffies(cfg.neigh_retrans_time_ms as u64).max(1),
+        cfg.jiffies_offset,
     )
 }
 

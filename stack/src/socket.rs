@@ -405,6 +405,7 @@ impl Socket {
             fastopen_connect: false,
             rcvbuf_locked: None,
             window_clamp: 0,
+            jiffies_offset: cfg.jiffies_offset,
         };
         Socket {
             nonblocking: false,

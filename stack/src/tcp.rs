@@ -271,6 +271,8 @@ pub struct TcpParams {
     pub rcvbuf_locked: Option<u32>,
     /// `TCP_WINDOW_CLAMP`, 0 = unset.
     pub window_clamp: u32,
+    /// [`Config::jiffies_offset`], for placing this connection's timers on the wheel.
+    pub jiffies_offset: u64,
 }
 
 /// What the connection puts on the wire.
@@ -745,7 +747,11 @@ impl Tcb {
     }
 
     fn arm_rtx(&mut self, now: Instant, jiffies: u64) {
-        self.rtx_timer = Some(timer_wheel_expiry(now, jiffies.max(1)));
+        self.rtx_timer = Some(timer_wheel_expiry(
+            now,
+            jiffies.max(1),
+            self.params.jiffies_offset,
+        ));
     }
 
     /// The TSval for a segment sent at `now`.
@@ -1369,7 +1375,11 @@ impl Tcb {
         }
         self.ack.pending |= ack_flags::SCHED | ack_flags::TIMER;
         self.ack.timeout = timeout;
-        self.delack_timer = Some(timer_wheel_expiry(now, timeout - now_j));
+        self.delack_timer = Some(timer_wheel_expiry(
+            now,
+            timeout - now_j,
+            self.params.jiffies_offset,
+        ));
     }
 
     /// Mirrors `tcp_delack_timer_handler` (net/ipv4/tcp_timer.c): send the
@@ -1382,7 +1392,11 @@ impl Tcb {
         }
         let now_j = now.jiffies();
         if self.ack.timeout > now_j {
-            self.delack_timer = Some(timer_wheel_expiry(now, self.ack.timeout - now_j));
+            self.delack_timer = Some(timer_wheel_expiry(
+                now,
+                self.ack.timeout - now_j,
+                self.params.jiffies_offset,
+            ));
             return;
         }
         self.ack.pending &= !ack_flags::TIMER;
@@ -1829,7 +1843,11 @@ impl Tcb {
                 let now_j = now.jiffies();
                 self.ack.pending |= ack_flags::TIMER;
                 self.ack.timeout = now_j + TCP_DELACK_MAX;
-                self.delack_timer = Some(timer_wheel_expiry(now, TCP_DELACK_MAX));
+                self.delack_timer = Some(timer_wheel_expiry(
+                    now,
+                    TCP_DELACK_MAX,
+                    self.params.jiffies_offset,
+                ));
             } else {
                 self.send_ack(now, out);
             }
@@ -2059,12 +2077,16 @@ impl Tcb {
         self.send_buf.clear();
         self.tx_skbs.clear();
         self.wmem_queued = 0;
-        self.timewait_timer = Some(timer_wheel_expiry(now, timeo));
+        self.timewait_timer = Some(timer_wheel_expiry(now, timeo, self.params.jiffies_offset));
     }
 
     /// `inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN)`.
     fn tw_reschedule(&mut self, now: Instant) {
-        self.timewait_timer = Some(timer_wheel_expiry(now, TCP_TIMEWAIT_LEN));
+        self.timewait_timer = Some(timer_wheel_expiry(
+            now,
+            TCP_TIMEWAIT_LEN,
+            self.params.jiffies_offset,
+        ));
     }
 
     /// Mirrors `tcp_timewait_state_process` (net/ipv4/tcp_minisocks.c) and
@@ -2233,7 +2255,11 @@ impl Tcb {
             self.rtx_timer = if self.snd_una == self.snd_nxt {
                 None
             } else {
-                Some(timer_wheel_expiry(now, self.rto))
+                Some(timer_wheel_expiry(
+                    now,
+                    self.rto,
+                    self.params.jiffies_offset,
+                ))
             };
             if fin_acked {
                 match self.state {
@@ -2887,6 +2913,7 @@ mod tests {
             fastopen_connect: false,
             rcvbuf_locked: None,
             window_clamp: 0,
+            jiffies_offset: 0,
         });
         t.rcvbuf = cfg.tcp_rmem[1];
         t.advmss = 1460;

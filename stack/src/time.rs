@@ -127,13 +127,18 @@ pub const fn wheel_granularity_jiffies(delta: u64) -> u64 {
 /// so the timer fires strictly after its nominal expiry, up to one granularity
 /// late (4 ms for timers below ~252 ms, 32 ms below ~2 s, 256 ms below ~16 s,
 /// 2.048 s below ~129 s). The timer softirq runs at the start of that jiffy.
-pub fn timer_wheel_expiry(now: Instant, delay_jiffies: u64) -> Instant {
-    let clk = now.jiffies();
-    let expires = clk + delay_jiffies;
+///
+/// The buckets are aligned to the kernel's absolute `jiffies`, which is
+/// `now.jiffies() + jiffies_offset` ([`crate::Config::jiffies_offset`]); with
+/// the wrong offset a timer still fires within one granularity of its expiry,
+/// but on other edges than the kernel's.
+pub fn timer_wheel_expiry(now: Instant, delay_jiffies: u64, jiffies_offset: u64) -> Instant {
+    let clk = now.jiffies().wrapping_add(jiffies_offset);
+    let expires = clk.wrapping_add(delay_jiffies);
     let gran = wheel_granularity_jiffies(delay_jiffies);
     let shift = gran.trailing_zeros();
-    let bucket = ((expires >> shift) + 1) << shift;
-    Instant::from_jiffies(bucket)
+    let bucket = ((expires >> shift).wrapping_add(1)) << shift;
+    Instant::from_jiffies(bucket.wrapping_sub(jiffies_offset))
 }
 
 /// The nominal delay `d` rounded up to whole jiffies (the unit TCP timers use).
@@ -160,18 +165,34 @@ mod tests {
     fn one_second_timer_fires_late_by_at_most_32ms() {
         // 1 s = 250 jiffies at jiffy 0 → bucket 256 → 1.024 s.
         assert_eq!(
-            timer_wheel_expiry(Instant::ZERO, 250),
+            timer_wheel_expiry(Instant::ZERO, 250, 0),
             Instant::from_millis(1024)
         );
         // From 1.024 s: 506 → 512 → 2.048 s.
         assert_eq!(
-            timer_wheel_expiry(Instant::from_millis(1024), 250),
+            timer_wheel_expiry(Instant::from_millis(1024), 250, 0),
             Instant::from_millis(2048)
         );
         // TCP_TIMEOUT_MIN (2 jiffies) → +3 jiffies.
         assert_eq!(
-            timer_wheel_expiry(Instant::ZERO, 2),
+            timer_wheel_expiry(Instant::ZERO, 2, 0),
             Instant::from_millis(12)
+        );
+    }
+
+    #[test]
+    fn buckets_sit_on_the_kernels_jiffies_edges() {
+        // The kernel's jiffies are 2 ahead (this host's boot: −62 + INITIAL_JIFFIES, 2 mod 8):
+        // kernel clk 2 + 250 = 252 → bucket 256, which is stack tick 254 → 1.016 s.
+        assert_eq!(
+            timer_wheel_expiry(Instant::ZERO, 250, 2),
+            Instant::from_millis(1016)
+        );
+        // Only the offset modulo the granularity moves the edge.
+        let offset = (1u64 << 32) - 75_000 - 62;
+        assert_eq!(
+            timer_wheel_expiry(Instant::from_millis(400), 250, offset),
+            timer_wheel_expiry(Instant::from_millis(400), 250, offset % 4096)
         );
     }
 

@@ -51,6 +51,7 @@ fn stack_parts(
     let sock = PacketSocket::open(DUT_IF).map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
     let mut config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
         .map_err(|e| format!("reading sysctls: {e}"))?;
+    config.jiffies_offset = jiffies_offset();
     adjust(&mut config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -177,6 +178,20 @@ fn routes(spec: &TopologySpec) -> Vec<Route> {
             route
         })
         .collect()
+}
+
+/// The kernel's jiffies against the stack's ticks, measured once per process (a per-boot
+/// constant): without it the stack's timers fire within a wheel granularity of the
+/// kernel's, but on other bucket edges (up to 32 ms apart for a 1 s RTO). Call it before
+/// the runs start, so the first run does not spend the measurement's ≤30 ms.
+pub fn jiffies_offset() -> u64 {
+    static OFFSET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        tcptwin_stack::driver::kernel_jiffies_offset().unwrap_or_else(|| {
+            tracing::warn!("could not measure the kernel's jiffies; stack timers use offset 0");
+            0
+        })
+    })
 }
 
 /// A fresh secret for each run, as a booted kernel has its own (ISNs must differ).
