@@ -48,9 +48,9 @@ impl Instant {
     /// (`tick_init_jiffy_update`). The kernel's `jiffies` additionally starts
     /// at `INITIAL_JIFFIES` (2^32 − 300·HZ) and lags by a per-boot constant
     /// (measured via /proc/timer_list: `jiffies = INITIAL_JIFFIES +
-    /// CLOCK_MONOTONIC/4 ms − 62` on one boot), so the absolute phase of the
-    /// timer-wheel buckets can differ from the kernel's; a timer still fires
-    /// in `[expiry, expiry + granularity)` as the kernel's does.
+    /// CLOCK_MONOTONIC/4 ms − 62` on one boot). That difference is
+    /// [`crate::Config::jiffies_offset`], which [`timer_wheel_expiry`] adds
+    /// to place timers on the kernel's bucket edges.
     pub const fn jiffies(self) -> u64 {
         self.0 / NANOS_PER_JIFFY
     }
