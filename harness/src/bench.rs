@@ -35,6 +35,8 @@ pub struct BenchConfig {
     /// Scenarios at once in the fuzz run.
     pub fuzz_jobs: usize,
     pub fuzz_scenarios: u64,
+    /// The measurements to run; all when empty.
+    pub only: Vec<Part>,
 }
 
 /// Median, 90th percentile and maximum.
@@ -299,18 +301,37 @@ fn peak_memory_mib() -> f64 {
     usage.ru_maxrss as f64 / 1024.0
 }
 
-/// Runs every measurement and returns the report.
+/// One of the measurements, to run alone (`tcptwin bench --only`), e.g. under a profiler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Overhead,
+    Suite,
+    ConnectRate,
+    Fuzz,
+}
+
+/// Runs the measurements in `config.only` (all when empty) and returns the report; peak
+/// memory comes last, always.
 pub fn run(config: &BenchConfig) -> Result<String, String> {
     let cases = load(config)?;
+    let wanted = |part: Part| config.only.is_empty() || config.only.contains(&part);
     let mut out = String::new();
-    overhead(config, &cases, &mut out)?;
-    suite(config, &cases, &mut out);
-    let _ = writeln!(
-        out,
-        "connect rate over veth to a kernel listener in the peer namespace:"
-    );
-    connect_rate(config, &cases, &mut out)?;
-    fuzz_rate(config, &mut out);
+    if wanted(Part::Overhead) {
+        overhead(config, &cases, &mut out)?;
+    }
+    if wanted(Part::Suite) {
+        suite(config, &cases, &mut out);
+    }
+    if wanted(Part::ConnectRate) {
+        let _ = writeln!(
+            out,
+            "connect rate over veth to a kernel listener in the peer namespace:"
+        );
+        connect_rate(config, &cases, &mut out)?;
+    }
+    if wanted(Part::Fuzz) {
+        fuzz_rate(config, &mut out);
+    }
     let _ = writeln!(out, "peak memory: {:.0} MiB", peak_memory_mib());
     Ok(out)
 }

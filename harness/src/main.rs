@@ -65,6 +65,9 @@ enum Command {
         /// Timer-free fuzz scenarios for the fuzz throughput.
         #[arg(long, default_value_t = 300)]
         fuzz_scenarios: u64,
+        /// Run only these measurements (comma-separated; all by default).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<tcptwin::bench::Part>,
     },
     /// Load case files and report errors, without running anything.
     Check {
@@ -728,6 +731,7 @@ fn main() -> ExitCode {
             jobs,
             fuzz_jobs,
             fuzz_scenarios,
+            only,
         } => {
             let config = tcptwin::bench::BenchConfig {
                 cases_dir: cases,
@@ -737,6 +741,7 @@ fn main() -> ExitCode {
                 jobs,
                 fuzz_jobs,
                 fuzz_scenarios,
+                only,
             };
             tcptwin::bench::run(&config)
                 .map(|report| {
