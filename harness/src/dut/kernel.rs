@@ -300,6 +300,7 @@ pub fn connect_loop(
     topology
         .dut
         .run(move || -> Result<Duration, String> {
+            crate::priority::realtime_priority();
             let started = std::time::Instant::now();
             for i in 0..count {
                 std::net::TcpStream::connect_timeout(&peer.into(), Duration::from_secs(5))

@@ -407,6 +407,7 @@ pub fn connect_loop(
     topology
         .dut
         .run(move || -> Result<Duration, String> {
+            crate::priority::realtime_priority();
             let (sock, config, runtime) = stack_parts(|_| {})?;
             runtime.block_on(async move {
                 let mut driver = driver_on(&spec, config, sock)?;
