@@ -569,6 +569,107 @@ fn the_suite_runs_and_passes_as_an_unprivileged_user() {
     );
 }
 
+/// The nice value of every thread of `pid` now, by thread name (threads that end while
+/// being read are skipped).
+fn nice_by_thread(pid: u32) -> Vec<(String, i64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        // After the name: state is field 3 of stat(5), nice field 19.
+        let nice = stat[close + 2..]
+            .split(' ')
+            .nth(16)
+            .and_then(|n| n.parse().ok());
+        if let Some(nice) = nice {
+            seen.push((stat[open + 1..close].to_string(), nice));
+        }
+    }
+    seen
+}
+
+#[test]
+fn rootless_runs_keep_measured_threads_at_nice_0_and_the_rest_at_19() {
+    let _one = lock();
+    if let Err(why) = unprivileged_userns_allowed() {
+        eprintln!("SKIPPED: this host forbids unprivileged user namespaces ({why})");
+        return;
+    }
+    let dir = temp_dir("rootless-nice");
+    let artifacts = dir.join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::os::unix::fs::chown(&artifacts, Some(65534), Some(65534)).unwrap();
+    let case = cases_dir().join("syn-retries-2.yaml");
+    let mut child = setpriv(&[
+        bin().as_ref(),
+        "run".as_ref(),
+        "--vs".as_ref(),
+        "stack".as_ref(),
+        "--artifacts".as_ref(),
+        artifacts.as_os_str(),
+        case.as_os_str(),
+    ])
+    .current_dir(&dir)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // setpriv execs tcptwin, so the child's pid is tcptwin's; the case runs ~7 s.
+    let measured = ["peer", "capture", "dut-kernel", "dut-stack"];
+    let mut seen: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline && !measured.iter().all(|m| seen.contains_key(*m)) {
+        let snapshot = nice_by_thread(child.id());
+        // Only once a measured thread exists: priorities are set before the first starts.
+        if snapshot
+            .iter()
+            .any(|(name, _)| measured.contains(&name.as_str()))
+        {
+            for (name, nice) in snapshot {
+                seen.entry(name).or_default().insert(nice);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "{stdout}");
+    for name in measured {
+        assert_eq!(
+            seen.get(name),
+            Some(&BTreeSet::from([0])),
+            "measured thread {name}: {seen:?}"
+        );
+    }
+    // The main thread (named after the binary) and everything it starts itself.
+    assert_eq!(seen.get("tcptwin"), Some(&BTreeSet::from([19])), "{seen:?}");
+    // setpriv is the process before it execs tcptwin; the spawner keeps nice 0 by design.
+    let exempt = ["setpriv", "spawner"];
+    for (name, nices) in &seen {
+        if !measured.contains(&name.as_str()) && !exempt.contains(&name.as_str()) {
+            assert_eq!(
+                nices,
+                &BTreeSet::from([19]),
+                "harness thread {name}: {seen:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn where_user_namespaces_are_refused_one_line_says_what_to_do() {
     // As root, `unshare --user --map-root-user` gives a user namespace in which we may set
