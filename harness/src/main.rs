@@ -17,12 +17,8 @@ use tcptwin::runner::{self, LoadedCase};
 use tcptwin::vm::VmKernelDut;
 use tcptwin_stack::config::{Mutation, Profile};
 
-/// Cases a suite runs at once by default: they mostly wait on kernel timers, and eight end
-/// this suite with its longest case on 2 cores (7.5 s, as with sixteen). More only crowd
-/// the measured threads, which shows where they cannot have real-time priority: rootless
-/// debug-build suites failed on a timing in 5 of 14 runs with sixteen, 1 of 29 with eight,
-/// and 0 of 12 with eight once the rest of tcptwin ran at nice 19 (`priority`).
-const RUN_JOBS: usize = 8;
+/// Cases a suite runs at once by default ([`runner::DEFAULT_JOBS`]).
+const RUN_JOBS: usize = runner::DEFAULT_JOBS;
 /// Fuzz scenarios run at once by default: they are short and timer-free, so more of them
 /// overlap their setup and settle time.
 const FUZZ_JOBS: usize = 16;

@@ -17,8 +17,6 @@ fn sender() -> &'static Mutex<Sender<Garbage>> {
         std::thread::Builder::new()
             .name("reaper".into())
             .spawn(move || {
-                // Nothing measured waits on a close (and a measured thread may start us).
-                crate::priority::background_priority();
                 // Each close waits for a grace period; concurrent waiters share one, so
                 // drop each item on a thread of its own rather than one after another
                 // (in turn, closed pcap rings piled up by the hundred under load).

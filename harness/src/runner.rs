@@ -19,6 +19,15 @@ use crate::prewarm;
 use crate::topology::{DUT_MAC, PEER_IF, PEER_MAC};
 use crate::trace::{self, Trace};
 
+/// Cases a suite runs at once by default: they mostly wait on kernel timers, and eight end
+/// this suite with its longest case on 2 cores (7.5 s, as with sixteen). More only crowd
+/// the host, and a late timer or peer then reads as a divergence. Measured on debug
+/// builds: the kernel against itself failed a timing in 2 of 12 runs of the false-alarm
+/// check with sixteen, 0 of 12 with eight; rootless suites in 5 of 14 runs with sixteen,
+/// 1 of 29 with eight, and 0 of 23 with eight once the rest of tcptwin ran at nice 19
+/// (`priority`).
+pub const DEFAULT_JOBS: usize = 8;
+
 /// The most frames one run keeps for its trace. A connect case makes a few dozen; a
 /// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
 /// the report take minutes. A run that captured more is an error.

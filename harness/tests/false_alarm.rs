@@ -18,7 +18,7 @@ fn the_kernel_against_itself_never_diverges() {
     for round in 0..2 {
         let results = runner::run_each(
             &cases,
-            16,
+            runner::DEFAULT_JOBS,
             |c| runner::run_pair(c, &KernelDut, &KernelDut, None),
             |_, _| {},
         );

@@ -42,7 +42,7 @@ fn every_case_passes_against_the_kernel_and_leaves_nothing_behind() {
         .map(|path| LoadedCase::load(&path).unwrap())
         .collect();
     assert!(cases.len() >= 25);
-    let results = runner::run_all(&cases, &KernelDut, None, 16, |_, _| {});
+    let results = runner::run_all(&cases, &KernelDut, None, runner::DEFAULT_JOBS, |_, _| {});
     let failures: Vec<String> = results
         .iter()
         .filter(|r| r.verdict != Verdict::Pass)
