@@ -267,7 +267,9 @@ fn compare_fields(
 
 /// Compares timing, judging only what the DUT controls:
 /// - the gap before each frame *the DUT sent* (the peer's frames are scripted; their timing
-///   is the harness's, scheduling noise included, not the DUT's);
+///   is the harness's, scheduling noise included, not the DUT's), counted from what caused
+///   it: the call that put it on the wire, where the reference shows one
+///   ([`emitting_call`]), else the frame before it;
 /// - for each call, what made it return, as the reference shows it: a call that returned
 ///   within a jiffy of the frame or call before it was woken by that event, so the time
 ///   since the event is compared; any other call ended on a timer of its own (a blocking
@@ -279,13 +281,13 @@ fn compare_fields(
 /// `extra_ms` widens every timing tolerance for a DUT whose clock is looser than the host
 /// kernel's (an emulated one); it is measured, and part of each tolerance printed.
 fn compare_timing(reference: &Trace, other: &Trace, extra_ms: f64, out: &mut Vec<Divergence>) {
-    let mut check = |path: String, r_ms: f64, o_ms: f64| {
+    let mut check_from = |path: String, r_ms: f64, o_ms: f64, basis: &str| {
         let tolerance = timing::tolerance_ms(r_ms.abs()) + extra_ms;
         if (r_ms - o_ms).abs() > tolerance {
             out.push(Divergence {
                 path,
-                reference: format!("{r_ms:.1} ms"),
-                other: format!("{o_ms:.1} ms"),
+                reference: format!("{r_ms:.1} ms{basis}"),
+                other: format!("{o_ms:.1} ms{basis}"),
                 tolerance_ms: Some(tolerance),
                 known: None,
             });
@@ -296,10 +298,21 @@ fn compare_timing(reference: &Trace, other: &Trace, extra_ms: f64, out: &mut Vec
         if reference.frames[i].dir != crate::trace::Dir::Out {
             continue;
         }
-        let r = reference.frames[i].t_ms - reference.frames[i - 1].t_ms;
-        let o = other.frames[i].t_ms - other.frames[i - 1].t_ms;
-        check(format!("frame[{i}].interval"), r, o);
+        let path = format!("frame[{i}].interval");
+        match emitting_call(reference, i).filter(|c| *c < other.calls.len()) {
+            Some(c) => {
+                let r = reference.frames[i].t_ms - call_start_ms(reference, c);
+                let o = other.frames[i].t_ms - call_start_ms(other, c);
+                check_from(path, r, o, &format!(" after call[{c}] began"));
+            }
+            None => {
+                let r = reference.frames[i].t_ms - reference.frames[i - 1].t_ms;
+                let o = other.frames[i].t_ms - other.frames[i - 1].t_ms;
+                check_from(path, r, o, "");
+            }
+        }
     }
+    let mut check = |path: String, r_ms: f64, o_ms: f64| check_from(path, r_ms, o_ms, "");
     let n = reference.calls.len().min(other.calls.len());
     for i in 0..n {
         let woken = since_previous_event(reference, i);
@@ -317,6 +330,31 @@ fn compare_timing(reference: &Trace, other: &Trace, extra_ms: f64, out: &mut Vec
             );
         }
     }
+}
+
+/// Calls that can put a segment on the wire themselves (a SYN, data, a window update, a FIN
+/// or RST, a push on an option change); a poll, a getsockopt or a pause cannot.
+const EMITTING_CALLS: [&str; 5] = ["connect", "send", "recv", "close", "setsockopt"];
+
+/// When call `c` began, in ms since the origin.
+fn call_start_ms(trace: &Trace, c: usize) -> f64 {
+    trace.calls[c].t_ms - trace.calls[c].took_ms
+}
+
+/// The call that sent frame `i`, if the trace shows one: a call that can emit frames, begun
+/// after the frame before (so nothing since then but the call can have caused it), and
+/// still running, or returned at most a jiffy earlier, when the frame went out. A FIN then
+/// counts from `close()`, not from an ACK whose time the peer's scheduling set.
+fn emitting_call(trace: &Trace, i: usize) -> Option<usize> {
+    let t = trace.frames[i].t_ms;
+    let previous = trace.frames[i - 1].t_ms;
+    (0..trace.calls.len()).rev().find(|&c| {
+        let start = call_start_ms(trace, c);
+        EMITTING_CALLS.contains(&trace.calls[c].record.call.as_str())
+            && start > previous
+            && start <= t
+            && t <= trace.calls[c].t_ms + timing::JIFFY_MS
+    })
 }
 
 /// The time from the latest event before call `i` returned (a frame, or an earlier call's
@@ -461,6 +499,7 @@ pub fn diff_with_allowance(
 mod tests {
     use super::*;
     use crate::capture::Captured;
+    use crate::dut::CallRecord;
     use crate::frame::{self, Segment};
     use std::net::Ipv4Addr;
 
@@ -547,6 +586,97 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].path, "frame[1].interval");
         assert_eq!(d[0].tolerance_ms, Some(36.0));
+    }
+
+    /// A data-less segment at `t_us` µs, from the DUT or from the peer.
+    fn segment(t_us: i64, from_dut: bool, flags: u16) -> Captured {
+        let (dut, peer) = (
+            (Ipv4Addr::new(198, 18, 0, 1), 40000),
+            (Ipv4Addr::new(198, 18, 0, 2), 80),
+        );
+        let ((src_ip, sport), (dst_ip, dport), src_mac, dst_mac) = if from_dut {
+            (dut, peer, DUT, PEER)
+        } else {
+            (peer, dut, PEER, DUT)
+        };
+        Captured {
+            t_ns: 1_000_000_000 + t_us * 1_000,
+            bytes: frame::tcp(&Segment {
+                src_mac,
+                dst_mac,
+                src_ip,
+                dst_ip,
+                ip_id: 1,
+                sport,
+                dport,
+                seq: 1,
+                ack: 1,
+                flags,
+                window: 64240,
+                options: vec![],
+                payload_len: 0,
+            }),
+        }
+    }
+
+    fn call(name: &str, start_us: i64, end_us: i64) -> CallRecord {
+        CallRecord {
+            call: name.into(),
+            args: String::new(),
+            ret: 0,
+            errno: None,
+            outcome: "0".into(),
+            start_ns: 1_000_000_000 + start_us * 1_000,
+            end_ns: 1_000_000_000 + end_us * 1_000,
+        }
+    }
+
+    /// A connect answered after `synack_ms` (the peer's own timing), then close() at 150 ms
+    /// whose FIN leaves `fin_after_us` after the call began.
+    fn connect_then_close(synack_ms: i64, fin_after_us: i64) -> Trace {
+        let frames = [
+            segment(0, true, flags::SYN),
+            segment(synack_ms * 1000, false, flags::SYN | flags::ACK),
+            segment(synack_ms * 1000 + 40, true, flags::ACK),
+            segment(150_000 + fin_after_us, true, flags::FIN | flags::ACK),
+        ];
+        let calls = [
+            call("connect", -10, 0),
+            call("poll", 20, 25),
+            call("close", 150_000, 150_000 + fin_after_us + 30),
+        ];
+        crate::trace::build(&frames, &calls, DUT)
+    }
+
+    #[test]
+    fn a_frame_a_call_sent_is_timed_from_the_call_not_from_a_late_peer() {
+        // The peer's SYN-ACK came 12 ms late in the second run (its timer, not the DUT):
+        // counted from the ACK before it, the FIN looked 12 ms early.
+        let on_time = connect_then_close(50, 60);
+        let peer_late = connect_then_close(62, 90);
+        assert_eq!(diff(&on_time, &peer_late, &[], (32768, 60999)), vec![]);
+        // A FIN that left 20 ms after close() began is the DUT's own lateness.
+        let d = diff(
+            &on_time,
+            &connect_then_close(50, 20_000),
+            &[],
+            (32768, 60999),
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].path, "frame[3].interval");
+        assert_eq!(d[0].reference, "0.1 ms after call[2] began");
+        assert_eq!(d[0].other, "20.0 ms after call[2] began");
+    }
+
+    #[test]
+    fn a_frame_no_call_sent_is_timed_from_the_frame_before() {
+        // The ACK answers the SYN-ACK: connect() began before the SYN-ACK, and poll()
+        // cannot send, so both runs count from the SYN-ACK and agree.
+        let a = connect_then_close(50, 60);
+        let b = connect_then_close(70, 60);
+        assert_eq!(emitting_call(&a, 2), None);
+        assert_eq!(emitting_call(&a, 3), Some(2));
+        assert_eq!(diff(&a, &b, &[], (32768, 60999)), vec![]);
     }
 
     #[test]
