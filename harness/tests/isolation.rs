@@ -532,31 +532,38 @@ fn unprivileged_userns_allowed() -> Result<(), String> {
     }
 }
 
-#[test]
-fn the_suite_runs_and_passes_as_an_unprivileged_user() {
-    let _one = lock();
+/// `tcptwin run --vs stack <cases>` as the unprivileged user, in a fresh directory `label`
+/// whose artifacts directory that user owns (the binary and the cases are world-readable
+/// where cargo puts them); None, after saying so, where the host forbids user namespaces.
+fn rootless_run(label: &str, cases: &Path) -> Option<(Command, PathBuf)> {
     if let Err(why) = unprivileged_userns_allowed() {
         eprintln!("SKIPPED: this host forbids unprivileged user namespaces ({why})");
-        return;
+        return None;
     }
-    // The binary and the cases are world-readable where cargo puts them; the artifacts go
-    // to a directory the unprivileged user owns.
-    let dir = temp_dir("rootless");
+    let dir = temp_dir(label);
     let artifacts = dir.join("artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     std::os::unix::fs::chown(&artifacts, Some(65534), Some(65534)).unwrap();
-    let out = setpriv(&[
+    let mut cmd = setpriv(&[
         bin().as_ref(),
         "run".as_ref(),
         "--vs".as_ref(),
         "stack".as_ref(),
         "--artifacts".as_ref(),
         artifacts.as_os_str(),
-        cases_dir().as_os_str(),
-    ])
-    .current_dir(&dir)
-    .output()
-    .unwrap();
+        cases.as_os_str(),
+    ]);
+    cmd.current_dir(&dir);
+    Some((cmd, dir))
+}
+
+#[test]
+fn the_suite_runs_and_passes_as_an_unprivileged_user() {
+    let _one = lock();
+    let Some((mut cmd, dir)) = rootless_run("rootless", &cases_dir()) else {
+        return;
+    };
+    let out = cmd.output().unwrap();
     let report = text(&out);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{report}");
@@ -598,29 +605,15 @@ fn nice_by_thread(pid: u32) -> Vec<(String, i64)> {
 #[test]
 fn rootless_runs_keep_measured_threads_at_nice_0_and_the_rest_at_19() {
     let _one = lock();
-    if let Err(why) = unprivileged_userns_allowed() {
-        eprintln!("SKIPPED: this host forbids unprivileged user namespaces ({why})");
-        return;
-    }
-    let dir = temp_dir("rootless-nice");
-    let artifacts = dir.join("artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    std::os::unix::fs::chown(&artifacts, Some(65534), Some(65534)).unwrap();
     let case = cases_dir().join("syn-retries-2.yaml");
-    let mut child = setpriv(&[
-        bin().as_ref(),
-        "run".as_ref(),
-        "--vs".as_ref(),
-        "stack".as_ref(),
-        "--artifacts".as_ref(),
-        artifacts.as_os_str(),
-        case.as_os_str(),
-    ])
-    .current_dir(&dir)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let Some((mut cmd, dir)) = rootless_run("rootless-nice", &case) else {
+        return;
+    };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // setpriv execs tcptwin, so the child's pid is tcptwin's; the case runs ~7 s.
     let measured = ["peer", "capture", "dut-kernel", "dut-stack"];
     let mut seen: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
