@@ -7,16 +7,46 @@ use tcptwin_stack::wire::*;
 use tcptwin_stack::*;
 
 fn established(opts: Vec<TcpOption>) -> (Sim, SocketHandle, TcpRepr) {
-    let mut sim = Sim::new(&[]);
+    established_with(&[], 0, 65535, opts)
+}
+
+/// A nonblocking connect under `sysctls`, answered by a SYN-ACK of `window` and `opts`
+/// at `synack_ms` (the handshake RTT that TSO autosizing and pacing start from).
+fn established_with(
+    sysctls: &[(&str, &str)],
+    synack_ms: u64,
+    window: u16,
+    opts: Vec<TcpOption>,
+) -> (Sim, SocketHandle, TcpRepr) {
+    let mut sim = Sim::new(sysctls);
     let (h, syn) = sim.connect_nb(vec![]);
     let syn = syn.tcp().clone();
-    sim.deliver_tcp(&synack(&syn, 1000, 65535, opts), 0);
+    if synack_ms > 0 {
+        sim.now = Instant::from_millis(synack_ms);
+    }
+    sim.deliver_tcp(&synack(&syn, 1000, window, opts), 0);
     sim.pump();
     assert_eq!(
         sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
         Connect::Done(Ok(()))
     );
     (sim, h, syn)
+}
+
+/// Which of `frames` carry PSH, in order.
+fn psh_flags(frames: &[Frame]) -> Vec<bool> {
+    frames
+        .iter()
+        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
+        .collect()
+}
+
+/// Each of `frames` as (payload length, PSH).
+fn lengths_and_psh(frames: &[Frame]) -> Vec<(usize, bool)> {
+    frames
+        .iter()
+        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
+        .collect()
 }
 
 fn peer_seg(syn: &TcpRepr, seq: u32, ack: u32, flags: u16, payload: &[u8]) -> TcpRepr {
@@ -620,32 +650,25 @@ fn small_window_skbs_push_marks_grow_and_window_sliver() {
     // behind it (tcp_grow_skb, up to the cwnd quota). When the ACK opens
     // the window again, tcp_mss_split_point cuts it at the window's end:
     // 542, 542 and a 1-byte sliver that ends the TSO packet with PSH.
-    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0"), ("net.ipv4.tcp_sack", "0")]);
-    let (h, syn) = sim.connect_nb(vec![]);
-    let syn = syn.tcp().clone();
-    sim.deliver_tcp(&synack(&syn, 1000, 1085, vec![TcpOption::Mss(1460)]), 0);
-    sim.pump();
-    assert_eq!(
-        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
-        Connect::Done(Ok(()))
+    let (mut sim, h, syn) = established_with(
+        &[("net.ipv4.tcp_timestamps", "0"), ("net.ipv4.tcp_sack", "0")],
+        0,
+        1085,
+        vec![TcpOption::Mss(1460)],
     );
     assert_eq!(sim.stack.send(sim.now, h, &[1u8; 5152]), Ok(5152));
-    let first = sim.pump();
-    let shape: Vec<(usize, bool)> = first
-        .iter()
-        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
-        .collect();
-    assert_eq!(shape, vec![(542, false), (542, true)]);
+    assert_eq!(
+        lengths_and_psh(&sim.pump()),
+        vec![(542, false), (542, true)]
+    );
     let isn1 = syn.seq.wrapping_add(1);
     let mut ack = peer_seg(&syn, 1001, isn1.wrapping_add(1084), TcpFlags::ACK, &[]);
     ack.window = 1085;
     sim.deliver_tcp(&ack, 0);
-    let next = sim.pump();
-    let shape: Vec<(usize, bool)> = next
-        .iter()
-        .map(|f| (f.tcp().payload.len(), f.tcp().flags.has(TcpFlags::PSH)))
-        .collect();
-    assert_eq!(shape, vec![(542, false), (542, false), (1, true)]);
+    assert_eq!(
+        lengths_and_psh(&sim.pump()),
+        vec![(542, false), (542, false), (1, true)]
+    );
 }
 
 #[test]
@@ -654,25 +677,10 @@ fn every_multi_segment_skb_ends_with_psh() {
     // goes out alone when full (tcp_push_one) and the second on
     // forced_push; each is one TSO packet of three segments and the oracle
     // shows PSH on the last segment of each. The third waits for the window.
-    let (mut sim, h, syn) = {
-        let mut sim = Sim::new(&[]);
-        let (h, syn) = sim.connect_nb(vec![]);
-        let syn = syn.tcp().clone();
-        sim.deliver_tcp(&synack(&syn, 1000, 10017, linux_synack_options(1, 0)), 0);
-        sim.pump();
-        assert_eq!(
-            sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
-            Connect::Done(Ok(()))
-        );
-        (sim, h, syn)
-    };
+    let (mut sim, h, syn) = established_with(&[], 0, 10017, linux_synack_options(1, 0));
     let _ = syn;
     assert_eq!(sim.stack.send(sim.now, h, &[2u8; 13627]), Ok(13627));
-    let burst = sim.pump();
-    let psh: Vec<bool> = burst
-        .iter()
-        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
-        .collect();
+    let psh = psh_flags(&sim.pump());
     assert_eq!(psh, vec![false, false, true, false, false, true]);
 }
 
@@ -684,23 +692,15 @@ fn slow_handshake_keeps_tso_packets_at_two_segments_until_a_fast_sample() {
     // sk_gso_max_size bonus, so TSO packets hold bbr_min_tso_segs = 2
     // segments, each ending in PSH.
     // A data ACK 100 µs later is a fast sample: packets grow to the cwnd.
-    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
-    let (h, syn) = sim.connect_nb(vec![]);
-    let syn = syn.tcp().clone();
-    sim.now = Instant::from_millis(18);
-    sim.deliver_tcp(&synack(&syn, 1000, 65535, vec![TcpOption::Mss(1460)]), 0);
-    sim.pump();
-    assert_eq!(
-        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
-        Connect::Done(Ok(()))
+    let (mut sim, h, syn) = established_with(
+        &[("net.ipv4.tcp_timestamps", "0")],
+        18,
+        65535,
+        vec![TcpOption::Mss(1460)],
     );
     sim.now = Instant::from_millis(40);
     assert_eq!(sim.stack.send(sim.now, h, &[3u8; 40_000]), Ok(40_000));
-    let burst = sim.pump();
-    let psh: Vec<bool> = burst
-        .iter()
-        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
-        .collect();
+    let psh = psh_flags(&sim.pump());
     assert_eq!(psh, [false, true].repeat(5));
     let isn1 = syn.seq.wrapping_add(1);
     sim.now = Instant::from_nanos(40_100_000);
@@ -800,23 +800,15 @@ fn a_one_segment_head_cut_from_the_marked_tail_has_no_psh() {
     // them, each ending in PSH. One segment of cwnd is left for the tail
     // skb that tcp_push marked: tso_fragment cuts that one segment off and
     // leaves the mark on the remainder, so it carries no PSH.
-    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
-    let (h, syn) = sim.connect_nb(vec![]);
-    let syn = syn.tcp().clone();
-    sim.now = Instant::from_millis(8);
-    sim.deliver_tcp(&synack(&syn, 1000, 26674, vec![TcpOption::Mss(1460)]), 0);
-    sim.pump();
-    assert_eq!(
-        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
-        Connect::Done(Ok(()))
+    let (mut sim, h, _) = established_with(
+        &[("net.ipv4.tcp_timestamps", "0")],
+        8,
+        26674,
+        vec![TcpOption::Mss(1460)],
     );
     sim.now = Instant::from_millis(40);
     assert_eq!(sim.stack.send(sim.now, h, &[4u8; 18149]), Ok(18149));
-    let burst = sim.pump();
-    let psh: Vec<bool> = burst
-        .iter()
-        .map(|f| f.tcp().flags.has(TcpFlags::PSH))
-        .collect();
+    let psh = psh_flags(&sim.pump());
     let mut want = [false, false, true].repeat(3);
     want.push(false);
     assert_eq!(psh, want);
@@ -836,17 +828,9 @@ fn tiny_window_skbs_grow_one_skb_per_push_before_the_window_test() {
     // bytes (max_window 128: MSS 128); each push then sends what fits and
     // grows the rest by one 36-byte skb: 128, 128, then 104 and 108-byte
     // skbs, each marked PSH, and the tail (72 bytes) with the FIN.
-    let mut sim = Sim::new(&[("net.ipv4.tcp_sack", "0")]);
-    let (h, syn) = sim.connect_nb(vec![]);
-    let syn = syn.tcp().clone();
     let mut opts = linux_synack_options(0, 0);
     opts.retain(|o| *o != TcpOption::SackPermitted);
-    sim.deliver_tcp(&synack(&syn, 1000, 1, opts), 0);
-    sim.pump();
-    assert_eq!(
-        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
-        Connect::Done(Ok(()))
-    );
+    let (mut sim, h, syn) = established_with(&[("net.ipv4.tcp_sack", "0")], 0, 1, opts);
     sim.now = Instant::from_millis(40);
     assert_eq!(sim.stack.send(sim.now, h, &[5u8; 3083]), Ok(3024));
     sim.stack.close(sim.now, h).unwrap();
