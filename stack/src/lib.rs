@@ -43,3 +43,4 @@ pub use stack::{Connect, SocketHandle, Stack, Stats};
 pub use tcp::State;
 pub use wire::EthernetAddress;
 pub mod driver;
+pub mod packet_socket;

@@ -9,7 +9,8 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
-use tcptwin_stack::driver::{Driver, PacketSocket};
+use tcptwin_stack::driver::Driver;
+use tcptwin_stack::packet_socket::PacketSocket;
 use tcptwin_stack::*;
 
 fn ip(args: &[&str]) -> Result<(), String> {

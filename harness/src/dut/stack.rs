@@ -14,7 +14,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tcptwin_stack::driver::{read_config, Driver, PacketSocket};
+use tcptwin_stack::driver::{read_config, Driver};
+use tcptwin_stack::packet_socket::PacketSocket;
 use tcptwin_stack::socket::poll as pollbits;
 use tcptwin_stack::{
     Config, Errno, EthernetAddress, Interface, Route, RouteKind, SockAddr, SockOpt, SockOptName,

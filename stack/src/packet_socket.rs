@@ -1,0 +1,375 @@
+//! The stack's link: an `AF_PACKET` socket on the DUT interface, which the
+//! [`crate::driver::Driver`] reads frames from and sends the stack's frames on.
+//!
+//! Namespaces: an AF_PACKET socket belongs to the network namespace of the
+//! thread that creates it, so call [`PacketSocket::open`] on a thread that has
+//! entered the DUT namespace. After that the socket can be used from any
+//! thread. The kernel of that namespace must not own the stack's IPv4 address
+//! (it would answer the stack's peers with RSTs).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+const ETH_P_ALL: u16 = 0x0003;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+
+/// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, nonblocking,
+/// ignoring its own outgoing frames, with `PACKET_AUXDATA` so that frames
+/// whose checksum was left to offload can be completed before parsing.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+impl PacketSocket {
+    /// Open and bind to `ifname` in the calling thread's network namespace.
+    pub fn open(ifname: &str) -> io::Result<Self> {
+        let name = std::ffi::CString::new(ifname)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: `name` is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Protocol 0 at creation registers no packet hook, so the bind in
+        // `from_fd` (sll_protocol = ETH_P_ALL) registers one without first
+        // unregistering it, which would wait for an RCU grace period
+        // (packet_do_bind → __unregister_prot_hook → synchronize_net), ~10 ms.
+        // SAFETY: plain socket(2) call; the fd is owned below.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })?;
+        // SAFETY: `raw` is a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Self::from_fd(fd, ifindex as i32)
+    }
+
+    /// Adopt an `AF_PACKET` socket created elsewhere (e.g. on a thread inside
+    /// the namespace) and bind it to `ifindex`.
+    pub fn from_fd(fd: OwnedFd, ifindex: i32) -> io::Result<Self> {
+        // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: valid fd, pointer and length of a sockaddr_ll.
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        let one: libc::c_int = 1;
+        for opt in [PACKET_IGNORE_OUTGOING, libc::PACKET_AUXDATA] {
+            // SAFETY: valid fd and an int option value. PACKET_IGNORE_OUTGOING
+            // may be missing on old kernels: outgoing frames are also filtered by pkttype.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    opt,
+                    &one as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+        }
+        // Nonblocking in case the caller's fd was not.
+        // SAFETY: fcntl on a valid fd.
+        unsafe {
+            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        Ok(PacketSocket { fd, ifindex })
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// Send one Ethernet frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: valid fd and buffer.
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receive one incoming frame (WouldBlock when none). Outgoing frames are
+    /// skipped; a frame whose TCP/ICMP checksum was left to offload
+    /// (`TP_STATUS_CSUMNOTREADY`) gets it computed, as the kernel would trust it.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: buf.len(),
+            };
+            // SAFETY: zeroed sockaddr_ll and msghdr are valid.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut cmsg = [0u64; 16];
+            // SAFETY: plain old data.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = &mut sll as *mut libc::sockaddr_ll as *mut libc::c_void;
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cmsg.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = std::mem::size_of_val(&cmsg);
+            // SAFETY: msg points at live buffers for the duration of the call.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+            if let Some(n) = finish_frame(&msg, &sll, n as usize, buf) {
+                return Ok(Some(n));
+            }
+        }
+    }
+
+    /// Receive up to [`BATCH`] frames in one `recvmmsg`, into `bufs`: the
+    /// length of each frame read goes to `lens` (None for a skipped outgoing
+    /// frame), as [`PacketSocket::recv`] would return it. Returns how many
+    /// messages were read: 0 when none was waiting, fewer than `bufs.len()`
+    /// when the queue was emptied.
+    pub fn recv_batch(
+        &self,
+        bufs: &mut [Box<[u8]>],
+        lens: &mut [Option<usize>],
+    ) -> io::Result<usize> {
+        let k = bufs.len().min(lens.len()).min(BATCH);
+        // SAFETY: plain old data; zeroed is a valid value for each.
+        let mut slls: [libc::sockaddr_ll; BATCH] = unsafe { std::mem::zeroed() };
+        let mut cmsgs = [[0u64; 16]; BATCH];
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..k {
+            iovs[i] = libc::iovec {
+                iov_base: bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: bufs[i].len(),
+            };
+            let m = &mut hdrs[i].msg_hdr;
+            m.msg_name = &mut slls[i] as *mut libc::sockaddr_ll as *mut libc::c_void;
+            m.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            m.msg_iov = &mut iovs[i];
+            m.msg_iovlen = 1;
+            m.msg_control = cmsgs[i].as_mut_ptr() as *mut libc::c_void;
+            m.msg_controllen = std::mem::size_of_val(&cmsgs[i]);
+        }
+        // SAFETY: every header points at live buffers for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                k as libc::c_uint,
+                libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        let n = n as usize;
+        for i in 0..n {
+            let len = hdrs[i].msg_len as usize;
+            lens[i] = finish_frame(&hdrs[i].msg_hdr, &slls[i], len, &mut bufs[i]);
+        }
+        Ok(n)
+    }
+}
+
+impl PacketSocket {
+    /// Send `frames` in order, as few `sendmmsg` calls as it takes. A frame larger than
+    /// the device allows (`EMSGSIZE`) is lost, as in [`flush`]; any other error ends it.
+    pub fn send_batch(&self, frames: &[Vec<u8>]) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < frames.len() {
+            let rest = &frames[sent..frames.len().min(sent + BATCH)];
+            // SAFETY: plain old data; zeroed is a valid value for each.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (i, frame) in rest.iter().enumerate() {
+                iovs[i] = libc::iovec {
+                    iov_base: frame.as_ptr() as *mut libc::c_void,
+                    iov_len: frame.len(),
+                };
+                hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+                hdrs[i].msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: every header points at a live frame for the duration of the call;
+            // the kernel only reads them.
+            let n = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    rest.len() as libc::c_uint,
+                    0,
+                )
+            };
+            if n > 0 {
+                sent += n as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EMSGSIZE) {
+                return Err(e);
+            }
+            // The first of the rest was refused (sendmmsg reports an error only when
+            // nothing went out): it is lost, the others still go.
+            sent += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Frames read per `recvmmsg` by [`PacketSocket::recv_batch`], and sent per `sendmmsg`
+/// by [`PacketSocket::send_batch`].
+pub const BATCH: usize = 8;
+
+/// After a receive of `n` bytes (the real length, `MSG_TRUNC`) into `buf`:
+/// None for our own outgoing frame; else the length, with a TCP checksum
+/// left to offload (`TP_STATUS_CSUMNOTREADY` in `PACKET_AUXDATA`) computed.
+fn finish_frame(
+    msg: &libc::msghdr,
+    sll: &libc::sockaddr_ll,
+    n: usize,
+    buf: &mut [u8],
+) -> Option<usize> {
+    if sll.sll_pkttype == libc::PACKET_OUTGOING {
+        return None;
+    }
+    let n = n.min(buf.len());
+    let mut csum_not_ready = false;
+    // SAFETY: walking the control buffer the kernel filled in.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                let aux = libc::CMSG_DATA(c) as *const libc::tpacket_auxdata;
+                csum_not_ready =
+                    std::ptr::read_unaligned(aux).tp_status & TP_STATUS_CSUMNOTREADY != 0;
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    if csum_not_ready {
+        complete_checksum(&mut buf[..n]);
+    }
+    Some(n)
+}
+
+/// Compute the TCP checksum of an Ethernet/IPv4/TCP frame in place.
+fn complete_checksum(frame: &mut [u8]) {
+    use crate::wire::{checksum, EtherType, EthernetFrame, IpProtocol, Ipv4Packet};
+    let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+        return;
+    };
+    if eth.ethertype() != EtherType::Ipv4 {
+        return;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return;
+    };
+    if ip.protocol() != IpProtocol::Tcp {
+        return;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let start = 14 + ip.header_len() as usize;
+    let end = 14 + ip.total_len() as usize;
+    if end > frame.len() || end < start + 20 {
+        return;
+    }
+    let seg = &mut frame[start..end];
+    seg[16] = 0;
+    seg[17] = 0;
+    let c = checksum::transport(src, dst, 6, seg);
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_completion() {
+        use crate::wire::*;
+        let tcp = TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            flags: TcpFlags(TcpFlags::SYN),
+            ..TcpRepr::default()
+        };
+        let (s, d) = (
+            std::net::Ipv4Addr::new(1, 1, 1, 1),
+            std::net::Ipv4Addr::new(2, 2, 2, 2),
+        );
+        let mut seg = tcp.to_bytes(s, d);
+        let good = seg.clone();
+        seg[16] = 0x12;
+        let ip = Ipv4Repr {
+            src_addr: s,
+            dst_addr: d,
+            protocol: IpProtocol::Tcp,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+            ttl: 64,
+            options: vec![],
+            payload_len: seg.len(),
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2; 6]),
+            dst_addr: EthernetAddress([4; 6]),
+            ethertype: EtherType::Ipv4,
+        };
+        let mut f = ethernet::build_frame(&eth, &ip.build(&seg));
+        complete_checksum(&mut f);
+        assert_eq!(&f[34..], &good[..]);
+    }
+}
