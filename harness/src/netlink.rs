@@ -205,6 +205,17 @@ impl Netlink {
             .map_err(|e| fail(format!("bringing link {index} up"), e))
     }
 
+    /// Brings an interface up with `mac` as its own address, in one request.
+    pub fn set_up_with_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        let message = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .up()
+            .build();
+        self.runtime
+            .block_on(self.handle.link().set(message).execute())
+            .map_err(|e| fail(format!("bringing link {index} up with its MAC"), e))
+    }
+
     /// Adds an IPv4 address with its prefix length (this also installs the connected route).
     pub fn add_address(&self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
         self.runtime
