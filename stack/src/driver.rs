@@ -96,8 +96,6 @@ fn flush(stack: &mut Stack, sock: &PacketSocket) -> io::Result<()> {
 pub struct Driver {
     stack: Stack,
     sock: AsyncFd<PacketSocket>,
-    /// Receive buffers for [`PacketSocket::recv_batch`], reused.
-    bufs: Vec<Box<[u8]>>,
 }
 
 impl Driver {
@@ -109,13 +107,7 @@ impl Driver {
         // replaced), so it stays open and the same for the AsyncFd's lifetime.
         let sock = unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }
             .map_err(io::Error::from)?;
-        Ok(Driver {
-            stack,
-            sock,
-            bufs: (0..BATCH)
-                .map(|_| vec![0u8; 65536].into_boxed_slice())
-                .collect(),
-        })
+        Ok(Driver { stack, sock })
     }
 
     /// The stack's current time: `CLOCK_MONOTONIC`.
@@ -148,20 +140,19 @@ impl Driver {
     /// batch saves is a system call per answer. Returns false if none was
     /// waiting.
     fn drain(&mut self) -> io::Result<bool> {
-        let mut lens = [None; BATCH];
         let mut any = false;
         loop {
-            let n = self.sock.get_ref().recv_batch(&mut self.bufs, &mut lens)?;
-            for (i, len) in lens[..n].iter().enumerate() {
-                if let Some(len) = *len {
-                    let now = self.now();
-                    self.stack.handle_frame(now, &self.bufs[i][..len]);
-                }
+            let stack = &mut self.stack;
+            let n = self.sock.get_mut().read(BATCH, |frame| {
+                stack.handle_frame(monotonic_now(), frame);
+            });
+            if n == 0 {
+                return Ok(any);
             }
             flush(&mut self.stack, self.sock.get_ref())?;
-            any |= n > 0;
-            // A short batch emptied the queue.
-            if n < self.bufs.len() {
+            any = true;
+            // A short batch emptied the ring.
+            if n < BATCH {
                 return Ok(any);
             }
         }

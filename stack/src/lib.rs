@@ -44,3 +44,4 @@ pub use tcp::State;
 pub use wire::EthernetAddress;
 pub mod driver;
 pub mod packet_socket;
+pub mod rx_ring;

@@ -10,14 +10,14 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::rx_ring::RxRing;
+
 const ETH_P_ALL: u16 = 0x0003;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
-/// Two `AF_PACKET`/`SOCK_RAW` sockets bound to one interface, nonblocking: one
-/// that receives (every protocol, ignoring its own outgoing frames, with
-/// `PACKET_AUXDATA` so that frames whose checksum was left to offload can be
-/// completed before parsing) and one that only sends.
+/// Two `AF_PACKET`/`SOCK_RAW` sockets bound to one interface, nonblocking: a
+/// [`Receiver`] (every protocol, through an [`RxRing`], ignoring its own outgoing
+/// frames) and one that only sends.
 ///
 /// Why two: the driver waits on the receiver with epoll, which puts an entry on
 /// that socket's wait queue. Each frame a socket sends is charged to it until
@@ -28,22 +28,42 @@ const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 #[derive(Debug)]
 pub struct PacketSocket {
     /// Bound with `ETH_P_ALL`: the frames the stack reads, and the fd to wait on.
-    receiver: OwnedFd,
+    receiver: Receiver,
     /// Bound with protocol 0, which registers no packet hook: it never receives.
     sender: OwnedFd,
     ifindex: i32,
 }
 
+/// The receiving socket with its ring, made in the namespace it will be bound in but
+/// not bound yet, so that it can be made ahead of a run (setting up the ring waits for
+/// an RCU grace period; see [`crate::rx_ring`]). Drop it off the critical path too:
+/// closing it waits for another.
+#[derive(Debug)]
+pub struct Receiver {
+    fd: OwnedFd,
+    ring: RxRing,
+}
+
+impl Receiver {
+    /// A receiver with a ring for frames of an interface of `mtu`, in the calling
+    /// thread's network namespace.
+    pub fn new(mtu: u32) -> io::Result<Receiver> {
+        let fd = packet_socket()?;
+        let ring = RxRing::attach(fd.as_fd(), mtu)?;
+        Ok(Receiver { fd, ring })
+    }
+}
+
 impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
-        self.receiver.as_raw_fd()
+        self.receiver.fd.as_raw_fd()
     }
 }
 
 /// The receiver: the fd that becomes readable when a frame arrives.
 impl AsFd for PacketSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.receiver.as_fd()
+        self.receiver.fd.as_fd()
     }
 }
 
@@ -55,14 +75,13 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A nonblocking `AF_PACKET` socket of protocol 0, bound to `ifindex` for `protocol`
-/// (network order).
+/// A nonblocking `AF_PACKET` socket of protocol 0, unbound.
 ///
 /// Protocol 0 at creation registers no packet hook, so a bind for `ETH_P_ALL`
 /// registers one without first unregistering it, which would wait for an RCU
 /// grace period (`packet_do_bind` → `__unregister_prot_hook` → `synchronize_net`),
 /// ~10 ms. A bind for protocol 0 registers none at all (`packet_do_bind`).
-fn bound_socket(ifindex: i32, protocol: u16) -> io::Result<OwnedFd> {
+fn packet_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the fd is owned below.
     let raw = cvt(unsafe {
         libc::socket(
@@ -72,7 +91,11 @@ fn bound_socket(ifindex: i32, protocol: u16) -> io::Result<OwnedFd> {
         )
     })?;
     // SAFETY: `raw` is a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Binds `fd` to `ifindex` for `protocol` (network order).
+fn bind(fd: &OwnedFd, ifindex: i32, protocol: u16) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -86,42 +109,68 @@ fn bound_socket(ifindex: i32, protocol: u16) -> io::Result<OwnedFd> {
             std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         )
     })?;
-    Ok(fd)
+    Ok(())
+}
+
+/// The index and MTU of `ifname` in the calling thread's network namespace, asked of `fd`.
+fn interface(fd: &OwnedFd, ifname: &str) -> io::Result<(i32, u32)> {
+    let name = std::ffi::CString::new(ifname)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads the name and writes the MTU into `req`.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: SIOCGIFMTU filled in the `ifru_mtu` member.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    Ok((ifindex as i32, mtu as u32))
 }
 
 impl PacketSocket {
-    /// Open the receiver and the sender on `ifname` in the calling thread's network
-    /// namespace.
+    /// Opens the receiver and the sender on `ifname` in the calling thread's network
+    /// namespace. Waits for an RCU grace period to set up the ring: see [`PacketSocket::bind`].
     pub fn open(ifname: &str) -> io::Result<Self> {
-        let name = std::ffi::CString::new(ifname)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: `name` is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let ifindex = ifindex as i32;
-        let receiver = bound_socket(ifindex, ETH_P_ALL.to_be())?;
+        let sender = packet_socket()?;
+        let (_, mtu) = interface(&sender, ifname)?;
+        Self::bind(ifname, Receiver::new(mtu)?)
+    }
+
+    /// Binds `receiver`, made ahead in this namespace, and a new sender to `ifname`.
+    pub fn bind(ifname: &str, receiver: Receiver) -> io::Result<Self> {
+        let sender = packet_socket()?;
+        let (ifindex, _) = interface(&sender, ifname)?;
+        bind(&sender, ifindex, 0)?;
         let one: libc::c_int = 1;
-        for opt in [PACKET_IGNORE_OUTGOING, libc::PACKET_AUXDATA] {
-            // SAFETY: valid fd and an int option value. PACKET_IGNORE_OUTGOING
-            // may be missing on old kernels: outgoing frames are also filtered by pkttype.
-            unsafe {
-                libc::setsockopt(
-                    receiver.as_raw_fd(),
-                    libc::SOL_PACKET,
-                    opt,
-                    &one as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-        }
-        let sender = bound_socket(ifindex, 0)?;
+        // SAFETY: valid fd and an int option value. PACKET_IGNORE_OUTGOING may be
+        // missing on old kernels: outgoing frames are also skipped by pkttype.
+        unsafe {
+            libc::setsockopt(
+                receiver.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_IGNORE_OUTGOING,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        bind(&receiver.fd, ifindex, ETH_P_ALL.to_be())?;
         Ok(PacketSocket {
             receiver,
             sender,
             ifindex,
         })
+    }
+
+    /// Hands up to `max` waiting frames to `handle`, in arrival order ([`RxRing::read`]);
+    /// returns how many.
+    pub fn read(&mut self, max: usize, handle: impl FnMut(&[u8])) -> usize {
+        self.receiver.ring.read(max, handle)
     }
 
     /// The interface index.
@@ -144,97 +193,6 @@ impl PacketSocket {
             return Err(io::Error::last_os_error());
         }
         Ok(())
-    }
-
-    /// Receive one incoming frame (WouldBlock when none). Outgoing frames are
-    /// skipped; a frame whose TCP/ICMP checksum was left to offload
-    /// (`TP_STATUS_CSUMNOTREADY`) gets it computed, as the kernel would trust it.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-                iov_len: buf.len(),
-            };
-            // SAFETY: zeroed sockaddr_ll and msghdr are valid.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut cmsg = [0u64; 16];
-            // SAFETY: plain old data.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = &mut sll as *mut libc::sockaddr_ll as *mut libc::c_void;
-            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cmsg.as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = std::mem::size_of_val(&cmsg);
-            // SAFETY: msg points at live buffers for the duration of the call.
-            let n = unsafe { libc::recvmsg(self.receiver.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    return Ok(None);
-                }
-                return Err(e);
-            }
-            if let Some(n) = finish_frame(&msg, &sll, n as usize, buf) {
-                return Ok(Some(n));
-            }
-        }
-    }
-
-    /// Receive up to [`BATCH`] frames in one `recvmmsg`, into `bufs`: the
-    /// length of each frame read goes to `lens` (None for a skipped outgoing
-    /// frame), as [`PacketSocket::recv`] would return it. Returns how many
-    /// messages were read: 0 when none was waiting, fewer than `bufs.len()`
-    /// when the queue was emptied.
-    pub fn recv_batch(
-        &self,
-        bufs: &mut [Box<[u8]>],
-        lens: &mut [Option<usize>],
-    ) -> io::Result<usize> {
-        let k = bufs.len().min(lens.len()).min(BATCH);
-        // SAFETY: plain old data; zeroed is a valid value for each.
-        let mut slls: [libc::sockaddr_ll; BATCH] = unsafe { std::mem::zeroed() };
-        let mut cmsgs = [[0u64; 16]; BATCH];
-        // SAFETY: as above.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..k {
-            iovs[i] = libc::iovec {
-                iov_base: bufs[i].as_mut_ptr() as *mut libc::c_void,
-                iov_len: bufs[i].len(),
-            };
-            let m = &mut hdrs[i].msg_hdr;
-            m.msg_name = &mut slls[i] as *mut libc::sockaddr_ll as *mut libc::c_void;
-            m.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            m.msg_iov = &mut iovs[i];
-            m.msg_iovlen = 1;
-            m.msg_control = cmsgs[i].as_mut_ptr() as *mut libc::c_void;
-            m.msg_controllen = std::mem::size_of_val(&cmsgs[i]);
-        }
-        // SAFETY: every header points at live buffers for the duration of the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                self.receiver.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                k as libc::c_uint,
-                libc::MSG_TRUNC,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Ok(0);
-            }
-            return Err(e);
-        }
-        let n = n as usize;
-        for i in 0..n {
-            let len = hdrs[i].msg_len as usize;
-            lens[i] = finish_frame(&hdrs[i].msg_hdr, &slls[i], len, &mut bufs[i]);
-        }
-        Ok(n)
     }
 }
 
@@ -287,40 +245,8 @@ impl PacketSocket {
 /// by [`PacketSocket::send_batch`].
 pub const BATCH: usize = 8;
 
-/// After a receive of `n` bytes (the real length, `MSG_TRUNC`) into `buf`:
-/// None for our own outgoing frame; else the length, with a TCP checksum
-/// left to offload (`TP_STATUS_CSUMNOTREADY` in `PACKET_AUXDATA`) computed.
-fn finish_frame(
-    msg: &libc::msghdr,
-    sll: &libc::sockaddr_ll,
-    n: usize,
-    buf: &mut [u8],
-) -> Option<usize> {
-    if sll.sll_pkttype == libc::PACKET_OUTGOING {
-        return None;
-    }
-    let n = n.min(buf.len());
-    let mut csum_not_ready = false;
-    // SAFETY: walking the control buffer the kernel filled in.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
-                let aux = libc::CMSG_DATA(c) as *const libc::tpacket_auxdata;
-                csum_not_ready =
-                    std::ptr::read_unaligned(aux).tp_status & TP_STATUS_CSUMNOTREADY != 0;
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    if csum_not_ready {
-        complete_checksum(&mut buf[..n]);
-    }
-    Some(n)
-}
-
 /// Compute the TCP checksum of an Ethernet/IPv4/TCP frame in place.
-fn complete_checksum(frame: &mut [u8]) {
+pub(crate) fn complete_checksum(frame: &mut [u8]) {
     use crate::wire::{checksum, EtherType, EthernetFrame, IpProtocol, Ipv4Packet};
     let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
         return;
