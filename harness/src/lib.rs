@@ -31,6 +31,7 @@ pub mod reaper;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod spare_receiver;
 pub mod sysctl;
 pub mod tcp_options;
 pub mod timing;

@@ -86,10 +86,37 @@ impl Netns {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        // Threads in a namespace run a DUT (or a listener it talks to): measured.
+        self.spawn_thread(name, true, work)
+    }
+
+    /// Starts `work` on a named thread inside this namespace at the harness's own priority:
+    /// for setup that waits (on an RCU grace period) while other setup goes on.
+    pub fn spawn_setup<R, F>(
+        &self,
+        name: &str,
+        work: F,
+    ) -> Result<thread::JoinHandle<R>, NetnsError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.spawn_thread(name, false, work)
+    }
+
+    fn spawn_thread<R, F>(
+        &self,
+        name: &str,
+        measured: bool,
+        work: F,
+    ) -> Result<thread::JoinHandle<R>, NetnsError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let fd = self.fd.try_clone().map_err(NetnsError::Open)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        // Threads in a namespace run a DUT (or a listener it talks to): measured.
-        let handle = crate::priority::spawn_measured(name, move || {
+        let body = move || {
             let entered = setns(fd.as_fd(), CloneFlags::CLONE_NEWNET);
             drop(fd);
             let failed = entered.is_err();
@@ -102,7 +129,12 @@ impl Netns {
                 }
             }
             work()
-        })
+        };
+        let handle = if measured {
+            crate::priority::spawn_measured(name, body)
+        } else {
+            thread::Builder::new().name(name.into()).spawn(body)
+        }
         .map_err(NetnsError::Spawn)?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(handle),

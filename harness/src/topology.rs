@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use crate::ethtool;
 use crate::netlink::{Netlink, NetlinkError, Route, RouteKind};
 use crate::netns::{Netns, NetnsError};
+use crate::spare_receiver::SpareReceiver;
 use crate::sysctl::{self, SysctlError};
 
 /// The DUT's interface name inside its namespace.
@@ -77,6 +78,8 @@ pub struct Topology {
     pub dut: Netns,
     pub peer: Netns,
     pub spec: TopologySpec,
+    /// For a userspace stack DUT to take ([`SpareReceiver`]).
+    pub dut_receiver: SpareReceiver,
 }
 
 /// Two namespaces joined by a veth of a given MTU, nothing else of any case in them yet:
@@ -87,6 +90,7 @@ pub struct Blank {
     pub dut: Netns,
     pub peer: Netns,
     pub mtu: u32,
+    pub dut_receiver: SpareReceiver,
 }
 
 impl Blank {
@@ -94,6 +98,8 @@ impl Blank {
     pub fn build(mtu: u32) -> Result<Blank, TopologyError> {
         let dut = Netns::new()?;
         let peer = Netns::new()?;
+        // First, so its grace period passes while the rest is built.
+        let dut_receiver = SpareReceiver::start(&dut, mtu);
         peer.run(sysctl::disable_ipv6)??;
         let peer_fd = peer.fd().as_raw_fd();
         dut.run(|| -> Result<(), TopologyError> {
@@ -104,7 +110,12 @@ impl Blank {
             Ok(())
         })??;
         peer.run(configure_peer)??;
-        Ok(Blank { dut, peer, mtu })
+        Ok(Blank {
+            dut,
+            peer,
+            mtu,
+            dut_receiver,
+        })
     }
 }
 
@@ -119,7 +130,12 @@ impl Topology {
     /// ones (`net.ipv4.conf.eth0.*`) can be set; `conf.default` no longer reaches eth0.
     pub fn from_blank(blank: Blank, spec: &TopologySpec) -> Result<Topology, TopologyError> {
         debug_assert_eq!(blank.mtu, spec.mtu, "a blank is only used for its own MTU");
-        let Blank { dut, peer, .. } = blank;
+        let Blank {
+            dut,
+            peer,
+            dut_receiver,
+            ..
+        } = blank;
         dut.run(|| configure_dut(spec))??;
         // Both ends must be able to transmit before anything runs (see wait_tx_ready).
         for (ns, ifname) in [(&dut, DUT_IF), (&peer, PEER_IF)] {
@@ -134,6 +150,7 @@ impl Topology {
             dut,
             peer,
             spec: spec.clone(),
+            dut_receiver,
         })
     }
 }

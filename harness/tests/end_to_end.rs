@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tcptwin::case::Case;
 use tcptwin::dut::KernelDut;
 use tcptwin::runner::{self, LoadedCase, Verdict};
-use tcptwin::topology::{Topology, DUT_IF, PEER_IF};
+use tcptwin::topology::{Topology, DUT_IF, DUT_MAC, KERNEL_SIDE_MAC, PEER_IF};
 use tcptwin::{ethtool, sysctl};
 
 fn cases_dir() -> PathBuf {
@@ -121,6 +121,39 @@ fn topology_has_offloads_and_ipv6_off_on_both_ends() {
         .run(|| sysctl::read("net.ipv4.tcp_sack").unwrap())
         .unwrap();
     assert_eq!(sack, "1");
+}
+
+/// The DUT veth's own MAC, as `ip` in the DUT namespace reports it.
+fn dut_veth_mac(topology: &Topology) -> String {
+    topology
+        .dut
+        .run(|| {
+            let out = std::process::Command::new("ip")
+                .args(["-br", "link", "show", "dev", DUT_IF])
+                .output()
+                .expect("running ip");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.split_whitespace()
+                .nth(2)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap()
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+#[test]
+fn a_stack_network_comes_with_a_receiver_and_a_veth_mac_other_than_the_stacks() {
+    let c: Case = loaded("handshake-default").case;
+    let stack = Topology::build(&c.topology_spec(false)).unwrap();
+    assert_eq!(dut_veth_mac(&stack), mac_text(KERNEL_SIDE_MAC));
+    assert!(stack.dut_receiver.take().is_some(), "made with the blank");
+    assert!(stack.dut_receiver.take().is_none(), "taken once");
+    let kernel = Topology::build(&c.topology_spec(true)).unwrap();
+    assert_eq!(dut_veth_mac(&kernel), mac_text(DUT_MAC));
 }
 
 #[test]

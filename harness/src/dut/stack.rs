@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tcptwin_stack::driver::{read_config, Driver};
-use tcptwin_stack::packet_socket::PacketSocket;
+use tcptwin_stack::packet_socket::{PacketSocket, Receiver};
 use tcptwin_stack::socket::poll as pollbits;
 use tcptwin_stack::{
     Config, Errno, EthernetAddress, Interface, Route, RouteKind, SockAddr, SockOpt, SockOptName,
@@ -45,11 +45,17 @@ pub struct StackDut {
 }
 
 /// What a stack in the DUT namespace starts from (call it there): a packet socket on the
-/// veth, the namespace's sysctls as `adjust` leaves them, and a runtime to drive it on.
+/// veth (its receiver made ahead with the blank, if there is one, else made now), the
+/// namespace's sysctls as `adjust` leaves them, and a runtime to drive it on.
 fn stack_parts(
+    receiver: Option<Receiver>,
     adjust: impl FnOnce(&mut Config),
 ) -> Result<(PacketSocket, Config, tokio::runtime::Runtime), String> {
-    let sock = PacketSocket::open(DUT_IF).map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
+    let sock = match receiver {
+        Some(receiver) => PacketSocket::bind(DUT_IF, receiver),
+        None => PacketSocket::open(DUT_IF),
+    }
+    .map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
     let mut config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
         .map_err(|e| format!("reading sysctls: {e}"))?;
     config.jiffies_offset = jiffies_offset();
@@ -98,10 +104,11 @@ impl Dut for StackDut {
         let steps = case.steps.clone();
         let cancel2 = cancel.clone();
         let (profile, mutation) = (self.profile, self.mutation);
+        let receiver = topology.dut_receiver.take();
         let handle = topology
             .dut
             .spawn("dut-stack", move || -> Result<(), String> {
-                let (sock, config, runtime) = stack_parts(|config| {
+                let (sock, config, runtime) = stack_parts(receiver, |config| {
                     *config = std::mem::take(config).with_profile(profile);
                     config.mutation = mutation;
                 })?;
@@ -405,11 +412,12 @@ pub fn connect_loop(
     count: usize,
 ) -> Result<Duration, String> {
     let spec = topology.spec.clone();
+    let receiver = topology.dut_receiver.take();
     topology
         .dut
         .run(move || -> Result<Duration, String> {
             crate::priority::realtime_priority();
-            let (sock, config, runtime) = stack_parts(|_| {})?;
+            let (sock, config, runtime) = stack_parts(receiver, |_| {})?;
             runtime.block_on(async move {
                 let mut driver = driver_on(&spec, config, sock)?;
                 let started = std::time::Instant::now();
