@@ -40,8 +40,10 @@ pub struct PacketSocket {
 /// closing it waits for another.
 #[derive(Debug)]
 pub struct Receiver {
-    fd: OwnedFd,
+    /// Declared first so it is unmapped first; the socket is released when the last of
+    /// the mapping and the fd goes.
     ring: RxRing,
+    fd: OwnedFd,
 }
 
 impl Receiver {
@@ -50,7 +52,7 @@ impl Receiver {
     pub fn new(mtu: u32) -> io::Result<Receiver> {
         let fd = packet_socket()?;
         let ring = RxRing::attach(fd.as_fd(), mtu)?;
-        Ok(Receiver { fd, ring })
+        Ok(Receiver { ring, fd })
     }
 }
 
@@ -137,8 +139,8 @@ impl PacketSocket {
     /// Opens the receiver and the sender on `ifname` in the calling thread's network
     /// namespace. Waits for an RCU grace period to set up the ring: see [`PacketSocket::bind`].
     pub fn open(ifname: &str) -> io::Result<Self> {
-        let sender = packet_socket()?;
-        let (_, mtu) = interface(&sender, ifname)?;
+        let probe = packet_socket()?;
+        let (_, mtu) = interface(&probe, ifname)?;
         Self::bind(ifname, Receiver::new(mtu)?)
     }
 
