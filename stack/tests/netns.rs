@@ -4,6 +4,9 @@
 //! skipped (with a message) otherwise. Both namespaces are anonymous and
 //! belong to the test's threads: they vanish when the threads end.
 
+mod namespaces;
+
+use namespaces::ip;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::process::Command;
@@ -12,22 +15,6 @@ use std::time::Duration;
 use tcptwin_stack::driver::Driver;
 use tcptwin_stack::packet_socket::PacketSocket;
 use tcptwin_stack::*;
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
 
 fn gettid() -> i64 {
     // SAFETY: gettid has no preconditions.
