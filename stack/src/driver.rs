@@ -132,13 +132,14 @@ impl Driver {
         flush(&mut self.stack, self.sock.get_ref())
     }
 
-    /// Read and handle every frame waiting on the socket, then send the
-    /// answers of a batch together, in the order they were made. The kernel's
+    /// Read and handle every frame waiting in the socket's ring, [`BATCH`] at a
+    /// time, and send the answers of a batch together, in the order they were made. The kernel's
     /// softirq answers each segment before it sees the next (tcp_v4_rcv), but
     /// the frames of one batch were all queued before the first could be
     /// answered, so the wire shows the same order either way; what the
     /// batch saves is a system call per answer. Returns false if none was
-    /// waiting.
+    /// waiting. Frames that arrive meanwhile (answers to this batch's) may be
+    /// left for the next call.
     fn drain(&mut self) -> io::Result<bool> {
         let mut any = false;
         loop {
@@ -163,8 +164,9 @@ impl Driver {
     /// Frames are read before waiting: over a veth the answer to what was
     /// just sent is usually queued already (the peer ran in our send's
     /// softirq), and reading it saves an epoll round trip. Readiness is
-    /// edge-triggered: a frame arriving after a read that emptied the queue
-    /// raises a new edge, so clearing readiness then loses nothing.
+    /// edge-triggered: a frame arriving after a read that emptied the ring
+    /// raises a new edge (`tpacket_rcv` → `sk_data_ready`), so clearing
+    /// readiness then loses nothing.
     pub async fn turn(&mut self, deadline: Option<Instant>) -> io::Result<()> {
         self.flush()?;
         // A pending socket error (ENETDOWN once the veth is gone) is not
