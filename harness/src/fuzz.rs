@@ -83,6 +83,13 @@ pub struct Found {
     pub result: PairResult,
     pub shrink_steps: usize,
     pub saved: Option<PathBuf>,
+    /// Whether the scenario diverged again when run a second time, before shrinking.
+    /// One that did not is still reported (and saved, as `<name>-unconfirmed.yaml`), as
+    /// drawn and with its diverging run: shrinking it could not tell a simpler case that
+    /// passes from a rerun that passes by chance, and would end at the scenario as drawn
+    /// after many steps, looking like a minimal case. A survey (`--no-shrink`) does not
+    /// rerun: there this is true.
+    pub reproduced: bool,
 }
 
 /// What a fuzz run did.
@@ -514,6 +521,7 @@ pub fn run(
                             result,
                             shrink_steps: 0,
                             saved,
+                            reproduced: true,
                         }
                     };
                     let _ = tx.send(Event::Found(found));
@@ -545,7 +553,9 @@ pub fn run(
 }
 
 /// proptest's shrinking loop: simplify while the scenario still diverges, complicate back
-/// when a step made it pass. Every step runs both implementations.
+/// when a step made it pass. Every step runs both implementations. First the scenario is
+/// run once more as drawn: one that passes then is reported unconfirmed, not shrunk
+/// ([`Found::reproduced`]).
 fn shrink(
     mut tree: Box<dyn ValueTree<Value = Case>>,
     first: PairResult,
@@ -555,6 +565,21 @@ fn shrink(
     other: &dyn Dut,
 ) -> Found {
     let mut minimal = named(tree.current(), config.seed, index);
+    let rerun = runner::run_pair(&minimal, reference, other, None);
+    if !diverged(&rerun) {
+        let saved = config
+            .save_dir
+            .as_deref()
+            .and_then(|dir| save(dir, &minimal.case, config, "unconfirmed", 0, &first).ok());
+        return Found {
+            index,
+            minimal: minimal.case,
+            result: first,
+            shrink_steps: 0,
+            saved,
+            reproduced: false,
+        };
+    }
     let mut result = first;
     let mut steps = 0;
     if tree.simplify() {
@@ -583,11 +608,14 @@ fn shrink(
         result,
         shrink_steps: steps,
         saved,
+        reproduced: true,
     }
 }
 
 /// Writes a case as YAML with how it was found in a comment at the top: `minimal` for a
-/// shrunk divergence (`<name>.yaml`), `error` for a scenario the harness could not run
+/// shrunk divergence (`<name>.yaml`), `drawn` for one a survey keeps as drawn
+/// (`<name>.yaml`), `unconfirmed` for one that passed when run again
+/// (`<name>-unconfirmed.yaml`), `error` for a scenario the harness could not run
 /// (`<name>-error.yaml`, with the error).
 fn save(
     dir: &Path,
@@ -598,10 +626,9 @@ fn save(
     result: &PairResult,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let file = if kind == "error" {
-        format!("{}-error.yaml", case.name)
-    } else {
-        format!("{}.yaml", case.name)
+    let file = match kind {
+        "error" | "unconfirmed" => format!("{}-{kind}.yaml", case.name),
+        _ => format!("{}.yaml", case.name),
     };
     let path = dir.join(file);
     let mut text = format!(
@@ -620,10 +647,12 @@ fn save(
             }
         }
     } else {
-        let how = if kind == "drawn" {
-            "As drawn (not shrunk)".to_string()
-        } else {
-            format!("Shrunk in {steps} steps")
+        let how = match kind {
+            "drawn" => "As drawn (not shrunk)".to_string(),
+            "unconfirmed" => {
+                "As drawn (not shrunk): it diverged once and passed when run again".to_string()
+            }
+            _ => format!("Shrunk in {steps} steps"),
         };
         text.push_str(&format!("# {how}. Diverged at:\n"));
         for d in result

@@ -251,10 +251,20 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
     }
     for found in &outcome.found {
         println!("{}", report::pair_text(&found.result, true));
+        let what = if found.reproduced {
+            format!(
+                "minimal case (scenario #{}, {} shrink steps)",
+                found.index, found.shrink_steps
+            )
+        } else {
+            format!(
+                "scenario #{} as drawn: it diverged once and passed when run again, so it \
+                 was not shrunk",
+                found.index
+            )
+        };
         println!(
-            "minimal case (scenario #{}, {} shrink steps){}:\n{}",
-            found.index,
-            found.shrink_steps,
+            "{what}{}:\n{}",
             found
                 .saved
                 .as_ref()
@@ -267,12 +277,18 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         print!("{}", report::pair_text(error, false));
     }
     let rate = outcome.scenarios as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
+    let unconfirmed = outcome.found.iter().filter(|f| !f.reproduced).count();
     println!(
-        "fuzz: seed {}, {} scenarios in {:.1} s ({rate:.1}/s), {} divergence(s), {} harness error(s)",
+        "fuzz: seed {}, {} scenarios in {:.1} s ({rate:.1}/s), {} divergence(s){}, {} harness error(s)",
         config.seed,
         outcome.scenarios,
         outcome.elapsed.as_secs_f64(),
         outcome.found.len(),
+        if unconfirmed > 0 {
+            format!(" ({unconfirmed} of them passed when run again)")
+        } else {
+            String::new()
+        },
         outcome.errors.len()
     );
     Ok(if outcome.found.is_empty() && outcome.errors.is_empty() {

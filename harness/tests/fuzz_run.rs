@@ -8,10 +8,13 @@
 
 use std::path::PathBuf;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tcptwin::case;
-use tcptwin::dut::{Dut, KernelDut};
+use tcptwin::dut::{Dut, DutError, KernelDut, Running};
 use tcptwin::fuzz::{self, FuzzConfig};
 use tcptwin::runner::{self, LoadedCase, PairVerdict};
+use tcptwin::topology::Topology;
 
 /// The two runs take turns: the kernel-against-kernel one judges timing, which another
 /// fuzz run's load on the same two cores would blur.
@@ -73,7 +76,8 @@ fn a_divergence_is_found_shrunk_saved_and_replayed() {
     );
     let found = outcome
         .found
-        .first()
+        .iter()
+        .find(|f| f.reproduced)
         .expect("smoltcp's SYN differs from Linux's: a divergence must be found");
     assert!(found.shrink_steps > 0, "the case was not shrunk");
     assert_eq!(found.result.verdict, PairVerdict::Diverged);
@@ -116,17 +120,23 @@ fn a_deliberate_stack_bug_is_found_and_the_same_run_without_it_is_clean() {
     };
     let dir = std::env::temp_dir().join(format!("tcptwin-mutation-{}", std::process::id()));
     let outcome = fuzz::run(&seeded(Some(dir.clone())), &KernelDut, &mutated, |_, _| {});
-    let found = outcome.found.first().unwrap_or_else(|| {
-        panic!(
-            "the mutated stack must be found ({} scenarios, harness errors: {:?})",
-            outcome.scenarios,
-            outcome
-                .errors
-                .iter()
-                .map(|e| tcptwin::report::pair_text(e, false))
-                .collect::<Vec<_>>()
-        )
-    });
+    // A scenario that diverged once and passed when run again (a late thread on a
+    // loaded machine) is reported apart; the bug is the first that reproduces.
+    let found = outcome
+        .found
+        .iter()
+        .find(|f| f.reproduced)
+        .unwrap_or_else(|| {
+            panic!(
+                "the mutated stack must be found ({} scenarios, harness errors: {:?})",
+                outcome.scenarios,
+                outcome
+                    .errors
+                    .iter()
+                    .map(|e| tcptwin::report::pair_text(e, false))
+                    .collect::<Vec<_>>()
+            )
+        });
     assert!(found.shrink_steps > 0, "the case was not shrunk");
     let minimal = &found.minimal;
     let tiny_mss = minimal.peer.syn.iter().any(|reaction| match reaction {
@@ -165,8 +175,79 @@ fn a_deliberate_stack_bug_is_found_and_the_same_run_without_it_is_clean() {
     let found: Vec<String> = clean
         .found
         .iter()
+        .filter(|f| f.reproduced)
         .map(|f| tcptwin::report::pair_text(&f.result, false))
         .collect();
     assert!(found.is_empty(), "{}", found.join("\n"));
     assert!(clean.errors.is_empty());
+}
+
+/// A kernel DUT whose first run sends with another default TTL (`ip_default_ttl` 7), and
+/// every later run as the kernel does: a divergence that is gone when the scenario runs
+/// again.
+struct DivergesOnce {
+    ran: AtomicBool,
+}
+
+impl Dut for DivergesOnce {
+    fn name(&self) -> &'static str {
+        "kernel-ttl-7-once"
+    }
+
+    fn kernel_owns_address(&self) -> bool {
+        true
+    }
+
+    fn run(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
+        if !self.ran.swap(true, Ordering::SeqCst) {
+            topology
+                .dut
+                .run(|| tcptwin::sysctl::write("net.ipv4.ip_default_ttl", "7"))
+                .expect("entering the DUT namespace")
+                .expect("writing ip_default_ttl");
+        }
+        KernelDut.run(topology, case)
+    }
+}
+
+/// A divergence that passes when its scenario runs again is reported as drawn, not shrunk,
+/// and saved apart (`-unconfirmed.yaml`) with why.
+#[test]
+fn a_divergence_that_does_not_come_back_is_reported_unconfirmed_and_not_shrunk() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("tcptwin-unconfirmed-{}", std::process::id()));
+    let once = DivergesOnce {
+        ran: AtomicBool::new(false),
+    };
+    let outcome = fuzz::run(
+        &FuzzConfig {
+            jobs: 1,
+            ..config(1, Some(dir.clone()), true)
+        },
+        &KernelDut,
+        &once,
+        |_, _| {},
+    );
+    let [found] = &outcome.found[..] else {
+        panic!("one divergence, the first run's: {:?}", outcome.found);
+    };
+    assert!(!found.reproduced);
+    assert_eq!(found.shrink_steps, 0);
+    assert!(
+        found
+            .result
+            .divergences
+            .iter()
+            .any(|d| d.path.ends_with("ip.ttl")),
+        "{}",
+        tcptwin::report::pair_text(&found.result, false)
+    );
+    let saved = found.saved.clone().expect("saved");
+    assert!(saved.ends_with(format!("{}-unconfirmed.yaml", found.minimal.name)));
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        text.contains("diverged once and passed when run again"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
