@@ -87,8 +87,8 @@ pub struct Found {
     /// One that did not is still reported (and saved, as `<name>-unconfirmed.yaml`), as
     /// drawn and with its diverging run: shrinking it could not tell a simpler case that
     /// passes from a rerun that passes by chance, and would end at the scenario as drawn
-    /// after many steps, looking like a minimal case. A survey (`--no-shrink`) does not
-    /// rerun: there this is true.
+    /// after many steps, looking like a minimal case. Nor does it end a run that stops at
+    /// the first divergence. A survey (`--no-shrink`) does not rerun: there this is true.
     pub reproduced: bool,
 }
 
@@ -505,10 +505,26 @@ pub fn run(
                 if result.verdict == PairVerdict::Error && !diverged(&result) {
                     let _ = tx.send(Event::Error(result, loaded.case));
                 } else if diverged(&result) {
-                    if config.stop_at_first {
+                    // Before shrinking, the scenario runs once more ([`Found::reproduced`]);
+                    // only a divergence that comes back ends a run that stops at the first.
+                    let reproduced = !config.shrink
+                        || diverged(&runner::run_pair(&loaded, reference, other, None));
+                    if config.stop_at_first && reproduced {
                         stop.store(true, std::sync::atomic::Ordering::Release);
                     }
-                    let found = if config.shrink {
+                    let found = if !reproduced {
+                        let saved = config.save_dir.as_deref().and_then(|dir| {
+                            save(dir, &loaded.case, config, "unconfirmed", 0, &result).ok()
+                        });
+                        Found {
+                            index,
+                            minimal: loaded.case,
+                            result,
+                            shrink_steps: 0,
+                            saved,
+                            reproduced: false,
+                        }
+                    } else if config.shrink {
                         shrink(tree, result, config, index, reference, other)
                     } else {
                         // A survey: the scenario as drawn, saved as it is.
@@ -553,9 +569,7 @@ pub fn run(
 }
 
 /// proptest's shrinking loop: simplify while the scenario still diverges, complicate back
-/// when a step made it pass. Every step runs both implementations. First the scenario is
-/// run once more as drawn: one that passes then is reported unconfirmed, not shrunk
-/// ([`Found::reproduced`]).
+/// when a step made it pass. Every step runs both implementations.
 fn shrink(
     mut tree: Box<dyn ValueTree<Value = Case>>,
     first: PairResult,
@@ -565,21 +579,6 @@ fn shrink(
     other: &dyn Dut,
 ) -> Found {
     let mut minimal = named(tree.current(), config.seed, index);
-    let rerun = runner::run_pair(&minimal, reference, other, None);
-    if !diverged(&rerun) {
-        let saved = config
-            .save_dir
-            .as_deref()
-            .and_then(|dir| save(dir, &minimal.case, config, "unconfirmed", 0, &first).ok());
-        return Found {
-            index,
-            minimal: minimal.case,
-            result: first,
-            shrink_steps: 0,
-            saved,
-            reproduced: false,
-        };
-    }
     let mut result = first;
     let mut steps = 0;
     if tree.simplify() {
