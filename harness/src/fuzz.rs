@@ -512,32 +512,23 @@ pub fn run(
                     if config.stop_at_first && reproduced {
                         stop.store(true, std::sync::atomic::Ordering::Release);
                     }
-                    let found = if !reproduced {
-                        let saved = config.save_dir.as_deref().and_then(|dir| {
-                            save(dir, &loaded.case, config, "unconfirmed", 0, &result).ok()
-                        });
-                        Found {
-                            index,
-                            minimal: loaded.case,
-                            result,
-                            shrink_steps: 0,
-                            saved,
-                            reproduced: false,
-                        }
-                    } else if config.shrink {
+                    let found = if reproduced && config.shrink {
                         shrink(tree, result, config, index, reference, other)
                     } else {
-                        // A survey: the scenario as drawn, saved as it is.
-                        let saved = config.save_dir.as_deref().and_then(|dir| {
-                            save(dir, &loaded.case, config, "drawn", 0, &result).ok()
-                        });
+                        // Kept as drawn: a survey's scenario, or one that passed when run
+                        // again.
+                        let kind = if reproduced { "drawn" } else { "unconfirmed" };
+                        let saved = config
+                            .save_dir
+                            .as_deref()
+                            .and_then(|dir| save(dir, &loaded.case, config, kind, 0, &result).ok());
                         Found {
                             index,
                             minimal: loaded.case,
                             result,
                             shrink_steps: 0,
                             saved,
-                            reproduced: true,
+                            reproduced,
                         }
                     };
                     let _ = tx.send(Event::Found(found));
