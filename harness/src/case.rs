@@ -835,9 +835,283 @@ pub struct Expect {
     pub calls: Vec<CallExpect>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub syn: Option<SynExpect>,
-    /// Every frame's direction and kind, in order (`"> S"`, `"< S."`, `"> ARP who-has"`).
+    /// The frames on the wire, in order: each a label (`"> S"`, `"< S."`,
+    /// `"> ARP who-has"`) or a pattern with field matchers. `frames: []` asserts that
+    /// nothing was sent; a bare `frames:` (YAML null) is refused, since it would read as
+    /// "not checked".
+    #[serde(
+        default,
+        deserialize_with = "frames_not_null",
+        skip_serializing_if = "is_default"
+    )]
+    pub frames: Option<Vec<FramePattern>>,
+    /// How `frames` is matched against the trace: `exact` (every frame, the default),
+    /// `prefix` (the trace starts with them) or `subsequence` (they appear in this order,
+    /// other frames may come between).
     #[serde(default, skip_serializing_if = "is_default")]
-    pub frames: Option<Vec<String>>,
+    pub frames_match: FramesMatch,
+}
+
+/// `frames:` with no value is YAML null; a case that wrote it meant "no frame" or forgot
+/// the list, and neither may silently turn the check off.
+fn frames_not_null<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Vec<FramePattern>>, D::Error> {
+    match Option::<Vec<FramePattern>>::deserialize(de)? {
+        Some(list) => Ok(Some(list)),
+        None => Err(serde::de::Error::custom(
+            "`frames:` has no value (YAML null); write `frames: []` to assert that no frame \
+             is sent, or list the frames",
+        )),
+    }
+}
+
+/// How an `expect.frames` list is matched against a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FramesMatch {
+    /// Every frame of the trace, in order, and no other.
+    #[default]
+    Exact,
+    /// The first frames of the trace; later ones are not checked.
+    Prefix,
+    /// Each pattern matches the first frame after the previous match with its label; frames
+    /// between are not checked.
+    Subsequence,
+}
+
+/// One entry of `expect.frames`: a frame's label alone, or a label with field matchers.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FramePattern {
+    /// `"> S"`: direction and kind, as a trace's label prints them.
+    Label(FrameLabel),
+    Fields(FrameFields),
+}
+
+impl FramePattern {
+    pub fn label(&self) -> &FrameLabel {
+        match self {
+            FramePattern::Label(label) => label,
+            FramePattern::Fields(f) => &f.frame,
+        }
+    }
+}
+
+/// Read by hand rather than `untagged`, so that an unknown key or a bad value inside a
+/// pattern is reported with its own field path instead of "matches no variant".
+impl<'de> Deserialize<'de> for FramePattern {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FramePattern;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a frame label like \"> S\" or { frame: \"> S\", fields: {...} }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FramePattern, E> {
+                FrameLabel::try_from(v.to_string())
+                    .map(FramePattern::Label)
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FramePattern, A::Error> {
+                FrameFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(FramePattern::Fields)
+            }
+        }
+        de.deserialize_any(Visitor)
+    }
+}
+
+/// A frame's direction and kind as a trace labels it: `>` (from the DUT) or `<`, then
+/// `ARP who-has`, `ARP reply`, TCP flags in tcpdump's letters (`S`, `S.`, `F.`, `R.`, `SEW`
+/// for SYN|ECE|CWR; compared as a set, so `SWE` is the same), with ` data` when the
+/// segment carries payload, or `ICMP type/code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("pattern" = r"^[<>] \S.*$"))]
+#[serde(try_from = "String", into = "String")]
+pub struct FrameLabel(pub String);
+impl TryFrom<String> for FrameLabel {
+    type Error = String;
+    fn try_from(label: String) -> Result<Self, String> {
+        let mut parts = label.splitn(2, ' ');
+        let dir = parts.next().unwrap_or("");
+        let kind = parts.next().unwrap_or("").trim();
+        if (dir == ">" || dir == "<") && !kind.is_empty() {
+            Ok(FrameLabel(format!("{dir} {kind}")))
+        } else {
+            Err(format!(
+                "frame label {label:?} is not a direction (`>` from the DUT, `<` to it), a \
+                 space and a kind (like \"> S\", \"< S.\", \"> ARP who-has\")"
+            ))
+        }
+    }
+}
+impl From<FrameLabel> for String {
+    fn from(v: FrameLabel) -> String {
+        v.0
+    }
+}
+impl FrameLabel {
+    /// The kind after the direction, e.g. `S.` or `ARP who-has`.
+    pub fn kind(&self) -> &str {
+        &self.0[2..]
+    }
+}
+
+/// A frame pattern with field matchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrameFields {
+    /// The frame's label, as in the plain form.
+    pub frame: FrameLabel,
+    /// Field values, keyed by the field's path below `frame[N].` as reports print it:
+    /// `ip.ttl`, `ip.tos`, `ip.options`, `tcp.window`, `tcp.sport`, `tcp.options` (the
+    /// whole list, like `nop,nop,TS`), `tcp.options[2]`, `arp.target_ip`, `icmp.type`, ...
+    /// Values are compared as the trace normalizes them (seq/ack relative to the ISN, the IP
+    /// ID as a delta, the ephemeral port as `$port`); numbers also match in hex (`0x10`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fields: BTreeMap<FieldPath, FieldValue>,
+    /// Milliseconds from the frame the previous pattern matched (or from the trace's origin,
+    /// for the first pattern) to this one, judged like a kernel timer of that length: within
+    /// `[gap - 1 jiffy, gap + its wheel granularity + 1 jiffy]`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub gap_ms: Option<f64>,
+}
+
+/// A frame field's path below `frame[N].`, one that the diff produces for some frame.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+pub struct FieldPath(pub String);
+impl TryFrom<String> for FieldPath {
+    type Error = String;
+    fn try_from(path: String) -> Result<Self, String> {
+        if FieldPath::known(&path) {
+            Ok(FieldPath(path))
+        } else {
+            Err(format!(
+                "{path:?} is not a frame field; fields are named as reports print them below \
+                 `frame[N].`: dir, other, arp.{{op,sender_ip,target_ip}}, \
+                 ip.{{{ip}}}, tcp.{{{tcp}}}, tcp.options[N], icmp.{{{icmp}}}",
+                ip = FieldPath::IP.join(","),
+                tcp = FieldPath::TCP.join(","),
+                icmp = FieldPath::ICMP.join(","),
+            ))
+        }
+    }
+}
+impl From<FieldPath> for String {
+    fn from(v: FieldPath) -> String {
+        v.0
+    }
+}
+impl FieldPath {
+    const IP: [&'static str; 9] = [
+        "ihl",
+        "tos",
+        "ttl",
+        "df",
+        "id",
+        "options",
+        "src",
+        "dst",
+        "checksum_ok",
+    ];
+    const TCP: [&'static str; 12] = [
+        "sport",
+        "dport",
+        "flags",
+        "seq",
+        "ack",
+        "window",
+        "urg_ptr",
+        "doff",
+        "options",
+        "payload_len",
+        "checksum_ok",
+        "options[N].ecr",
+    ];
+    const ICMP: [&'static str; 5] = ["type", "code", "rest", "quoted_seq", "checksum_ok"];
+    const ARP: [&'static str; 3] = ["op", "sender_ip", "target_ip"];
+
+    /// Whether `path` names a field the trace has for some frame (`tcp.options[3]` for any
+    /// index). `diff::frame_fields` produces these; a test there keeps the two in step.
+    pub fn known(path: &str) -> bool {
+        if path == "dir" || path == "other" {
+            return true;
+        }
+        let Some((layer, field)) = path.split_once('.') else {
+            return false;
+        };
+        fn indexed(f: &str) -> Option<&str> {
+            f.strip_prefix("options[")
+                .and_then(|rest| rest.split_once(']'))
+                .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .map(|(_, tail)| tail)
+        }
+        match layer {
+            "ip" => FieldPath::IP.contains(&field),
+            "arp" => FieldPath::ARP.contains(&field),
+            "icmp" => FieldPath::ICMP.contains(&field),
+            "tcp" => match indexed(field) {
+                Some("") | Some(".ecr") => true,
+                Some(_) => false,
+                None => FieldPath::TCP.contains(&field) && !field.contains('['),
+            },
+            _ => false,
+        }
+    }
+}
+
+/// A field's expected value: any YAML scalar, compared as text (numbers also by value).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+/// Read by hand so that a list or a map where a value belongs gets a plain message.
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a field value: a number, true/false or text (quote a key with [ ] in a \
+                     flow mapping: { \"tcp.options[0]\": nop })",
+                )
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FieldValue, E> {
+                i64::try_from(v)
+                    .map(FieldValue::Int)
+                    .map_err(|_| E::custom(format!("{v} is larger than any field")))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Bool(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(v.to_string()))
+            }
+        }
+        de.deserialize_any(Visitor)
+    }
+}
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Int(v) => write!(f, "{v}"),
+            FieldValue::Bool(v) => write!(f, "{v}"),
+            FieldValue::Text(v) => f.write_str(v),
+        }
+    }
 }
 
 /// The result of the `nth` call named `call`.

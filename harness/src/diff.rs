@@ -68,7 +68,7 @@ fn option_text(opt: &TcpOption) -> String {
 
 /// What each timestamp echo refers to: `0`, or the frame (from the other side, the latest
 /// before it) whose TSval it carries. Two runs compare equal when they echo the same frames.
-fn ts_echoes(trace: &Trace) -> Vec<(String, String)> {
+pub fn ts_echoes(trace: &Trace) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (i, f) in trace.frames.iter().enumerate() {
         let Some((k, _, ecr)) = raw_ts(&f.raw) else {
@@ -537,6 +537,70 @@ mod tests {
 
     fn trace(frames: &[Captured]) -> Trace {
         crate::trace::build(frames, &[], DUT)
+    }
+
+    #[test]
+    fn every_frame_field_can_be_named_in_an_expect_pattern() {
+        use crate::case::FieldPath;
+        use crate::trace::{IpId, NormFrame, NormIp, Port};
+        let ip = NormIp {
+            ihl: 6,
+            tos: 0,
+            ttl: 64,
+            df: true,
+            id: IpId::Delta(1),
+            options: vec![1, 1, 1, 0],
+            src: Ipv4Addr::new(198, 18, 0, 1),
+            dst: Ipv4Addr::new(198, 18, 0, 2),
+            checksum_ok: true,
+        };
+        let frames = [
+            NormFrame::Arp {
+                op: 1,
+                sender_ip: ip.src,
+                target_ip: ip.dst,
+            },
+            NormFrame::Tcp {
+                ip: ip.clone(),
+                sport: Port::Ephemeral,
+                dport: Port::Fixed(80),
+                seq: 0,
+                ack: 0,
+                flags: flags::SYN,
+                window: 1,
+                urg_ptr: 0,
+                doff: 10,
+                options: tcp_options::parse(&LINUX),
+                payload_len: 0,
+                checksum_ok: true,
+            },
+            NormFrame::Icmp {
+                ip,
+                icmp_type: 3,
+                code: 4,
+                rest: [0; 4],
+                quoted_seq: Some(0),
+                checksum_ok: true,
+            },
+            NormFrame::Other {
+                text: "ipv6".into(),
+            },
+        ];
+        let mut paths: Vec<String> = frames
+            .iter()
+            .flat_map(|f| frame_fields(0, f, '>'))
+            .map(|(path, _)| path)
+            .collect();
+        let echoes = ts_echoes(&trace(&[syn(0, 1, 1, LINUX.to_vec())]));
+        assert_eq!(echoes.len(), 1);
+        paths.extend(echoes.into_iter().map(|(path, _)| path));
+        for path in paths {
+            let below = path.strip_prefix("frame[0].").unwrap();
+            assert!(
+                FieldPath::known(below),
+                "{below} cannot be named in expect.frames"
+            );
+        }
     }
 
     #[test]
