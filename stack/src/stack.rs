@@ -590,7 +590,8 @@ impl Stack {
             protocol: IpProtocol::Tcp,
             tos: s.tos | if ect { 0b10 } else { 0 },
             ident: s.tcb.next_ip_id(),
-            dont_frag: true,
+            // ip_dont_fragment: IP_PMTUDISC_WANT sets DF unless the path MTU is locked.
+            dont_frag: !s.tcb.pmtu_locked,
             ttl: s.ttl.or(s.route_ttl).unwrap_or(default_ttl),
             options: if s.ip_options.bytes.is_empty() {
                 vec![]

@@ -407,8 +407,18 @@ pub struct Tcb {
     pub mss_clamp: u32,
     /// `mss_cache`: the send MSS (without TS).
     pub mss_cache: u32,
+    /// Whether `tcp_header_len` counts the timestamp option: from `tcp_timestamps` in
+    /// `tcp_connect_init`, then from the SYN-ACK in `tcp_rcv_synsent_state_process`. The
+    /// kernel's `mss_cache` has it taken off ([`Tcb::mss_cache_reported`]).
+    header_ts: bool,
     /// Path MTU.
     pub pmtu: u32,
+    /// The path MTU is locked: an ICMP asked for less than `route.min_pmtu`, so
+    /// `__ip_rt_update_pmtu` set it to `min_pmtu` with `RTAX_MTU` locked; later updates are
+    /// ignored and segments go without DF (`ip_dont_fragment` → `ip_mtu_locked`). The
+    /// kernel keeps this in the route's next-hop exception; the stack keeps its path MTU
+    /// per connection.
+    pub pmtu_locked: bool,
     /// `icsk_ext_hdr_len` (IP options).
     pub ext_hdr_len: u32,
     /// Timestamps in use (our SYN offers them; `tstamp_ok` after the SYN-ACK).
@@ -645,6 +655,8 @@ impl Tcb {
             advmss: 0,
             mss_clamp: TCP_MSS_DEFAULT,
             mss_cache: TCP_MSS_DEFAULT,
+            header_ts: false,
+            pmtu_locked: false,
             pmtu: 0,
             ext_hdr_len: 0,
             tstamp_ok: false,
@@ -785,6 +797,7 @@ impl Tcb {
             TCP_MSS_DEFAULT
         };
         self.syn_offer_ts = cfg.tcp_timestamps != 0;
+        self.header_ts = self.syn_offer_ts;
         self.syn_offer_sack = cfg.tcp_sack;
         self.syn_offer_ws = cfg.tcp_window_scaling;
         self.tstamp_ok = false;
@@ -952,6 +965,14 @@ impl Tcb {
             mss = cutoff.max(68 - 20 - ts) + ts;
         }
         self.mss_cache = mss;
+    }
+
+    /// The kernel's `mss_cache` as `TCP_MAXSEG` reads it: `tcp_mtu_to_mss` takes the
+    /// timestamp option off when `tcp_header_len` counts it, from `connect()` on (so 524,
+    /// not 536, while the SYN is out or after it failed) and after a SYN-ACK with TS (1448).
+    pub fn mss_cache_reported(&self) -> u32 {
+        self.mss_cache
+            .saturating_sub(if self.header_ts { 12 } else { 0 })
     }
 
     /// `tcp_current_mss`: payload bytes per segment (minus 12 with timestamps).
@@ -1719,6 +1740,7 @@ impl Tcb {
                 self.window_clamp = self.window_clamp.min(65535);
             }
         }
+        self.header_ts = h.ts.is_some();
         if let Some((tsval, _)) = h.ts {
             self.tstamp_ok = true;
             self.ts_recent = tsval;
@@ -2744,10 +2766,14 @@ impl Tcb {
         };
         let sk_err = self.sk_err;
         let ip_id = self.ip_id;
+        let (mss_cache, header_ts) = (self.mss_cache, self.header_ts);
         *self = Tcb::new(params);
         self.write_seq = seq;
         self.sk_err = sk_err;
         self.ip_id = ip_id;
+        // tcp_disconnect leaves mss_cache and tcp_header_len as the connect set them.
+        self.mss_cache = mss_cache;
+        self.header_ts = header_ts;
     }
 
     /// Mirrors `tcp_v4_err` (net/ipv4/tcp_ipv4.c) once the socket is found:
@@ -2764,7 +2790,16 @@ impl Tcb {
                 if cfg.ip_no_pmtu_disc == 2 {
                     return;
                 }
-                let mtu = (mtu as u32).max(cfg.route_min_pmtu);
+                // __ip_rt_update_pmtu: a locked MTU is kept; one below min_pmtu is raised
+                // to it and locked.
+                if self.pmtu_locked {
+                    return;
+                }
+                let mut mtu = mtu as u32;
+                if mtu < cfg.route_min_pmtu {
+                    self.pmtu_locked = true;
+                    mtu = self.pmtu.min(cfg.route_min_pmtu);
+                }
                 if mtu < self.pmtu {
                     self.pmtu = mtu;
                     self.pmtu_reduced = true;

@@ -509,6 +509,70 @@ fn frag_needed_lowers_next_syn_mss() {
 }
 
 #[test]
+fn frag_needed_below_min_pmtu_locks_the_mtu_at_min_pmtu_and_clears_df() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![]);
+    assert!(syn.ip().dont_frag);
+    // MTU 300 < route.min_pmtu 552: __ip_rt_update_pmtu raises it to 552 and locks it.
+    sim.deliver_icmp(3, 4, [0, 0, 0x01, 0x2c], &quote(&syn));
+    assert!(sim.pump().is_empty(), "nothing sent immediately");
+    sim.run_until(Instant::from_millis(1100));
+    let (_, retransmit) = sim.sent.last().expect("the timer re-sent the SYN");
+    assert_eq!(retransmit.tcp().mss(), Some(512), "552 - 40, not 260");
+    assert!(!retransmit.ip().dont_frag, "a locked MTU sends without DF");
+}
+
+#[test]
+fn frag_needed_above_min_pmtu_keeps_df() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![]);
+    sim.deliver_icmp(3, 4, [0, 0, 0x03, 0xe8], &quote(&syn));
+    sim.run_until(Instant::from_millis(1100));
+    let (_, retransmit) = sim.sent.last().expect("the timer re-sent the SYN");
+    assert_eq!(retransmit.tcp().mss(), Some(960));
+    assert!(retransmit.ip().dont_frag);
+}
+
+#[test]
+fn tcp_maxseg_reads_mss_cache_without_the_timestamp_option_once_connect_offers_it() {
+    let maxseg = |sim: &mut Sim, h| sim.stack.getsockopt(h, SockOptName::TcpMaxSeg).unwrap();
+    // Timestamps offered: tcp_header_len counts them from tcp_connect_init on.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    assert_eq!(
+        maxseg(&mut sim, h),
+        SockOptValue::Int(524),
+        "536 - 12 in SYN-SENT"
+    );
+    let t = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&t, 5000, 65535, linux_synack_options(1, 0)), 0);
+    sim.pump();
+    assert_eq!(
+        maxseg(&mut sim, h),
+        SockOptValue::Int(1448),
+        "1460 - 12 with TS"
+    );
+    // Refused: tcp_disconnect leaves mss_cache and tcp_header_len as they were.
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let mut rst = synack(&t, 5000, 0, vec![]);
+    rst.flags = TcpFlags(TcpFlags::RST | TcpFlags::ACK);
+    sim.deliver_tcp(&rst, 0);
+    sim.pump();
+    let _ = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
+    assert_eq!(
+        maxseg(&mut sim, h),
+        SockOptValue::Int(524),
+        "after ECONNREFUSED"
+    );
+    // No timestamps: nothing to take off.
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, _) = sim.connect_nb(vec![]);
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(536));
+}
+
+#[test]
 fn unacceptable_ack_gets_rst_and_quick_syn_retransmit() {
     let mut sim = Sim::new(&[]);
     let (h, syn) = sim.connect_nb(vec![]);
