@@ -624,6 +624,43 @@ mod tests {
     }
 
     #[test]
+    fn every_syn_and_call_field_fails_on_a_wrong_value() {
+        // The fixture's SYN: no options, window 64240, TTL 64 (frame::tcp), TOS 0.
+        let mut trace = handshake();
+        trace.calls = crate::trace::build(&[syn(0)], &[connect(0, 3, "0")], DUT_MAC).calls;
+        let ok = |yaml: &str| all_ok(yaml, &trace);
+        let right = [
+            "  syn: { options: \"\" }\n",
+            "  syn: { window: 64240 }\n",
+            "  syn: { flags: S }\n",
+            "  syn: { ttl: 64 }\n",
+            "  syn: { tos: 0 }\n",
+            "  syn: { count: 1 }\n",
+            "  calls: [{ call: connect, result: \"0\" }]\n",
+            "  calls: [{ call: connect, result: \"0\", at_ms: 3 }]\n",
+            "  calls: [{ call: connect, result: \"0\", at_ms: 3, tolerance_ms: 1 }]\n",
+        ];
+        let wrong = [
+            "  syn: { options: \"mss 1460\" }\n",
+            "  syn: { window: 64239 }\n",
+            "  syn: { flags: SE }\n",
+            "  syn: { ttl: 63 }\n",
+            "  syn: { tos: 16 }\n",
+            "  syn: { count: 2 }\n",
+            "  syn: { intervals_ms: [1000] }\n",
+            "  calls: [{ call: connect, result: ECONNREFUSED }]\n",
+            "  calls: [{ call: connect, result: \"0\", at_ms: 200 }]\n",
+            "  calls: [{ call: connect, result: \"0\", at_ms: 10, tolerance_ms: 1 }]\n",
+        ];
+        for yaml in right {
+            assert!(ok(yaml), "{yaml}");
+        }
+        for yaml in wrong {
+            assert!(!ok(yaml), "{yaml}");
+        }
+    }
+
+    #[test]
     fn timing_accepts_late_within_granularity_and_rejects_early() {
         let tol = timing::tolerance_ms(1000.0);
         assert!(timed("t".into(), 1000.0, tol, Some(1030.0)).ok);
