@@ -926,6 +926,19 @@ impl Case {
         parsed.unwrap_or((32768, 60999))
     }
 
+    /// The port the case's first `bind` step asks for, when it names one (not 0). Such a
+    /// port is the case's choice, not the kernel's: it is compared as a number, and the
+    /// ephemeral-port properties (range, parity; `inet_hash_connect`) do not apply to it.
+    pub fn bound_port(&self) -> Option<u16> {
+        self.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Bind(b) => Some(b.port),
+                _ => None,
+            })
+            .filter(|port| *port != 0)
+    }
+
     /// The topology this case asks for, resolved into a build spec.
     pub fn topology_spec(&self, dut_kernel_address: bool) -> TopologySpec {
         let topo = &self.topology;
