@@ -56,7 +56,7 @@ fn is_default_settle(v: &u64) -> bool {
 fn is_default_mtu(v: &Mtu) -> bool {
     *v == default_mtu()
 }
-fn is_default_dut(v: &Ipv4Cidr) -> bool {
+fn is_default_dut(v: &DutAddress) -> bool {
     *v == default_dut()
 }
 fn is_default_peer(v: &Ipv4Addr) -> bool {
@@ -210,9 +210,9 @@ pub struct TopologyCase {
     /// The veth MTU on both ends.
     #[serde(default = "default_mtu", skip_serializing_if = "is_default_mtu")]
     pub mtu: Mtu,
-    /// The DUT's address and prefix length.
+    /// The DUT's address and prefix length, or `none` for an interface with no address.
     #[serde(default = "default_dut", skip_serializing_if = "is_default_dut")]
-    pub dut: Ipv4Cidr,
+    pub dut: DutAddress,
     /// The peer's address (the scripted peer answers ARP for it).
     #[serde(default = "default_peer", skip_serializing_if = "is_default_peer")]
     pub peer: Ipv4Addr,
@@ -233,11 +233,44 @@ impl Default for TopologyCase {
 fn default_mtu() -> Mtu {
     Mtu(1500)
 }
-fn default_dut() -> Ipv4Cidr {
+fn default_dut() -> DutAddress {
     // 198.18.0.0/15 is set aside for network device benchmarking (RFC 2544): never routed.
-    Ipv4Cidr {
+    DutAddress(Some(Ipv4Cidr {
         addr: Ipv4Addr::new(198, 18, 0, 1),
-        prefix: 24,
+        prefix: default_prefix(),
+    }))
+}
+/// The subnet's prefix length; with `dut: none`, still the prefix of the address the peer
+/// gets when a real listener plays it.
+fn default_prefix() -> u8 {
+    24
+}
+
+/// The DUT interface's address and prefix length (`198.18.0.1/24`), or `none`: the
+/// interface is up with no IPv4 address, so there is no connected route and no source
+/// address, and a connect that needs a route fails with ENETUNREACH
+/// (`ip_route_output_key_hash_rcu` finds none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("pattern" = r"^(none|([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2})$"))]
+#[serde(try_from = "String", into = "String")]
+pub struct DutAddress(pub Option<Ipv4Cidr>);
+impl TryFrom<String> for DutAddress {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "none" {
+            return Ok(DutAddress(None));
+        }
+        if !text.contains('/') {
+            return Err(format!(
+                "{text:?} is neither an address/prefix like 198.18.0.1/24 nor none"
+            ));
+        }
+        Ipv4Cidr::try_from(text).map(|cidr| DutAddress(Some(cidr)))
+    }
+}
+impl From<DutAddress> for String {
+    fn from(v: DutAddress) -> String {
+        v.0.map_or_else(|| "none".into(), String::from)
     }
 }
 fn default_peer() -> Ipv4Addr {
@@ -1200,13 +1233,26 @@ impl Case {
         parsed.unwrap_or((32768, 60999))
     }
 
+    /// The port the case's first `bind` step asks for, when it names one (not 0). Such a
+    /// port is the case's choice, not the kernel's: it is compared as a number, and the
+    /// ephemeral-port properties (range, parity; `inet_hash_connect`) do not apply to it.
+    pub fn bound_port(&self) -> Option<u16> {
+        self.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Bind(b) => Some(b.port),
+                _ => None,
+            })
+            .filter(|port| *port != 0)
+    }
+
     /// The topology this case asks for, resolved into a build spec.
     pub fn topology_spec(&self, dut_kernel_address: bool) -> TopologySpec {
         let topo = &self.topology;
         TopologySpec {
             mtu: topo.mtu.0,
-            dut_ip: topo.dut.addr,
-            prefix: topo.dut.prefix,
+            dut_ip: topo.dut.0.map(|cidr| cidr.addr),
+            prefix: topo.dut.0.map_or(default_prefix(), |cidr| cidr.prefix),
             peer_ip: topo.peer,
             routes: topo
                 .routes
@@ -1323,17 +1369,37 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
         return Err(invalid("steps", "a case needs at least one step".into()));
     }
     let topo = &case.topology;
-    if topo.dut.prefix == 0 || topo.dut.prefix > 30 {
-        return Err(invalid(
-            "topology.dut",
-            format!("prefix /{} leaves no room for a peer", topo.dut.prefix),
-        ));
-    }
-    if topo.peer == topo.dut.addr {
-        return Err(invalid(
-            "topology.peer",
-            "the peer cannot share the DUT's address".into(),
-        ));
+    match topo.dut.0 {
+        Some(dut) => {
+            if dut.prefix == 0 || dut.prefix > 30 {
+                return Err(invalid(
+                    "topology.dut",
+                    format!("prefix /{} leaves no room for a peer", dut.prefix),
+                ));
+            }
+            if topo.peer == dut.addr {
+                return Err(invalid(
+                    "topology.peer",
+                    "the peer cannot share the DUT's address".into(),
+                ));
+            }
+        }
+        None => {
+            // Linux refuses a gateway it cannot reach ("Nexthop has invalid gateway"), and
+            // an on-link route with no address sends from 0.0.0.0, which nothing here models.
+            if let Some(i) = topo
+                .routes
+                .iter()
+                .position(|r| r.kind == RouteType::Unicast)
+            {
+                return Err(invalid(
+                    &format!("topology.routes[{i}]"),
+                    "with `dut: none` a route can only be unreachable, prohibit or blackhole: \
+                     a unicast route needs the DUT's address"
+                        .into(),
+                ));
+            }
+        }
     }
     for (i, expect) in case.expect.calls.iter().enumerate() {
         let count = case
@@ -1485,6 +1551,46 @@ mod tests {
             err("name: x\nsysctls:\n  kernel.panic: 1\nsteps:\n  - close\n")
                 .contains("not a dotted name under net.")
         );
+    }
+
+    #[test]
+    fn a_dut_without_an_address_is_spelled_none() {
+        let text = "name: x\ntopology:\n  dut: none\nsteps:\n  - connect: {}\n";
+        let case = parse(Path::new("x.yaml"), text).unwrap();
+        assert_eq!(case.topology.dut, DutAddress(None));
+        let spec = case.topology_spec(true);
+        assert_eq!(spec.dut_ip, None);
+        let yaml = to_yaml(&case).unwrap();
+        assert!(yaml.contains("dut: none"), "{yaml}");
+        let spec = parse(Path::new("x.yaml"), MINIMAL)
+            .unwrap()
+            .topology_spec(true);
+        assert_eq!(spec.dut_ip, Some(Ipv4Addr::new(198, 18, 0, 1)));
+        let e = err("name: x\ntopology:\n  dut: nothing\nsteps:\n  - close\n");
+        assert!(
+            e.starts_with("cases/x.yaml:3:8: field `topology.dut`"),
+            "{e}"
+        );
+        assert!(e.contains("nor none"), "{e}");
+    }
+
+    #[test]
+    fn a_dut_without_an_address_takes_only_typed_routes() {
+        let with_route = |route: &str| {
+            format!(
+                "name: x\ntopology:\n  dut: none\n  routes:\n    - {route}\nsteps:\n  - close\n"
+            )
+        };
+        let typed = with_route("{ to: 192.0.2.0/24, type: unreachable }");
+        assert!(parse(Path::new("x.yaml"), &typed).is_ok());
+        for route in [
+            "{ to: 203.0.113.0/24, via: 198.18.0.2 }",
+            "{ to: 198.18.0.0/24 }",
+        ] {
+            let e = err(&with_route(route));
+            assert!(e.contains("topology.routes[0]"), "{e}");
+            assert!(e.contains("needs the DUT's address"), "{e}");
+        }
     }
 
     #[test]

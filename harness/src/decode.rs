@@ -150,9 +150,15 @@ pub fn decode(bytes: &[u8]) -> Frame {
                 let header = h.to_header();
                 let l4 = match packet.transport {
                     Some(TransportSlice::Tcp(tcp)) => {
+                        let destination =
+                            pseudo_header_destination(h.options(), h.destination_addr());
                         let checksum_ok = tcp
                             .to_header()
-                            .calc_checksum_ipv4(&header, tcp.payload())
+                            .calc_checksum_ipv4_raw(
+                                header.source,
+                                destination.octets(),
+                                tcp.payload(),
+                            )
                             .is_ok_and(|c| c == tcp.checksum());
                         L4::Tcp(TcpFields {
                             sport: tcp.source_port(),
@@ -216,6 +222,45 @@ pub fn decode(bytes: &[u8]) -> Frame {
         len: bytes.len(),
         body,
     }
+}
+
+/// The destination a TCP checksum's pseudo-header holds: the final one. A source-routed
+/// packet (LSRR 131, SSRR 137) is addressed to its next hop while the route still has
+/// hops to go (the option's pointer within its length), and its final destination is the
+/// route's last address: Linux's `ip_options_build` writes `daddr` there, and
+/// `tcp_v4_send_check` sums over `inet_daddr`, the address `connect()` was given (RFC 9293
+/// §3.1: the pseudo-header carries the final destination). Otherwise, and for options too
+/// short or malformed to hold a route, it is the header's destination.
+fn pseudo_header_destination(options: &[u8], header_dst: Ipv4Addr) -> Ipv4Addr {
+    const END: u8 = 0;
+    const NOP: u8 = 1;
+    const LSRR: u8 = 131;
+    const SSRR: u8 = 137;
+    let mut rest = options;
+    while let Some(&kind) = rest.first() {
+        match kind {
+            END => break,
+            NOP => rest = &rest[1..],
+            _ => {
+                let Some(len) = rest.get(1).map(|l| usize::from(*l)) else {
+                    break;
+                };
+                if len < 2 || len > rest.len() {
+                    break;
+                }
+                let option = &rest[..len];
+                if (kind == LSRR || kind == SSRR) && len >= 7 {
+                    let pointer = usize::from(option[2]);
+                    if pointer <= len {
+                        let last = &option[len - 4..];
+                        return Ipv4Addr::new(last[0], last[1], last[2], last[3]);
+                    }
+                }
+                rest = &rest[len..];
+            }
+        }
+    }
+    header_dst
 }
 
 /// The segment an ICMP error quotes: an IPv4 header and the first 8 bytes of TCP.
@@ -302,6 +347,84 @@ mod tests {
         };
         let L4::Tcp(tcp) = ip.l4 else { panic!() };
         assert!(!tcp.checksum_ok);
+    }
+
+    /// A Linux 6.18 SYN as captured on the host with `IP_OPTIONS` "01 83 07 04 c6 12 00 02"
+    /// (a loose source route through 198.18.0.2) and `connect(192.0.2.9:80)`: the IP header
+    /// goes to the first hop, the option's last slot holds the final destination, and the
+    /// TCP checksum is summed over the final destination.
+    const LINUX_LSRR_SYN: &str = "0274770000020274770000010800470000441a0540004006c7f6\
+        c6120001c612000201830704c0000209d7a0005052d524f200000000a002faf0edbc0000020405b4\
+        0402080a6e5b191f000000000103030a";
+
+    fn bytes_of(hex: &str) -> Vec<u8> {
+        let digits: Vec<u8> = hex.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    fn tcp_checksum_ok(frame: &[u8]) -> bool {
+        let Body::Ipv4(ip) = decode(frame).body else {
+            panic!("not IPv4")
+        };
+        let L4::Tcp(tcp) = ip.l4 else {
+            panic!("not TCP")
+        };
+        tcp.checksum_ok
+    }
+
+    #[test]
+    fn a_source_routed_syn_is_checked_against_its_final_destination() {
+        let f = bytes_of(LINUX_LSRR_SYN);
+        let Body::Ipv4(ip) = decode(&f).body else {
+            panic!("not IPv4")
+        };
+        assert_eq!(ip.dst, Ipv4Addr::new(198, 18, 0, 2), "the first hop");
+        assert_eq!(ip.options, [0x01, 0x83, 0x07, 0x04, 192, 0, 2, 9]);
+        assert!(ip.checksum_ok);
+        assert!(tcp_checksum_ok(&f), "Linux's checksum over 192.0.2.9");
+        // The same SYN with its checksum summed over the header's destination (what a stack
+        // that ignored the route would send) is flagged.
+        let mut wrong = f.clone();
+        let tcp_start = 14 + 28;
+        wrong[tcp_start + 16..tcp_start + 18].fill(0);
+        let mut pseudo = vec![198, 18, 0, 1, 198, 18, 0, 2, 0, 6, 0, 40];
+        pseudo.extend_from_slice(&wrong[tcp_start..]);
+        let sum = internet_checksum(&pseudo);
+        wrong[tcp_start + 16..tcp_start + 18].copy_from_slice(&sum.to_be_bytes());
+        assert!(!tcp_checksum_ok(&wrong));
+        // Strict source routing (137) names its final destination the same way.
+        let mut strict = f.clone();
+        strict[35] = 0x89;
+        let ip_sum = {
+            strict[24..26].fill(0);
+            internet_checksum(&strict[14..42])
+        };
+        strict[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+        assert!(tcp_checksum_ok(&strict));
+    }
+
+    #[test]
+    fn only_a_route_with_hops_to_go_moves_the_pseudo_header_destination() {
+        let hop = Ipv4Addr::new(198, 18, 0, 2);
+        let last = Ipv4Addr::new(192, 0, 2, 9);
+        let route = |kind: u8, pointer: u8| [1, kind, 7, pointer, 192, 0, 2, 9];
+        assert_eq!(pseudo_header_destination(&route(131, 4), hop), last);
+        assert_eq!(pseudo_header_destination(&route(137, 4), hop), last);
+        // Past its last slot the route is done: the header holds the final destination.
+        assert_eq!(pseudo_header_destination(&route(131, 8), hop), hop);
+        // Record route (7) holds addresses too, but routes nothing.
+        assert_eq!(pseudo_header_destination(&route(7, 4), hop), hop);
+        // Cut short, too short, or after END: no route.
+        assert_eq!(pseudo_header_destination(&[131, 7, 4, 192, 0], hop), hop);
+        assert_eq!(pseudo_header_destination(&[131, 3, 4, 0], hop), hop);
+        assert_eq!(
+            pseudo_header_destination(&[0, 131, 7, 4, 192, 0, 2, 9], hop),
+            hop
+        );
+        assert_eq!(pseudo_header_destination(&[], hop), hop);
     }
 
     #[test]

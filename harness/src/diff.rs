@@ -372,9 +372,11 @@ fn since_previous_event(trace: &Trace, i: usize) -> f64 {
 }
 
 /// Checks the raw values normalization hid: the ephemeral port must be in the kernel's
-/// range and of the parity the kernel's port had. (ISNs are checked over a whole run, by
-/// [`repeated_isns`]: two runs of the same kernel started together can legitimately pick
-/// the same ISN, since its secret is global and its clock term can coincide.)
+/// range and of the parity the kernel's port had (`inet_hash_connect`). A port the case
+/// bound is no ephemeral port: it must be the bound one, and range and parity do not apply.
+/// (ISNs are checked over a whole run, by [`repeated_isns`]: two runs of the same kernel
+/// started together can legitimately pick the same ISN, since its secret is global and its
+/// clock term can coincide.)
 pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> Vec<Divergence> {
     let mut out = Vec::new();
     let mut push = |path: &str, r: String, o: String| {
@@ -386,22 +388,34 @@ pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> V
             known: None,
         })
     };
-    if let (Some(r), Some(o)) = (reference.raw.dut_port, other.raw.dut_port) {
-        let (lo, hi) = port_range;
-        if !(lo..=hi).contains(&o) {
-            push(
-                "property.port_in_range",
-                format!("{lo}..={hi}"),
-                o.to_string(),
-            );
+    let (Some(r), Some(o)) = (reference.raw.dut_port, other.raw.dut_port) else {
+        return out;
+    };
+    match (reference.raw.bound_port, other.raw.bound_port) {
+        (_, Some(bound)) => {
+            if o != bound {
+                push("property.port_bound", bound.to_string(), o.to_string());
+            }
         }
-        if r % 2 != o % 2 {
-            let parity = |p: u16| if p.is_multiple_of(2) { "even" } else { "odd" };
-            push(
-                "property.port_parity",
-                parity(r).into(),
-                format!("{} ({o})", parity(o)),
-            );
+        // The other's bind failed where the reference's did not: its call result differs.
+        (Some(_), None) => {}
+        (None, None) => {
+            let (lo, hi) = port_range;
+            if !(lo..=hi).contains(&o) {
+                push(
+                    "property.port_in_range",
+                    format!("{lo}..={hi}"),
+                    o.to_string(),
+                );
+            }
+            if r % 2 != o % 2 {
+                let parity = |p: u16| if p.is_multiple_of(2) { "even" } else { "odd" };
+                push(
+                    "property.port_parity",
+                    parity(r).into(),
+                    format!("{} ({o})", parity(o)),
+                );
+            }
         }
     }
     out
@@ -507,6 +521,10 @@ mod tests {
     const PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
     fn syn(t_ms: i64, isn: u32, window: u16, options: Vec<u8>) -> Captured {
+        syn_from(40000, t_ms, isn, window, options)
+    }
+
+    fn syn_from(sport: u16, t_ms: i64, isn: u32, window: u16, options: Vec<u8>) -> Captured {
         Captured {
             t_ns: 1_000_000_000 + t_ms * 1_000_000,
             bytes: frame::tcp(&Segment {
@@ -515,7 +533,7 @@ mod tests {
                 src_ip: Ipv4Addr::new(198, 18, 0, 1),
                 dst_ip: Ipv4Addr::new(198, 18, 0, 2),
                 ip_id: 100,
-                sport: 40000,
+                sport,
                 dport: 80,
                 seq: isn,
                 ack: 0,
@@ -753,6 +771,82 @@ mod tests {
                 .any(|d| d.path == "frame[1].dir" && d.other == "absent"),
             "{d:?}"
         );
+    }
+
+    /// A first SYN from `port`, in a run whose case binds `bound` first (`bind_errno`: how
+    /// that `bind` call failed, if it did).
+    fn syn_bound(port: u16, bound: Option<u16>, bind_errno: Option<&str>) -> Trace {
+        let frame = syn_from(port, 0, 1000, 64240, LINUX.to_vec());
+        let mut bind = call("bind", -20, -19);
+        bind.errno = bind_errno.map(str::to_string);
+        crate::trace::build_bound(&[frame], &[bind, call("connect", -10, 0)], DUT, bound)
+    }
+
+    fn paths(found: &[Divergence]) -> Vec<(&str, &str, &str)> {
+        found
+            .iter()
+            .map(|d| (d.path.as_str(), d.reference.as_str(), d.other.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_ephemeral_port_must_be_in_range_and_of_the_kernels_parity() {
+        let kernel = syn_bound(40000, None, None);
+        assert_eq!(
+            diff(&kernel, &syn_bound(50002, None, None), &[], (32768, 60999)),
+            vec![]
+        );
+        let d = diff(&kernel, &syn_bound(1000, None, None), &[], (32768, 60999));
+        assert_eq!(
+            paths(&d),
+            [("property.port_in_range", "32768..=60999", "1000")]
+        );
+        let d = diff(&kernel, &syn_bound(40001, None, None), &[], (32768, 60999));
+        assert_eq!(paths(&d), [("property.port_parity", "even", "odd (40001)")]);
+    }
+
+    #[test]
+    fn a_bound_port_is_compared_as_its_number_and_not_as_an_ephemeral_one() {
+        // 5555 is outside the ephemeral range and odd: neither property applies to it.
+        let kernel = syn_bound(5555, Some(5555), None);
+        assert!(kernel.frames[0].norm.text().contains(":5555 > "));
+        assert_eq!(
+            diff(
+                &kernel,
+                &syn_bound(5555, Some(5555), None),
+                &[],
+                (32768, 60999)
+            ),
+            vec![]
+        );
+        // A stack that ignored bind() and picked a port of its own.
+        let d = diff(
+            &kernel,
+            &syn_bound(40000, Some(5555), None),
+            &[],
+            (32768, 60999),
+        );
+        assert_eq!(
+            paths(&d),
+            [
+                ("frame[0].tcp.sport", "5555", "40000"),
+                ("property.port_bound", "5555", "40000")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_bind_leaves_the_port_ephemeral() {
+        let a = syn_bound(40000, Some(80), Some("EADDRNOTAVAIL"));
+        assert_eq!(a.raw.bound_port, None);
+        assert!(a.frames[0].norm.text().contains(":$port > "));
+        let d = diff(
+            &a,
+            &syn_bound(40002, Some(80), Some("EADDRNOTAVAIL")),
+            &[],
+            (32768, 60999),
+        );
+        assert_eq!(d, vec![]);
     }
 
     #[test]

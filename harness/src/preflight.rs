@@ -29,7 +29,7 @@ pub fn missing_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyE
     }
     let probe = Topology::build(&TopologySpec {
         mtu: 1500,
-        dut_ip: Ipv4Addr::new(198, 18, 0, 1),
+        dut_ip: Some(Ipv4Addr::new(198, 18, 0, 1)),
         prefix: 24,
         peer_ip: Ipv4Addr::new(198, 18, 0, 2),
         routes: Vec::new(),

@@ -49,7 +49,8 @@ pub struct RouteSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologySpec {
     pub mtu: u32,
-    pub dut_ip: Ipv4Addr,
+    /// The DUT interface's address; `None` leaves the interface with none (`dut: none`).
+    pub dut_ip: Option<Ipv4Addr>,
     pub prefix: u8,
     pub peer_ip: Ipv4Addr,
     pub routes: Vec<RouteSpec>,
@@ -188,8 +189,8 @@ fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
     for (name, value) in &spec.sysctls {
         sysctl::write(name, value)?;
     }
-    if spec.dut_kernel_address {
-        netlink.add_address(eth, spec.dut_ip, spec.prefix)?;
+    if let (true, Some(ip)) = (spec.dut_kernel_address, spec.dut_ip) {
+        netlink.add_address(eth, ip, spec.prefix)?;
     }
     if spec.dut_kernel_address {
         netlink.set_up(eth)?;

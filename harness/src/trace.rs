@@ -2,8 +2,9 @@
 //!
 //! Values random by design are made comparable: time runs from the DUT's first frame,
 //! sequence numbers are relative to each side's ISN, TSvals to each side's first, the IP ID is
-//! a delta from the DUT's first, and the DUT's ephemeral port prints as `$port`. The raw
-//! values are kept in [`RawValues`] for property checks (port range and parity, ISN spread).
+//! a delta from the DUT's first, and the DUT's ephemeral port prints as `$port`. A port the
+//! case bound is no random value and prints as its number. The raw values are kept in
+//! [`RawValues`] for property checks (port range and parity, the bound port, ISN spread).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -56,7 +57,7 @@ pub struct NormIp {
     pub checksum_ok: bool,
 }
 
-/// A port as compared: the DUT's ephemeral port is a placeholder.
+/// A port as compared: the DUT's ephemeral port is a placeholder; a bound one is `Fixed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Port {
     Ephemeral,
@@ -137,6 +138,9 @@ pub struct RawValues {
     pub dut_port: Option<u16>,
     pub dut_first_tsval: Option<u32>,
     pub dut_first_ip_id: Option<u16>,
+    /// The port a successful `bind()` gave the socket: the DUT's port is then the case's
+    /// choice, compared as a number and checked against this value.
+    pub bound_port: Option<u16>,
 }
 
 /// A whole run, normalized.
@@ -149,8 +153,22 @@ pub struct Trace {
     pub raw: RawValues,
 }
 
-/// Builds the trace from the capture and the call log. `dut_mac` tells directions apart.
+/// Builds the trace of a run whose socket binds no port (so its port is ephemeral) from
+/// the capture and the call log. `dut_mac` tells directions apart.
 pub fn build(captured: &[Captured], calls: &[CallRecord], dut_mac: [u8; 6]) -> Trace {
+    build_bound(captured, calls, dut_mac, None)
+}
+
+/// Builds the trace of a run whose case binds `bound_port` first ([`crate::case::Case::bound_port`];
+/// `None` for no bind or port 0). When the first `bind` call succeeded, the DUT's port is
+/// that choice and prints as its number; when it failed, the kernel picked an ephemeral
+/// port at connect as usual.
+pub fn build_bound(
+    captured: &[Captured],
+    calls: &[CallRecord],
+    dut_mac: [u8; 6],
+    bound_port: Option<u16>,
+) -> Trace {
     let decoded: Vec<(i64, Dir, Frame)> = captured
         .iter()
         .map(|c| {
@@ -171,7 +189,14 @@ pub fn build(captured: &[Captured], calls: &[CallRecord], dut_mac: [u8; 6]) -> T
         .or_else(|| decoded.first().map(|(t, _, _)| *t))
         .unwrap_or(0);
     let counter_zeros = counter_zeros(&decoded);
-    let raw = raw_values(&decoded, &counter_zeros);
+    let bind_succeeded = calls
+        .iter()
+        .find(|c| c.call == "bind")
+        .is_some_and(|c| c.errno.is_none());
+    let raw = RawValues {
+        bound_port: bound_port.filter(|_| bind_succeeded),
+        ..raw_values(&decoded, &counter_zeros)
+    };
     let norm = Normalizer::new(&raw, &decoded, counter_zeros);
     let ms = |t: i64| (t - origin_ns) as f64 / 1e6;
     Trace {
@@ -336,7 +361,7 @@ impl Normalizer {
     }
 
     fn port(&self, port: u16) -> Port {
-        if Some(port) == self.raw.dut_port {
+        if self.raw.bound_port.is_none() && Some(port) == self.raw.dut_port {
             Port::Ephemeral
         } else {
             Port::Fixed(port)

@@ -402,7 +402,7 @@ fn connecting_stack(seed: u64) -> (Stack, Vec<u8>) {
         Config::default(),
         Interface {
             mac: EthernetAddress(DUT_MAC),
-            addr: DUT_IP,
+            addr: Some(DUT_IP),
             prefix_len: 24,
             mtu: 1500,
         },

@@ -10,24 +10,26 @@ use std::net::Ipv4Addr;
 pub struct Interface {
     /// Its MAC address.
     pub mac: EthernetAddress,
-    /// Its IPv4 address.
-    pub addr: Ipv4Addr,
-    /// Prefix length of the connected subnet.
+    /// Its IPv4 address; `None` for an interface that has none (then there is no
+    /// connected route, and nothing on the link is ours).
+    pub addr: Option<Ipv4Addr>,
+    /// Prefix length of the connected subnet (unused without an address).
     pub prefix_len: u8,
     /// Device MTU.
     pub mtu: u32,
 }
 
 impl Interface {
-    /// The connected subnet's broadcast address.
-    pub fn broadcast(&self) -> Ipv4Addr {
+    /// The connected subnet's broadcast address, when there is a subnet.
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
         let m = mask(self.prefix_len);
-        Ipv4Addr::from(u32::from(self.addr) | !m)
+        self.addr.map(|addr| Ipv4Addr::from(u32::from(addr) | !m))
     }
-    /// Whether `a` is in the connected subnet.
+    /// Whether `a` is in the connected subnet (never, without an address).
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         let m = mask(self.prefix_len);
-        u32::from(a) & m == u32::from(self.addr) & m
+        self.addr
+            .is_some_and(|addr| u32::from(a) & m == u32::from(addr) & m)
     }
 }
 
@@ -166,20 +168,18 @@ impl RouteTable {
     }
     /// Whether `a` is one of ours (`inet_addr_type == RTN_LOCAL`).
     pub fn is_local(&self, a: Ipv4Addr) -> bool {
-        a == self.iface.addr || a.is_loopback()
+        Some(a) == self.iface.addr || a.is_loopback()
     }
     /// Longest-prefix lookup; a static route with the same prefix as the
     /// connected route replaces it (as `ip route change … advmss N` would).
+    /// An interface without an address has no connected route (`fib_add_ifaddr` adds it
+    /// with the address).
     fn fib_lookup(&self, dst: Ipv4Addr) -> Option<Route> {
-        let connected = Route {
-            src: Some(self.iface.addr),
-            ..Route::new(self.iface.addr, self.iface.prefix_len, None)
-        };
-        let mut best: Option<Route> = if connected.matches(dst) {
-            Some(connected)
-        } else {
-            None
-        };
+        let connected = self.iface.addr.map(|addr| Route {
+            src: Some(addr),
+            ..Route::new(addr, self.iface.prefix_len, None)
+        });
+        let mut best: Option<Route> = connected.filter(|c| c.matches(dst));
         for r in &self.routes {
             if r.matches(dst) && best.is_none_or(|b| r.prefix_len >= b.prefix_len) {
                 best = Some(*r);
@@ -228,7 +228,7 @@ impl RouteTable {
                 ecn: false,
             });
         }
-        if dst.is_multicast() || dst.is_broadcast() || dst == self.iface.broadcast() {
+        if dst.is_multicast() || dst.is_broadcast() || Some(dst) == self.iface.broadcast() {
             return Err(Errno::ENETUNREACH);
         }
         let r = self.fib_lookup(dst).ok_or(Errno::ENETUNREACH)?;
@@ -250,7 +250,11 @@ impl RouteTable {
         let mtu = r.mtu.unwrap_or(self.iface.mtu).min(IP_MAX_MTU);
         Ok(RouteResult {
             dst,
-            src: bound_src.or(r.src).unwrap_or(self.iface.addr),
+            // `inet_select_addr` finds no address on an interface without one: 0.0.0.0.
+            src: bound_src
+                .or(r.src)
+                .or(self.iface.addr)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
             next_hop: Some(next_hop),
             mtu,
             advmss: r.advmss.unwrap_or_else(|| default_advmss(mtu)),
@@ -269,7 +273,7 @@ mod tests {
     fn table() -> RouteTable {
         let iface = Interface {
             mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
-            addr: Ipv4Addr::new(10, 199, 0, 1),
+            addr: Some(Ipv4Addr::new(10, 199, 0, 1)),
             prefix_len: 24,
             mtu: 1500,
         };
@@ -376,6 +380,43 @@ mod tests {
                 Some(Ipv4Addr::new(10, 1, 1, 1))
             ),
             Err(Errno::ENETUNREACH)
+        );
+    }
+
+    #[test]
+    fn an_interface_without_an_address_has_no_connected_route() {
+        let mut iface = table().iface;
+        iface.addr = None;
+        let un = Route {
+            kind: RouteKind::Unreachable,
+            ..Route::new(Ipv4Addr::new(203, 0, 113, 1), 32, None)
+        };
+        let t = RouteTable::new(iface, vec![un]);
+        // What the connected route would have covered, and its broadcast address.
+        for dst in [Ipv4Addr::new(10, 199, 0, 2), Ipv4Addr::new(10, 199, 0, 255)] {
+            assert_eq!(t.lookup(dst, None), Err(Errno::ENETUNREACH), "{dst}");
+        }
+        assert!(!t.is_local(Ipv4Addr::new(10, 199, 0, 1)));
+        assert!(!iface.contains(Ipv4Addr::new(10, 199, 0, 2)));
+        // Typed routes and lo need no address.
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(203, 0, 113, 1), None),
+            Err(Errno::EHOSTUNREACH)
+        );
+        let r = t.lookup(Ipv4Addr::LOCALHOST, None).unwrap();
+        assert_eq!((r.src, r.next_hop), (Ipv4Addr::LOCALHOST, None));
+        // A bound address that is not ours: ENETUNREACH, as with one.
+        assert_eq!(
+            t.lookup(Ipv4Addr::LOCALHOST, Some(Ipv4Addr::new(10, 199, 0, 1))),
+            Err(Errno::ENETUNREACH)
+        );
+        // An on-link route finds no source to take: `inet_select_addr` gives 0.0.0.0.
+        let onlink = Route::new(Ipv4Addr::new(10, 199, 0, 0), 24, None);
+        let t = RouteTable::new(iface, vec![onlink]);
+        let r = t.lookup(Ipv4Addr::new(10, 199, 0, 2), None).unwrap();
+        assert_eq!(
+            (r.src, r.next_hop),
+            (Ipv4Addr::UNSPECIFIED, Some(Ipv4Addr::new(10, 199, 0, 2)))
         );
     }
 

@@ -692,7 +692,8 @@ impl Stack {
         let arp = ArpRepr {
             operation: ArpOperation::Request,
             source_hardware_addr: iface.mac,
-            source_protocol_addr: iface.addr,
+            // `arp_solicit` with no address to give (`inet_select_addr` finds none): 0.0.0.0.
+            source_protocol_addr: iface.addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
             target_hardware_addr: EthernetAddress([0; 6]),
             target_protocol_addr: target,
         };
@@ -740,17 +741,17 @@ impl Stack {
             self.stats.rx_ignored += 1;
             return;
         }
-        let for_us = arp.target_protocol_addr == iface.addr;
+        let for_us = Some(arp.target_protocol_addr) == iface.addr;
         let create = for_us && arp.operation == ArpOperation::Request;
         let flushed = self.neigh.update(sip, arp.source_hardware_addr, create);
         for p in flushed {
             self.send_ipv4_frame(arp.source_hardware_addr, &p.packet);
         }
-        if create {
+        if let (true, Some(addr)) = (create, iface.addr) {
             let reply = ArpRepr {
                 operation: ArpOperation::Reply,
                 source_hardware_addr: iface.mac,
-                source_protocol_addr: iface.addr,
+                source_protocol_addr: addr,
                 target_hardware_addr: arp.source_hardware_addr,
                 target_protocol_addr: sip,
             };
@@ -772,8 +773,8 @@ impl Stack {
             self.stats.rx_malformed += 1;
             return;
         };
-        let ours =
-            ip.dst_addr == self.interface().addr || (from_lo && self.routes.is_local(ip.dst_addr));
+        let ours = Some(ip.dst_addr) == self.interface().addr
+            || (from_lo && self.routes.is_local(ip.dst_addr));
         if !ours {
             self.stats.rx_ignored += 1;
             return;

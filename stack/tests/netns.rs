@@ -84,7 +84,7 @@ fn handshake_send_close_with_kernel_listener() {
         let sock = PacketSocket::open("da").map_err(|e| format!("AF_PACKET: {e}"))?;
         let iface = Interface {
             mac: EthernetAddress(mac),
-            addr: Ipv4Addr::new(10, 199, 0, 1),
+            addr: Some(Ipv4Addr::new(10, 199, 0, 1)),
             prefix_len: 24,
             mtu: 1500,
         };

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::net::Ipv4Addr;
 use tcptwin_stack::wire::*;
 use tcptwin_stack::*;
 
@@ -314,6 +315,39 @@ fn ip_options_record_route() {
         syn.tcp().mss(),
         Some(1460),
         "IP options do not lower the advertised MSS"
+    );
+}
+
+#[test]
+fn ip_options_loose_source_route() {
+    // tcp_v4_connect routes to the route's first hop (opt.faddr, here the peer);
+    // ip_options_build puts the final destination in the option's last slot, and
+    // tcp_v4_send_check sums the TCP checksum over the final destination.
+    let last = std::net::SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 80);
+    let mut sim = Sim::new(&[]);
+    let h = sim.stack.socket();
+    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    sim.stack
+        .setsockopt(h, SockOpt::IpOptions(vec![1, 131, 7, 4, 10, 199, 0, 2]))
+        .unwrap();
+    let r = sim.stack.connect(sim.now, h, &SockAddr::inet(last));
+    assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
+    assert!(
+        sim.stack.poll_transmit(sim.now).is_some(),
+        "the ARP request"
+    );
+    sim.deliver_arp_reply();
+    let frame = sim.stack.poll_transmit(sim.now).expect("the SYN");
+    let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!(ip.dst_addr(), PEER_IP, "the first hop");
+    assert_eq!(ip.options(), [1, 131, 7, 4, 192, 0, 2, 9]);
+    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+    let syn = TcpRepr::parse(&tcp, LOCAL_IP, *last.ip()).expect("summed over 192.0.2.9");
+    assert_eq!(syn.flags, TcpFlags(TcpFlags::SYN));
+    assert!(
+        TcpRepr::parse(&tcp, LOCAL_IP, PEER_IP).is_err(),
+        "not over the header's destination"
     );
 }
 

@@ -337,11 +337,14 @@ impl Shim {
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(DUT_MAC)));
         config.random_seed = rng;
         let mut iface = Interface::new(config, &mut device, Instant::now());
-        let prefix = spec.prefix;
-        let addr = spec.dut_ip;
-        iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(addr.into(), prefix));
-        });
+        // `dut: none` leaves smoltcp without an address too: its connect then finds no
+        // source address (Unaddressable, recorded as ENETUNREACH).
+        if let Some(addr) = spec.dut_ip {
+            let prefix = spec.prefix;
+            iface.update_ip_addrs(|addrs| {
+                let _ = addrs.push(IpCidr::new(addr.into(), prefix));
+            });
+        }
         // smoltcp routes are gateways only: a route with a type (unreachable, prohibit,
         // blackhole) or without `via` has no smoltcp form and is left out, so that
         // destination simply has no route.

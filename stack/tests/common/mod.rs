@@ -61,7 +61,7 @@ pub fn decode(bytes: &[u8]) -> Frame {
 pub fn iface(mtu: u32) -> Interface {
     Interface {
         mac: LOCAL_MAC,
-        addr: LOCAL_IP,
+        addr: Some(LOCAL_IP),
         prefix_len: 24,
         mtu,
     }
