@@ -79,13 +79,21 @@ fn usage_error(out: &Output, lines: usize) -> String {
     assert!(out.stdout.is_empty(), "nothing runs: {}", text(out));
     assert!(stderr.ends_with('\n'), "{}", text(out));
     assert_eq!(stderr.lines().count(), lines, "{}", text(out));
-    for debug in ["Some(", "None", "[\"", "For more information", "tip:", "Usage:"] {
+    for debug in [
+        "Some(",
+        "None",
+        "[\"",
+        "For more information",
+        "tip:",
+        "Usage:",
+    ] {
         assert!(!stderr.contains(debug), "{debug}: {}", text(out));
     }
     stderr
 }
 
-const HANDSHAKE: &str = "name: hs\nsteps:\n  - connect: {}\n  - close\npeer:\n  syn:\n    - synack: {}\n";
+const HANDSHAKE: &str =
+    "name: hs\nsteps:\n  - connect: {}\n  - close\npeer:\n  syn:\n    - synack: {}\n";
 
 // ---- exit codes ----
 
@@ -139,7 +147,16 @@ fn exit_1_on_a_failed_expectation_and_the_single_run_report_validates() {
     .unwrap();
     let out = tcptwin(
         &dir,
-        &["run", "--vs", "none", "--json", "r.json", "--junit", "j.xml", "wrong.yaml"],
+        &[
+            "run",
+            "--vs",
+            "none",
+            "--json",
+            "r.json",
+            "--junit",
+            "j.xml",
+            "wrong.yaml",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = valid_report(&dir.join("r.json"));
@@ -165,10 +182,17 @@ fn exit_3_on_a_harness_error_without_a_divergence() {
         "name: cut\nsteps:\n  - connect: {}\ntime_limit_s: 1\n",
     )
     .unwrap();
-    let out = tcptwin(&dir, &["run", "--vs", "none", "--json", "r.json", "cut.yaml"]);
+    let out = tcptwin(
+        &dir,
+        &["run", "--vs", "none", "--json", "r.json", "cut.yaml"],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("0 passed, 0 failed, 1 harness error(s)"), "{}", text(&out));
+    assert!(
+        stdout.contains("0 passed, 0 failed, 1 harness error(s)"),
+        "{}",
+        text(&out)
+    );
     let report = valid_report(&dir.join("r.json"));
     assert_eq!(report["summary"]["errors"], 1);
     assert_eq!(report["summary"]["outcome"], "harness_error");
@@ -181,9 +205,9 @@ fn has_thread(pid: u32, name: &str) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    tasks.flatten().any(|t| {
-        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
-    })
+    tasks
+        .flatten()
+        .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
 }
 
 /// Starts a run of a long case and a short one, one at a time, sends `signal` while the
@@ -222,7 +246,11 @@ fn stopped_by(signal: libc::c_int, code: i32, label: &str) {
     assert_eq!(out.status.code(), Some(code), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("INTR  a-long"), "{}", text(&out));
-    assert!(stdout.contains("1 interrupted, 1 not run"), "{}", text(&out));
+    assert!(
+        stdout.contains("1 interrupted, 1 not run"),
+        "{}",
+        text(&out)
+    );
     assert!(!stdout.contains("time limit"), "{}", text(&out));
     let report = valid_report(&dir.join("r.json"));
     assert_eq!(report["run"]["interrupted"], true);
@@ -232,7 +260,10 @@ fn stopped_by(signal: libc::c_int, code: i32, label: &str) {
     assert_eq!(report["summary"]["errors"], 0);
     assert_eq!(report["results"][0]["verdict"], "interrupted");
     let junit = std::fs::read_to_string(dir.join("j.xml")).unwrap();
-    assert!(junit.contains("<skipped message=\"interrupted: "), "{junit}");
+    assert!(
+        junit.contains("<skipped message=\"interrupted: "),
+        "{junit}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -267,7 +298,10 @@ fn sysctl_values_the_kernel_refuses_are_errors_at_their_keys_in_check_and_run() 
             stderr.contains("s.yaml:4:3: field `sysctls.net.ipv4.ip_local_port_range`: this host's kernel refuses the value '60000 1000'"),
             "{stderr}"
         );
-        assert!(!stderr.contains("tcp_sack"), "a good value passes: {stderr}");
+        assert!(
+            !stderr.contains("tcp_sack"),
+            "a good value passes: {stderr}"
+        );
     }
     assert!(!dir.join("artifacts").exists(), "nothing ran");
     let _ = std::fs::remove_dir_all(&dir);
@@ -314,11 +348,20 @@ fn report_and_artifact_paths_that_cannot_be_written_are_refused_before_the_run()
     std::fs::write(dir.join("a-file"), "").unwrap();
     std::fs::create_dir(dir.join("a-dir")).unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["--json", "missing/r.json"], "--json missing/r.json: the directory missing does not exist"),
+        (
+            &["--json", "missing/r.json"],
+            "--json missing/r.json: the directory missing does not exist",
+        ),
         (&["--junit", "a-dir"], "--junit a-dir: is a directory"),
         (&["--html", "a-file"], "--html a-file: is a file"),
-        (&["--artifacts", "a-file/x"], "--artifacts a-file/x: cannot be made"),
-        (&["--json", "a-file/r.json"], "--json a-file/r.json: the directory a-file does not exist"),
+        (
+            &["--artifacts", "a-file/x"],
+            "--artifacts a-file/x: cannot be made",
+        ),
+        (
+            &["--json", "a-file/r.json"],
+            "--json a-file/r.json: the directory a-file does not exist",
+        ),
     ];
     for (flags, message) in cases {
         let mut args = vec!["run"];
@@ -408,7 +451,10 @@ fn case_file_errors_carry_file_line_column_and_field_and_are_said_once() {
     std::fs::write(dir.join("hs.yaml"), HANDSHAKE).unwrap();
     let out = tcptwin(&dir, &["run", "--filter", "nothing-like-it", "."]);
     let stderr = usage_error(&out, 1);
-    assert_eq!(stderr, "tcptwin: --filter 'nothing-like-it' matched no case's name or tag\n");
+    assert_eq!(
+        stderr,
+        "tcptwin: --filter 'nothing-like-it' matched no case's name or tag\n"
+    );
     let out = tcptwin(&dir, &["check", "missing.yaml"]);
     let stderr = usage_error(&out, 1);
     assert_eq!(
@@ -426,7 +472,10 @@ fn the_schema_refuses_rust_enum_shapes_and_missing_fields() {
     let _turn = turn();
     let dir = temp_dir("schema");
     std::fs::write(dir.join("hs.yaml"), HANDSHAKE).unwrap();
-    let out = tcptwin(&dir, &["run", "--vs", "none", "--json", "r.json", "hs.yaml"]);
+    let out = tcptwin(
+        &dir,
+        &["run", "--vs", "none", "--json", "r.json", "hs.yaml"],
+    );
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
     let good = valid_report(&dir.join("r.json"));
     let validator = schema();
@@ -434,8 +483,14 @@ fn the_schema_refuses_rust_enum_shapes_and_missing_fields() {
     let spoilt: [(&str, serde_json::Value); 6] = [
         ("/format_version", serde_json::json!(2)),
         (&format!("{frame}/dir"), serde_json::json!("Out")),
-        (&format!("{frame}/norm/ip/id"), serde_json::json!({ "Delta": 0 })),
-        (&format!("{frame}/norm/sport"), serde_json::json!("Ephemeral")),
+        (
+            &format!("{frame}/norm/ip/id"),
+            serde_json::json!({ "Delta": 0 }),
+        ),
+        (
+            &format!("{frame}/norm/sport"),
+            serde_json::json!("Ephemeral"),
+        ),
         (&format!("{frame}/norm/flags"), serde_json::json!(2)),
         ("/summary/passed", serde_json::json!(-1)),
     ];
@@ -443,7 +498,10 @@ fn the_schema_refuses_rust_enum_shapes_and_missing_fields() {
         let mut bad = good.clone();
         *bad.pointer_mut(pointer)
             .unwrap_or_else(|| panic!("{pointer} is in the report")) = value.clone();
-        assert!(!validator.is_valid(&bad), "{pointer} = {value} must be refused");
+        assert!(
+            !validator.is_valid(&bad),
+            "{pointer} = {value} must be refused"
+        );
     }
     let mut bad = good.clone();
     bad.as_object_mut().unwrap().remove("kernel");
@@ -488,5 +546,55 @@ fn junit_has_one_grouped_failure_per_case_across_rounds() {
         xml.contains("message=\"2 findings: frame[9] (on one side only, 24 fields), call[1] (1 field) (in 1 of 2 rounds)\""),
         "{xml}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- fuzz output ----
+
+#[test]
+fn a_fuzz_survey_calls_nothing_minimal_and_replay_lines_quote_their_paths() {
+    let _turn = turn();
+    let dir = temp_dir("fuzz");
+    // A save directory whose path a shell would split.
+    let save = dir.join("saved cases");
+    let out = tcptwin(
+        &dir,
+        &[
+            "fuzz",
+            "--cases",
+            "23",
+            "--seed",
+            "3",
+            "--jobs",
+            "8",
+            "--mutation",
+            "no-min-snd-mss",
+            "--no-shrink",
+            "--all",
+            "--save",
+            save.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("as drawn (not shrunk: --no-shrink)"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout.contains("minimal"), "{}", text(&out));
+    let saved: Vec<PathBuf> = std::fs::read_dir(&save)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!saved.is_empty(), "{}", text(&out));
+    for file in saved {
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        let replay = format!(
+            "# Replay: tcptwin run '{}' --mutation no-min-snd-mss",
+            file.display()
+        );
+        assert!(yaml.contains(&replay), "{replay}\n{yaml}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -489,10 +489,15 @@ fn ctrl_c_reports_the_finished_cases_and_leaves_nothing_behind() {
         "the run says it was interrupted:\n{report}"
     );
     assert!(
-        out.lines().any(|l| l.contains(" passed, ") && l.contains(" failed")),
+        out.lines()
+            .any(|l| l.contains(" passed, ") && l.contains(" failed")),
         "a summary line:\n{report}"
     );
-    assert_eq!(status.code(), Some(130), "an interrupted run exits 130:\n{report}");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "an interrupted run exits 130:\n{report}"
+    );
     assert_nothing_left("SIGINT", &marker, &made, &before);
     let _ = std::fs::remove_dir_all(&artifacts);
 }

@@ -6,7 +6,6 @@
 mod namespaces;
 
 use namespaces::{ip, wait_until_up};
-use std::process::Command;
 use tcptwin_stack::packet_socket::PacketSocket;
 
 /// The EtherType of the test's frames (IEEE's local experimental one), so that no kernel
