@@ -176,7 +176,7 @@ impl TryFrom<String> for SysctlName {
             Ok(SysctlName(name))
         } else {
             Err(format!(
-                "sysctl name {name:?} is not a dotted name under net. (like net.ipv4.tcp_sack)"
+                "sysctl name '{name}' is not a dotted name under net. (like net.ipv4.tcp_sack)"
             ))
         }
     }
@@ -283,15 +283,15 @@ impl TryFrom<String> for Ipv4Cidr {
         };
         let (addr, prefix) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not an address/prefix like 198.18.0.1/24"))?;
+            .ok_or_else(|| format!("'{text}' is not an address/prefix like 198.18.0.1/24"))?;
         let addr: Ipv4Addr = addr
             .parse()
-            .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+            .map_err(|_| format!("'{addr}' is not an IPv4 address"))?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("prefix length {prefix:?} is not 0..=32"))?;
+            .ok_or_else(|| format!("prefix length '{prefix}' is not 0..=32"))?;
         Ok(Ipv4Cidr { addr, prefix })
     }
 }
@@ -422,7 +422,7 @@ impl TryFrom<String> for HexBytes {
     fn try_from(text: String) -> Result<Self, String> {
         let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("{text:?} is not hex bytes like \"01 03 03 07\""));
+            return Err(format!("'{text}' is not hex bytes like \"01 03 03 07\""));
         }
         let bytes = (0..digits.len())
             .step_by(2)

@@ -222,12 +222,12 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     );
     let n: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?}: use e.g. 90s, 10m, 1h"))?;
+        .map_err(|_| format!("'{text}': use e.g. 90s, 10m, 1h"))?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h)")),
+        _ => return Err(format!("'{text}': unknown unit '{unit}' (s, m, h)")),
     };
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
@@ -358,7 +358,7 @@ fn parse_dut(s: &str) -> Result<DutChoice, String> {
                 Ok(DutChoice::Vm(v.to_string()))
             }
             _ => Err(format!(
-                "unknown implementation {s:?}: expected kernel, stack, smoltcp or vm:VERSION (e.g. vm:6.1)"
+                "unknown implementation '{s}': expected kernel, stack, smoltcp or vm:VERSION (e.g. vm:6.1)"
             )),
         },
     }
@@ -738,8 +738,8 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     let (i, n) = text.split_once('/').ok_or("use I/N, e.g. 2/4")?;
     let (i, n): (usize, usize) = (
-        i.parse().map_err(|_| format!("{i:?} is not a number"))?,
-        n.parse().map_err(|_| format!("{n:?} is not a number"))?,
+        i.parse().map_err(|_| format!("'{i}' is not a number"))?,
+        n.parse().map_err(|_| format!("'{n}' is not a number"))?,
     );
     if n == 0 || i == 0 || i > n {
         return Err(format!("shard {i}/{n}: need 1 <= I <= N"));
@@ -884,9 +884,16 @@ fn parse_cli() -> Result<Cli, ExitCode> {
             Err(ExitCode::from(if e.use_stderr() { 2 } else { 0 }))
         }
         Err(e) => {
+            // The first paragraph says what is wrong (and, for a value, the possible ones);
+            // the rest is clap's usage block and tips.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let said: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = said.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
             eprintln!("tcptwin: {message} (tcptwin help lists the options)");
             Err(ExitCode::from(Outcome::Usage.code()))
         }
