@@ -4,7 +4,8 @@
 //!
 //! `classname` is the case file's directory relative to the working directory (or, for
 //! files outside it, from the directory all the run's case files share), its parts joined
-//! with dots: stable across machines and checkouts.
+//! with dots: stable across machines and checkouts (`tcptwin` for files in the working
+//! directory itself).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
