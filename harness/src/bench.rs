@@ -220,12 +220,15 @@ fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result
         .map_err(|e| e.to_string())?;
     topology.add_peer_address().map_err(|e| e.to_string())?;
     let peer = SocketAddrV4::new(topology.spec.peer_ip, 80);
-    let listener = topology
+    // The socket listens before the client starts: it is made on a thread inside the peer
+    // namespace and handed back listening, and only then does a thread start accepting, so
+    // no connect can reach the namespace before the port is open.
+    let listening = topology
         .peer
-        .spawn("listener", move || -> Result<usize, String> {
+        .run(move || -> Result<std::net::TcpListener, String> {
             // A backlog as deep as the run: with std's default (128), a client that got
-            // 129 connects ahead of this thread had a SYN dropped and waited out a 1 s
-            // retransmission, so the rates measured stalls, not connects.
+            // 129 connects ahead of the accepting thread had a SYN dropped and waited out a
+            // 1 s retransmission, so the rates measured stalls, not connects.
             let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
                 .map_err(|e| e.to_string())?;
             socket.set_reuse_address(true).map_err(|e| e.to_string())?;
@@ -237,10 +240,15 @@ fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result
             socket
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .map_err(|e| e.to_string())?;
-            let listener: std::net::TcpListener = socket.into();
+            Ok(socket.into())
+        })
+        .map_err(|e| e.to_string())??;
+    let listener = topology
+        .peer
+        .spawn("listener", move || -> Result<usize, String> {
             let mut accepted = 0;
             while accepted < count {
-                match listener.accept() {
+                match listening.accept() {
                     Ok(_) => accepted += 1,
                     Err(_) => break,
                 }

@@ -176,7 +176,7 @@ impl TryFrom<String> for SysctlName {
             Ok(SysctlName(name))
         } else {
             Err(format!(
-                "sysctl name {name:?} is not a dotted name under net. (like net.ipv4.tcp_sack)"
+                "sysctl name '{name}' is not a dotted name under net. (like net.ipv4.tcp_sack)"
             ))
         }
     }
@@ -316,15 +316,15 @@ impl TryFrom<String> for Ipv4Cidr {
         };
         let (addr, prefix) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not an address/prefix like 198.18.0.1/24"))?;
+            .ok_or_else(|| format!("'{text}' is not an address/prefix like 198.18.0.1/24"))?;
         let addr: Ipv4Addr = addr
             .parse()
-            .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+            .map_err(|_| format!("'{addr}' is not an IPv4 address"))?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("prefix length {prefix:?} is not 0..=32"))?;
+            .ok_or_else(|| format!("prefix length '{prefix}' is not 0..=32"))?;
         Ok(Ipv4Cidr { addr, prefix })
     }
 }
@@ -455,7 +455,7 @@ impl TryFrom<String> for HexBytes {
     fn try_from(text: String) -> Result<Self, String> {
         let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("{text:?} is not hex bytes like \"01 03 03 07\""));
+            return Err(format!("'{text}' is not hex bytes like \"01 03 03 07\""));
         }
         let bytes = (0..digits.len())
             .step_by(2)
@@ -1322,8 +1322,103 @@ pub fn parse(path: &Path, text: &str) -> Result<Case, CaseError> {
             message: tidy_message(&e.to_string(), line, column, path),
         }
     })?;
-    check(path, &case)?;
+    check(path, &case).map_err(|e| with_location(e, text))?;
     Ok(case)
+}
+
+/// A cross-field error given the line and column of its field, when the text has it.
+fn with_location(error: CaseError, text: &str) -> CaseError {
+    match error {
+        CaseError::Invalid {
+            path,
+            field,
+            message,
+        } => match locate(text, &field) {
+            Some((line, column)) => CaseError::Parse {
+                path,
+                line,
+                column,
+                field,
+                message,
+            },
+            None => CaseError::Invalid {
+                path,
+                field,
+                message,
+            },
+        },
+        other => other,
+    }
+}
+
+/// Line and column (1-based) of the field at `field` (`steps[2].wait_ms`,
+/// `expect.calls[0]`) in YAML `text`: its key for a mapping entry, else the node; the
+/// nearest enclosing field that is written out when the field itself is not (a default).
+pub fn locate(text: &str, field: &str) -> Option<(u64, u64)> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut events = Vec::new();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        events.push((
+            event,
+            (span.start.line() as u64, span.start.col() as u64 + 1),
+        ));
+    }
+    let mut places: Vec<(String, (u64, u64))> = Vec::new();
+    // Each node's path and where it starts; a mapping key's position stands for its entry.
+    fn node(
+        events: &[(Event<'_>, (u64, u64))],
+        at: usize,
+        path: &str,
+        places: &mut Vec<(String, (u64, u64))>,
+    ) -> usize {
+        let Some((event, place)) = events.get(at) else {
+            return at;
+        };
+        if !places.iter().any(|(p, _)| p == path) {
+            places.push((path.to_string(), *place));
+        }
+        match event {
+            Event::SequenceStart(..) => {
+                let mut next = at + 1;
+                let mut index = 0;
+                while next < events.len() && !matches!(events[next].0, Event::SequenceEnd) {
+                    next = node(events, next, &format!("{path}[{index}]"), places);
+                    index += 1;
+                }
+                next + 1
+            }
+            Event::MappingStart(..) => {
+                let mut next = at + 1;
+                while next < events.len() && !matches!(events[next].0, Event::MappingEnd) {
+                    let child = match &events[next].0 {
+                        Event::Scalar(key, ..) if path.is_empty() => key.to_string(),
+                        Event::Scalar(key, ..) => format!("{path}.{key}"),
+                        _ => format!("{path}.?"),
+                    };
+                    if !places.iter().any(|(p, _)| *p == child) {
+                        places.push((child.clone(), events[next].1));
+                    }
+                    next = node(events, next, &format!("{child}#key"), places);
+                    next = node(events, next, &child, places);
+                }
+                next + 1
+            }
+            _ => at + 1,
+        }
+    }
+    let start = events
+        .iter()
+        .position(|(e, _)| matches!(e, Event::MappingStart(..) | Event::SequenceStart(..)))?;
+    node(&events, start, "", &mut places);
+    let mut wanted = field;
+    loop {
+        if let Some((_, place)) = places.iter().find(|(p, _)| p == wanted) {
+            return Some(*place);
+        }
+        let cut = wanted.rfind(['.', '['])?;
+        wanted = &wanted[..cut];
+    }
 }
 
 /// serde-saphyr's message repeats the location we already print, and calls the file
@@ -1352,7 +1447,7 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
         return Err(invalid(
             "name",
             format!(
-                "{:?}: use letters, digits, - and _ (it names files)",
+                "'{}': use letters, digits, - and _ (it names files)",
                 case.name
             ),
         ));
@@ -1399,6 +1494,45 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
                         .into(),
                 ));
             }
+        }
+    }
+    // A run that cannot end within its time limit would only be cut off by it.
+    let limit_ms = case.time_limit_s.0 * 1e3;
+    let limit = format!("time_limit_s {} ({limit_ms:.0} ms)", case.time_limit_s.0);
+    let mut waited = 0;
+    for (i, step) in case.steps.iter().enumerate() {
+        if let Step::WaitMs(ms) = step {
+            waited += ms;
+            if waited as f64 >= limit_ms {
+                return Err(invalid(
+                    &format!("steps[{i}].wait_ms"),
+                    format!(
+                        "the steps wait {waited} ms by here, so the case cannot end within \
+                         its {limit}; raise time_limit_s or wait less"
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, expect) in case.expect.calls.iter().enumerate() {
+        let chain: f64 = expect.timer_chain_ms.iter().flatten().sum();
+        if chain >= limit_ms {
+            return Err(invalid(
+                &format!("expect.calls[{i}].timer_chain_ms"),
+                format!(
+                    "the timer chain adds up to {chain} ms, so the call cannot return within \
+                     the case's {limit}; raise time_limit_s"
+                ),
+            ));
+        }
+        if let Some(at) = expect.at_ms.filter(|at| *at >= limit_ms) {
+            return Err(invalid(
+                &format!("expect.calls[{i}].at_ms"),
+                format!(
+                    "the call is expected at {at} ms, which the case's {limit} cuts off; \
+                     raise time_limit_s"
+                ),
+            ));
         }
     }
     for (i, expect) in case.expect.calls.iter().enumerate() {
@@ -1450,11 +1584,44 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CaseError> {
     Ok(found)
 }
 
+/// Collects the case files under `dir`. A directory reached again through a symbolic
+/// link below itself is a loop: an error naming the link, not an endless descent nor a
+/// silent stop.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
+    let mut above = vec![std::fs::canonicalize(dir)?];
+    walk_below(dir, &mut above, out)
+}
+
+fn walk_below(dir: &Path, above: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort();
+    for path in entries {
+        let loop_error = |target: &Path| {
+            std::io::Error::other(format!(
+                "{}: a symbolic link loop (it leads back to {})",
+                path.display(),
+                target.display()
+            ))
+        };
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(loop_error(&path));
+            }
+            // A dangling link holds no case.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
+            let real = std::fs::canonicalize(&path)?;
+            if let Some(target) = above.iter().find(|a| **a == real) {
+                return Err(loop_error(target));
+            }
+            above.push(real);
+            walk_below(&path, above, out)?;
+            above.pop();
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }

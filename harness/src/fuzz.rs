@@ -627,7 +627,7 @@ fn save(
         config.seed,
         config.max_timer_s,
         case.name,
-        path.display(),
+        shell_quote(&path.display().to_string()),
         flags = config.dut_flags,
     );
     if kind == "error" {
@@ -662,9 +662,27 @@ fn save(
     Ok(path)
 }
 
+/// `text` single-quoted for a POSIX shell, so a replay line runs as written whatever the
+/// path holds (spaces, `$`, quotes).
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_paths_are_quoted_for_the_shell() {
+        assert_eq!(
+            shell_quote("cases/regressions/a.yaml"),
+            "'cases/regressions/a.yaml'"
+        );
+        assert_eq!(
+            shell_quote("my cases/it's.yaml"),
+            "'my cases/it'\\''s.yaml'"
+        );
+    }
 
     fn draw(seed: u64, n: usize, max_timer: f64) -> Vec<Case> {
         let mut bytes = [0u8; 32];

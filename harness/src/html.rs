@@ -59,6 +59,7 @@ impl<'a> Entry<'a> {
             PairVerdict::Diverged => ("diverged", "fail"),
             PairVerdict::Error => ("error", "error"),
             PairVerdict::Unsupported => ("unsupported", "known"),
+            PairVerdict::Interrupted => ("interrupted", "known"),
         };
         Entry {
             name: &p.name,
@@ -76,6 +77,7 @@ impl<'a> Entry<'a> {
             Verdict::Fail => ("fail", "fail"),
             Verdict::Error => ("error", "error"),
             Verdict::Unsupported => ("unsupported", "known"),
+            Verdict::Interrupted => ("interrupted", "known"),
         };
         Entry {
             name: &r.name,

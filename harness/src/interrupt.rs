@@ -1,17 +1,22 @@
-//! Ctrl-C: the first one stops the run cleanly (no new case starts, running ones are cut
-//! short and reported as interrupted, finished ones are still reported); a second one
-//! ends the process at once. Either way the kernel frees every namespace the run made,
-//! since they are held by descriptors only.
+//! Ctrl-C (SIGINT) and SIGTERM: the first one stops the run cleanly (no new case starts,
+//! running ones are cut short and reported as interrupted, finished ones are still
+//! reported) and the process exits with 128 + the signal's number (130, 143); a second
+//! one ends the process at once with that code. Either way the kernel frees every
+//! namespace the run made, since they are held by descriptors only.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The first stopping signal received, 0 before any.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_sigint(_: libc::c_int) {
-    if INTERRUPTED.swap(true, Ordering::AcqRel) {
-        // Second Ctrl-C: leave now (async-signal-safe).
+extern "C" fn on_signal(signal: libc::c_int) {
+    let first = SIGNAL
+        .compare_exchange(0, signal, Ordering::AcqRel, Ordering::Acquire)
+        .unwrap_or_else(|earlier| earlier);
+    if first != 0 {
+        // The second signal: leave now, with the first one's code (async-signal-safe).
         // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
+        unsafe { libc::_exit(128 + first) };
     }
 }
 
@@ -20,7 +25,7 @@ pub fn install() {
     // SAFETY: sigaction with a handler that only touches an atomic and calls _exit.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigint as *const () as usize;
+        action.sa_sigaction = on_signal as *const () as usize;
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
@@ -30,7 +35,16 @@ pub fn install() {
 
 /// Whether the user asked the run to stop.
 pub fn requested() -> bool {
-    INTERRUPTED.load(Ordering::Acquire)
+    SIGNAL.load(Ordering::Acquire) != 0
+}
+
+/// The exit code an interrupted process ends with (128 + the signal: 130 for SIGINT, 143
+/// for SIGTERM), or None when no signal came.
+pub fn exit_code() -> Option<u8> {
+    match SIGNAL.load(Ordering::Acquire) {
+        0 => None,
+        signal => u8::try_from(128 + signal).ok(),
+    }
 }
 
 /// Waits on `rx` up to `limit`, in short slices so an interrupt is noticed.

@@ -12,6 +12,8 @@ use tcptwin::case;
 #[cfg(feature = "smoltcp")]
 use tcptwin::dut::SmoltcpDut;
 use tcptwin::dut::{Dut, KernelDut, StackDut};
+use tcptwin::exit::{self, Outcome};
+use tcptwin::json_report;
 use tcptwin::report;
 use tcptwin::runner::{self, LoadedCase};
 use tcptwin::vm::VmKernelDut;
@@ -53,10 +55,10 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         connects: usize,
         /// Cases run at once in the suite's wall time, as `run --jobs`.
-        #[arg(long, short, default_value_t = RUN_JOBS)]
+        #[arg(long, short, default_value_t = RUN_JOBS, value_parser = parse_jobs)]
         jobs: usize,
         /// Scenarios run at once for the fuzz throughput, as `fuzz --jobs`.
-        #[arg(long, default_value_t = FUZZ_JOBS)]
+        #[arg(long, default_value_t = FUZZ_JOBS, value_parser = parse_jobs)]
         fuzz_jobs: usize,
         /// Timer-free fuzz scenarios for the fuzz throughput.
         #[arg(long, default_value_t = 300)]
@@ -119,7 +121,7 @@ struct RunArgs {
     shard: Option<(usize, usize)>,
     /// Run the whole suite this many times (a pair run reports any case whose verdict changed);
     /// each round's pcaps go to <artifacts>/round-<n>/.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = parse_repeat)]
     repeat: usize,
     /// Where each run's .pcap goes (<DIR>/<case>/<dut>.pcap).
     #[arg(long, default_value = "artifacts")]
@@ -130,7 +132,7 @@ struct RunArgs {
     /// Cases run at once (they mostly wait on kernel timers). Eight end the suite with its
     /// longest case on 2 cores; more only crowd the measured threads, which matters where
     /// they cannot have real-time priority (rootless runs).
-    #[arg(long, short, default_value_t = RUN_JOBS)]
+    #[arg(long, short, default_value_t = RUN_JOBS, value_parser = parse_jobs)]
     jobs: usize,
     /// Write an HTML report (index.html with ladder diagrams) into this directory.
     #[arg(long)]
@@ -159,9 +161,9 @@ struct FuzzArgs {
     #[arg(long, default_value_t = 0.0)]
     max_timer: f64,
     /// Scenarios run at once.
-    #[arg(long, short, default_value_t = FUZZ_JOBS)]
+    #[arg(long, short, default_value_t = FUZZ_JOBS, value_parser = parse_jobs)]
     jobs: usize,
-    /// Where minimal diverging cases are written.
+    /// Where diverging cases are written (shrunk, or as drawn when not shrunk).
     #[arg(long, default_value = "cases/regressions")]
     save: PathBuf,
     /// Keep going after the first divergence.
@@ -195,6 +197,24 @@ fn fuzz_dut_flags(args: &FuzzArgs) -> String {
     flags
 }
 
+/// `--jobs`: at least one case (or scenario) must run at a time.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 would run nothing; give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{text}' is not a whole number")),
+    }
+}
+
+/// `--repeat`: the suite runs at least once.
+fn parse_repeat(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 would run nothing; give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{text}' is not a whole number")),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -202,17 +222,17 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     );
     let n: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?}: use e.g. 90s, 10m, 1h"))?;
+        .map_err(|_| format!("'{text}': use e.g. 90s, 10m, 1h"))?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h)")),
+        _ => return Err(format!("'{text}': unknown unit '{unit}' (s, m, h)")),
     };
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
-fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
+fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
     let config = tcptwin::fuzz::FuzzConfig {
         cases: args.cases,
         time: args.time,
@@ -251,10 +271,15 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
     }
     for found in &outcome.found {
         println!("{}", report::pair_text(&found.result, true));
-        let what = if found.reproduced {
+        let what = if found.reproduced && config.shrink {
             format!(
                 "minimal case (scenario #{}, {} shrink steps)",
                 found.index, found.shrink_steps
+            )
+        } else if found.reproduced {
+            format!(
+                "scenario #{} as drawn (not shrunk: --no-shrink)",
+                found.index
             )
         } else {
             format!(
@@ -291,10 +316,12 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<ExitCode> {
         },
         outcome.errors.len()
     );
-    Ok(if outcome.found.is_empty() && outcome.errors.is_empty() {
-        ExitCode::SUCCESS
+    Ok(if !outcome.found.is_empty() {
+        Outcome::Diverged
+    } else if !outcome.errors.is_empty() {
+        Outcome::HarnessError
     } else {
-        ExitCode::FAILURE
+        Outcome::Passed
     })
 }
 
@@ -331,7 +358,7 @@ fn parse_dut(s: &str) -> Result<DutChoice, String> {
                 Ok(DutChoice::Vm(v.to_string()))
             }
             _ => Err(format!(
-                "unknown implementation {s:?}: expected kernel, stack, smoltcp or vm:VERSION (e.g. vm:6.1)"
+                "unknown implementation '{s}': expected kernel, stack, smoltcp or vm:VERSION (e.g. vm:6.1)"
             )),
         },
     }
@@ -352,7 +379,7 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 fn parse_mutation(s: &str) -> Result<Mutation, String> {
     Mutation::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = Mutation::ALL.iter().map(|(n, _)| *n).collect();
-        format!("unknown mutation {s:?}; known: {}", names.join(", "))
+        format!("unknown mutation '{s}'; known: {}", names.join(", "))
     })
 }
 
@@ -458,8 +485,18 @@ fn note_priority() {
     }
 }
 
+/// Loads every case under `paths` and checks what can be checked before a run: each file
+/// parses, names are unique, and every sysctl exists and takes its value in a namespace
+/// built like the DUT's. `check` and `run` share it, so they agree on every input.
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<LoadedCase>> {
-    let files = case::discover(paths)?;
+    let files = case::discover(paths).map_err(|e| exit::usage(e.to_string()))?;
+    if files.is_empty() {
+        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(exit::usage(format!(
+            "no case files (*.yaml, *.yml) in {}",
+            given.join(", ")
+        )));
+    }
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for path in files {
@@ -468,42 +505,160 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<Loade
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if !errors.is_empty() {
-        anyhow::bail!(
-            "{} case file(s) refused:\n{}",
-            errors.len(),
-            errors.join("\n")
-        );
-    }
+    refuse(errors)?;
     let mut names = std::collections::HashMap::new();
+    let mut errors = Vec::new();
     for l in &loaded {
         if let Some(first) = names.insert(l.case.name.clone(), l.path.clone()) {
-            anyhow::bail!(
-                "case name {:?} is used by both {} and {}",
+            errors.push(format!(
+                "{}: field `name`: case name '{}' is also used by {}",
+                l.path.display(),
                 l.case.name,
-                first.display(),
-                l.path.display()
-            );
+                first.display()
+            ));
         }
     }
-    // A sysctl this host lacks is a load error too, found before any case runs.
-    let missing = tcptwin::preflight::missing_sysctls(&loaded)
+    refuse(errors)?;
+    // A sysctl this host lacks, or a value its kernel refuses, is a load error too, found
+    // before any case runs.
+    let refused = tcptwin::preflight::refused_sysctls(&loaded)
         .context("building a probe namespace to check the cases' sysctls")?;
-    if !missing.is_empty() {
-        let lines: Vec<String> = missing.iter().map(|e| e.to_string()).collect();
-        anyhow::bail!(
-            "{} case file(s) refused:\n{}",
-            lines.len(),
-            lines.join("\n")
-        );
-    }
+    refuse(refused.iter().map(|e| e.to_string()).collect())?;
     if let Some(f) = filter {
         loaded.retain(|l| l.case.name.contains(f) || l.case.tags.iter().any(|t| t.contains(f)));
+        if loaded.is_empty() {
+            return Err(exit::usage(format!(
+                "--filter '{f}' matched no case's name or tag"
+            )));
+        }
     }
     Ok(loaded)
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// A usage error listing every refused case file, one a line; Ok when there is none.
+fn refuse(errors: Vec<String>) -> anyhow::Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(exit::usage(format!(
+        "{} case file error(s):\n{}",
+        errors.len(),
+        errors.join("\n")
+    )))
+}
+
+/// Checks, before anything runs, that every report and artifact can be written: a run of
+/// minutes must not end in "cannot create" with nothing to show.
+fn check_outputs(args: &RunArgs) -> anyhow::Result<()> {
+    for (flag, file) in [("--json", &args.json), ("--junit", &args.junit)] {
+        if let Some(path) = file {
+            writable_file(flag, path)?;
+        }
+    }
+    writable_dir("--artifacts", &args.artifacts)?;
+    if let Some(dir) = &args.html {
+        writable_dir("--html", dir)?;
+    }
+    Ok(())
+}
+
+/// `path` can be created or overwritten as a file.
+fn writable_file(flag: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(exit::usage(format!(
+            "{flag} {shown}: is a directory; give a file name"
+        )));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(exit::usage(format!(
+            "{flag} {shown}: the directory {} does not exist",
+            parent.display()
+        )));
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| exit::usage(format!("{flag} {shown}: cannot be written: {e}")))?;
+        return Ok(());
+    }
+    probe_write(flag, &shown.to_string(), parent)
+}
+
+/// `dir` exists as a writable directory, or can be made.
+fn writable_dir(flag: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = dir.display().to_string();
+    if dir.exists() && !dir.is_dir() {
+        return Err(exit::usage(format!(
+            "{flag} {shown}: is a file; give a directory"
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| exit::usage(format!("{flag} {shown}: cannot be made: {e}")))?;
+    probe_write(flag, &shown, dir)
+}
+
+/// Creates and removes a file in `dir`: the one test of writing that holds for root, a
+/// read-only mount and a user namespace alike.
+fn probe_write(flag: &str, shown: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = dir.join(format!(".tcptwin-write-check-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .map_err(|e| exit::usage(format!("{flag} {shown}: cannot be written: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// What the JSON report says about how the run was asked for.
+fn run_info(
+    args: &RunArgs,
+    mode: &'static str,
+    started: std::time::Instant,
+) -> json_report::RunInfo {
+    let name = |choice: &DutChoice| match choice {
+        DutChoice::Kernel => "kernel".to_string(),
+        DutChoice::Stack => "stack".to_string(),
+        #[cfg(feature = "smoltcp")]
+        DutChoice::Smoltcp => "smoltcp".to_string(),
+        DutChoice::Vm(v) => format!("vm:{v}"),
+    };
+    json_report::RunInfo {
+        mode,
+        reference: name(&args.dut),
+        other: match &args.vs {
+            VsChoice::None => None,
+            VsChoice::Dut(d) => Some(name(d)),
+        },
+        profile: args.profile.as_str().to_string(),
+        mutation: args.mutation.map(|m| m.name().to_string()),
+        paths: args.paths.iter().map(|p| p.display().to_string()).collect(),
+        filter: args.filter.clone(),
+        shard: args.shard.map(|(i, n)| format!("{i}/{n}")),
+        repeat: args.repeat,
+        jobs: args.jobs,
+        started_unix_ms: json_report::unix_ms_now()
+            .saturating_sub(started.elapsed().as_millis() as u64),
+        wall_ms: started.elapsed().as_secs_f64() * 1e3,
+        interrupted: tcptwin::interrupt::requested(),
+    }
+}
+
+/// Writes a report file after the run; a failure then is the harness's (the paths were
+/// checked before the run).
+fn write_report(
+    what: &str,
+    path: &std::path::Path,
+    result: std::io::Result<()>,
+) -> anyhow::Result<()> {
+    result.with_context(|| format!("writing the {what} report to {}", path.display()))
+}
+
+fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let started = std::time::Instant::now();
     let mut cases = load_all(&args.paths, args.filter.as_deref())?;
     if let Some((i, n)) = args.shard {
         cases = cases
@@ -514,12 +669,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect();
     }
     if cases.is_empty() {
-        anyhow::bail!(
-            "no case matched (paths: {:?}, filter: {:?})",
-            args.paths,
-            args.filter
-        );
+        return Err(exit::usage(format!(
+            "--shard {}/{} holds no case: the suite has fewer cases than shards",
+            args.shard.map_or(1, |s| s.0),
+            args.shard.map_or(1, |s| s.1)
+        )));
     }
+    check_outputs(&args)?;
     let mut named = vec![&args.dut];
     if let VsChoice::Dut(vs) = &args.vs {
         named.push(vs);
@@ -541,7 +697,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 "timing tolerances below include +{allowance:.0} ms for the VM's emulated clock"
             );
         }
-        return run_pairs(&args, &cases, dut.as_ref(), other.as_ref());
+        return run_pairs(&args, &cases, dut.as_ref(), other.as_ref(), started);
     }
     note_expectations(&[dut.as_ref()]);
     let bar = progress(cases.len());
@@ -557,7 +713,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    write_json(args.json.as_deref(), &results)?;
+    let tally = report::tally(&results, cases.len());
+    if let Some(path) = &args.json {
+        let summary = json_report::Summary::new(tally, 0, cases.len());
+        let report =
+            json_report::Report::new(run_info(&args, "single", started), summary, &results);
+        write_report("JSON", path, report.write(path))?;
+    }
     if let Some(path) = &args.junit {
         tcptwin::junit::write_cases(path, &results)?;
     }
@@ -565,21 +727,19 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let index = tcptwin::html::write_cases(dir, &results)?;
         println!("HTML report: {}", index.display());
     }
-    let tally = report::tally(&results);
+    if tcptwin::interrupt::requested() {
+        println!("interrupted: the cases above finished; the rest did not run");
+    }
     note_priority();
     println!("{}", report::summary(tally));
-    Ok(if tally.failed + tally.errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(tally.outcome())
 }
 
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     let (i, n) = text.split_once('/').ok_or("use I/N, e.g. 2/4")?;
     let (i, n): (usize, usize) = (
-        i.parse().map_err(|_| format!("{i:?} is not a number"))?,
-        n.parse().map_err(|_| format!("{n:?} is not a number"))?,
+        i.parse().map_err(|_| format!("'{i}' is not a number"))?,
+        n.parse().map_err(|_| format!("'{n}' is not a number"))?,
     );
     if n == 0 || i == 0 || i > n {
         return Err(format!("shard {i}/{n}: need 1 <= I <= N"));
@@ -609,28 +769,19 @@ fn emit(bar: &Option<ProgressBar>, text: String) {
     }
 }
 
-fn write_json<T: serde::Serialize>(
-    path: Option<&std::path::Path>,
-    value: &T,
-) -> anyhow::Result<()> {
-    if let Some(path) = path {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(file), value)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
 fn run_pairs(
     args: &RunArgs,
     cases: &[LoadedCase],
     reference: &dyn Dut,
     other: &dyn Dut,
-) -> anyhow::Result<ExitCode> {
+    started: std::time::Instant,
+) -> anyhow::Result<Outcome> {
     let mut all = Vec::new();
     let mut verdicts: Vec<Vec<runner::PairVerdict>> = vec![Vec::new(); cases.len()];
-    for round in 0..args.repeat.max(1) {
+    for round in 0..args.repeat {
+        if tcptwin::interrupt::requested() {
+            break;
+        }
         if args.repeat > 1 {
             println!("== round {} of {}", round + 1, args.repeat);
         }
@@ -655,7 +806,13 @@ fn run_pairs(
         }
         all.extend(results);
     }
-    write_json(args.json.as_deref(), &all)?;
+    let planned = cases.len() * args.repeat;
+    let (tally, known) = report::pair_tally(&all, planned);
+    if let Some(path) = &args.json {
+        let summary = json_report::Summary::new(tally, known, planned);
+        let report = json_report::Report::new(run_info(args, "pair", started), summary, &all);
+        write_report("JSON", path, report.write(path))?;
+    }
     if let Some(path) = &args.junit {
         tcptwin::junit::write_pairs(path, &all)?;
     }
@@ -667,7 +824,10 @@ fn run_pairs(
         .iter()
         .zip(&verdicts)
         .filter(|(_, v)| v.windows(2).any(|w| w[0] != w[1]))
-        .map(|(c, v)| format!("  {}: {v:?}", c.case.name))
+        .map(|(c, v)| {
+            let seen: Vec<&str> = v.iter().map(|v| v.name()).collect();
+            format!("  {}: {}", c.case.name, seen.join(", "))
+        })
         .collect();
     if !flaky.is_empty() {
         println!("verdict changed between repeats:\n{}", flaky.join("\n"));
@@ -685,7 +845,6 @@ fn run_pairs(
             names.join(", ")
         );
     }
-    let (tally, known) = report::pair_tally(&all);
     if known > 0 {
         println!("{known} case run(s) passed with known divergences (listed above)");
     }
@@ -700,16 +859,52 @@ fn run_pairs(
     }
     note_priority();
     println!("{}", report::summary(tally));
-    let ok = tally.failed + tally.errors == 0 && flaky.is_empty() && repeated.is_empty();
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    // A verdict that changed between rounds, or an ISN used twice, is a divergence too.
+    if !flaky.is_empty() || !repeated.is_empty() {
+        return Ok(Outcome::Diverged);
+    }
+    Ok(tally.outcome())
+}
+
+/// Parses the command line; a usage error is one line on stderr and exit code 2 (clap's
+/// own rendering adds a usage block and advice that a CI log does not need).
+fn parse_cli() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            let _ = e.print();
+            Err(ExitCode::from(if e.use_stderr() { 2 } else { 0 }))
+        }
+        Err(e) => {
+            // The first paragraph says what is wrong (and, for a value, the possible ones);
+            // the rest is clap's usage block and tips.
+            let rendered = e.render().to_string();
+            let said: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = said.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("tcptwin: {message} (tcptwin help lists the options)");
+            Err(ExitCode::from(Outcome::Usage.code()))
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     // Commands that only read and write files need no namespace.
     match cli.command {
         Command::Schema => {
@@ -723,7 +918,7 @@ fn main() -> ExitCode {
     // tcptwin does can reach it.
     if let Err(e) = tcptwin::netns::isolate_process() {
         eprintln!("tcptwin: {e}");
-        return ExitCode::from(2);
+        return Outcome::HarnessError.exit_code();
     }
     // Measured threads get a core first: SCHED_FIFO, or else the rest of tcptwin at nice 19.
     tcptwin::priority::setup();
@@ -733,7 +928,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let outcome = match cli.command {
-        Command::Agent => tcptwin::vm::agent::serve().map(|()| ExitCode::SUCCESS),
+        Command::Agent => tcptwin::vm::agent::serve().map(|()| Outcome::Passed),
         Command::Run(args) => run(args),
         Command::Fuzz(args) => fuzz(args),
         Command::Bench {
@@ -758,35 +953,34 @@ fn main() -> ExitCode {
             tcptwin::bench::run(&config)
                 .map(|report| {
                     print!("{report}");
-                    ExitCode::SUCCESS
+                    Outcome::Passed
                 })
                 .map_err(anyhow::Error::msg)
         }
-        Command::Check { paths } => load_all(&paths, None)
-            .map(|cases| {
-                println!("{} case file(s) are well-formed", cases.len());
-                ExitCode::SUCCESS
-            })
-            .context("checking cases"),
+        Command::Check { paths } => load_all(&paths, None).map(|cases| {
+            println!("{} case file(s) are well-formed", cases.len());
+            Outcome::Passed
+        }),
         Command::Schema | Command::Import { .. } => unreachable!("handled before isolation"),
     };
     match outcome {
-        Ok(code) => code,
+        Ok(outcome) => outcome.exit_code(),
         Err(e) => {
-            eprintln!("tcptwin: {e:#}");
-            ExitCode::from(2)
+            eprintln!("tcptwin: {}", exit::error_text(&e));
+            exit::outcome_of(&e).exit_code()
         }
     }
 }
 
 fn import(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
     let outcome = std::fs::read_to_string(file)
-        .with_context(|| format!("reading {}", file.display()))
-        .and_then(|text| Ok(tcptwin::import::translate(file, &text)?))
+        .map_err(|e| exit::usage(format!("reading {}: {e}", file.display())))
+        .and_then(|text| {
+            tcptwin::import::translate(file, &text).map_err(|e| exit::usage(e.to_string()))
+        })
         .and_then(|yaml| match output {
-            Some(path) => {
-                std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))
-            }
+            Some(path) => std::fs::write(path, &yaml)
+                .map_err(|e| exit::usage(format!("writing {}: {e}", path.display()))),
             None => {
                 print!("{yaml}");
                 Ok(())
@@ -795,8 +989,8 @@ fn import(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode 
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tcptwin: {e:#}");
-            ExitCode::from(2)
+            eprintln!("tcptwin: {}", exit::error_text(&e));
+            ExitCode::from(Outcome::Usage.code())
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Checks made once, after the case files parsed and before any case runs, that need the
-//! host: every sysctl a case names must exist in a namespace built like the DUT's.
+//! host: every sysctl a case names must exist in a namespace built like the DUT's, and its
+//! kernel must take the case's value.
 //!
 //! The parser can only check a sysctl's shape (`net.` and `[a-z0-9_]` parts); whether this
 //! kernel has it depends on its version, its config, and the namespace (per-device names
@@ -17,9 +18,15 @@ use crate::runner::LoadedCase;
 use crate::sysctl;
 use crate::topology::{Topology, TopologyError, TopologySpec};
 
-/// The names among `cases`' sysctls that this host's DUT namespace lacks, each as a load
-/// error pointing at the key in its file. Builds no namespace when no case sets a sysctl.
-pub fn missing_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyError> {
+/// The sysctls among `cases`' that this host's DUT namespace lacks or whose value its
+/// kernel refuses (`tcp_syn_retries: 1000`, `ip_local_port_range: "60000 1000"`), each as a
+/// load error pointing at the key in its file. Builds no namespace when no case sets a
+/// sysctl.
+///
+/// A value is tried by writing it in the probe's DUT namespace (as a run's topology does,
+/// `crate::sysctl::write`, i.e. the kernel's own `proc_handler` judges it) and putting the
+/// previous value back, so each value is judged alone, on a namespace's defaults.
+pub fn refused_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyError> {
     let names: std::collections::BTreeSet<&str> = cases
         .iter()
         .flat_map(|c| c.case.sysctls.keys().map(|k| k.0.as_str()))
@@ -27,6 +34,15 @@ pub fn missing_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyE
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    let values: std::collections::BTreeSet<(String, String)> = cases
+        .iter()
+        .flat_map(|c| {
+            c.case
+                .sysctls
+                .iter()
+                .map(|(k, v)| (k.0.clone(), v.to_string()))
+        })
+        .collect();
     let probe = Topology::build(&TopologySpec {
         mtu: 1500,
         dut_ip: Some(Ipv4Addr::new(198, 18, 0, 1)),
@@ -36,21 +52,49 @@ pub fn missing_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyE
         sysctls: Vec::new(),
         dut_kernel_address: true,
     })?;
-    let missing: std::collections::BTreeSet<String> = probe.dut.run(|| {
-        names
+    let (missing, refused) = probe.dut.run(|| {
+        let missing: std::collections::BTreeSet<String> = names
             .iter()
             .filter(|name| !sysctl::path_of(name).is_file())
             .map(|name| name.to_string())
-            .collect()
+            .collect();
+        let refused: std::collections::BTreeMap<(String, String), String> = values
+            .iter()
+            .filter(|(name, _)| !missing.contains(name))
+            .filter_map(|(name, value)| {
+                let before = sysctl::read(name).ok()?;
+                match sysctl::write(name, value) {
+                    Ok(()) => {
+                        let _ = sysctl::write(name, &before);
+                        None
+                    }
+                    Err(sysctl::SysctlError::Refused { source, .. }) => {
+                        Some(((name.clone(), value.clone()), refusal_text(&source)))
+                    }
+                    Err(e) => Some(((name.clone(), value.clone()), e.to_string())),
+                }
+            })
+            .collect();
+        (missing, refused)
     })?;
     let mut errors = Vec::new();
     for loaded in cases {
         let mut here: Vec<CaseError> = loaded
             .case
             .sysctls
-            .keys()
-            .filter(|name| missing.contains(&name.0))
-            .map(|name| missing_error(&loaded.path, &name.0))
+            .iter()
+            .filter_map(|(name, value)| {
+                if missing.contains(&name.0) {
+                    return Some(missing_error(&loaded.path, &name.0));
+                }
+                let why = refused.get(&(name.0.clone(), value.to_string()))?;
+                Some(refused_error(
+                    &loaded.path,
+                    &name.0,
+                    &value.to_string(),
+                    why,
+                ))
+            })
             .collect();
         here.sort_by_key(|e| match e {
             CaseError::Parse { line, column, .. } => (*line, *column),
@@ -73,6 +117,31 @@ fn missing_error(path: &Path, name: &str) -> CaseError {
             "sysctl {name} does not exist on this host ({} is missing in a namespace built \
              like the DUT's, with its interface eth0)",
             sysctl::path_of(name).display()
+        ),
+    }
+}
+
+/// Why the kernel refused a value, in words (the errno's text without Rust's `(os error
+/// N)` suffix).
+fn refusal_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+fn refused_error(path: &Path, name: &str, value: &str, why: &str) -> CaseError {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (line, column) = locate_key(&text, name).unwrap_or((0, 0));
+    CaseError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        field: format!("sysctls.{name}"),
+        message: format!(
+            "this host's kernel refuses the value '{value}' for sysctl {name} ({why}); \
+             see its range in the kernel's Documentation/networking/ip-sysctl.rst"
         ),
     }
 }

@@ -13,6 +13,7 @@ pub fn case_text(result: &CaseResult, show_trace: bool) -> String {
         Verdict::Fail => "FAIL ",
         Verdict::Error => "ERROR",
         Verdict::Unsupported => "UNSUP",
+        Verdict::Interrupted => "INTR ",
     };
     let _ = writeln!(
         out,
@@ -48,6 +49,7 @@ pub fn case_text(result: &CaseResult, show_trace: bool) -> String {
     if let Some(error) = &result.error {
         let label = match result.verdict {
             Verdict::Unsupported => "unsupported by this DUT",
+            Verdict::Interrupted => "interrupted",
             _ => "error",
         };
         let _ = writeln!(out, "    {label}: {error}");
@@ -61,16 +63,37 @@ pub fn case_text(result: &CaseResult, show_trace: bool) -> String {
 }
 
 /// Counts by verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     pub passed: usize,
+    /// Divergences and failed expectations.
     pub failed: usize,
+    /// Harness errors: the case could not be judged.
     pub errors: usize,
     /// Cases the DUT could not express; neither passed nor failed.
     pub unsupported: usize,
+    /// Cases a stopping signal cut short.
+    pub interrupted: usize,
+    /// Cases that never started because the run was stopped first.
+    pub not_run: usize,
 }
 
-pub fn tally(results: &[CaseResult]) -> Tally {
+impl Tally {
+    /// The outcome a CI job branches on: a divergence outweighs a harness error, which
+    /// outweighs a pass.
+    pub fn outcome(&self) -> crate::exit::Outcome {
+        if self.failed > 0 {
+            crate::exit::Outcome::Diverged
+        } else if self.errors > 0 {
+            crate::exit::Outcome::HarnessError
+        } else {
+            crate::exit::Outcome::Passed
+        }
+    }
+}
+
+/// Counts `results` of a run of `planned` case runs; those without a result never ran.
+pub fn tally(results: &[CaseResult], planned: usize) -> Tally {
     let mut t = Tally::default();
     for r in results {
         match r.verdict {
@@ -78,13 +101,16 @@ pub fn tally(results: &[CaseResult]) -> Tally {
             Verdict::Fail => t.failed += 1,
             Verdict::Error => t.errors += 1,
             Verdict::Unsupported => t.unsupported += 1,
+            Verdict::Interrupted => t.interrupted += 1,
         }
     }
+    t.not_run = planned.saturating_sub(results.len());
     t
 }
 
-/// The closing line: `N passed, N failed` (harness errors count as failed and are named on
-/// the line before).
+/// The closing line: `N passed, N failed`, then harness errors, unsupported, interrupted
+/// and never-run cases when there are any (harness errors are also named on the line
+/// before, as they are listed above).
 pub fn summary(t: Tally) -> String {
     let mut out = String::new();
     if t.errors > 0 {
@@ -94,9 +120,18 @@ pub fn summary(t: Tally) -> String {
             t.errors
         );
     }
-    let _ = write!(out, "{} passed, {} failed", t.passed, t.failed + t.errors);
+    let _ = write!(out, "{} passed, {} failed", t.passed, t.failed);
+    if t.errors > 0 {
+        let _ = write!(out, ", {} harness error(s)", t.errors);
+    }
     if t.unsupported > 0 {
         let _ = write!(out, ", {} unsupported by the DUT", t.unsupported);
+    }
+    if t.interrupted > 0 {
+        let _ = write!(out, ", {} interrupted", t.interrupted);
+    }
+    if t.not_run > 0 {
+        let _ = write!(out, ", {} not run", t.not_run);
     }
     out
 }
@@ -166,6 +201,7 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
         PairVerdict::Diverged => "DIVERGED",
         PairVerdict::Error => "ERROR   ",
         PairVerdict::Unsupported => "UNSUPP  ",
+        PairVerdict::Interrupted => "INTR    ",
     };
     let _ = writeln!(
         out,
@@ -254,6 +290,7 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
         if let Some(e) = &side.error {
             let label = match side.verdict {
                 Verdict::Unsupported => "unsupported by this DUT",
+                Verdict::Interrupted => "interrupted",
                 _ => "error",
             };
             let _ = writeln!(out, "    {label} [{}]: {e}", side.dut);
@@ -299,6 +336,71 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
     out
 }
 
+/// A group of divergences under one frame or call (`frame[5]`, `call[1]`), or one
+/// divergence elsewhere: what a person counts as one finding. An extra frame differs in
+/// every field of it, yet is one finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `frame[5]`, `call[1]`, or the divergence's whole path.
+    pub at: String,
+    /// How many fields differ under it.
+    pub fields: usize,
+    /// Whether the reference or the other side has no such frame or call at all.
+    pub missing_on_one_side: bool,
+}
+
+/// The unexpected divergences of `pair`, grouped into findings, in trace order.
+pub fn findings(pair: &PairResult) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for d in pair.divergences.iter().filter(|d| d.known.is_none()) {
+        let at = match d.path.find(']') {
+            Some(end) if d.path.starts_with("frame[") || d.path.starts_with("call[") => {
+                &d.path[..=end]
+            }
+            _ => d.path.as_str(),
+        };
+        let absent = d.reference == "absent" || d.other == "absent";
+        match out.iter_mut().find(|f| f.at == at) {
+            Some(f) => {
+                f.fields += 1;
+                f.missing_on_one_side |= absent;
+            }
+            None => out.push(Finding {
+                at: at.to_string(),
+                fields: 1,
+                missing_on_one_side: absent,
+            }),
+        }
+    }
+    out
+}
+
+/// One line naming the findings: `2 findings: frame[5] (extra or missing, 24 fields),
+/// call[1] (1 field)`.
+pub fn findings_line(findings: &[Finding]) -> String {
+    let parts: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            let fields = if f.fields == 1 {
+                "1 field".to_string()
+            } else {
+                format!("{} fields", f.fields)
+            };
+            if f.missing_on_one_side {
+                format!("{} (on one side only, {fields})", f.at)
+            } else {
+                format!("{} ({fields})", f.at)
+            }
+        })
+        .collect();
+    let noun = if findings.len() == 1 {
+        "finding"
+    } else {
+        "findings"
+    };
+    format!("{} {noun}: {}", findings.len(), parts.join(", "))
+}
+
 fn pair_names(pair: &PairResult) -> (String, String) {
     let (r, o) = (pair.reference.dut, pair.other.dut);
     if r == o {
@@ -308,9 +410,10 @@ fn pair_names(pair: &PairResult) -> (String, String) {
     }
 }
 
-/// Counts pair results: known divergences pass (and are counted apart), divergences and
-/// harness errors fail.
-pub fn pair_tally(results: &[PairResult]) -> (Tally, usize) {
+/// Counts pair results of a run of `planned` case runs: known divergences pass (and are
+/// counted apart), divergences fail, harness errors are counted apart, and runs without a
+/// result never ran.
+pub fn pair_tally(results: &[PairResult], planned: usize) -> (Tally, usize) {
     let mut t = Tally::default();
     let mut known = 0;
     for r in results {
@@ -323,8 +426,10 @@ pub fn pair_tally(results: &[PairResult]) -> (Tally, usize) {
             PairVerdict::Diverged => t.failed += 1,
             PairVerdict::Error => t.errors += 1,
             PairVerdict::Unsupported => t.unsupported += 1,
+            PairVerdict::Interrupted => t.interrupted += 1,
         }
     }
+    t.not_run = planned.saturating_sub(results.len());
     (t, known)
 }
 

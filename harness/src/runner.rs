@@ -45,6 +45,8 @@ pub enum Verdict {
     Error,
     /// The DUT cannot express one of the case's steps (`error` says which); nothing ran.
     Unsupported,
+    /// A stopping signal (Ctrl-C, SIGTERM) cut the run short: it says nothing about the DUT.
+    Interrupted,
 }
 
 /// How the error of a run that captured too many frames begins ([`CaseResult::ran_away`]).
@@ -153,6 +155,13 @@ pub fn run_case_as(
     } else if let Err(e) = run_into(&mut result, loaded, dut, artifacts, label) {
         result.verdict = Verdict::Error;
         result.error = Some(e);
+    }
+    // A run a stopping signal cut short failed because it was stopped: its checks and
+    // errors are not the DUT's.
+    let cut_short = matches!(result.verdict, Verdict::Fail | Verdict::Error);
+    if cut_short && crate::interrupt::requested() {
+        result.verdict = Verdict::Interrupted;
+        result.error = Some("interrupted before it finished (the run was stopped)".into());
     }
     result.wall_ms = started.elapsed().as_secs_f64() * 1e3;
     result
@@ -354,6 +363,22 @@ pub enum PairVerdict {
     Error,
     /// One side cannot express the case's steps; nothing was compared.
     Unsupported,
+    /// A stopping signal cut one side short; nothing was judged.
+    Interrupted,
+}
+
+impl PairVerdict {
+    /// The verdict as reports and the JSON report spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PairVerdict::Pass => "pass",
+            PairVerdict::Known => "known",
+            PairVerdict::Diverged => "diverged",
+            PairVerdict::Error => "error",
+            PairVerdict::Unsupported => "unsupported",
+            PairVerdict::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// One case run on a reference implementation and on another, and their differences.
@@ -397,7 +422,9 @@ pub fn run_pair(
         ),
         _ => Vec::new(),
     };
-    let verdict = if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
+    let verdict = if r.verdict == Verdict::Interrupted || o.verdict == Verdict::Interrupted {
+        PairVerdict::Interrupted
+    } else if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
         PairVerdict::Error
     } else if r.verdict == Verdict::Unsupported || o.verdict == Verdict::Unsupported {
         PairVerdict::Unsupported

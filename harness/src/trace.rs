@@ -16,8 +16,9 @@ use crate::decode::{self, flags, Body, Frame, Ipv4Fields, L4};
 use crate::dut::CallRecord;
 use crate::tcp_options::{self, TcpOption, TsStyle};
 
-/// Which way a frame went.
+/// Which way a frame went (`"out"`, `"in"` in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Dir {
     /// From the DUT (printed `>`).
     Out,
@@ -37,10 +38,26 @@ impl Dir {
 /// The IP ID as compared: 0 stays 0 (Linux's control-socket RSTs carry 0), anything else is
 /// the delta from the first ID the same side sent. A 0 where a socket's 16-bit counter
 /// wraps (after 65535, or before 1) is a counter value like any other ([`counter_zeros`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// JSON has the text reports show: `"0"`, or the signed delta (`"+0"`, `"+3"`, `"-1"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpId {
     Zero,
     Delta(i32),
+}
+
+impl std::fmt::Display for IpId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpId::Zero => f.write_str("0"),
+            IpId::Delta(d) => write!(f, "{d:+}"),
+        }
+    }
+}
+
+impl Serialize for IpId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// IPv4 header fields, normalized.
@@ -58,10 +75,25 @@ pub struct NormIp {
 }
 
 /// A port as compared: the DUT's ephemeral port is a placeholder; a bound one is `Fixed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// JSON has the number, or `"ephemeral"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
     Ephemeral,
     Fixed(u16),
+}
+
+impl Serialize for Port {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Port::Ephemeral => serializer.serialize_str("ephemeral"),
+            Port::Fixed(p) => serializer.serialize_u16(*p),
+        }
+    }
+}
+
+/// TCP flags in JSON as the letters reports show (`S.` for SYN+ACK; see [`flags_text`]).
+fn serialize_flags<S: serde::Serializer>(bits: &u16, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&flags_text(*bits))
 }
 
 impl std::fmt::Display for Port {
@@ -88,6 +120,7 @@ pub enum NormFrame {
         dport: Port,
         seq: u32,
         ack: u32,
+        #[serde(serialize_with = "serialize_flags")]
         flags: u16,
         window: u16,
         urg_ptr: u16,

@@ -6,7 +6,7 @@
 
 mod namespaces;
 
-use namespaces::ip;
+use namespaces::{ip, wait_until_up};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::process::Command;
@@ -27,6 +27,8 @@ fn handshake_send_close_with_kernel_listener() {
     let (tid_tx, tid_rx) = mpsc::channel::<Result<i64, String>>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (got_tx, got_rx) = mpsc::channel::<Result<Vec<u8>, String>>();
+    // Sent once the listener listens on a link that is up: the DUT connects only then.
+    let (listening_tx, listening_rx) = mpsc::channel::<()>();
     let peer = std::thread::spawn(move || {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
             let _ = tid_tx.send(Err(format!("unshare: {e}")));
@@ -40,7 +42,9 @@ fn handshake_send_close_with_kernel_listener() {
             ip(&["link", "set", "lo", "up"])?;
             ip(&["addr", "add", "10.199.0.2/24", "dev", "pb"])?;
             ip(&["link", "set", "pb", "up"])?;
+            wait_until_up("pb")?;
             let l = TcpListener::bind("10.199.0.2:8080").map_err(|e| e.to_string())?;
+            let _ = listening_tx.send(());
             let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             let mut v = Vec::new();
@@ -95,10 +99,10 @@ fn handshake_send_close_with_kernel_listener() {
             .unwrap();
         rt.block_on(async move {
             let mut d = Driver::new(stack, sock).map_err(|e| e.to_string())?;
-            // Give the peer a moment to listen (it retries nothing; a RST would fail the test).
-            d.settle(Duration::from_millis(300))
-                .await
-                .map_err(|e| e.to_string())?;
+            // Connect once the peer listens (a SYN before would be answered with a RST).
+            listening_rx
+                .recv()
+                .map_err(|_| "the peer stopped before it listened".to_string())?;
             let h = d.stack().socket();
             let r = d
                 .connect(
