@@ -530,7 +530,7 @@ impl Socket {
                 int(if p.user_mss != 0 && closed {
                     p.user_mss
                 } else {
-                    self.tcb.mss_cache
+                    self.tcb.linux_mss_cache()
                 } as i32)
             }
             SockOptName::TcpSynCnt => int(p.syn_retries as i32),

@@ -428,6 +428,9 @@ pub struct Tcb {
     /// The SYN carries the TFO cookie request (first transmission only).
     pub tfo_request: bool,
     syn_offer_ts: bool,
+    /// Whether `tcp_header_len` counts the timestamp option: from `tcp_connect_init`
+    /// (the sysctl) until the SYN-ACK says whether the peer does timestamps.
+    header_ts: bool,
     syn_offer_sack: bool,
     syn_offer_ws: bool,
     syn_ecn_flags: bool,
@@ -656,6 +659,7 @@ impl Tcb {
             ecn_ok: false,
             tfo_request: false,
             syn_offer_ts: false,
+            header_ts: false,
             syn_offer_sack: false,
             syn_offer_ws: false,
             syn_ecn_flags: false,
@@ -785,6 +789,7 @@ impl Tcb {
             TCP_MSS_DEFAULT
         };
         self.syn_offer_ts = cfg.tcp_timestamps != 0;
+        self.header_ts = self.syn_offer_ts;
         self.syn_offer_sack = cfg.tcp_sack;
         self.syn_offer_ws = cfg.tcp_window_scaling;
         self.tstamp_ok = false;
@@ -952,6 +957,14 @@ impl Tcb {
             mss = cutoff.max(68 - 20 - ts) + ts;
         }
         self.mss_cache = mss;
+    }
+
+    /// `tp->mss_cache` as Linux keeps it (`tcp_mtu_to_mss` takes the timestamp option
+    /// off when `tcp_header_len` counts it), which `TCP_MAXSEG` reads
+    /// (`do_tcp_getsockopt`). [`Self::mss_cache`] here keeps the option's 12 bytes in.
+    pub fn linux_mss_cache(&self) -> u32 {
+        self.mss_cache
+            .saturating_sub(if self.header_ts { 12 } else { 0 })
     }
 
     /// `tcp_current_mss`: payload bytes per segment (minus 12 with timestamps).
@@ -1726,6 +1739,7 @@ impl Tcb {
         } else {
             self.tstamp_ok = false;
         }
+        self.header_ts = self.tstamp_ok;
         self.sack_ok = h.sack;
         self.snd_wnd = seg.window as u32;
         self.max_window = self.snd_wnd;
