@@ -347,7 +347,11 @@ fn maxseg(sim: &mut Sim, h: SocketHandle) -> SockOptValue {
 fn tcp_maxseg_reads_the_mss_without_the_timestamp_option() {
     let mut sim = Sim::new(&[]);
     let h = sim.stack.socket();
-    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(536), "TCP_MSS_DEFAULT");
+    assert_eq!(
+        maxseg(&mut sim, h),
+        SockOptValue::Int(536),
+        "TCP_MSS_DEFAULT"
+    );
     let (h, syn) = sim.connect_nb(vec![]);
     assert_eq!(
         maxseg(&mut sim, h),
