@@ -2771,10 +2771,15 @@ impl Tcb {
         };
         let sk_err = self.sk_err;
         let ip_id = self.ip_id;
+        // tcp_disconnect clears rx_opt but neither mss_cache nor tcp_header_len, which
+        // TCP_MAXSEG still reads.
+        let (mss_cache, header_ts) = (self.mss_cache, self.header_ts);
         *self = Tcb::new(params);
         self.write_seq = seq;
         self.sk_err = sk_err;
         self.ip_id = ip_id;
+        self.mss_cache = mss_cache;
+        self.header_ts = header_ts;
     }
 
     /// Mirrors `tcp_v4_err` (net/ipv4/tcp_ipv4.c) once the socket is found:

@@ -384,3 +384,30 @@ fn tcp_maxseg_of_a_tiny_peer_mss_with_timestamps_is_36() {
     sim.pump();
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(36));
 }
+
+/// A connect that failed leaves `mss_cache` and `tcp_header_len` as they were:
+/// `tcp_disconnect` clears `rx_opt` but neither of them, so `TCP_MAXSEG` still reads the
+/// SYN_SENT value (524 with timestamps), not a fresh socket's 536.
+#[test]
+fn tcp_maxseg_after_a_refused_connect_keeps_the_syn_sent_value() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let rst = TcpRepr {
+        src_port: t.dst_port,
+        dst_port: t.src_port,
+        seq: 0,
+        ack: t.seq.wrapping_add(1),
+        flags: TcpFlags(TcpFlags::RST | TcpFlags::ACK),
+        window: 0,
+        ..TcpRepr::default()
+    };
+    sim.deliver_tcp(&rst, 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect_wait(sim.now, h),
+        Some(Err(Errno::ECONNREFUSED)),
+        "the blocking connect's end, which disconnects the socket"
+    );
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(524));
+}
