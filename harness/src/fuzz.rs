@@ -50,6 +50,14 @@ const PEER_ANSWER_MS: u64 = 1;
 const PEER_ACTION_MS: u64 = 20;
 /// Shrink steps at most per divergence (each runs both implementations).
 const MAX_SHRINK_STEPS: usize = 200;
+/// `--max-timer`'s default: long enough for two SYN retransmissions (at 1 s and 2 or 3 s)
+/// and an `SO_SNDTIMEO` that ends between them, short enough that a default run of 100
+/// scenarios stays within a bound it prints ([`scenario_wall_bound`]).
+pub const DEFAULT_MAX_TIMER_S: f64 = 3.0;
+/// How many times a diverging scenario runs again, alone, before it counts as confirmed
+/// ([`Found::reproduced`]). Once was not enough: a scenario that diverged under 16 jobs
+/// diverged again in the same crowded pool, and then passed every replay on its own.
+pub const CONFIRM_RUNS: usize = 2;
 
 /// What to fuzz, and how long.
 #[derive(Debug, Clone)]
@@ -83,13 +91,42 @@ pub struct Found {
     pub result: PairResult,
     pub shrink_steps: usize,
     pub saved: Option<PathBuf>,
-    /// Whether the scenario diverged again when run a second time, before shrinking.
-    /// One that did not is still reported (and saved, as `<name>-unconfirmed.yaml`), as
-    /// drawn and with its diverging run: shrinking it could not tell a simpler case that
-    /// passes from a rerun that passes by chance, and would end at the scenario as drawn
-    /// after many steps, looking like a minimal case. Nor does it end a run that stops at
-    /// the first divergence. A survey (`--no-shrink`) does not rerun: there this is true.
+    /// Whether the scenario diverged again every time it was run [`CONFIRM_RUNS`] more
+    /// times on its own, out of the parallel pool (no other scenario running), as
+    /// [`confirm`] does. One that did not is still reported (and saved, as
+    /// `<name>-unconfirmed.yaml`), as drawn and with its diverging run: shrinking it could
+    /// not tell a simpler case that passes from a rerun that passes by chance, and would
+    /// end at the scenario as drawn after many steps, looking like a minimal case. Nor does
+    /// it end a run that stops at the first divergence.
     pub reproduced: bool,
+    /// How it was found and kept.
+    pub kind: Kind,
+}
+
+impl Found {
+    /// What the printed case is, for the report: "minimal case (scenario #3, 12 shrink
+    /// steps)", or why it is the scenario as drawn.
+    pub fn headline(&self) -> String {
+        let index = self.index;
+        match self.kind {
+            Kind::Minimal => format!(
+                "minimal case (scenario #{index}, {} shrink steps)",
+                self.shrink_steps
+            ),
+            Kind::Drawn => format!(
+                "scenario #{index} as drawn (it diverged again in {CONFIRM_RUNS} runs on its own)"
+            ),
+            Kind::ShrunkDidNotReproduce => format!(
+                "scenario #{index} as drawn (it diverged again in {CONFIRM_RUNS} runs on its own, \
+                 but the case it shrank to in {} steps did not)",
+                self.shrink_steps
+            ),
+            Kind::Unconfirmed | Kind::Error => format!(
+                "scenario #{index} as drawn: it diverged once and passed when run again on its \
+                 own, so it was not shrunk"
+            ),
+        }
+    }
 }
 
 /// What a fuzz run did.
@@ -160,11 +197,15 @@ fn socket_option() -> impl Strategy<Value = SockOpt> {
         prop_oneof![Just(0), Just(87), Just(88), 88..1500, Just(536)].prop_map(SockOpt::TcpMaxseg),
         prop_oneof![Just(4096), 256..4_194_304].prop_map(SockOpt::SoRcvbuf),
         (0..8).prop_map(SockOpt::TcpSyncnt),
-        (0..3000).prop_map(SockOpt::TcpUserTimeout),
+        // At least 60 ms off the whole seconds of the SYN schedule and off the timeouts a
+        // blocking connect ends on (`sndtimeo_choices`): when timers run, the abort this
+        // timeout brings (`tcp_clamp_rto_to_user_timeout`) never races them.
+        prop_oneof![Just(0), (0..24).prop_map(|k| k * 125 + 60)].prop_map(SockOpt::TcpUserTimeout),
         (0..256).prop_map(SockOpt::IpTos),
         prop_oneof![Just(-1), 0..256].prop_map(SockOpt::IpTtl),
         (0..2).prop_map(SockOpt::TcpFastopenConnect),
         (0..70000).prop_map(SockOpt::TcpWindowClamp),
+        (0..2).prop_map(SockOpt::IpBindAddressNoPort),
         // Record route with room for 1 or 2 hops.
         prop_oneof![
             Just(HexBytes(vec![7, 7, 4, 0, 0, 0, 0, 0])),
@@ -343,19 +384,97 @@ fn established() -> impl Strategy<Value = Vec<PeerAction>> {
     })
 }
 
+/// The DUT's own address in every generated topology ([`TopologyCase::default`]).
+const DUT_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// An address on the DUT's subnet that no interface has: binding to it fails.
+const NOT_LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+
+/// Where a scenario connects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Destination {
+    /// The peer, or the routed address behind it when the topology has a route.
+    Peer,
+    /// 127.0.0.1 (Linux connects over `lo`, MSS 65495; nobody listens, so a RST).
+    Loopback,
+    /// The DUT's own address on the veth, also reached over `lo`.
+    OwnAddress,
+    /// The bound address and port itself, when the socket was bound to an explicit port on
+    /// a local address: a simultaneous open with itself (`tcp_rcv_synsent_state_process`,
+    /// the SYN without ACK).
+    ItsOwnPort,
+}
+
+fn destination() -> impl Strategy<Value = Destination> {
+    prop_oneof![
+        12 => Just(Destination::Peer),
+        1 => Just(Destination::Loopback),
+        1 => Just(Destination::OwnAddress),
+        1 => Just(Destination::ItsOwnPort),
+    ]
+}
+
+/// A `bind()` before connect: to any address, the DUT's, loopback's, or one it does not
+/// have (EADDRNOTAVAIL); to port 0 (the kernel picks, `inet_csk_find_open_port`) or an
+/// explicit one.
+fn bind_step() -> impl Strategy<Value = case::BindStep> {
+    (
+        prop_oneof![
+            3 => Just(Ipv4Addr::UNSPECIFIED),
+            3 => Just(DUT_ADDRESS),
+            1 => Just(Ipv4Addr::LOCALHOST),
+            1 => Just(NOT_LOCAL),
+        ],
+        prop_oneof![3 => Just(0u16), 1 => Just(5555u16), 2 => 1024u16..=65535],
+    )
+        .prop_map(|(addr, port)| case::BindStep { addr, port })
+}
+
+/// The `SO_SNDTIMEO` values a blocking connect draws, at most `max_ms`: 250 ms, 750 ms,
+/// 1250 ms and so on. The SYN retransmissions go out on whole seconds (RTOs of whole
+/// seconds from the first SYN, `tcp_timeout_init`, doubling or `tcp_syn_linear_timeouts`),
+/// and the peer's answers to them a few ms later; a connect that gives up stays 250 ms off
+/// them, so the timeout never races a retransmission or its answer (a 500 ms timeout, and a
+/// send that waited 500 ms more, ended at 1.0 s: the kernel against itself returned EAGAIN
+/// or the ICMP error answering the retransmission).
+fn sndtimeo_choices(max_ms: u32) -> Vec<u32> {
+    let choices: Vec<u32> = (0..)
+        .map(|n: u32| n * 500 + 250)
+        .take_while(|&ms| ms <= max_ms)
+        .collect();
+    if choices.is_empty() {
+        vec![max_ms.max(1)]
+    } else {
+        choices
+    }
+}
+
+/// How long a generated scenario may take: its connect may block for `SO_SNDTIMEO` (at
+/// most `max_timer_s`), and 5 s covers the rest.
+pub fn time_limit_s(max_timer_s: f64) -> f64 {
+    5.0 + max_timer_s
+}
+
 /// The strategy over connect scenarios. `max_timer_s` > 0 allows dropped SYNs and blocking
 /// connects bounded by `SO_SNDTIMEO`.
 pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
     let timers = max_timer_s > 0.0;
+    let max_ms = (max_timer_s * 1000.0) as u32;
     let blocking = if timers {
-        any::<bool>().sboxed()
+        proptest::option::of(proptest::sample::select(sndtimeo_choices(max_ms))).sboxed()
     } else {
-        Just(false).sboxed()
+        Just(None).sboxed()
     };
+    let socket = (
+        proptest::collection::vec(socket_option(), 0..3),
+        proptest::option::weighted(0.25, bind_step()),
+        destination(),
+        any::<bool>(),
+    );
     (
         sysctls(),
         topology(),
-        proptest::collection::vec(socket_option(), 0..3),
+        socket,
         blocking,
         proptest::option::of(1u32..20000),
         proptest::collection::vec(syn_reaction(timers), 1..4),
@@ -363,22 +482,36 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
         established(),
     )
         .prop_map(
-            move |(sysctls, topology, options, blocking, send, syn, then, established)| {
+            move |(sysctls, topology, socket, sndtimeo, send, syn, then, established)| {
+                let (options, bind, destination, read_mss) = socket;
                 let routed = !topology.routes.is_empty();
                 let mut steps: Vec<Step> = options.into_iter().map(Step::Setsockopt).collect();
-                if blocking {
-                    let ms = (max_timer_s * 1000.0) as u32;
-                    steps.push(Step::Setsockopt(SockOpt::SoSndtimeoMs(ms)));
-                } else {
-                    steps.push(Step::Nonblocking(true));
+                let (addr, port) = match (destination, &bind) {
+                    (Destination::Peer, _) => (routed.then_some(Ipv4Addr::new(203, 0, 113, 7)), 80),
+                    (Destination::Loopback, _) => (Some(Ipv4Addr::LOCALHOST), 80),
+                    (Destination::OwnAddress, _) => (Some(DUT_ADDRESS), 80),
+                    (Destination::ItsOwnPort, Some(b)) if b.port != 0 && b.addr != NOT_LOCAL => {
+                        let addr = if b.addr.is_unspecified() {
+                            Ipv4Addr::LOCALHOST
+                        } else {
+                            b.addr
+                        };
+                        (Some(addr), b.port)
+                    }
+                    (Destination::ItsOwnPort, _) => (Some(Ipv4Addr::LOCALHOST), 80),
+                };
+                steps.extend(bind.map(Step::Bind));
+                match sndtimeo {
+                    Some(ms) => steps.push(Step::Setsockopt(SockOpt::SoSndtimeoMs(ms))),
+                    None => steps.push(Step::Nonblocking(true)),
                 }
                 steps.push(Step::Connect(case::ConnectStep {
-                    addr: routed.then_some(Ipv4Addr::new(203, 0, 113, 7)),
-                    port: 80,
+                    addr,
+                    port,
                     family: Family::Inet,
                     addrlen: None,
                 }));
-                if !blocking {
+                if sndtimeo.is_none() {
                     // Poll once the peer's answer is in: an abort landing during poll()
                     // shows as POLLERR or as POLLOUT|POLLERR|POLLHUP depending on whether
                     // tcp_done had run, the kernel against itself.
@@ -388,6 +521,18 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
                         timeout_ms: POLL_MS,
                     }));
                     steps.push(Step::Getsockopt(GetOpt::SoError));
+                } else {
+                    // The send copies what fits and returns. Blocking, it waited for room
+                    // while ACKs arrived, and the kernel pushed (PSH) wherever the copy
+                    // loop happened to wait (`tcp_sendmsg_locked` before
+                    // `sk_stream_wait_memory`): the kernel against itself marked other
+                    // segments.
+                    steps.push(Step::Nonblocking(true));
+                }
+                if read_mss {
+                    // The MSS the connection settled on (`tcp_current_mss`): 65495 less
+                    // options over `lo`, from the route or the peer otherwise.
+                    steps.push(Step::Getsockopt(GetOpt::TcpMaxseg));
                 }
                 if let Some(n) = send {
                     steps.push(Step::Send(SendStep {
@@ -413,12 +558,59 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
                         ..PeerScript::default()
                     },
                     expect: Expect::default(),
-                    time_limit_s: TimeLimit(5.0 + max_timer_s),
+                    time_limit_s: TimeLimit(time_limit_s(max_timer_s)),
                     settle_ms: 30,
                     known_divergences: Vec::new(),
                 }
             },
         )
+}
+
+/// How many scenarios a run draws at most: `--cases`, or 100 when neither `--cases` nor
+/// `--time` is given; `None` when only the time ends it.
+fn scenario_limit(config: &FuzzConfig) -> Option<u64> {
+    match (config.cases, config.time) {
+        (None, None) => Some(100),
+        (cases, _) => cases,
+    }
+}
+
+/// The longest the drawn scenarios of a run can take: each is cut at its time limit
+/// ([`time_limit_s`], namespace setup and teardown aside), `jobs` run at once, and none
+/// starts after `--time`. Confirming a divergence ([`CONFIRM_RUNS`] runs) and shrinking it
+/// ([`MAX_SHRINK_STEPS`] runs at most) come on top.
+pub fn scenario_wall_bound(config: &FuzzConfig) -> Duration {
+    let per_scenario = Duration::from_secs_f64(time_limit_s(config.max_timer_s));
+    let jobs = config.jobs.max(1) as u64;
+    let by_count = scenario_limit(config)
+        .map(|n| per_scenario * u32::try_from(n.div_ceil(jobs)).unwrap_or(u32::MAX));
+    let by_time = config.time.map(|t| t + per_scenario);
+    match (by_count, by_time) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(Duration::MAX),
+    }
+}
+
+/// The first `n` scenarios a run with `seed` and `max_timer_s` draws, in order (what
+/// [`run`] runs as scenarios 0 to n-1).
+pub fn scenarios(seed: u64, n: usize, max_timer_s: f64) -> Vec<Case> {
+    let mut runner = TestRunner::new_with_rng(Config::default(), seeded_rng(seed));
+    let strategy = scenario(max_timer_s);
+    (0..n)
+        .map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .expect("the scenario strategy never rejects")
+                .current()
+        })
+        .collect()
+}
+
+/// The runner's random numbers for `seed`.
+fn seeded_rng(seed: u64) -> TestRng {
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes)
 }
 
 fn named(mut case: Case, seed: u64, index: u64) -> LoadedCase {
@@ -456,15 +648,14 @@ pub fn run(
 ) -> FuzzOutcome {
     let started = Instant::now();
     let strategy = scenario(config.max_timer_s).sboxed();
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&config.seed.to_le_bytes());
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let rng = seeded_rng(config.seed);
     let draw = std::sync::Mutex::new((TestRunner::new_with_rng(Config::default(), rng), 0u64));
-    let limit = match (config.cases, config.time) {
-        (None, None) => Some(100),
-        (cases, _) => cases,
-    };
+    let limit = scenario_limit(config);
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // A survey lists every divergence: it never stops at the first.
+    let stop_at_first = config.stop_at_first && config.shrink;
+    // Scenarios run holding it shared; a confirmation holds it alone (see [`confirm`]).
+    let pool = std::sync::RwLock::new(());
     let mut outcome = FuzzOutcome {
         scenarios: 0,
         elapsed: Duration::ZERO,
@@ -476,7 +667,7 @@ pub fn run(
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.max(1) {
             let tx = tx.clone();
-            let (draw, stop, strategy) = (&draw, &stop, &strategy);
+            let (draw, stop, strategy, pool) = (&draw, &stop, &strategy, &pool);
             scope.spawn(move || loop {
                 let out_of_time = config.time.is_some_and(|t| started.elapsed() >= t);
                 if out_of_time
@@ -498,38 +689,33 @@ pub fn run(
                     (tree, *next - 1)
                 };
                 let loaded = named(tree.current(), config.seed, index);
-                let result = runner::run_pair(&loaded, reference, other, None);
+                let result = {
+                    let _in_pool = pool.read().unwrap_or_else(|e| e.into_inner());
+                    runner::run_pair(&loaded, reference, other, None)
+                };
                 let _ = tx.send(Event::Ran {
                     wall_ms: result.reference.wall_ms.max(result.other.wall_ms),
                 });
                 if result.verdict == PairVerdict::Error && !diverged(&result) {
                     let _ = tx.send(Event::Error(result, loaded.case));
                 } else if diverged(&result) {
-                    // Before shrinking, the scenario runs once more ([`Found::reproduced`]);
-                    // only a divergence that comes back ends a run that stops at the first.
-                    let reproduced = !config.shrink
-                        || diverged(&runner::run_pair(&loaded, reference, other, None));
-                    if config.stop_at_first && reproduced {
+                    // Only a divergence that comes back on its own ends a run that stops
+                    // at the first, and only such a one is shrunk.
+                    let reproduced = confirm(pool, &loaded, reference, other);
+                    if stop_at_first && reproduced {
                         stop.store(true, std::sync::atomic::Ordering::Release);
                     }
                     let found = if reproduced && config.shrink {
-                        shrink(tree, result, config, index, reference, other)
+                        shrink(tree, loaded, result, config, index, pool, reference, other)
                     } else {
                         // Kept as drawn: a survey's scenario, or one that passed when run
                         // again.
-                        let kind = if reproduced { "drawn" } else { "unconfirmed" };
-                        let saved = config
-                            .save_dir
-                            .as_deref()
-                            .and_then(|dir| save(dir, &loaded.case, config, kind, 0, &result).ok());
-                        Found {
-                            index,
-                            minimal: loaded.case,
-                            result,
-                            shrink_steps: 0,
-                            saved,
-                            reproduced,
-                        }
+                        let kind = if reproduced {
+                            Kind::Drawn
+                        } else {
+                            Kind::Unconfirmed
+                        };
+                        found(config, index, loaded.case, result, kind, 0)
                     };
                     let _ = tx.send(Event::Found(found));
                 }
@@ -545,7 +731,7 @@ pub fn run(
                 Event::Found(found) => outcome.found.push(found),
                 Event::Error(result, case) => {
                     if let Some(dir) = &config.save_dir {
-                        let _ = save(dir, &case, config, "error", 0, &result);
+                        let _ = save(dir, &case, config, Kind::Error, 0, &result);
                     }
                     outcome.errors.push(result);
                 }
@@ -559,27 +745,88 @@ pub fn run(
     outcome
 }
 
+/// Whether a scenario that diverged diverges again every time it runs [`CONFIRM_RUNS`]
+/// more times, each run alone: it waits for the scenarios in flight to end and holds the
+/// pool until it is done, so no other scenario loads the two cores meanwhile. A divergence
+/// that only a crowded machine makes (a DUT call or frame late by some ms) passes there.
+fn confirm(
+    pool: &std::sync::RwLock<()>,
+    loaded: &LoadedCase,
+    reference: &dyn Dut,
+    other: &dyn Dut,
+) -> bool {
+    let _alone = pool.write().unwrap_or_else(|e| e.into_inner());
+    (0..CONFIRM_RUNS).all(|_| diverged(&runner::run_pair(loaded, reference, other, None)))
+}
+
+/// How a divergence was found and kept (a saved case's file name and the comment at its
+/// top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Shrunk, and the minimal case diverged again on its own (`<name>.yaml`).
+    Minimal,
+    /// Confirmed and kept as drawn, by a survey (`<name>.yaml`).
+    Drawn,
+    /// Confirmed as drawn, but its shrunk case passed when run again on its own, so the
+    /// scenario is kept as drawn (`<name>.yaml`).
+    ShrunkDidNotReproduce,
+    /// Diverged once and passed when run again (`<name>-unconfirmed.yaml`).
+    Unconfirmed,
+    /// The harness could not run it (`<name>-error.yaml`, with the error).
+    Error,
+}
+
+/// Saves a divergence (when there is a save directory) and makes its [`Found`].
+fn found(
+    config: &FuzzConfig,
+    index: u64,
+    case: Case,
+    result: PairResult,
+    kind: Kind,
+    shrink_steps: usize,
+) -> Found {
+    let saved = config
+        .save_dir
+        .as_deref()
+        .and_then(|dir| save(dir, &case, config, kind, shrink_steps, &result).ok());
+    Found {
+        index,
+        minimal: case,
+        result,
+        shrink_steps,
+        saved,
+        reproduced: kind != Kind::Unconfirmed,
+        kind,
+    }
+}
+
 /// proptest's shrinking loop: simplify while the scenario still diverges, complicate back
-/// when a step made it pass. Every step runs both implementations.
+/// when a step made it pass. Every step runs both implementations, in the pool. The minimal
+/// case is then confirmed on its own like the scenario was; if it passes there, the shrink
+/// followed a divergence of the crowd, and the scenario is kept as drawn.
+#[allow(clippy::too_many_arguments)]
 fn shrink(
     mut tree: Box<dyn ValueTree<Value = Case>>,
+    drawn: LoadedCase,
     first: PairResult,
     config: &FuzzConfig,
     index: u64,
+    pool: &std::sync::RwLock<()>,
     reference: &dyn Dut,
     other: &dyn Dut,
 ) -> Found {
-    let mut minimal = named(tree.current(), config.seed, index);
-    let mut result = first;
+    let mut minimal: Option<(LoadedCase, PairResult)> = None;
     let mut steps = 0;
     if tree.simplify() {
         while steps < MAX_SHRINK_STEPS && !crate::interrupt::requested() {
             steps += 1;
             let candidate = named(tree.current(), config.seed, index);
-            let r = runner::run_pair(&candidate, reference, other, None);
+            let r = {
+                let _in_pool = pool.read().unwrap_or_else(|e| e.into_inner());
+                runner::run_pair(&candidate, reference, other, None)
+            };
             if diverged(&r) {
-                minimal = candidate;
-                result = r;
+                minimal = Some((candidate, r));
                 if !tree.simplify() {
                     break;
                 }
@@ -588,36 +835,29 @@ fn shrink(
             }
         }
     }
-    let saved = config
-        .save_dir
-        .as_deref()
-        .and_then(|dir| save(dir, &minimal.case, config, "minimal", steps, &result).ok());
-    Found {
-        index,
-        minimal: minimal.case,
-        result,
-        shrink_steps: steps,
-        saved,
-        reproduced: true,
-    }
+    let (case, result, kind) = match minimal {
+        None => (drawn.case, first, Kind::Minimal),
+        Some((candidate, r)) if confirm(pool, &candidate, reference, other) => {
+            (candidate.case, r, Kind::Minimal)
+        }
+        Some(_) => (drawn.case, first, Kind::ShrunkDidNotReproduce),
+    };
+    found(config, index, case, result, kind, steps)
 }
 
-/// Writes a case as YAML with how it was found in a comment at the top: `minimal` for a
-/// shrunk divergence (`<name>.yaml`), `drawn` for one a survey keeps as drawn
-/// (`<name>.yaml`), `unconfirmed` for one that passed when run again
-/// (`<name>-unconfirmed.yaml`), `error` for a scenario the harness could not run
-/// (`<name>-error.yaml`, with the error).
+/// Writes a case as YAML with how it was found ([`Kind`]) in a comment at the top.
 fn save(
     dir: &Path,
     case: &Case,
     config: &FuzzConfig,
-    kind: &str,
+    kind: Kind,
     steps: usize,
     result: &PairResult,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let file = match kind {
-        "error" | "unconfirmed" => format!("{}-{kind}.yaml", case.name),
+        Kind::Error => format!("{}-error.yaml", case.name),
+        Kind::Unconfirmed => format!("{}-unconfirmed.yaml", case.name),
         _ => format!("{}.yaml", case.name),
     };
     let path = dir.join(file);
@@ -630,7 +870,7 @@ fn save(
         shell_quote(&path.display().to_string()),
         flags = config.dut_flags,
     );
-    if kind == "error" {
+    if kind == Kind::Error {
         for side in [&result.reference, &result.other] {
             if let Some(e) = &side.error {
                 text.push_str(&format!("# Harness error on {}: {e}\n", side.dut));
@@ -638,11 +878,20 @@ fn save(
         }
     } else {
         let how = match kind {
-            "drawn" => "As drawn (not shrunk)".to_string(),
-            "unconfirmed" => {
-                "As drawn (not shrunk): it diverged once and passed when run again".to_string()
-            }
-            _ => format!("Shrunk in {steps} steps"),
+            Kind::Drawn => format!(
+                "As drawn (not shrunk); it diverged again in {CONFIRM_RUNS} runs on its own"
+            ),
+            Kind::Unconfirmed => "As drawn (not shrunk): it diverged once and passed when \
+                                  run again on its own"
+                .to_string(),
+            Kind::ShrunkDidNotReproduce => format!(
+                "As drawn: it diverged again in {CONFIRM_RUNS} runs on its own, but the case \
+                 it shrank to in {steps} steps passed when run again on its own"
+            ),
+            _ => format!(
+                "Shrunk in {steps} steps; it diverged again in {CONFIRM_RUNS} runs on its \
+                 own, before and after shrinking"
+            ),
         };
         text.push_str(&format!("# {how}. Diverged at:\n"));
         for d in result
@@ -685,16 +934,7 @@ mod tests {
     }
 
     fn draw(seed: u64, n: usize, max_timer: f64) -> Vec<Case> {
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        let mut runner = TestRunner::new_with_rng(
-            Config::default(),
-            TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
-        );
-        let strategy = scenario(max_timer);
-        (0..n)
-            .map(|_| strategy.new_tree(&mut runner).unwrap().current())
-            .collect()
+        scenarios(seed, n, max_timer)
     }
 
     #[test]
@@ -754,6 +994,146 @@ mod tests {
         }
         // Echoes still meet well-formed raw options (and precede bad ones).
         assert!(echoes_after_raw > 0);
+    }
+
+    /// What a scenario of the default run does that a timer-free one cannot, or that only
+    /// some scenarios do.
+    #[derive(Debug, Default, PartialEq)]
+    struct Reach {
+        blocking: usize,
+        sndtimeo_before_a_retransmission: usize,
+        dropped_syn: usize,
+        icmp_after_a_retransmission: usize,
+        loopback: usize,
+        own_address: usize,
+        self_connect: usize,
+        bind_port_0: usize,
+        bind_explicit_port: usize,
+        bind_address_no_port: usize,
+        reads_mss: usize,
+    }
+
+    fn reach(cases: &[Case]) -> Reach {
+        let mut reach = Reach::default();
+        for case in cases {
+            let reactions: Vec<&SynReaction> =
+                case.peer.syn.iter().chain([&case.peer.then]).collect();
+            let first_drop = reactions.iter().position(|r| **r == SynReaction::Drop);
+            let mut bound = None;
+            for step in &case.steps {
+                match step {
+                    Step::Setsockopt(SockOpt::SoSndtimeoMs(ms)) => {
+                        reach.blocking += 1;
+                        if first_drop == Some(0) && *ms > 1000 {
+                            reach.sndtimeo_before_a_retransmission += 1;
+                        }
+                    }
+                    Step::Setsockopt(SockOpt::IpBindAddressNoPort(1)) => {
+                        reach.bind_address_no_port += 1
+                    }
+                    Step::Bind(b) if b.port == 0 => reach.bind_port_0 += 1,
+                    Step::Bind(b) => {
+                        reach.bind_explicit_port += 1;
+                        bound = Some(b.port);
+                    }
+                    Step::Connect(c) if c.addr == Some(Ipv4Addr::LOCALHOST) => {
+                        reach.loopback += 1;
+                        reach.self_connect += usize::from(bound == Some(c.port));
+                    }
+                    Step::Connect(c) if c.addr == Some(DUT_ADDRESS) => {
+                        reach.own_address += 1;
+                        reach.self_connect += usize::from(bound == Some(c.port));
+                    }
+                    Step::Getsockopt(GetOpt::TcpMaxseg) => reach.reads_mss += 1,
+                    _ => {}
+                }
+            }
+            if let Some(i) = first_drop {
+                reach.dropped_syn += 1;
+                if matches!(reactions.get(i + 1), Some(SynReaction::Icmp(_))) {
+                    reach.icmp_after_a_retransmission += 1;
+                }
+            }
+        }
+        reach
+    }
+
+    #[test]
+    fn the_default_run_reaches_timers_loopback_and_bind() {
+        let reach = reach(&draw(1, 500, DEFAULT_MAX_TIMER_S));
+        let fields = format!("{reach:?}");
+        assert!(
+            !fields.contains(": 0"),
+            "a default run of 500 scenarios never draws some of these: {fields}"
+        );
+        // Timer-free runs still reach loopback and bind, but no timer.
+        let timer_free = super::tests::reach(&draw(1, 500, 0.0));
+        assert_eq!(
+            (timer_free.blocking, timer_free.dropped_syn),
+            (0, 0),
+            "{timer_free:?}"
+        );
+        assert!(timer_free.loopback > 0 && timer_free.bind_explicit_port > 0);
+    }
+
+    #[test]
+    fn timeouts_stay_off_the_syn_schedule() {
+        assert_eq!(
+            sndtimeo_choices(3000),
+            vec![250, 750, 1250, 1750, 2250, 2750]
+        );
+        assert_eq!(sndtimeo_choices(200), vec![200]);
+        let off_the_seconds = |ms: u32| (ms % 1000).min(1000 - ms % 1000) >= 250;
+        assert!(sndtimeo_choices(3000).into_iter().all(off_the_seconds));
+        for case in draw(2, 300, 10.0) {
+            for step in &case.steps {
+                if let Step::Setsockopt(SockOpt::TcpUserTimeout(ms)) = step {
+                    let ms = *ms as u32;
+                    assert!(
+                        ms == 0 || (ms % 250).min(250 - ms % 250) >= 60,
+                        "TCP_USER_TIMEOUT {ms}"
+                    );
+                }
+                if let Step::Setsockopt(SockOpt::SoSndtimeoMs(ms)) = step {
+                    assert!(off_the_seconds(*ms), "{ms}");
+                    assert!(*ms <= 10_000);
+                    assert!(case.time_limit_s.0 >= 5.0 + f64::from(*ms) / 1000.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_wall_bound_counts_rounds_of_jobs_and_the_time_limit() {
+        let config = |cases, time, jobs| FuzzConfig {
+            cases,
+            time,
+            seed: 1,
+            max_timer_s: 3.0,
+            jobs,
+            save_dir: None,
+            stop_at_first: true,
+            shrink: true,
+            dut_flags: String::new(),
+        };
+        // 100 scenarios by default, 16 at once: 7 rounds of at most 8 s.
+        assert_eq!(
+            scenario_wall_bound(&config(None, None, 16)),
+            Duration::from_secs(56)
+        );
+        assert_eq!(
+            scenario_wall_bound(&config(Some(32), None, 16)),
+            Duration::from_secs(16)
+        );
+        // --time: no scenario starts after it, and the last one ends within its limit.
+        assert_eq!(
+            scenario_wall_bound(&config(None, Some(Duration::from_secs(60)), 16)),
+            Duration::from_secs(68)
+        );
+        assert_eq!(
+            scenario_wall_bound(&config(Some(16), Some(Duration::from_secs(60)), 16)),
+            Duration::from_secs(8)
+        );
     }
 
     #[test]

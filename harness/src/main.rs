@@ -156,9 +156,10 @@ struct FuzzArgs {
     /// The seed: the same seed draws the same scenarios.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// How long kernel timers may run in a scenario (SYN retransmissions, blocking connects).
-    /// 0 keeps scenarios timer-free, so most take milliseconds.
-    #[arg(long, default_value_t = 0.0)]
+    /// How long kernel timers may run in a scenario: SYNs are dropped, and a blocking
+    /// connect and send wait up to an SO_SNDTIMEO of at most this. 0 keeps scenarios
+    /// timer-free, so each takes milliseconds.
+    #[arg(long, default_value_t = tcptwin::fuzz::DEFAULT_MAX_TIMER_S)]
     max_timer: f64,
     /// Scenarios run at once.
     #[arg(long, short, default_value_t = FUZZ_JOBS, value_parser = parse_jobs)]
@@ -169,7 +170,8 @@ struct FuzzArgs {
     /// Keep going after the first divergence.
     #[arg(long)]
     all: bool,
-    /// Do not shrink (a survey: every diverging scenario is listed as drawn).
+    /// Do not shrink (a survey: every diverging scenario is listed as drawn, and the run
+    /// does not stop at the first).
     #[arg(long)]
     no_shrink: bool,
     /// Give the stack a deliberate bug (see `run --mutation`): the fuzzer should find it.
@@ -244,6 +246,20 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
         shrink: !args.no_shrink,
         dut_flags: fuzz_dut_flags(&args),
     };
+    println!(
+        "fuzz: seed {}, {}, {} at once, kernel timers up to {} s: the scenarios end within \
+         {:.0} s (each is cut at {} s); confirming and shrinking a divergence come on top",
+        config.seed,
+        match (config.cases, config.time) {
+            (Some(n), _) => format!("{n} scenarios"),
+            (None, Some(t)) => format!("scenarios for {:.0} s", t.as_secs_f64()),
+            (None, None) => "100 scenarios".to_string(),
+        },
+        config.jobs,
+        config.max_timer_s,
+        tcptwin::fuzz::scenario_wall_bound(&config).as_secs_f64(),
+        tcptwin::fuzz::time_limit_s(config.max_timer_s),
+    );
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = ProgressBar::new(config.cases.unwrap_or(0));
         bar.set_style(
@@ -271,23 +287,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
     }
     for found in &outcome.found {
         println!("{}", report::pair_text(&found.result, true));
-        let what = if found.reproduced && config.shrink {
-            format!(
-                "minimal case (scenario #{}, {} shrink steps)",
-                found.index, found.shrink_steps
-            )
-        } else if found.reproduced {
-            format!(
-                "scenario #{} as drawn (not shrunk: --no-shrink)",
-                found.index
-            )
-        } else {
-            format!(
-                "scenario #{} as drawn: it diverged once and passed when run again, so it \
-                 was not shrunk",
-                found.index
-            )
-        };
+        let what = found.headline();
         println!(
             "{what}{}:\n{}",
             found

@@ -194,6 +194,8 @@ impl RouteTable {
     /// * `0.0.0.0` → the bound source, or 127.0.0.1 via `lo`;
     /// * local and 127/8 destinations → `lo` (MTU 65536);
     /// * a bound source that is multicast/broadcast → EINVAL, not local → ENETUNREACH;
+    /// * a bound 127/8 source towards a route out of the interface → EINVAL (`lo` is the
+    ///   only device a loopback source leaves by, `__mkroute_output`);
     /// * multicast, limited and subnet broadcast destinations → `RTCF_MULTICAST`/
     ///   `RTCF_BROADCAST`, which `tcp_v4_connect` turns into ENETUNREACH;
     /// * no matching route → ENETUNREACH; route types per `fib_props[]`.
@@ -238,6 +240,9 @@ impl RouteTable {
             RouteKind::Prohibit => return Err(Errno::EACCES),
             RouteKind::Blackhole => return Err(Errno::EINVAL),
             RouteKind::Throw => return Err(Errno::ENETUNREACH),
+        }
+        if bound_src.is_some_and(|s| s.is_loopback()) {
+            return Err(Errno::EINVAL);
         }
         // A gateway or on-link destination must be reachable through the interface.
         let next_hop = r.gateway.unwrap_or(dst);

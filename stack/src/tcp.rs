@@ -2020,6 +2020,19 @@ impl Tcb {
             out.extend(Self::reset_for(seg, tos));
             return;
         }
+        // tcp_rcv_state_process, step 7, CLOSE_WAIT/CLOSING/LAST_ACK: the peer's FIN is
+        // in, so a segment at or past rcv_nxt carries nothing the socket takes (text or a
+        // FIN after the FIN). It skips tcp_data_queue: nothing is queued, and no ACK is
+        // scheduled for it, so only what was already owed goes out.
+        if matches!(
+            self.state,
+            State::CloseWait | State::Closing | State::LastAck
+        ) && !seq_lt(seg.seq, self.rcv_nxt)
+        {
+            self.push(now, out);
+            self.ack_snd_check(now, out);
+            return;
+        }
         // tcp_data_queue.
         let len = seg.payload.len() as u32;
         let truesize = rx_truesize(14 + 20 + seg.header_len() as u32 + len);

@@ -832,6 +832,36 @@ fn bind_variants() {
     );
 }
 
+/// A socket bound to 127.0.0.1 cannot leave by the veth (`__mkroute_output`: a loopback
+/// source only goes out through `lo`): connect fails with EINVAL and sends nothing. The
+/// same socket still connects over `lo`.
+#[test]
+fn a_loopback_source_cannot_connect_out_of_the_interface() {
+    let mut sim = Sim::new(&[]);
+    let h = sim.stack.socket();
+    sim.stack
+        .bind(
+            h,
+            &SockAddr::inet(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5555)),
+        )
+        .unwrap();
+    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Err(Errno::EINVAL))
+    );
+    assert!(sim.pump().is_empty(), "no SYN");
+    assert_eq!(
+        sim.stack.connect(
+            sim.now,
+            h,
+            &SockAddr::inet(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 80))
+        ),
+        Connect::Done(Err(Errno::EINPROGRESS)),
+        "over lo the connect goes ahead"
+    );
+}
+
 #[test]
 fn fastopen_connect_rejected_after_connect() {
     let mut sim = Sim::new(&[]);

@@ -873,3 +873,105 @@ fn tiny_window_skbs_grow_one_skb_per_push_before_the_window_test() {
     want.push((72, true, true));
     assert_eq!(shape, want);
 }
+
+/// The peer's segment with a window of `window`.
+fn peer_seg_win(
+    syn: &TcpRepr,
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    window: u16,
+    payload: &[u8],
+) -> TcpRepr {
+    TcpRepr {
+        window,
+        ..peer_seg(syn, seq, ack, flags, payload)
+    }
+}
+
+/// tcp_rcv_state_process, step 7: once the peer's FIN is in (CLOSING here), a segment at
+/// or past `rcv_nxt` carries nothing the socket takes, so Linux neither queues nor ACKs
+/// it. The socket closed with its data held back by the peer's zero window, so its own
+/// FIN is still unsent (FIN_WAIT1), and the peer's FIN made it CLOSING (an orphan: its
+/// state shows only on the wire).
+#[test]
+fn data_after_the_peers_fin_while_closing_is_not_acked() {
+    let (mut sim, h, syn) = established_with(&[], 0, 0, linux_synack_options(1, 0));
+    let isn1 = syn.seq.wrapping_add(1);
+    assert_eq!(sim.stack.send(sim.now, h, &[7u8; 14_000]), Ok(14_000));
+    sim.stack.close(sim.now, h).unwrap();
+    assert!(
+        sim.pump().is_empty(),
+        "a zero window holds data and FIN back"
+    );
+    sim.now = Instant::from_millis(100);
+    sim.deliver_tcp(
+        &peer_seg_win(&syn, 1001, isn1, TcpFlags::ACK | TcpFlags::FIN, 0, &[]),
+        0,
+    );
+    let fin_ack = sim.pump();
+    assert_eq!(fin_ack.len(), 1, "the peer's FIN is acked");
+    assert_eq!(fin_ack[0].tcp().ack, 1002);
+    sim.now = Instant::from_millis(120);
+    sim.deliver_tcp(
+        &peer_seg_win(&syn, 1002, isn1, TcpFlags::ACK, 0, &[1u8; 1448]),
+        0,
+    );
+    sim.deliver_tcp(
+        &peer_seg_win(
+            &syn,
+            1002 + 1448,
+            isn1,
+            TcpFlags::ACK | TcpFlags::PSH,
+            0,
+            &[2u8; 1074],
+        ),
+        0,
+    );
+    assert!(
+        sim.pump().is_empty(),
+        "data after the peer's FIN is neither queued nor acked"
+    );
+}
+
+/// The same step in CLOSE_WAIT: data (or a second FIN) after the peer's FIN, once that
+/// FIN is acked, is dropped silently, now and later.
+#[test]
+fn data_after_the_peers_fin_in_close_wait_is_not_acked() {
+    let (mut sim, h, syn) = established(vec![]);
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.now = Instant::from_millis(100);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1, TcpFlags::ACK | TcpFlags::FIN, &[]),
+        0,
+    );
+    sim.run_until(Instant::from_millis(200));
+    assert_eq!(sim.stack.tcp_state(h), Ok(State::CloseWait));
+    let acked = sim.tcp_sent().len();
+    assert_eq!(
+        sim.tcp_sent().last().unwrap().1.ack,
+        1002,
+        "the FIN is acked"
+    );
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1002, isn1, TcpFlags::ACK | TcpFlags::PSH, b"late"),
+        0,
+    );
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1006, isn1, TcpFlags::ACK | TcpFlags::FIN, &[]),
+        0,
+    );
+    sim.run_until(Instant::from_millis(1000));
+    let late: Vec<TcpRepr> = sim.tcp_sent()[acked..]
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert!(late.is_empty(), "nothing after the FIN is acked: {late:?}");
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        sim.stack.recv(sim.now, h, &mut buf),
+        Ok(0),
+        "EOF, no late data"
+    );
+    assert_eq!(sim.stack.tcp_state(h), Ok(State::CloseWait));
+}

@@ -369,3 +369,79 @@ fn timestamps_offset_modes() {
     assert_ne!(a.tcp().src_port, b.tcp().src_port);
     assert_ne!(a.ip().ident, b.ip().ident);
 }
+
+fn maxseg(sim: &mut Sim, h: SocketHandle) -> SockOptValue {
+    sim.stack.getsockopt(h, SockOptName::TcpMaxSeg).unwrap()
+}
+
+/// `TCP_MAXSEG` reads `tp->mss_cache`, which Linux keeps without the timestamp option's 12
+/// bytes once `tcp_header_len` counts it: from connect when `tcp_timestamps` offers it
+/// (`tcp_connect_init`), then as the SYN-ACK settles it. A fresh socket reads 536.
+#[test]
+fn tcp_maxseg_reads_the_mss_without_the_timestamp_option() {
+    let mut sim = Sim::new(&[]);
+    let h = sim.stack.socket();
+    assert_eq!(
+        maxseg(&mut sim, h),
+        SockOptValue::Int(536),
+        "TCP_MSS_DEFAULT"
+    );
+    let (h, syn) = sim.connect_nb(vec![]);
+    assert_eq!(
+        maxseg(&mut sim, h),
+        SockOptValue::Int(524),
+        "SYN_SENT: mss_clamp 536 less the timestamps it offers"
+    );
+    let t = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&t, 5000, 65535, linux_synack_options(1, 0)), 0);
+    sim.pump();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(1448));
+
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(536));
+    let t = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&t, 5000, 65535, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(1460));
+}
+
+/// The floor of 48 (`tcp_min_snd_mss`) applies before the timestamp option comes off.
+#[test]
+fn tcp_maxseg_of_a_tiny_peer_mss_with_timestamps_is_36() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let mut opts = linux_synack_options(1, 0);
+    opts[0] = TcpOption::Mss(1);
+    sim.deliver_tcp(&synack(&t, 5000, 65535, opts), 0);
+    sim.pump();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(36));
+}
+
+/// A connect that failed leaves `mss_cache` and `tcp_header_len` as they were:
+/// `tcp_disconnect` clears `rx_opt` but neither of them, so `TCP_MAXSEG` still reads the
+/// SYN_SENT value (524 with timestamps), not a fresh socket's 536.
+#[test]
+fn tcp_maxseg_after_a_refused_connect_keeps_the_syn_sent_value() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    let rst = TcpRepr {
+        src_port: t.dst_port,
+        dst_port: t.src_port,
+        seq: 0,
+        ack: t.seq.wrapping_add(1),
+        flags: TcpFlags(TcpFlags::RST | TcpFlags::ACK),
+        window: 0,
+        ..TcpRepr::default()
+    };
+    sim.deliver_tcp(&rst, 0);
+    sim.pump();
+    assert_eq!(
+        sim.stack.connect_wait(sim.now, h),
+        Some(Err(Errno::ECONNREFUSED)),
+        "the blocking connect's end, which disconnects the socket"
+    );
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(524));
+}
