@@ -8,6 +8,7 @@ pub mod kernel;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
 pub mod stack;
+pub mod steps;
 
 use serde::{Deserialize, Serialize};
 
