@@ -361,7 +361,7 @@ mod tests {
             r#"[{"nonblocking": true}, {"connect": {}}, {"wait_ms": 20},
                 {"poll": {"events": ["POLLOUT"], "timeout_ms": 300}},
                 {"getsockopt": "SO_ERROR"}, {"getsockopt": "TCP_MAXSEG"},
-                {"send": 5}, {"recv": {"max": 10}}, "close"]"#,
+                {"send": {"bytes": 5}}, {"recv": {"max": 10}}, "close"]"#,
         );
         let log = run(&mut api, &script, Ipv4Addr::new(198, 18, 0, 2));
         assert_eq!(
