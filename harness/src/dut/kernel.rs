@@ -6,18 +6,14 @@
 //! time limit with a signal whose handler does nothing and is installed without
 //! `SA_RESTART`, so the blocked call returns EINTR and the thread ends.
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use crate::capture::realtime_ns;
-use crate::case::{Case, GetOpt, Step};
-use crate::dut::{
-    poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record, CallRecord, Dut,
-    DutError, Running,
-};
+use crate::case::Case;
+use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
+use crate::dut::{Dut, DutError, Running};
 use crate::errno;
 use crate::topology::Topology;
 
@@ -45,8 +41,13 @@ impl Dut for KernelDut {
         let handle = topology.dut.spawn("dut-kernel", move || {
             // SAFETY: pthread_self has no preconditions.
             let _ = tid_tx.send(unsafe { libc::pthread_self() });
-            let mut log = Vec::new();
-            run_steps(&steps, peer_ip, &abort2, &mut log, &done_tx);
+            let mut socket = KernelSocket {
+                fd: -1,
+                abort: &abort2,
+            };
+            let log = steps::run(&mut socket, &steps, peer_ip);
+            drop(socket);
+            let _ = done_tx.send(());
             log
         })?;
         let tid = tid_rx.recv().map_err(|_| DutError::Panicked)?;
@@ -92,200 +93,164 @@ fn install_interrupt_handler() {
     });
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
 /// The errno name after a failed call.
-fn failed(rc: i64) -> Option<String> {
-    (rc < 0).then(|| errno::name(last_errno()))
+fn last_errno() -> Failure {
+    let code = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    Failure::Errno(errno::name(code))
 }
 
-/// Runs every step on one socket, logging each call; stops early when aborted.
-fn run_steps(
-    steps: &[Step],
-    peer_ip: Ipv4Addr,
-    abort: &AtomicBool,
-    log: &mut Vec<CallRecord>,
-    done: &mpsc::Sender<()>,
-) {
-    let start = realtime_ns();
-    // SAFETY: plain socket(2).
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    // The descriptor number differs from run to run; the outcome is just "fd".
-    let errno = failed(i64::from(fd));
-    log.push(record(
-        "socket",
-        "AF_INET, SOCK_STREAM".into(),
-        i64::from(fd),
-        errno,
-        start,
-        "fd".into(),
-    ));
-    let mut fd = fd;
-    for step in steps {
-        if abort.load(Ordering::Acquire) {
-            break;
-        }
-        let entry = match step {
-            Step::WaitMs(ms) => {
-                pause(*ms, abort);
-                continue;
+/// A syscall's return value, or its errno when it is negative.
+fn checked<T: Into<i64> + Copy>(rc: T) -> CallResult<T> {
+    if rc.into() < 0 {
+        Err(last_errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// The kernel's socket API on one descriptor: each method is the system call itself.
+struct KernelSocket<'a> {
+    /// `-1` before `socket` and after a successful `close`.
+    fd: i32,
+    /// Set once the case's time limit passed; the watchdog's signal makes the call in
+    /// progress return EINTR.
+    abort: &'a AtomicBool,
+}
+
+impl SocketApi for KernelSocket<'_> {
+    fn socket(&mut self) -> CallResult<i64> {
+        // SAFETY: plain socket(2).
+        self.fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        checked(self.fd).map(i64::from)
+    }
+
+    fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
+        let fd = self.fd;
+        // SAFETY: fcntl on our descriptor.
+        let rc = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 {
+                flags
+            } else if on {
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)
+            } else {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK)
             }
-            step => call(fd, step, peer_ip),
         };
-        if matches!(step, Step::Close) && entry.errno.is_none() {
-            fd = -1;
-        }
-        log.push(entry);
+        checked(rc).map(drop)
     }
-    if fd >= 0 {
-        // The case ended with the socket open: close it so the namespace can go.
-        // SAFETY: fd is our socket.
-        unsafe { libc::close(fd) };
-    }
-    let _ = done.send(());
-}
 
-/// Sleeps for `ms`, in slices, so an abort is noticed quickly.
-fn pause(ms: u64, abort: &AtomicBool) {
-    let until = std::time::Instant::now() + Duration::from_millis(ms);
-    while !abort.load(Ordering::Acquire) {
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(10)));
-    }
-}
-
-/// Makes one call (any step but a pause) and logs it.
-fn call(fd: i32, step: &Step, peer_ip: Ipv4Addr) -> CallRecord {
-    let start = realtime_ns();
-    let name = step.call_name();
-    let done =
-        |args: String, rc: i64, outcome: String| record(name, args, rc, failed(rc), start, outcome);
-    match step {
-        Step::Nonblocking(on) => {
-            // SAFETY: fcntl on our descriptor.
-            let rc = unsafe {
-                let flags = libc::fcntl(fd, libc::F_GETFL);
-                if flags < 0 {
-                    flags
-                } else if *on {
-                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)
-                } else {
-                    libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK)
-                }
-            };
-            let arg = if *on {
-                "O_NONBLOCK on"
-            } else {
-                "O_NONBLOCK off"
-            };
-            done(arg.into(), i64::from(rc), rc.to_string())
-        }
-        Step::Setsockopt(option) => {
-            let (level, opt_name, bytes, text) = raw_sockopt(option);
-            // SAFETY: bytes is valid for its length.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd,
-                    level,
-                    opt_name,
-                    bytes.as_ptr().cast(),
-                    bytes.len() as u32,
-                )
-            };
-            done(text, i64::from(rc), rc.to_string())
-        }
-        Step::Getsockopt(which) => {
-            let (level, opt_name, label) = raw_getopt(*which);
-            let mut value: i32 = 0;
-            let mut len: libc::socklen_t = 4;
-            // SAFETY: value and len are live and sized for an int option.
-            let rc = unsafe {
-                libc::getsockopt(
-                    fd,
-                    level,
-                    opt_name,
-                    (&mut value as *mut i32).cast(),
-                    &mut len,
-                )
-            };
-            let outcome = match which {
-                GetOpt::SoError if value != 0 => errno::name(value),
-                _ => value.to_string(),
-            };
-            done(label.into(), i64::from(rc), outcome)
-        }
-        Step::Bind(bind) => {
-            let step = crate::case::ConnectStep {
-                addr: Some(bind.addr),
-                port: bind.port,
-                family: Default::default(),
-                addrlen: None,
-            };
-            let (bytes, text) = raw_sockaddr(&step, bind.addr);
-            // SAFETY: bytes holds a sockaddr_in of the length given.
-            let rc = unsafe { libc::bind(fd, bytes.as_ptr().cast(), bytes.len() as u32) };
-            done(text, i64::from(rc), rc.to_string())
-        }
-        Step::Connect(c) => {
-            let (mut bytes, text) = raw_sockaddr(c, peer_ip);
-            let len = bytes.len() as u32;
-            // At least a sockaddr_storage behind the pointer, so an addrlen the kernel
-            // accepts never reads past our buffer.
-            bytes.resize(bytes.len().max(128), 0);
-            // SAFETY: bytes is valid for at least `len` bytes.
-            let rc = unsafe { libc::connect(fd, bytes.as_ptr().cast(), len) };
-            done(text, i64::from(rc), rc.to_string())
-        }
-        Step::Poll(p) => {
-            let events = poll_events(&p.events);
-            let mut pfd = libc::pollfd {
-                fd,
-                events: events as i16,
-                revents: 0,
-            };
-            // SAFETY: one live pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, p.timeout_ms) };
-            let outcome = if rc > 0 {
-                poll_names(pfd.revents as u16 as u32)
-            } else {
-                "0".into()
-            };
-            done(
-                format!("{}, {} ms", poll_names(events), p.timeout_ms),
-                i64::from(rc),
-                outcome,
+    fn setsockopt(&mut self, level: i32, name: i32, value: &[u8]) -> CallResult<()> {
+        // SAFETY: value is valid for its length.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd,
+                level,
+                name,
+                value.as_ptr().cast(),
+                value.len() as u32,
             )
+        };
+        checked(rc).map(drop)
+    }
+
+    fn getsockopt(&mut self, level: i32, name: i32) -> CallResult<OptValue> {
+        let mut value: i32 = 0;
+        let mut len: libc::socklen_t = 4;
+        // SAFETY: value and len are live and sized for an int option.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                level,
+                name,
+                (&mut value as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        checked(rc).map(|_| OptValue::Int(value))
+    }
+
+    fn bind(&mut self, addr: &[u8]) -> CallResult<()> {
+        // SAFETY: addr is valid for the length given.
+        let rc = unsafe { libc::bind(self.fd, addr.as_ptr().cast(), addr.len() as u32) };
+        checked(rc).map(drop)
+    }
+
+    fn connect(&mut self, addr: &[u8]) -> CallResult<()> {
+        let len = addr.len() as u32;
+        // At least a sockaddr_storage behind the pointer, so an addrlen the kernel accepts
+        // never reads past our buffer.
+        let mut bytes = addr.to_vec();
+        bytes.resize(bytes.len().max(128), 0);
+        // SAFETY: bytes is valid for at least `len` bytes.
+        let rc = unsafe { libc::connect(self.fd, bytes.as_ptr().cast(), len) };
+        checked(rc).map(drop)
+    }
+
+    fn poll(&mut self, events: u32, timeout_ms: i32) -> CallResult<u32> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: events as i16,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        checked(rc).map(|rc| if rc > 0 { pfd.revents as u16 as u32 } else { 0 })
+    }
+
+    fn send(&mut self, data: &[u8]) -> CallResult<usize> {
+        // SAFETY: data is valid for its length.
+        let rc = unsafe {
+            libc::send(
+                self.fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        checked(rc as i64).map(|n| n as usize)
+    }
+
+    fn recv(&mut self, max: usize) -> CallResult<usize> {
+        let mut buf = vec![0u8; max];
+        // SAFETY: buf is valid for writes of its length.
+        let rc = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        checked(rc as i64).map(|n| n as usize)
+    }
+
+    fn close(&mut self) -> CallResult<()> {
+        // SAFETY: closing our own descriptor.
+        let rc = unsafe { libc::close(self.fd) };
+        checked(rc)?;
+        self.fd = -1;
+        Ok(())
+    }
+
+    /// Sleeps for `ms`, in slices, so an abort is noticed quickly.
+    fn wait(&mut self, ms: u64) -> CallResult<()> {
+        let until = std::time::Instant::now() + Duration::from_millis(ms);
+        while !self.abort.load(Ordering::Acquire) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
         }
-        Step::Send(s) => {
-            let payload = crate::dut::payload(s.bytes.0 as usize);
-            // SAFETY: payload is valid for its length.
-            let rc = unsafe {
-                libc::send(
-                    fd,
-                    payload.as_ptr().cast(),
-                    payload.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            done(format!("{} bytes", s.bytes.0), rc as i64, rc.to_string())
+        Ok(())
+    }
+
+    fn stopped(&self) -> bool {
+        self.abort.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for KernelSocket<'_> {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            // The case ended with the socket open: close it so the namespace can go.
+            // SAFETY: fd is our socket.
+            unsafe { libc::close(self.fd) };
         }
-        Step::Recv(r) => {
-            let mut buf = vec![0u8; r.max.0 as usize];
-            // SAFETY: buf is valid for writes of its length.
-            let rc = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            done(format!("max {}", r.max.0), rc as i64, rc.to_string())
-        }
-        Step::Close => {
-            // SAFETY: closing our own descriptor.
-            let rc = unsafe { libc::close(fd) };
-            done(String::new(), i64::from(rc), rc.to_string())
-        }
-        Step::WaitMs(ms) => done(format!("{ms} ms"), 0, "0".into()),
     }
 }
 

@@ -2,12 +2,14 @@
 //!
 //! A DUT runs a case's steps inside the topology's `dut` namespace and logs each call with
 //! its return value, errno by name and the times it started and returned (CLOCK_REALTIME,
-//! the capture's clock).
+//! the capture's clock). [`steps`] turns the steps into calls and log records once, for
+//! every DUT that offers its calls as a [`steps::SocketApi`].
 
 pub mod kernel;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
 pub mod stack;
+pub mod steps;
 
 use serde::{Deserialize, Serialize};
 

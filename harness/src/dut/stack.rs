@@ -25,12 +25,9 @@ use tcptwin_stack::{
 use crate::capture::realtime_ns;
 use tcptwin_stack::config::{Mutation, Profile};
 
-use crate::case::{Case, GetOpt, Step};
-use crate::dut::{
-    payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record, CallRecord,
-    Dut, DutError, Running,
-};
-use crate::errno;
+use crate::case::Case;
+use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
+use crate::dut::{CallRecord, Dut, DutError, Running};
 use crate::netlink;
 use crate::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
 
@@ -112,18 +109,28 @@ impl Dut for StackDut {
                     *config = std::mem::take(config).with_profile(profile);
                     config.mutation = mutation;
                 })?;
-                runtime.block_on(async move {
-                let mut driver = driver_on(&spec, config, sock)?;
-                let calls = run_steps(&mut driver, &steps, &spec, &cancel2).await;
+                let mut driver = runtime.block_on(async { driver_on(&spec, config, sock) })?;
+                let calls = steps::run(
+                    &mut StackSocket {
+                        runtime: &runtime,
+                        driver: &mut driver,
+                        cancel: cancel2,
+                        handle: None,
+                        nonblocking: false,
+                    },
+                    &steps,
+                    spec.peer_ip,
+                );
                 let _ = calls_tx.send(calls);
-                let mut stop_rx = stop_rx;
-                loop {
-                    tokio::select! {
-                        _ = &mut stop_rx => return Ok(()),
-                        turned = driver.turn(None) => turned.map_err(|e| format!("driver: {e}"))?,
+                runtime.block_on(async move {
+                    let mut stop_rx = stop_rx;
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop_rx => return Ok(()),
+                            turned = driver.turn(None) => turned.map_err(|e| format!("driver: {e}"))?,
+                        }
                     }
-                }
-            })
+                })
             })?;
         let stop = move || {
             let _ = stop_tx.send(());
@@ -214,193 +221,179 @@ fn seed() -> u64 {
     u64::from_ne_bytes(bytes)
 }
 
-fn failed<T>(r: &Result<T, Errno>) -> Option<String> {
-    r.as_ref().err().map(|e| e.name().to_string())
+/// A stack's errno as the log names it.
+fn errno(e: Errno) -> Failure {
+    Failure::Errno(e.name().to_string())
 }
 
-/// Runs every step; a cancelled call is logged as EINTR and ends the steps.
-async fn run_steps(
-    driver: &mut Driver,
-    steps: &[Step],
-    spec: &TopologySpec,
+/// The driver failed (its packet socket), not the call.
+fn machinery(e: std::io::Error) -> Failure {
+    Failure::Machinery(e.to_string())
+}
+
+/// Runs one call on the runtime until it returns or `cancel` fires (the case's time
+/// limit), which makes it [`Failure::Interrupted`], as the kernel DUT's watchdog signal
+/// makes a blocked syscall return EINTR.
+fn cancellable<T>(
+    runtime: &tokio::runtime::Runtime,
     cancel: &Cancel,
-) -> Vec<CallRecord> {
-    let start = realtime_ns();
-    let h = driver.stack().socket();
-    let mut log = vec![record(
-        "socket",
-        "AF_INET, SOCK_STREAM".into(),
-        3,
-        None,
-        start,
-        "fd".into(),
-    )];
-    let mut nonblocking = false;
-    for step in steps {
-        let start = realtime_ns();
-        let entry = tokio::select! {
-            entry = call(driver, h, step, spec, &mut nonblocking, start) => entry,
-            _ = cancel.notified() => {
-                log.push(record(step.call_name(), "(interrupted)".into(), -1, Some("EINTR".into()), start, String::new()));
-                break;
-            }
-        };
-        if let Some(entry) = entry {
-            log.push(entry);
+    call: impl std::future::Future<Output = CallResult<T>>,
+) -> CallResult<T> {
+    runtime.block_on(async {
+        tokio::select! {
+            result = call => result,
+            _ = cancel.notified() => Err(Failure::Interrupted),
         }
-    }
-    log
+    })
 }
 
-/// Makes one call on the stack; `None` for a pause.
-async fn call(
-    driver: &mut Driver,
-    h: tcptwin_stack::SocketHandle,
-    step: &Step,
-    spec: &TopologySpec,
-    nonblocking: &mut bool,
-    start: i64,
-) -> Option<CallRecord> {
-    let name = step.call_name();
-    let unit = |args: String, r: Result<(), Errno>| {
-        let ret = if r.is_ok() { 0 } else { -1 };
-        record(name, args, ret, failed(&r), start, ret.to_string())
-    };
-    let io_failed = |e: std::io::Error| {
-        record(
-            name,
-            format!("(driver: {e})"),
-            -1,
-            Some("EIO".into()),
-            start,
-            String::new(),
-        )
-    };
-    // send and recv: a byte count, or the errno, or a driver failure.
-    let counted = |args: String, r: std::io::Result<Result<usize, Errno>>| match r {
-        Ok(r) => {
-            let ret = r.as_ref().map_or(-1, |n| *n as i64);
-            record(name, args, ret, failed(&r), start, ret.to_string())
-        }
-        Err(e) => io_failed(e),
-    };
-    Some(match step {
-        Step::WaitMs(ms) => {
-            if let Err(e) = driver.settle(Duration::from_millis(*ms)).await {
-                return Some(io_failed(e));
-            }
-            return None;
-        }
-        Step::Nonblocking(on) => {
-            let r = driver.stack().setsockopt(h, SockOpt::NonBlocking(*on));
-            if r.is_ok() {
-                *nonblocking = *on;
-            }
-            unit(
-                if *on {
-                    "O_NONBLOCK on"
-                } else {
-                    "O_NONBLOCK off"
-                }
-                .into(),
-                r,
-            )
-        }
-        Step::Setsockopt(option) => {
-            let (level, opt_name, bytes, text) = raw_sockopt(option);
-            let r = SockOpt::from_raw(level, opt_name, &bytes)
-                .and_then(|o| driver.stack().setsockopt(h, o));
-            unit(text, r)
-        }
-        Step::Getsockopt(which) => {
-            let (_, _, label) = raw_getopt(*which);
-            let opt = match which {
-                GetOpt::SoError => SockOptName::SoError,
-                GetOpt::TcpMaxseg => SockOptName::TcpMaxSeg,
-                GetOpt::SoRcvbuf => SockOptName::SoRcvBuf,
-            };
-            let r = driver.stack().getsockopt(h, opt);
-            let outcome = match (&r, which) {
-                (Ok(SockOptValue::Int(v)), GetOpt::SoError) if *v != 0 => errno::name(*v),
-                (Ok(SockOptValue::Int(v)), _) => v.to_string(),
-                (Ok(SockOptValue::Duration(d)), _) => format!("{}ms", d.as_millis()),
-                (Err(_), _) => String::new(),
-            };
-            let ret = if r.is_ok() { 0 } else { -1 };
-            record(name, label.into(), ret, failed(&r), start, outcome)
-        }
-        Step::Bind(bind) => {
-            let sa = SockAddr::inet(SocketAddrV4::new(bind.addr, bind.port));
-            unit(
-                format!("{}:{}", bind.addr, bind.port),
-                driver.stack().bind(h, &sa),
-            )
-        }
-        Step::Connect(c) => {
-            let (bytes, text) = raw_sockaddr(c, spec.peer_ip);
-            match driver.connect(h, &SockAddr::from_bytes(&bytes)).await {
-                Ok(r) => unit(text, r),
-                Err(e) => io_failed(e),
-            }
-        }
-        Step::Poll(p) => {
-            let events = poll_events(&p.events);
-            let wanted = events | pollbits::POLLERR | pollbits::POLLHUP;
-            let deadline = (p.timeout_ms >= 0)
-                .then(|| driver.now() + Duration::from_millis(p.timeout_ms as u64));
+/// The stack's socket API on one socket, driven on the DUT thread's runtime: a blocking
+/// call turns the driver (frames and timers) until the stack answers, as the kernel's
+/// syscall sleeps on the socket's wait queue.
+struct StackSocket<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    driver: &'a mut Driver,
+    cancel: Cancel,
+    /// `None` until `socket`.
+    handle: Option<tcptwin_stack::SocketHandle>,
+    /// Whether `O_NONBLOCK` is set: send and recv then return at once.
+    nonblocking: bool,
+}
+
+impl StackSocket<'_> {
+    fn handle(&self) -> CallResult<tcptwin_stack::SocketHandle> {
+        self.handle.ok_or(Failure::Errno("EBADF".into()))
+    }
+
+    /// Runs `call` on the driver and the socket, cancellable.
+    fn with<T>(
+        &mut self,
+        call: impl AsyncFnOnce(&mut Driver, tcptwin_stack::SocketHandle) -> CallResult<T>,
+    ) -> CallResult<T> {
+        let h = self.handle()?;
+        let driver = &mut *self.driver;
+        cancellable(self.runtime, &self.cancel, call(driver, h))
+    }
+}
+
+impl SocketApi for StackSocket<'_> {
+    fn socket(&mut self) -> CallResult<i64> {
+        self.handle = Some(self.driver.stack().socket());
+        // The kernel's first free descriptor in a fresh thread; logged, not compared.
+        Ok(3)
+    }
+
+    fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
+        self.with(async |driver, h| {
+            driver
+                .stack()
+                .setsockopt(h, SockOpt::NonBlocking(on))
+                .map_err(errno)
+        })?;
+        self.nonblocking = on;
+        Ok(())
+    }
+
+    fn setsockopt(&mut self, level: i32, name: i32, value: &[u8]) -> CallResult<()> {
+        self.with(async |driver, h| {
+            SockOpt::from_raw(level, name, value)
+                .and_then(|o| driver.stack().setsockopt(h, o))
+                .map_err(errno)
+        })
+    }
+
+    fn getsockopt(&mut self, level: i32, name: i32) -> CallResult<OptValue> {
+        let opt = match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_ERROR) => SockOptName::SoError,
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SockOptName::TcpMaxSeg,
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOptName::SoRcvBuf,
+            _ => return Err(Failure::Errno("ENOPROTOOPT".into())),
+        };
+        self.with(async |driver, h| match driver.stack().getsockopt(h, opt) {
+            Ok(SockOptValue::Int(v)) => Ok(OptValue::Int(v)),
+            Ok(SockOptValue::Duration(d)) => Ok(OptValue::Duration(d)),
+            Err(e) => Err(errno(e)),
+        })
+    }
+
+    fn bind(&mut self, addr: &[u8]) -> CallResult<()> {
+        self.with(async |driver, h| {
+            driver
+                .stack()
+                .bind(h, &SockAddr::from_bytes(addr))
+                .map_err(errno)
+        })
+    }
+
+    fn connect(&mut self, addr: &[u8]) -> CallResult<()> {
+        self.with(async |driver, h| {
+            driver
+                .connect(h, &SockAddr::from_bytes(addr))
+                .await
+                .map_err(machinery)?
+                .map_err(errno)
+        })
+    }
+
+    fn poll(&mut self, events: u32, timeout_ms: i32) -> CallResult<u32> {
+        // POLLERR and POLLHUP are reported whether asked for or not, as poll(2) does.
+        let wanted = events | pollbits::POLLERR | pollbits::POLLHUP;
+        self.with(async |driver, h| {
+            let deadline =
+                (timeout_ms >= 0).then(|| driver.now() + Duration::from_millis(timeout_ms as u64));
             let woke = driver
                 .run_until(deadline, |s, _| s.poll(h).ok().filter(|m| m & wanted != 0))
-                .await;
-            let revents = match woke {
-                Ok(Some(mask)) => mask & wanted,
-                Ok(None) => 0,
-                Err(e) => return Some(io_failed(e)),
-            };
-            let ret = i64::from(revents != 0);
-            let outcome = if revents != 0 {
-                poll_names(revents)
-            } else {
-                "0".into()
-            };
-            record(
-                name,
-                format!("{}, {} ms", poll_names(events), p.timeout_ms),
-                ret,
-                None,
-                start,
-                outcome,
-            )
-        }
-        Step::Send(s) => {
-            let data = payload(s.bytes.0 as usize);
-            let r = if *nonblocking {
+                .await
+                .map_err(machinery)?;
+            Ok(woke.map_or(0, |mask| mask & wanted))
+        })
+    }
+
+    fn send(&mut self, data: &[u8]) -> CallResult<usize> {
+        let nonblocking = self.nonblocking;
+        self.with(async |driver, h| {
+            let r = if nonblocking {
                 let now = driver.now();
-                let r = driver.stack().send(now, h, &data);
+                let r = driver.stack().send(now, h, data);
                 driver.flush().map(|_| r)
             } else {
-                driver.send(h, &data).await
+                driver.send(h, data).await
             };
-            counted(format!("{} bytes", s.bytes.0), r)
-        }
-        Step::Recv(rv) => {
-            let mut buf = vec![0u8; rv.max.0 as usize];
-            let r = if *nonblocking {
+            r.map_err(machinery)?.map_err(errno)
+        })
+    }
+
+    fn recv(&mut self, max: usize) -> CallResult<usize> {
+        let nonblocking = self.nonblocking;
+        self.with(async |driver, h| {
+            let mut buf = vec![0u8; max];
+            let r = if nonblocking {
                 let now = driver.now();
                 Ok(driver.stack().recv(now, h, &mut buf))
             } else {
                 driver.recv(h, &mut buf).await
             };
-            counted(format!("max {}", rv.max.0), r)
-        }
-        Step::Close => {
+            r.map_err(machinery)?.map_err(errno)
+        })
+    }
+
+    fn close(&mut self) -> CallResult<()> {
+        self.with(async |driver, h| {
             let now = driver.now();
             let r = driver.stack().close(now, h);
-            if let Err(e) = driver.flush() {
-                return Some(io_failed(e));
-            }
-            unit(String::new(), r)
-        }
-    })
+            driver.flush().map_err(machinery)?;
+            r.map_err(errno)
+        })
+    }
+
+    fn wait(&mut self, ms: u64) -> CallResult<()> {
+        self.with(async |driver, _| {
+            driver
+                .settle(Duration::from_millis(ms))
+                .await
+                .map_err(machinery)
+        })
+    }
 }
 
 /// Connects `count` times, one after another, from tcptwin-stack in the dut namespace to

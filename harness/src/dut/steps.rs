@@ -1,0 +1,465 @@
+//! The step interpreter: a case's `steps` as socket calls on any [`SocketApi`], logged the
+//! same way for every DUT.
+//!
+//! A DUT only says how to make each call (real syscalls, a userspace stack's API, a process
+//! speaking a protocol); what a step means, the arguments' text, how a result becomes the
+//! `outcome` the judge compares, and when the steps end are decided here once, so two DUTs
+//! given the same case log calls that differ only where their behaviour does.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::capture::realtime_ns;
+use crate::case::{ConnectStep, GetOpt, Step};
+use crate::dut::{
+    payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record, CallRecord,
+};
+use crate::errno;
+
+/// Why a call on a [`SocketApi`] did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The call failed as a socket call does: `-1` and this errno name (`ECONNREFUSED`).
+    Errno(String),
+    /// The case's time limit cancelled the call before it returned; the steps end here.
+    /// (A DUT whose calls return `EINTR` by themselves, as the kernel's do when signalled,
+    /// reports that as [`Failure::Errno`] and ends the steps through
+    /// [`SocketApi::stopped`].)
+    Interrupted,
+    /// The DUT's own machinery failed (its packet I/O, not the socket): logged as `EIO`
+    /// with this reason in place of the arguments, and the steps go on.
+    Machinery(String),
+}
+
+impl From<&str> for Failure {
+    fn from(errno: &str) -> Self {
+        Failure::Errno(errno.to_string())
+    }
+}
+
+/// What a call returns, or why it did not.
+pub type CallResult<T> = Result<T, Failure>;
+
+/// An option's value as `getsockopt` read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptValue {
+    /// An `int` option (`SO_ERROR` holds an errno number, `0` for none).
+    Int(i32),
+    /// A timeout option (`SO_SNDTIMEO`), logged in milliseconds.
+    Duration(Duration),
+}
+
+/// The socket API a DUT offers the step interpreter: one TCP socket per case, made by
+/// [`SocketApi::socket`] and used by every later call. Each method mirrors one Linux
+/// system call on that socket and takes what a C program would pass it (raw option bytes,
+/// raw `sockaddr` bytes with their length), so the DUT sees exactly what the kernel is
+/// given, malformed input included; it returns the call's value or its errno by name.
+///
+/// A method blocks as the syscall would (a blocking `connect` returns once the handshake
+/// ended) unless the DUT was put in nonblocking mode. It must return once the case's time
+/// limit passed: either [`Failure::Interrupted`], or an errno while
+/// [`SocketApi::stopped`] turns true.
+pub trait SocketApi {
+    /// `socket(AF_INET, SOCK_STREAM, 0)` (`__sys_socket`): the descriptor number, which is
+    /// logged but not compared.
+    fn socket(&mut self) -> CallResult<i64>;
+    /// `fcntl(F_SETFL, flags | O_NONBLOCK)` or without it (`setfl`): later calls return
+    /// `EAGAIN`/`EINPROGRESS` rather than wait.
+    fn set_nonblocking(&mut self, on: bool) -> CallResult<()>;
+    /// `setsockopt(level, name, value, len)` (`do_sock_setsockopt`), `value` as the
+    /// kernel's uapi lays it out.
+    fn setsockopt(&mut self, level: i32, name: i32, value: &[u8]) -> CallResult<()>;
+    /// `getsockopt(level, name)` (`do_sock_getsockopt`) of an `int`-sized option.
+    fn getsockopt(&mut self, level: i32, name: i32) -> CallResult<OptValue>;
+    /// `bind(addr, addrlen)` (`__sys_bind`), `addrlen` = `addr.len()`.
+    fn bind(&mut self, addr: &[u8]) -> CallResult<()>;
+    /// `connect(addr, addrlen)` (`__sys_connect`), `addrlen` = `addr.len()` (which may be
+    /// shorter or longer than the family's structure).
+    fn connect(&mut self, addr: &[u8]) -> CallResult<()>;
+    /// `poll` (`do_sys_poll`) of the socket for `events` (poll(2) bits), waiting up to
+    /// `timeout_ms` (negative: no limit); the revents, `0` when it timed out.
+    fn poll(&mut self, events: u32, timeout_ms: i32) -> CallResult<u32>;
+    /// `send(data, MSG_NOSIGNAL)` (`__sys_sendto`): the bytes taken.
+    fn send(&mut self, data: &[u8]) -> CallResult<usize>;
+    /// `recv(buf, max, 0)` (`__sys_recvfrom`): the bytes read, `0` at end of stream.
+    fn recv(&mut self, max: usize) -> CallResult<usize>;
+    /// `close` (`__fput` → `tcp_close`) of the socket.
+    fn close(&mut self) -> CallResult<()>;
+    /// Lets `ms` pass with no call, as a program sleeping between calls; a userspace
+    /// stack goes on handling packets and timers meanwhile. Not logged unless it fails.
+    fn wait(&mut self, ms: u64) -> CallResult<()>;
+    /// Whether the case's time limit has passed, so no further step is made.
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+/// Runs a case's steps on `api`: the socket, then each step in order, until they end, a
+/// call is interrupted, or `api` is stopped. `peer_ip` is where a connect step without an
+/// address goes. Returns the call log.
+pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<CallRecord> {
+    let start = realtime_ns();
+    let socket = api.socket();
+    let mut log = vec![logged(
+        "socket",
+        "AF_INET, SOCK_STREAM".into(),
+        start,
+        socket.map(|fd| (fd, "fd".to_string())),
+    )];
+    for step in steps {
+        if api.stopped() {
+            break;
+        }
+        let start = realtime_ns();
+        match call(api, step, peer_ip) {
+            Ok(None) => {}
+            Ok(Some((args, result))) => log.push(logged(step.call_name(), args, start, result)),
+            Err(Failure::Interrupted) => {
+                log.push(logged(
+                    step.call_name(),
+                    "(interrupted)".into(),
+                    start,
+                    Err(Failure::Interrupted),
+                ));
+                break;
+            }
+            Err(failure) => log.push(logged(step.call_name(), String::new(), start, Err(failure))),
+        }
+    }
+    log
+}
+
+/// A result as the judge sees it: the return value and its outcome text.
+type Returned = CallResult<(i64, String)>;
+
+/// Makes one step's call: its arguments' text and what it returned; `None` for a pause
+/// that went as planned. `Err` only when the step ends without arguments to log (a
+/// cancelled call or a failed pause).
+fn call(
+    api: &mut impl SocketApi,
+    step: &Step,
+    peer_ip: Ipv4Addr,
+) -> CallResult<Option<(String, Returned)>> {
+    let unit = |r: CallResult<()>| r.map(|()| (0, "0".to_string()));
+    let counted = |r: CallResult<usize>| r.map(|n| (n as i64, n.to_string()));
+    let (args, result) = match step {
+        Step::WaitMs(ms) => {
+            api.wait(*ms)?;
+            return Ok(None);
+        }
+        Step::Nonblocking(on) => {
+            let args = if *on {
+                "O_NONBLOCK on"
+            } else {
+                "O_NONBLOCK off"
+            };
+            (args.to_string(), unit(api.set_nonblocking(*on)))
+        }
+        Step::Setsockopt(option) => {
+            let (level, name, bytes, text) = raw_sockopt(option);
+            (text, unit(api.setsockopt(level, name, &bytes)))
+        }
+        Step::Getsockopt(which) => {
+            let (level, name, label) = raw_getopt(*which);
+            let result = api.getsockopt(level, name).map(|value| {
+                let outcome = match (value, which) {
+                    (OptValue::Int(v), GetOpt::SoError) if v != 0 => errno::name(v),
+                    (OptValue::Int(v), _) => v.to_string(),
+                    (OptValue::Duration(d), _) => format!("{}ms", d.as_millis()),
+                };
+                (0, outcome)
+            });
+            (label.to_string(), result)
+        }
+        Step::Bind(bind) => {
+            let step = ConnectStep {
+                addr: Some(bind.addr),
+                port: bind.port,
+                family: Default::default(),
+                addrlen: None,
+            };
+            let (bytes, text) = raw_sockaddr(&step, bind.addr);
+            (text, unit(api.bind(&bytes)))
+        }
+        Step::Connect(c) => {
+            let (bytes, text) = raw_sockaddr(c, peer_ip);
+            (text, unit(api.connect(&bytes)))
+        }
+        Step::Poll(p) => {
+            let events = poll_events(&p.events);
+            let result = api.poll(events, p.timeout_ms).map(|revents| {
+                if revents != 0 {
+                    (1, poll_names(revents))
+                } else {
+                    (0, "0".to_string())
+                }
+            });
+            (
+                format!("{}, {} ms", poll_names(events), p.timeout_ms),
+                result,
+            )
+        }
+        Step::Send(s) => {
+            let data = payload(s.bytes.0 as usize);
+            (format!("{} bytes", s.bytes.0), counted(api.send(&data)))
+        }
+        Step::Recv(r) => (
+            format!("max {}", r.max.0),
+            counted(api.recv(r.max.0 as usize)),
+        ),
+        Step::Close => (String::new(), unit(api.close())),
+    };
+    match result {
+        Err(Failure::Interrupted) => Err(Failure::Interrupted),
+        result => Ok(Some((args, result))),
+    }
+}
+
+/// The log record of a call that started at `start_ns` and returned now.
+fn logged(call: &str, args: String, start_ns: i64, result: Returned) -> CallRecord {
+    match result {
+        Ok((ret, outcome)) => record(call, args, ret, None, start_ns, outcome),
+        Err(Failure::Errno(name)) => record(call, args, -1, Some(name), start_ns, String::new()),
+        Err(Failure::Interrupted) => record(
+            call,
+            args,
+            -1,
+            Some("EINTR".into()),
+            start_ns,
+            String::new(),
+        ),
+        Err(Failure::Machinery(reason)) => record(
+            call,
+            format!("(driver: {reason})"),
+            -1,
+            Some("EIO".into()),
+            start_ns,
+            String::new(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DUT whose calls return what the test scripted, in order, and which records what
+    /// it was given.
+    #[derive(Default)]
+    struct Scripted {
+        replies: std::collections::VecDeque<CallResult<i64>>,
+        given: Vec<String>,
+        stop_after: Option<usize>,
+    }
+
+    impl Scripted {
+        fn new(replies: Vec<CallResult<i64>>) -> Self {
+            Scripted {
+                replies: replies.into(),
+                ..Default::default()
+            }
+        }
+        fn next(&mut self, given: String) -> CallResult<i64> {
+            self.given.push(given);
+            self.replies.pop_front().expect("a scripted reply")
+        }
+    }
+
+    impl SocketApi for Scripted {
+        fn socket(&mut self) -> CallResult<i64> {
+            self.next("socket".into())
+        }
+        fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
+            self.next(format!("nonblocking {on}")).map(drop)
+        }
+        fn setsockopt(&mut self, level: i32, name: i32, value: &[u8]) -> CallResult<()> {
+            self.next(format!("setsockopt {level} {name} {value:?}"))
+                .map(drop)
+        }
+        fn getsockopt(&mut self, level: i32, name: i32) -> CallResult<OptValue> {
+            self.next(format!("getsockopt {level} {name}"))
+                .map(|v| OptValue::Int(v as i32))
+        }
+        fn bind(&mut self, addr: &[u8]) -> CallResult<()> {
+            self.next(format!("bind {addr:?}")).map(drop)
+        }
+        fn connect(&mut self, addr: &[u8]) -> CallResult<()> {
+            self.next(format!("connect {addr:?}")).map(drop)
+        }
+        fn poll(&mut self, events: u32, timeout_ms: i32) -> CallResult<u32> {
+            self.next(format!("poll {events:#x} {timeout_ms}"))
+                .map(|v| v as u32)
+        }
+        fn send(&mut self, data: &[u8]) -> CallResult<usize> {
+            self.next(format!("send {}", String::from_utf8_lossy(data)))
+                .map(|v| v as usize)
+        }
+        fn recv(&mut self, max: usize) -> CallResult<usize> {
+            self.next(format!("recv {max}")).map(|v| v as usize)
+        }
+        fn close(&mut self) -> CallResult<()> {
+            self.next("close".into()).map(drop)
+        }
+        fn wait(&mut self, ms: u64) -> CallResult<()> {
+            self.next(format!("wait {ms}")).map(drop)
+        }
+        fn stopped(&self) -> bool {
+            self.stop_after.is_some_and(|n| self.given.len() >= n)
+        }
+    }
+
+    fn steps(json: &str) -> Vec<Step> {
+        serde_json::from_str(json).expect("steps")
+    }
+
+    /// (call, args, ret, errno, outcome) of each record.
+    fn logged(log: &[CallRecord]) -> Vec<(String, String, i64, Option<String>, String)> {
+        log.iter()
+            .map(|c| {
+                (
+                    c.call.clone(),
+                    c.args.clone(),
+                    c.ret,
+                    c.errno.clone(),
+                    c.outcome.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn rec(
+        call: &str,
+        args: &str,
+        ret: i64,
+        errno: Option<&str>,
+        outcome: &str,
+    ) -> (String, String, i64, Option<String>, String) {
+        (
+            call.into(),
+            args.into(),
+            ret,
+            errno.map(Into::into),
+            outcome.into(),
+        )
+    }
+
+    #[test]
+    fn each_step_is_one_call_logged_with_its_outcome() {
+        let mut api = Scripted::new(vec![
+            Ok(7),
+            Ok(0),
+            Err("EINPROGRESS".into()),
+            Ok(0),
+            Ok(0x004 | 0x008),
+            Ok(111),
+            Ok(0),
+            Ok(5),
+            Ok(0),
+            Ok(0),
+        ]);
+        let script = steps(
+            r#"[{"nonblocking": true}, {"connect": {}}, {"wait_ms": 20},
+                {"poll": {"events": ["POLLOUT"], "timeout_ms": 300}},
+                {"getsockopt": "SO_ERROR"}, {"getsockopt": "TCP_MAXSEG"},
+                {"send": {"bytes": 5}}, {"recv": {"max": 10}}, "close"]"#,
+        );
+        let log = run(&mut api, &script, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(
+            logged(&log),
+            vec![
+                rec("socket", "AF_INET, SOCK_STREAM", 7, None, "fd"),
+                rec("fcntl", "O_NONBLOCK on", 0, None, "0"),
+                rec(
+                    "connect",
+                    "198.18.0.2:80",
+                    -1,
+                    Some("EINPROGRESS"),
+                    "EINPROGRESS"
+                ),
+                rec("poll", "POLLOUT, 300 ms", 1, None, "POLLOUT|POLLERR"),
+                rec("getsockopt", "SO_ERROR", 0, None, "ECONNREFUSED"),
+                rec("getsockopt", "TCP_MAXSEG", 0, None, "0"),
+                rec("send", "5 bytes", 5, None, "5"),
+                rec("recv", "max 10", 0, None, "0"),
+                rec("close", "", 0, None, "0"),
+            ]
+        );
+        // The DUT was given what a C program passes: the raw sockaddr and the payload.
+        let port80 = u16::to_be_bytes(80);
+        assert_eq!(
+            api.given[2],
+            format!(
+                "connect {:?}",
+                [
+                    &(libc::AF_INET as u16).to_ne_bytes()[..],
+                    &port80,
+                    &[198, 18, 0, 2],
+                    &[0; 8]
+                ]
+                .concat()
+            )
+        );
+        assert_eq!(api.given[3], "wait 20");
+        assert_eq!(api.given[4], "poll 0x4 300");
+        assert_eq!(api.given[7], "send ABCDE");
+    }
+
+    #[test]
+    fn a_timed_out_poll_returns_zero() {
+        let mut api = Scripted::new(vec![Ok(3), Ok(0)]);
+        let script = steps(r#"[{"poll": {"events": ["POLLIN"], "timeout_ms": 5}}]"#);
+        let log = run(&mut api, &script, Ipv4Addr::LOCALHOST);
+        assert_eq!(logged(&log)[1], rec("poll", "POLLIN, 5 ms", 0, None, "0"));
+    }
+
+    #[test]
+    fn an_interrupted_call_is_logged_as_eintr_and_ends_the_steps() {
+        let mut api = Scripted::new(vec![Ok(3), Err(Failure::Interrupted)]);
+        let log = run(
+            &mut api,
+            &steps(r#"[{"connect": {}}, "close"]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(
+            logged(&log)[1..],
+            [rec("connect", "(interrupted)", -1, Some("EINTR"), "EINTR")]
+        );
+        assert_eq!(api.given.len(), 2, "close was not called");
+    }
+
+    #[test]
+    fn a_stopped_dut_gets_no_further_call() {
+        let mut api = Scripted::new(vec![Ok(3), Err("EINTR".into())]);
+        api.stop_after = Some(2);
+        let log = run(
+            &mut api,
+            &steps(r#"[{"connect": {}}, "close"]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(
+            logged(&log)[1..],
+            [rec("connect", "1.2.3.4:80", -1, Some("EINTR"), "EINTR")]
+        );
+    }
+
+    #[test]
+    fn a_machinery_failure_is_logged_as_eio_and_the_steps_go_on() {
+        let mut api = Scripted::new(vec![
+            Ok(3),
+            Err(Failure::Machinery("socket gone".into())),
+            Ok(0),
+        ]);
+        let log = run(
+            &mut api,
+            &steps(r#"[{"wait_ms": 1}, "close"]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(
+            logged(&log)[1..],
+            [
+                rec("wait", "(driver: socket gone)", -1, Some("EIO"), "EIO"),
+                rec("close", "", 0, None, "0"),
+            ]
+        );
+    }
+}
