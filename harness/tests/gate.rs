@@ -579,11 +579,7 @@ fn a_fuzz_survey_calls_nothing_minimal_and_replay_lines_quote_their_paths() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(" as drawn ("),
-        "{}",
-        text(&out)
-    );
+    assert!(stdout.contains(" as drawn ("), "{}", text(&out));
     assert!(!stdout.contains("minimal"), "{}", text(&out));
     let saved: Vec<PathBuf> = std::fs::read_dir(&save)
         .unwrap()
