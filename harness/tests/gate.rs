@@ -1,0 +1,123 @@
+//! The gate as one test: every case in `cases/` on the kernel and the stack, diffed, then a
+//! bounded fuzz run of the stack against the kernel. This is what `tcptwin mutants` runs
+//! on each mutant of `stack/` (through cargo-mutants): a mutant is caught when this test
+//! fails, so the kill rate measures the gate's power, not the stack's own unit tests.
+//!
+//! A divergence counts only when it comes back: a case or scenario that diverges is run
+//! again, twice, and fails the gate only if it diverges every time. On two cores shared
+//! with other work a DUT call now and then returns a few ms late; counted at once, such a
+//! one-off would "catch" a mutant the gate cannot see.
+
+use std::path::{Path, PathBuf};
+
+use tcptwin::case;
+use tcptwin::dut::{KernelDut, StackDut};
+use tcptwin::fuzz::{self, FuzzConfig};
+use tcptwin::runner::{self, LoadedCase, PairResult, PairVerdict};
+
+/// Runs after the first divergence; every one of them must diverge too.
+const RERUNS: usize = 2;
+
+/// The bounded fuzz runs: (seed, scenarios, longest kernel timer in s). Timer-free
+/// scenarios reach option, window and close handling in milliseconds each; the timer runs
+/// add dropped SYNs, ICMP errors after a retransmission and blocking connects bounded by
+/// `SO_SNDTIMEO`, which the SYN retransmission schedule needs.
+const FUZZ_RUNS: &[(u64, u64, f64)] = &[(11, 120, 0.0), (12, 120, 0.0), (13, 30, 3.0)];
+
+/// Fuzz scenarios the stack as it is diverges on every time, each with the reason. The
+/// gate is about divergences a stack change brings, so these are not counted; each is
+/// also a known divergence of the stack that a fix removes from here.
+const KNOWN_FUZZ_DIVERGENCES: &[(u64, u64, &str)] = &[
+    (
+        13,
+        9,
+        "SO_SNDTIMEO 3000 ms ends the blocking connect when the third SYN is due (1 s + 2 s): \
+         the kernel sends that SYN, the stack closes first",
+    ),
+    (
+        13,
+        22,
+        "a peer window of 1 byte: the kernel sends the 10442 bytes one byte a probe \
+         (tcp_write_wakeup, about every 208 ms), the stack sends none",
+    ),
+];
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases")
+}
+
+fn diverged(result: &PairResult) -> bool {
+    !matches!(result.verdict, PairVerdict::Pass | PairVerdict::Known)
+}
+
+/// Runs `loaded` again up to [`RERUNS`] times; true when it diverged every time.
+fn diverges_again(loaded: &LoadedCase) -> bool {
+    (0..RERUNS).all(|_| {
+        diverged(&runner::run_pair(
+            loaded,
+            &KernelDut,
+            &StackDut::default(),
+            None,
+        ))
+    })
+}
+
+#[test]
+fn the_stack_passes_every_case_and_a_bounded_fuzz_run() {
+    let mut failures = Vec::new();
+
+    // Top-level cases only: cases/regressions/ holds what the fuzzer saved, not the suite.
+    let cases: Vec<LoadedCase> = case::discover(&[cases_dir()])
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.parent() == Some(cases_dir().as_path()))
+        .map(|p| LoadedCase::load(&p).unwrap())
+        .collect();
+    assert!(cases.len() >= 25, "only {} cases", cases.len());
+    let results = runner::run_each(
+        &cases,
+        runner::DEFAULT_JOBS,
+        |c| runner::run_pair(c, &KernelDut, &StackDut::default(), None),
+        |_, _| {},
+    );
+    for (loaded, result) in cases.iter().zip(&results) {
+        if diverged(result) && diverges_again(loaded) {
+            failures.push(tcptwin::report::pair_text(result, true));
+        }
+    }
+
+    for &(seed, scenarios, max_timer_s) in FUZZ_RUNS {
+        let config = FuzzConfig {
+            cases: Some(scenarios),
+            time: None,
+            seed,
+            max_timer_s,
+            jobs: 8,
+            save_dir: None,
+            stop_at_first: false,
+            shrink: false,
+            dut_flags: String::new(),
+        };
+        let outcome = fuzz::run(&config, &KernelDut, &StackDut::default(), |_, _| {});
+        for found in &outcome.found {
+            if KNOWN_FUZZ_DIVERGENCES
+                .iter()
+                .any(|&(s, i, _)| s == seed && i == found.index)
+            {
+                continue;
+            }
+            let loaded = LoadedCase {
+                path: PathBuf::from(format!("fuzz-{seed}-{}", found.index)),
+                case: found.minimal.clone(),
+            };
+            if diverges_again(&loaded) {
+                failures.push(format!(
+                    "fuzz seed {seed} #{} (--max-timer {max_timer_s}):\n{}",
+                    found.index,
+                    tcptwin::report::pair_text(&found.result, true)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
