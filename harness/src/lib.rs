@@ -20,6 +20,7 @@ pub mod html;
 pub mod import;
 pub mod interrupt;
 pub mod junit;
+pub mod mutants;
 pub mod netlink;
 pub mod netns;
 pub mod packet_socket;
