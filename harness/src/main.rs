@@ -93,7 +93,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct MutantsArgs {
     /// cargo-mutants writes mutants.out/ here.
-    #[arg(long, default_value = "target/mutants")]
+    #[arg(long, default_value = "target/mutation")]
     output: PathBuf,
     /// Only score what a run already wrote to --output (complete or still going).
     #[arg(long)]
