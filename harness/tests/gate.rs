@@ -89,6 +89,19 @@ fn the_stack_passes_every_case_and_a_bounded_fuzz_run() {
     {
         panic!("{}", tcptwin::report::pair_text(result, true));
     }
+    // As `tcptwin run` does over a suite: a stack whose ISN does not vary (a constant, or
+    // a hash without its clock term) shows only across cases, since every trace's
+    // sequence numbers are printed relative to its ISN.
+    let repeated = tcptwin::diff::repeated_isns(results.iter().map(|r| {
+        (
+            r.name.as_str(),
+            r.other.trace.as_ref().and_then(|t| t.raw.dut_isn),
+        )
+    }));
+    assert!(
+        repeated.is_empty(),
+        "property isn_varies: the stack repeated ISNs: {repeated:?}"
+    );
 
     for &(seed, scenarios, max_timer_s) in FUZZ_RUNS {
         let config = FuzzConfig {
