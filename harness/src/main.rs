@@ -82,9 +82,34 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The gate's mutation score: plant bugs in the stack's connect path with cargo-mutants
+    /// (.cargo/mutants.toml), run the gate (every case, kernel vs stack, and a bounded fuzz
+    /// run: harness/tests/gate.rs) on each, and print the kill rate and the survivors.
+    /// Mutants listed in docs/mutants-equivalent.yaml are set apart with their reason.
+    Mutants(MutantsArgs),
     /// Inside a VM DUT's guest: serve cases to the host over virtio-serial.
     #[command(hide = true)]
     Agent,
+}
+
+#[derive(clap::Args, Debug)]
+struct MutantsArgs {
+    /// cargo-mutants writes mutants.out/ here.
+    #[arg(long, default_value = "target/mutation")]
+    output: PathBuf,
+    /// Only score what a run already wrote to --output (complete or still going).
+    #[arg(long)]
+    report_only: bool,
+    /// Mutants built and judged at once.
+    #[arg(long, short, default_value_t = 2)]
+    jobs: usize,
+    /// Per-mutant time limit on the gate, seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Only shard I of N (1-based, `--shard 1/14`): every Nth mutant of the connect path, a
+    /// sample when the whole set would take too long.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -900,6 +925,41 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     }
 }
 
+/// `tcptwin mutants`: runs cargo-mutants (unless --report-only), then scores its outcomes.
+/// Exits 0 when no mutant survives, 1 when some do, 2 on an error.
+fn mutants(args: MutantsArgs) -> ExitCode {
+    use tcptwin::mutants;
+    let workspace = PathBuf::from(".");
+    let outcome = (|| {
+        if !args.report_only {
+            mutants::run_cargo_mutants(&mutants::MutantsConfig {
+                workspace: workspace.clone(),
+                output: args.output.clone(),
+                jobs: args.jobs,
+                timeout_s: args.timeout,
+                shard: args.shard,
+            })?;
+        }
+        let outcomes = mutants::read_outcomes(&args.output)?;
+        let equivalents = mutants::load_equivalents(&workspace.join(mutants::EQUIVALENTS))?;
+        Ok::<_, mutants::MutantsError>(mutants::score(&outcomes, &equivalents))
+    })();
+    match outcome {
+        Ok(score) => {
+            print!("{score}");
+            if score.survivors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("tcptwin: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match parse_cli() {
         Ok(cli) => cli,
@@ -912,6 +972,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Import { file, output } => return import(&file, output.as_deref()),
+        // cargo and the gate's tests run from the starting namespace, as under ci/test.
+        Command::Mutants(args) => return mutants(args),
         _ => {}
     }
     // Before any thread exists: leave the starting namespace for a private one, so nothing
@@ -961,7 +1023,9 @@ fn main() -> ExitCode {
             println!("{} case file(s) are well-formed", cases.len());
             Outcome::Passed
         }),
-        Command::Schema | Command::Import { .. } => unreachable!("handled before isolation"),
+        Command::Schema | Command::Import { .. } | Command::Mutants(_) => {
+            unreachable!("handled before isolation")
+        }
     };
     match outcome {
         Ok(outcome) => outcome.exit_code(),
