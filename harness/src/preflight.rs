@@ -105,7 +105,8 @@ pub fn refused_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyE
     Ok(errors)
 }
 
-fn missing_error(path: &Path, name: &str) -> CaseError {
+/// An error about sysctl `name`, located at its key in the case file.
+fn sysctl_error(path: &Path, name: &str, message: String) -> CaseError {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let (line, column) = locate_key(&text, name).unwrap_or((0, 0));
     CaseError::Parse {
@@ -113,12 +114,17 @@ fn missing_error(path: &Path, name: &str) -> CaseError {
         line,
         column,
         field: format!("sysctls.{name}"),
-        message: format!(
-            "sysctl {name} does not exist on this host ({} is missing in a namespace built \
-             like the DUT's, with its interface eth0)",
-            sysctl::path_of(name).display()
-        ),
+        message,
     }
+}
+
+fn missing_error(path: &Path, name: &str) -> CaseError {
+    let message = format!(
+        "sysctl {name} does not exist on this host ({} is missing in a namespace built like \
+         the DUT's, with its interface eth0)",
+        sysctl::path_of(name).display()
+    );
+    sysctl_error(path, name, message)
 }
 
 /// Why the kernel refused a value, in words (the errno's text without Rust's `(os error
@@ -132,18 +138,11 @@ fn refusal_text(error: &std::io::Error) -> String {
 }
 
 fn refused_error(path: &Path, name: &str, value: &str, why: &str) -> CaseError {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let (line, column) = locate_key(&text, name).unwrap_or((0, 0));
-    CaseError::Parse {
-        path: path.to_path_buf(),
-        line,
-        column,
-        field: format!("sysctls.{name}"),
-        message: format!(
-            "this host's kernel refuses the value '{value}' for sysctl {name} ({why}); \
-             see its range in the kernel's Documentation/networking/ip-sysctl.rst"
-        ),
-    }
+    let message = format!(
+        "this host's kernel refuses the value '{value}' for sysctl {name} ({why}); see its \
+         range in the kernel's Documentation/networking/ip-sysctl.rst"
+    );
+    sysctl_error(path, name, message)
 }
 
 /// Line and column (1-based) of `key` used as a mapping key after the top-level `sysctls:`,
