@@ -534,45 +534,6 @@ fn frag_needed_above_min_pmtu_keeps_df() {
 }
 
 #[test]
-fn tcp_maxseg_reads_mss_cache_without_the_timestamp_option_once_connect_offers_it() {
-    let maxseg = |sim: &mut Sim, h| sim.stack.getsockopt(h, SockOptName::TcpMaxSeg).unwrap();
-    // Timestamps offered: tcp_header_len counts them from tcp_connect_init on.
-    let mut sim = Sim::new(&[]);
-    let (h, syn) = sim.connect_nb(vec![]);
-    assert_eq!(
-        maxseg(&mut sim, h),
-        SockOptValue::Int(524),
-        "536 - 12 in SYN-SENT"
-    );
-    let t = syn.tcp().clone();
-    sim.deliver_tcp(&synack(&t, 5000, 65535, linux_synack_options(1, 0)), 0);
-    sim.pump();
-    assert_eq!(
-        maxseg(&mut sim, h),
-        SockOptValue::Int(1448),
-        "1460 - 12 with TS"
-    );
-    // Refused: tcp_disconnect leaves mss_cache and tcp_header_len as they were.
-    let mut sim = Sim::new(&[]);
-    let (h, syn) = sim.connect_nb(vec![]);
-    let t = syn.tcp().clone();
-    let mut rst = synack(&t, 5000, 0, vec![]);
-    rst.flags = TcpFlags(TcpFlags::RST | TcpFlags::ACK);
-    sim.deliver_tcp(&rst, 0);
-    sim.pump();
-    let _ = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
-    assert_eq!(
-        maxseg(&mut sim, h),
-        SockOptValue::Int(524),
-        "after ECONNREFUSED"
-    );
-    // No timestamps: nothing to take off.
-    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
-    let (h, _) = sim.connect_nb(vec![]);
-    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(536));
-}
-
-#[test]
 fn unacceptable_ack_gets_rst_and_quick_syn_retransmit() {
     let mut sim = Sim::new(&[]);
     let (h, syn) = sim.connect_nb(vec![]);
