@@ -45,6 +45,11 @@ pub struct RunInfo {
     pub wall_ms: f64,
     /// Whether a stopping signal (Ctrl-C, SIGTERM) cut it short.
     pub interrupted: bool,
+    /// Why the measured threads ran without real-time priority (`SCHED_FIFO`), if they did.
+    pub realtime_refused: Option<String>,
+    /// Every widening of the timing tolerances this run applied (a VM's emulated clock, or
+    /// measured threads without real-time priority), with how it was measured.
+    pub timing_allowances: Vec<crate::dut::TimingAllowance>,
 }
 
 /// The counts of a run: every planned case run lands in exactly one of passed, failed,

@@ -22,6 +22,7 @@ pub mod import;
 pub mod interrupt;
 pub mod json_report;
 pub mod junit;
+pub mod lateness;
 pub mod mutants;
 pub mod netlink;
 pub mod netns;

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tcptwin::case;
 #[cfg(feature = "smoltcp")]
 use tcptwin::dut::SmoltcpDut;
-use tcptwin::dut::{Dut, KernelDut, StackDut};
+use tcptwin::dut::{Dut, KernelDut, StackDut, TimingAllowance};
 use tcptwin::exit::{self, Outcome};
 use tcptwin::json_report;
 use tcptwin::report;
@@ -499,6 +499,25 @@ fn note_expectations(duts: &[&dyn Dut]) {
     }
 }
 
+/// Measures the run's own timing allowance where the measured threads lack real-time
+/// priority, and prints every widening of the timing tolerances that applies to a run of
+/// `duts` (a VM's, the run's own), each with its basis, before the first result.
+fn timing_allowances(duts: &[&dyn Dut]) -> Vec<TimingAllowance> {
+    let own = tcptwin::priority::measure_scheduling_allowance().cloned();
+    let all: Vec<TimingAllowance> = duts
+        .iter()
+        .filter_map(|d| d.timing_allowance())
+        .chain(own)
+        .collect();
+    for a in &all {
+        println!(
+            "timing tolerances below include +{:.0} ms: {}",
+            a.extra_ms, a.basis
+        );
+    }
+    all
+}
+
 /// Says when the measured threads ran without real-time priority, so a timing divergence
 /// is read with the host's scheduling noise in mind.
 fn note_priority() {
@@ -643,6 +662,7 @@ fn run_info(
     args: &RunArgs,
     mode: &'static str,
     started: std::time::Instant,
+    timing_allowances: Vec<TimingAllowance>,
 ) -> json_report::RunInfo {
     let name = |choice: &DutChoice| match choice {
         DutChoice::Kernel => "kernel".to_string(),
@@ -669,6 +689,8 @@ fn run_info(
             .saturating_sub(started.elapsed().as_millis() as u64),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         interrupted: tcptwin::interrupt::requested(),
+        realtime_refused: tcptwin::priority::realtime_refused().map(str::to_string),
+        timing_allowances,
     }
 }
 
@@ -716,15 +738,20 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let VsChoice::Dut(vs) = &args.vs {
         let other = duts.get(vs);
         note_expectations(&[dut.as_ref(), other.as_ref()]);
-        let allowance = runner::timing_allowance_ms(dut.as_ref(), other.as_ref());
-        if allowance > 0.0 {
-            println!(
-                "timing tolerances below include +{allowance:.0} ms for the VM's emulated clock"
-            );
-        }
-        return run_pairs(&args, &cases, dut.as_ref(), other.as_ref(), started);
+        let allowances = timing_allowances(&[dut.as_ref(), other.as_ref()]);
+        return run_pairs(
+            &args,
+            &cases,
+            dut.as_ref(),
+            other.as_ref(),
+            started,
+            allowances,
+        );
     }
     note_expectations(&[dut.as_ref()]);
+    // Only the run's own allowance applies to a single run's expectations: a DUT's
+    // (a VM's) is for the diff, and a VM is judged by the diff alone.
+    let allowances = timing_allowances(&[]);
     let bar = progress(cases.len());
     let results = runner::run_all(
         &cases,
@@ -741,8 +768,8 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let tally = report::tally(&results, cases.len());
     if let Some(path) = &args.json {
         let summary = json_report::Summary::new(tally, 0, cases.len());
-        let report =
-            json_report::Report::new(run_info(&args, "single", started), summary, &results);
+        let info = run_info(&args, "single", started, allowances);
+        let report = json_report::Report::new(info, summary, &results);
         write_report("JSON", path, report.write(path))?;
     }
     if let Some(path) = &args.junit {
@@ -800,6 +827,7 @@ fn run_pairs(
     reference: &dyn Dut,
     other: &dyn Dut,
     started: std::time::Instant,
+    allowances: Vec<TimingAllowance>,
 ) -> anyhow::Result<Outcome> {
     let mut all = Vec::new();
     let mut verdicts: Vec<Vec<runner::PairVerdict>> = vec![Vec::new(); cases.len()];
@@ -835,7 +863,8 @@ fn run_pairs(
     let (tally, known) = report::pair_tally(&all, planned);
     if let Some(path) = &args.json {
         let summary = json_report::Summary::new(tally, known, planned);
-        let report = json_report::Report::new(run_info(args, "pair", started), summary, &all);
+        let info = run_info(args, "pair", started, allowances);
+        let report = json_report::Report::new(info, summary, &all);
         write_report("JSON", path, report.write(path))?;
     }
     if let Some(path) = &args.junit {

@@ -10,11 +10,19 @@
 //! an unprivileged thread may not lower it again). Without this, a rootless suite delayed
 //! the stack's answer to an ARP reply by 10–25 ms, past the timing tolerance, in about one
 //! run in three.
+//!
+//! Nice 0 still shares the cores with everything else the host runs at nice 0 (a parallel
+//! build delayed the stack's answer to an ARP reply by 8.8 ms against a tolerance of 8), so
+//! such a run also measures how late its measured threads wake ([`scheduling_allowance`])
+//! and widens every timing tolerance by that, printed with its basis.
 
 use std::io;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::dut::TimingAllowance;
 
 /// A thread to start at the spawner's priority.
 type Job = Box<dyn FnOnce() + Send>;
@@ -44,6 +52,30 @@ pub fn realtime_priority() -> bool {
 /// says so, since its timings then carry more of the host's scheduling delays.
 pub fn realtime_refused() -> Option<&'static str> {
     REALTIME_REFUSED.get().map(String::as_str)
+}
+
+/// The timing allowance of a run whose measured threads lack real-time priority, once
+/// [`measure_scheduling_allowance`] measured it.
+static SCHEDULING_ALLOWANCE: OnceLock<TimingAllowance> = OnceLock::new();
+
+/// Where [`setup`] found real-time priority refused: measures how late measured threads wake
+/// on this host now (2 threads, 100 sleeps of 10 ms: a second) and keeps the allowance that
+/// follows for [`scheduling_allowance`]. Call once before the cases start, so the
+/// measurement sees the host's load and not the harness's own. `None` where real-time
+/// priority was granted: those threads preempt the host's work and need no allowance.
+pub fn measure_scheduling_allowance() -> Option<&'static TimingAllowance> {
+    realtime_refused()?;
+    Some(SCHEDULING_ALLOWANCE.get_or_init(|| {
+        crate::lateness::calibrate(2, 100, Duration::from_millis(10)).allowance(
+            "wake-up lateness of a measured thread without real-time priority, measured \
+             before the cases started",
+        )
+    }))
+}
+
+/// The allowance [`measure_scheduling_allowance`] measured, if it ran and was needed.
+pub fn scheduling_allowance() -> Option<&'static TimingAllowance> {
+    SCHEDULING_ALLOWANCE.get()
 }
 
 /// Lowers the calling thread, and every thread it starts later, to nice 19: for harness

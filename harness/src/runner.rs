@@ -215,7 +215,7 @@ fn run_into(
     // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
     // version is judged by the diff against its own oracle alone.
     if dut.expectations_apply() {
-        result.checks = expect::check(&case.expect, &trace);
+        result.checks = expect::check(&case.expect, &trace, scheduling_allowance_ms());
     }
     result.trace = Some(trace);
     result.phases.teardown_ms += judging.elapsed().as_secs_f64() * 1e3;
@@ -448,13 +448,20 @@ pub fn run_pair(
     }
 }
 
-/// The extra timing tolerance for a pair: the larger of the two DUTs' measured allowances.
+/// The extra timing tolerance for a pair: the largest of the two DUTs' measured allowances
+/// and the run's own, where its measured threads lack real-time priority.
 pub fn timing_allowance_ms(reference: &dyn Dut, other: &dyn Dut) -> f64 {
     [reference, other]
         .iter()
         .filter_map(|d| d.timing_allowance())
         .map(|a| a.extra_ms)
-        .fold(0.0, f64::max)
+        .fold(scheduling_allowance_ms(), f64::max)
+}
+
+/// The run's own timing allowance: what measured threads without real-time priority were
+/// measured to need ([`crate::priority::measure_scheduling_allowance`]), else 0.
+pub fn scheduling_allowance_ms() -> f64 {
+    crate::priority::scheduling_allowance().map_or(0.0, |a| a.extra_ms)
 }
 
 /// Runs `run(case)` over `cases`, `jobs` at a time, calling `on_result(index, result)` in

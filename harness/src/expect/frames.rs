@@ -19,8 +19,13 @@ use crate::trace::{NormFrame, Trace, TraceFrame};
 
 use super::{timed, Check};
 
-/// Checks `patterns` against the trace's frames.
-pub fn check(patterns: &[FramePattern], how: FramesMatch, trace: &Trace) -> Vec<Check> {
+/// Checks `patterns` against the trace's frames; `extra_ms` widens the gap tolerances.
+pub fn check(
+    patterns: &[FramePattern],
+    how: FramesMatch,
+    trace: &Trace,
+    extra_ms: f64,
+) -> Vec<Check> {
     let frames = &trace.frames;
     let matched = match how {
         FramesMatch::Exact | FramesMatch::Prefix => patterns
@@ -60,7 +65,7 @@ pub fn check(patterns: &[FramePattern], how: FramesMatch, trace: &Trace) -> Vec<
             out.push(timed(
                 format!("{what} gap from the frame before it in the pattern"),
                 gap,
-                timing::tolerance_ms(gap),
+                timing::tolerance_ms(gap) + extra_ms,
                 Some(frame.t_ms - previous_t),
             ));
         }

@@ -62,22 +62,28 @@ fn timed(what: String, nominal_ms: f64, tolerance_ms: f64, actual_ms: Option<f64
     }
 }
 
-/// Runs every check of `expect` against `trace`.
-pub fn check(expect: &Expect, trace: &Trace) -> Vec<Check> {
+/// Runs every check of `expect` against `trace`, with every timing tolerance widened by
+/// `extra_ms` (the run's measured allowance, [`crate::runner::scheduling_allowance_ms`]).
+pub fn check(expect: &Expect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
     let mut checks = Vec::new();
     for call in &expect.calls {
-        checks.extend(check_call(call, trace));
+        checks.extend(check_call(call, trace, extra_ms));
     }
     if let Some(syn) = &expect.syn {
-        checks.extend(check_syn(syn, trace));
+        checks.extend(check_syn(syn, trace, extra_ms));
     }
     if let Some(patterns) = &expect.frames {
-        checks.extend(frames::check(patterns, expect.frames_match, trace));
+        checks.extend(frames::check(
+            patterns,
+            expect.frames_match,
+            trace,
+            extra_ms,
+        ));
     }
     checks
 }
 
-fn check_call(expect: &CallExpect, trace: &Trace) -> Vec<Check> {
+fn check_call(expect: &CallExpect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
     let what = format!("{} #{}", expect.call, expect.nth);
     let found = trace
         .calls
@@ -101,7 +107,7 @@ fn check_call(expect: &CallExpect, trace: &Trace) -> Vec<Check> {
         out.push(timed(
             format!("{what} returned at"),
             at,
-            tolerance,
+            tolerance + extra_ms,
             Some(call.t_ms),
         ));
     } else if let Some(chain) = chain {
@@ -115,14 +121,14 @@ fn check_call(expect: &CallExpect, trace: &Trace) -> Vec<Check> {
         out.push(timed(
             format!("{what} took (timer chain {} ms)", sum.join(" + ")),
             chain.iter().sum(),
-            tolerance,
+            tolerance + extra_ms,
             Some(call.took_ms),
         ));
     }
     out
 }
 
-fn check_syn(expect: &SynExpect, trace: &Trace) -> Vec<Check> {
+fn check_syn(expect: &SynExpect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
     let syns = trace.dut_syns();
     let mut out = Vec::new();
     let first = syns.first().map(|f| &f.norm);
@@ -228,7 +234,7 @@ fn check_syn(expect: &SynExpect, trace: &Trace) -> Vec<Check> {
             out.push(timed(
                 format!("SYN interval {}→{}", i, i + 1),
                 *nominal,
-                timing::tolerance_ms(*nominal),
+                timing::tolerance_ms(*nominal) + extra_ms,
                 gaps.get(i).copied(),
             ));
         }
@@ -304,11 +310,11 @@ mod tests {
             intervals_ms: Some(vec![1000.0]),
             ..SynExpect::default()
         };
-        let checks = check_syn(&expect, &trace);
+        let checks = check_syn(&expect, &trace, 0.0);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         // Without the ARP exchange the same gap from the wire SYN is too short.
         let trace = crate::trace::build(&[syn(30), syn(1010)], &[], [2, 0, 0, 0, 0, 1]);
-        assert!(!check_syn(&expect, &trace)[0].ok);
+        assert!(!check_syn(&expect, &trace, 0.0)[0].ok);
     }
 
     /// A SYN-ACK from the peer acknowledging the wrong sequence number.
@@ -325,10 +331,13 @@ mod tests {
         };
         let frames = [syn(0), bad_synack(5), syn(19)];
         let trace = crate::trace::build(&frames, &[], [2, 0, 0, 0, 0, 1]);
-        assert!(check_syn(&expect, &trace)[0].ok, "14 ms after the SYN-ACK");
+        assert!(
+            check_syn(&expect, &trace, 0.0)[0].ok,
+            "14 ms after the SYN-ACK"
+        );
         // Counted from the first SYN the same retransmission would be 19 ms: too late.
         let trace = crate::trace::build(&[syn(0), syn(19)], &[], [2, 0, 0, 0, 0, 1]);
-        assert!(!check_syn(&expect, &trace)[0].ok);
+        assert!(!check_syn(&expect, &trace, 0.0)[0].ok);
     }
 
     /// A connect that began at `start_ms` and returned `result` at `end_ms`.
@@ -363,8 +372,12 @@ mod tests {
         let trace =
             |took: i64| crate::trace::build(&[syn(0)], &[connect(0, took, "ETIMEDOUT")], DUT_MAC);
         let expect = chain_expect(&[5000.0, 5000.0]);
-        let verdicts =
-            |took| -> Vec<bool> { check(&expect, &trace(took)).iter().map(|c| c.ok).collect() };
+        let verdicts = |took| -> Vec<bool> {
+            check(&expect, &trace(took), 0.0)
+                .iter()
+                .map(|c| c.ok)
+                .collect()
+        };
         // 10 s nominal; each 5 s timer may fire up to 256 ms late, plus a jiffy.
         assert_eq!(verdicts(10_000), [true, true]);
         assert_eq!(verdicts(10_500), [true, true]);
@@ -386,14 +399,28 @@ mod tests {
     }
 
     #[test]
+    fn a_measured_allowance_widens_the_tolerance_by_exactly_itself() {
+        let expect = chain_expect(&[5000.0, 5000.0]);
+        let trace = crate::trace::build(&[syn(0)], &[connect(0, 10_600, "ETIMEDOUT")], DUT_MAC);
+        // 10 s + 516 ms allowed; 10.6 s is 84 ms over.
+        assert!(!check(&expect, &trace, 80.0)[1].ok);
+        assert!(check(&expect, &trace, 84.0)[1].ok);
+        let early = crate::trace::build(&[syn(0)], &[connect(0, 9_990, "ETIMEDOUT")], DUT_MAC);
+        assert!(
+            !check(&expect, &early, 84.0)[1].ok,
+            "an allowance never lets a timer fire early"
+        );
+    }
+
+    #[test]
     fn at_ms_with_a_timer_chain_takes_the_chain_tolerance() {
         let mut expect = chain_expect(&[1000.0, 2000.0, 4000.0]);
         expect.calls[0].at_ms = Some(7000.0);
         // 32 + 32 + 256 + 4 ms: 7300 ms passes, where 7000's own granularity (256 + 4) fails it.
         let trace = crate::trace::build(&[syn(0)], &[connect(0, 7300, "ETIMEDOUT")], DUT_MAC);
-        assert!(check(&expect, &trace).iter().all(|c| c.ok));
+        assert!(check(&expect, &trace, 0.0).iter().all(|c| c.ok));
         let trace = crate::trace::build(&[syn(0)], &[connect(0, 7400, "ETIMEDOUT")], DUT_MAC);
-        assert!(!check(&expect, &trace)[1].ok);
+        assert!(!check(&expect, &trace, 0.0)[1].ok);
     }
 
     #[test]
@@ -432,7 +459,7 @@ mod tests {
                 flags: Some(flags.into()),
                 ..SynExpect::default()
             };
-            check_syn(&expect, &trace)
+            check_syn(&expect, &trace, 0.0)
                 .iter()
                 .map(|c| c.ok)
                 .collect::<Vec<_>>()
@@ -473,7 +500,7 @@ mod tests {
 
     fn verdicts(expect_yaml: &str, trace: &Trace) -> Vec<(String, bool)> {
         let expect = expect_of(expect_yaml).unwrap();
-        check(&expect, trace)
+        check(&expect, trace, 0.0)
             .into_iter()
             .map(|c| (c.what, c.ok))
             .collect()

@@ -9,10 +9,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Calibration, Hello, Reply, Request, PORT_NAME};
+use super::{Hello, Reply, Request, PORT_NAME};
 use crate::dut::KernelDut;
+use crate::lateness::calibrate;
 use crate::runner::{self, LoadedCase};
 
 /// The device of the port named [`PORT_NAME`].
@@ -26,42 +27,6 @@ fn find_port() -> Result<PathBuf, String> {
         }
     }
     Err(format!("no virtio-serial port named {PORT_NAME}"))
-}
-
-/// Sleeps `nominal` many times on several threads at once and records how late each
-/// wake-up was.
-pub fn calibrate(threads: usize, samples: usize, nominal: Duration) -> Calibration {
-    let mut late: Vec<f64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(move || {
-                    crate::priority::realtime_priority();
-                    (0..samples)
-                        .map(|_| {
-                            let t0 = Instant::now();
-                            // SAFETY: poll with no descriptors is a plain sleep.
-                            unsafe {
-                                libc::poll(std::ptr::null_mut(), 0, nominal.as_millis() as i32)
-                            };
-                            (t0.elapsed().as_secs_f64() - nominal.as_secs_f64()) * 1e3
-                        })
-                        .collect::<Vec<f64>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    late.sort_by(f64::total_cmp);
-    Calibration {
-        threads,
-        samples,
-        nominal_ms: nominal.as_secs_f64() * 1e3,
-        median_late_ms: late.get(late.len() / 2).copied().unwrap_or(0.0).max(0.0),
-        max_late_ms: late.last().copied().unwrap_or(0.0).max(0.0),
-    }
 }
 
 /// Serves the host until the port closes.

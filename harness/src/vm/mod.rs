@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::Case;
 use crate::dut::{Dut, DutError, Running, TimingAllowance};
+use crate::lateness::Calibration;
 use crate::runner::{LoadedCase, RawRun};
-use crate::timing;
 use crate::topology::Topology;
 
 /// The virtio-serial port's name, as the guest sees it in /sys/class/virtio-ports/*/name.
@@ -41,41 +41,8 @@ pub const PORT_NAME: &str = "tcptwin.agent";
 pub struct Hello {
     /// The guest's `uname -r`.
     pub kernel_release: String,
+    /// Timer lateness measured in the guest right after boot.
     pub calibration: Calibration,
-}
-
-/// Timer lateness measured in the guest right after boot: `threads` threads each sleep
-/// `samples` times for `nominal_ms` (poll(2), an hrtimer, no timer-wheel rounding), so what
-/// exceeds the nominal is the emulation's and the scheduler's delay alone.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Calibration {
-    pub threads: usize,
-    pub samples: usize,
-    pub nominal_ms: f64,
-    pub median_late_ms: f64,
-    pub max_late_ms: f64,
-}
-
-impl Calibration {
-    /// The extra tolerance for an interval between two events in the guest: each end can
-    /// be late by the worst lateness measured, so twice it, rounded up to whole jiffies.
-    pub fn allowance(&self) -> TimingAllowance {
-        let jiffies = (2.0 * self.max_late_ms / timing::JIFFY_MS).ceil().max(1.0);
-        let extra_ms = jiffies * timing::JIFFY_MS;
-        TimingAllowance {
-            extra_ms,
-            basis: format!(
-                "2 x the worst guest timer lateness measured at boot ({:.2} ms; median {:.2} ms; \
-                 {} x {} sleeps of {} ms on {} threads), rounded up to a jiffy",
-                self.max_late_ms,
-                self.median_late_ms,
-                self.threads,
-                self.samples,
-                self.nominal_ms,
-                self.threads
-            ),
-        }
-    }
 }
 
 /// A case for the agent: its file's path and text (the guest parses it itself).
@@ -165,7 +132,9 @@ impl VmKernelDut {
         for accel in accels {
             match start(&qemu, &kernel, &initrd, &agent, &workdir, accel) {
                 Ok((child, stream, hello, boot_s)) => {
-                    let allowance = hello.calibration.allowance();
+                    let allowance = hello
+                        .calibration
+                        .allowance("guest timer lateness measured at boot");
                     let name: &'static str = Box::leak(format!("vm:{version}").into_boxed_str());
                     let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
                     let reader = stream
