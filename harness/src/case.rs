@@ -486,6 +486,9 @@ pub struct BindStep {
     pub addr: Ipv4Addr,
     #[serde(default, skip_serializing_if = "is_default")]
     pub port: u16,
+    /// Overrides the address length passed to the kernel (for the EINVAL scenarios).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub addrlen: Option<u32>,
 }
 fn unspecified() -> Ipv4Addr {
     Ipv4Addr::UNSPECIFIED
@@ -847,6 +850,15 @@ pub struct IcmpSpec {
     pub seq_delta: i64,
     #[serde(default, skip_serializing_if = "is_default")]
     pub delay_ms: u64,
+    /// Quote only this many bytes of the SYN's IP packet (default: all of it, as
+    /// `icmp_send` does). Fewer than its IP header and 8 bytes of TCP is a malformed
+    /// quote, which Linux drops (`icmp_socket_deliver`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub quote_bytes: Option<usize>,
+    /// Write this into the quoted IP header's protocol field: the error then goes to
+    /// that protocol's handler (17: `udp_err`), not to TCP's.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub quote_protocol: Option<u8>,
 }
 
 /// An action of the peer after the handshake.
@@ -1233,17 +1245,18 @@ impl Case {
         parsed.unwrap_or((32768, 60999))
     }
 
-    /// The port the case's first `bind` step asks for, when it names one (not 0). Such a
-    /// port is the case's choice, not the kernel's: it is compared as a number, and the
-    /// ephemeral-port properties (range, parity; `inet_hash_connect`) do not apply to it.
-    pub fn bound_port(&self) -> Option<u16> {
+    /// The port each `bind` step asks for, in step order (0: any). A named port is the
+    /// case's choice, not the kernel's: once a bind of it succeeds it is compared as a
+    /// number, and the ephemeral-port properties (range, parity; `inet_hash_connect`) do
+    /// not apply to it ([`crate::trace::build_bound`]).
+    pub fn bind_ports(&self) -> Vec<u16> {
         self.steps
             .iter()
-            .find_map(|s| match s {
+            .filter_map(|s| match s {
                 Step::Bind(b) => Some(b.port),
                 _ => None,
             })
-            .filter(|port| *port != 0)
+            .collect()
     }
 
     /// The topology this case asks for, resolved into a build spec.

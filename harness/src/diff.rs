@@ -779,7 +779,8 @@ mod tests {
         let frame = syn_from(port, 0, 1000, 64240, LINUX.to_vec());
         let mut bind = call("bind", -20, -19);
         bind.errno = bind_errno.map(str::to_string);
-        crate::trace::build_bound(&[frame], &[bind, call("connect", -10, 0)], DUT, bound)
+        let ports: Vec<u16> = bound.into_iter().collect();
+        crate::trace::build_bound(&[frame], &[bind, call("connect", -10, 0)], DUT, &ports)
     }
 
     fn paths(found: &[Divergence]) -> Vec<(&str, &str, &str)> {
@@ -847,6 +848,21 @@ mod tests {
             (32768, 60999),
         );
         assert_eq!(d, vec![]);
+    }
+
+    #[test]
+    fn the_first_bind_that_succeeds_decides_the_port() {
+        let frame = syn_from(5555, 0, 1000, 64240, LINUX.to_vec());
+        let mut refused = call("bind", -30, -29);
+        refused.errno = Some("EINVAL".into());
+        let bound = call("bind", -20, -19);
+        let calls = [refused, bound, call("connect", -10, 0)];
+        let t = crate::trace::build_bound(std::slice::from_ref(&frame), &calls, DUT, &[5555, 5555]);
+        assert_eq!(t.raw.bound_port, Some(5555));
+        assert!(t.frames[0].norm.text().contains(":5555 > "));
+        // The same calls, where the bind that succeeded asked for any port.
+        let t = crate::trace::build_bound(&[frame], &calls, DUT, &[5555, 0]);
+        assert_eq!(t.raw.bound_port, None);
     }
 
     #[test]

@@ -345,7 +345,16 @@ fn syn_reaction(allow_drop: bool) -> impl Strategy<Value = SynReaction> {
         delay,
     )
         .prop_map(|(icmp_type, code, mtu, seq_delta, delay_ms)| {
-            SynReaction::Icmp(IcmpSpec { icmp_type, code, mtu, from: None, seq_delta, delay_ms })
+            SynReaction::Icmp(IcmpSpec {
+                icmp_type,
+                code,
+                mtu,
+                from: None,
+                seq_delta,
+                delay_ms,
+                quote_bytes: None,
+                quote_protocol: None,
+            })
         });
     let drop_weight = if allow_drop { 2 } else { 0 };
     prop_oneof![
@@ -427,7 +436,11 @@ fn bind_step() -> impl Strategy<Value = case::BindStep> {
         ],
         prop_oneof![3 => Just(0u16), 1 => Just(5555u16), 2 => 1024u16..=65535],
     )
-        .prop_map(|(addr, port)| case::BindStep { addr, port })
+        .prop_map(|(addr, port)| case::BindStep {
+            addr,
+            port,
+            addrlen: None,
+        })
 }
 
 /// The `SO_SNDTIMEO` values a blocking connect draws, at most `max_ms`: 250 ms, 750 ms,

@@ -504,6 +504,12 @@ impl PeerState {
                     let seq = syn.seq.wrapping_add(icmp.seq_delta as u32);
                     quoted[ihl + 4..ihl + 8].copy_from_slice(&seq.to_be_bytes());
                 }
+                if let (Some(protocol), Some(field)) = (icmp.quote_protocol, quoted.get_mut(9)) {
+                    *field = protocol;
+                }
+                if let Some(bytes) = icmp.quote_bytes {
+                    quoted.truncate(bytes);
+                }
                 let rest = match icmp.mtu {
                     Some(mtu) => [0, 0, (mtu >> 8) as u8, mtu as u8],
                     None => [0; 4],

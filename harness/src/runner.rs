@@ -211,7 +211,12 @@ fn run_into(
     // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
     // the pcap has them all.
     let shown = raw.frames.len().min(MAX_FRAMES);
-    let trace = trace::build_bound(&raw.frames[..shown], &raw.calls, DUT_MAC, case.bound_port());
+    let trace = trace::build_bound(
+        &raw.frames[..shown],
+        &raw.calls,
+        DUT_MAC,
+        &case.bind_ports(),
+    );
     // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
     // version is judged by the diff against its own oracle alone.
     if dut.expectations_apply() {

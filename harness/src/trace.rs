@@ -189,18 +189,18 @@ pub struct Trace {
 /// Builds the trace of a run whose socket binds no port (so its port is ephemeral) from
 /// the capture and the call log. `dut_mac` tells directions apart.
 pub fn build(captured: &[Captured], calls: &[CallRecord], dut_mac: [u8; 6]) -> Trace {
-    build_bound(captured, calls, dut_mac, None)
+    build_bound(captured, calls, dut_mac, &[])
 }
 
-/// Builds the trace of a run whose case binds `bound_port` first ([`crate::case::Case::bound_port`];
-/// `None` for no bind or port 0). When the first `bind` call succeeded, the DUT's port is
-/// that choice and prints as its number; when it failed, the kernel picked an ephemeral
-/// port at connect as usual.
+/// Builds the trace of a run whose case's `bind` steps ask for `bind_ports`, in order
+/// ([`crate::case::Case::bind_ports`]). The first `bind` call that succeeded decides the
+/// DUT's port: a port it named is the case's choice and prints as its number; port 0, or
+/// no successful bind, leaves the kernel to pick an ephemeral port (at bind or connect).
 pub fn build_bound(
     captured: &[Captured],
     calls: &[CallRecord],
     dut_mac: [u8; 6],
-    bound_port: Option<u16>,
+    bind_ports: &[u16],
 ) -> Trace {
     let decoded: Vec<(i64, Dir, Frame)> = captured
         .iter()
@@ -222,12 +222,15 @@ pub fn build_bound(
         .or_else(|| decoded.first().map(|(t, _, _)| *t))
         .unwrap_or(0);
     let counter_zeros = counter_zeros(&decoded);
-    let bind_succeeded = calls
+    let bound_port = calls
         .iter()
-        .find(|c| c.call == "bind")
-        .is_some_and(|c| c.errno.is_none());
+        .filter(|c| c.call == "bind")
+        .zip(bind_ports)
+        .find(|(c, _)| c.errno.is_none())
+        .map(|(_, port)| *port)
+        .filter(|port| *port != 0);
     let raw = RawValues {
-        bound_port: bound_port.filter(|_| bind_succeeded),
+        bound_port,
         ..raw_values(&decoded, &counter_zeros)
     };
     let norm = Normalizer::new(&raw, &decoded, counter_zeros);

@@ -12,7 +12,7 @@ use tcptwin::topology::Topology;
 fn bind_case() -> LoadedCase {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/bind-port-5555.yaml");
     let loaded = LoadedCase::load(&path).unwrap();
-    assert_eq!(loaded.case.bound_port(), Some(5555));
+    assert_eq!(loaded.case.bind_ports(), [5555]);
     loaded
 }
 

@@ -99,6 +99,14 @@ fn last_errno() -> Failure {
     Failure::Errno(errno::name(code))
 }
 
+/// A sockaddr's bytes with at least a `sockaddr_storage` (128 bytes) behind the pointer,
+/// so an addrlen the kernel accepts never makes it read past our buffer.
+fn padded(addr: &[u8]) -> Vec<u8> {
+    let mut bytes = addr.to_vec();
+    bytes.resize(bytes.len().max(128), 0);
+    bytes
+}
+
 /// A syscall's return value, or its errno when it is negative.
 fn checked<T: Into<i64> + Copy>(rc: T) -> CallResult<T> {
     if rc.into() < 0 {
@@ -171,19 +179,16 @@ impl SocketApi for KernelSocket<'_> {
     }
 
     fn bind(&mut self, addr: &[u8]) -> CallResult<()> {
-        // SAFETY: addr is valid for the length given.
-        let rc = unsafe { libc::bind(self.fd, addr.as_ptr().cast(), addr.len() as u32) };
+        let bytes = padded(addr);
+        // SAFETY: bytes is valid for at least `addr.len()` bytes.
+        let rc = unsafe { libc::bind(self.fd, bytes.as_ptr().cast(), addr.len() as u32) };
         checked(rc).map(drop)
     }
 
     fn connect(&mut self, addr: &[u8]) -> CallResult<()> {
-        let len = addr.len() as u32;
-        // At least a sockaddr_storage behind the pointer, so an addrlen the kernel accepts
-        // never reads past our buffer.
-        let mut bytes = addr.to_vec();
-        bytes.resize(bytes.len().max(128), 0);
-        // SAFETY: bytes is valid for at least `len` bytes.
-        let rc = unsafe { libc::connect(self.fd, bytes.as_ptr().cast(), len) };
+        let bytes = padded(addr);
+        // SAFETY: bytes is valid for at least `addr.len()` bytes.
+        let rc = unsafe { libc::connect(self.fd, bytes.as_ptr().cast(), addr.len() as u32) };
         checked(rc).map(drop)
     }
 

@@ -67,6 +67,9 @@ pub fn unsupported_step(case: &Case) -> Option<String> {
                 connected = true;
                 unsupported_connect(c)
             }
+            Step::Bind(b) => b.addrlen.map(|len| {
+                format!("addrlen {len}: smoltcp has no bind(); there is no length to get wrong")
+            }),
             _ => None,
         };
         if let Some(why) = why {

@@ -176,7 +176,7 @@ fn call(
                 addr: Some(bind.addr),
                 port: bind.port,
                 family: Default::default(),
-                addrlen: None,
+                addrlen: bind.addrlen,
             };
             let (bytes, text) = raw_sockaddr(&step, bind.addr);
             (text, unit(api.bind(&bytes)))
