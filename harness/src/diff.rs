@@ -275,14 +275,16 @@ fn compare_fields(
 ///   since the event is compared; any other call ended on a timer of its own (a blocking
 ///   connect, `SO_SNDTIMEO`, a poll timeout), so its duration is compared.
 ///
-/// The tolerance is the timer-wheel granularity for the reference's interval plus a jiffy,
-/// in both directions: two runs of the same timer can each be late by up to a granularity.
+/// The tolerance is [`timing::pair_tolerance_ms`] of the reference's interval, in both
+/// directions: the timer-wheel granularity plus two jiffies, how far apart two runs can be
+/// that each meet the window `expect` allows one run (a jiffy early to a granularity and a
+/// jiffy late).
 ///
 /// `extra_ms` widens every timing tolerance for a DUT whose clock is looser than the host
 /// kernel's (an emulated one); it is measured, and part of each tolerance printed.
 fn compare_timing(reference: &Trace, other: &Trace, extra_ms: f64, out: &mut Vec<Divergence>) {
     let mut check_from = |path: String, r_ms: f64, o_ms: f64, basis: &str| {
-        let tolerance = timing::tolerance_ms(r_ms.abs()) + extra_ms;
+        let tolerance = timing::pair_tolerance_ms(r_ms.abs()) + extra_ms;
         if (r_ms - o_ms).abs() > tolerance {
             out.push(Divergence {
                 path,
@@ -661,13 +663,17 @@ mod tests {
     #[test]
     fn retransmission_timing_is_compared_with_the_wheel_tolerance() {
         let a = trace(&[syn(0, 1, 64240, vec![]), syn(1020, 1, 64240, vec![])]);
-        let close = trace(&[syn(0, 9, 64240, vec![]), syn(1040, 9, 64240, vec![])]);
+        let close = trace(&[syn(0, 9, 64240, vec![]), syn(1060, 9, 64240, vec![])]);
+        let just_over = trace(&[syn(0, 9, 64240, vec![]), syn(1061, 9, 64240, vec![])]);
         let far = trace(&[syn(0, 9, 64240, vec![]), syn(1100, 9, 64240, vec![])]);
+        // 1020 ms: a 32 ms granularity plus two jiffies.
         assert_eq!(diff(&a, &close, &[], (32768, 60999)), vec![]);
-        let d = diff(&a, &far, &[], (32768, 60999));
-        assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!(d[0].path, "frame[1].interval");
-        assert_eq!(d[0].tolerance_ms, Some(36.0));
+        for other in [&just_over, &far] {
+            let d = diff(&a, other, &[], (32768, 60999));
+            assert_eq!(d.len(), 1, "{d:?}");
+            assert_eq!(d[0].path, "frame[1].interval");
+            assert_eq!(d[0].tolerance_ms, Some(40.0));
+        }
     }
 
     /// A data-less segment at `t_us` µs, from the DUT or from the peer.

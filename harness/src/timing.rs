@@ -36,6 +36,15 @@ pub fn tolerance_ms(delay_ms: f64) -> f64 {
     granularity_ms(delay_ms) + JIFFY_MS
 }
 
+/// The tolerance for the difference between two runs' measurements of the same interval
+/// `delay_ms` (the diff's). Each run lies in the window [`tolerance_ms`] allows one run,
+/// `[delay − 1 jiffy, delay + granularity + 1 jiffy]`: the timer is armed at a jiffy count
+/// up to a jiffy behind the real time, and fires up to a granularity late, and each capture
+/// adds noise. Two runs that each meet that window differ by up to its width.
+pub fn pair_tolerance_ms(delay_ms: f64) -> f64 {
+    tolerance_ms(delay_ms) + JIFFY_MS
+}
+
 /// The tolerance for the end of a chain of timers, each armed when the one before fired:
 /// every one may be late by its granularity, so the lateness adds up (one jiffy of noise once).
 pub fn chain_tolerance_ms(chain_ms: &[f64]) -> f64 {
@@ -57,6 +66,15 @@ mod tests {
         assert_eq!(granularity_ms(8000.0), 256.0);
         assert_eq!(granularity_ms(32000.0), 2048.0);
         assert_eq!(granularity_ms(64000.0), 2048.0);
+    }
+
+    #[test]
+    fn two_runs_may_differ_by_the_width_of_one_runs_window() {
+        // A 408 ms RTO: one run 404 ms (armed a jiffy behind), the other 440 ms (a level-1
+        // granularity late) both meet [404, 444]; 40 ms apart.
+        assert_eq!(pair_tolerance_ms(408.0), 40.0);
+        assert_eq!(pair_tolerance_ms(408.0), tolerance_ms(408.0) + JIFFY_MS);
+        assert_eq!(pair_tolerance_ms(0.0), 12.0);
     }
 
     #[test]
