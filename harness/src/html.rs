@@ -60,6 +60,7 @@ impl<'a> Entry<'a> {
             PairVerdict::Error => ("error", "error"),
             PairVerdict::Unsupported => ("unsupported", "known"),
             PairVerdict::Interrupted => ("interrupted", "known"),
+            PairVerdict::Unconfirmed => ("unconfirmed", "known"),
         };
         Entry {
             name: &p.name,

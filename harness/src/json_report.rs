@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::report::Tally;
+use crate::report::{PassedWithNotes, Tally};
 
 /// The value of `format`.
 pub const FORMAT: &str = "tcptwin-report";
@@ -61,6 +61,8 @@ pub struct Summary {
     pub passed: usize,
     /// Of the passed, those that passed with known divergences only.
     pub known: usize,
+    /// Of the passed, those that diverged once and agreed on every rerun alone.
+    pub unconfirmed: usize,
     pub failed: usize,
     pub errors: usize,
     pub unsupported: usize,
@@ -72,11 +74,12 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn new(tally: Tally, known: usize, planned: usize) -> Summary {
+    pub fn new(tally: Tally, notes: PassedWithNotes, planned: usize) -> Summary {
         Summary {
             planned,
             passed: tally.passed,
-            known,
+            known: notes.known,
+            unconfirmed: notes.unconfirmed,
             failed: tally.failed,
             errors: tally.errors,
             unsupported: tally.unsupported,

@@ -190,9 +190,14 @@ pub fn write_pairs(path: &Path, results: &[PairResult]) -> Result<(), JunitError
             .sum();
         case.set_classname(classname)
             .set_time(Duration::from_secs_f64(seconds));
-        let known = text(PairVerdict::Known);
-        if !known.is_empty() {
-            case.set_system_out(known);
+        // Known divergences and unconfirmed ones pass, and say what they found.
+        let noted: Vec<String> = [PairVerdict::Known, PairVerdict::Unconfirmed]
+            .into_iter()
+            .map(text)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !noted.is_empty() {
+            case.set_system_out(noted.join("\n"));
         }
         suite.add_test_case(case);
     }

@@ -148,6 +148,11 @@ struct RunArgs {
     /// each round's pcaps go to <artifacts>/round-<n>/.
     #[arg(long, default_value_t = 1, value_parser = parse_repeat)]
     repeat: usize,
+    /// A case that diverged runs again alone, up to this many times; the divergence counts
+    /// once one rerun fails too, and where every rerun agrees it is reported as unconfirmed
+    /// and does not fail the run. 0 counts every divergence. Not with --repeat.
+    #[arg(long, default_value_t = 2)]
+    confirm: usize,
     /// Where each run's .pcap goes (<DIR>/<case>/<dut>.pcap).
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
@@ -767,7 +772,7 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let tally = report::tally(&results, cases.len());
     if let Some(path) = &args.json {
-        let summary = json_report::Summary::new(tally, 0, cases.len());
+        let summary = json_report::Summary::new(tally, Default::default(), cases.len());
         let info = run_info(&args, "single", started, allowances);
         let report = json_report::Report::new(info, summary, &results);
         write_report("JSON", path, report.write(path))?;
@@ -821,6 +826,34 @@ fn emit(bar: &Option<ProgressBar>, text: String) {
     }
 }
 
+/// Runs every case of a single round that diverged again, alone, up to `--confirm` times
+/// ([`runner::confirm_pair`]), and prints each outcome.
+fn confirm_divergences(
+    args: &RunArgs,
+    cases: &[LoadedCase],
+    results: &mut [runner::PairResult],
+    reference: &dyn Dut,
+    other: &dyn Dut,
+) {
+    let diverged: Vec<usize> = (0..results.len())
+        .filter(|i| results[*i].verdict == runner::PairVerdict::Diverged)
+        .collect();
+    if args.confirm == 0 || diverged.is_empty() || tcptwin::interrupt::requested() {
+        return;
+    }
+    println!(
+        "== confirming {} divergence(s): each case runs again alone, up to {} time(s)",
+        diverged.len(),
+        args.confirm
+    );
+    for i in diverged {
+        let (result, loaded) = (&mut results[i], &cases[i]);
+        let artifacts = Some(args.artifacts.as_path());
+        runner::confirm_pair(result, loaded, reference, other, args.confirm, artifacts);
+        println!("{}", report::confirmation_line(result));
+    }
+}
+
 fn run_pairs(
     args: &RunArgs,
     cases: &[LoadedCase],
@@ -859,10 +892,15 @@ fn run_pairs(
         }
         all.extend(results);
     }
+    // Repeated rounds measure stability: there a verdict that changes fails the run, and
+    // nothing is rerun.
+    if args.repeat == 1 {
+        confirm_divergences(args, cases, &mut all, reference, other);
+    }
     let planned = cases.len() * args.repeat;
-    let (tally, known) = report::pair_tally(&all, planned);
+    let (tally, notes) = report::pair_tally(&all, planned);
     if let Some(path) = &args.json {
-        let summary = json_report::Summary::new(tally, known, planned);
+        let summary = json_report::Summary::new(tally, notes, planned);
         let info = run_info(args, "pair", started, allowances);
         let report = json_report::Report::new(info, summary, &all);
         write_report("JSON", path, report.write(path))?;
@@ -899,8 +937,18 @@ fn run_pairs(
             names.join(", ")
         );
     }
-    if known > 0 {
-        println!("{known} case run(s) passed with known divergences (listed above)");
+    if notes.known > 0 {
+        println!(
+            "{} case run(s) passed with known divergences (listed above)",
+            notes.known
+        );
+    }
+    if notes.unconfirmed > 0 {
+        println!(
+            "{} case run(s) diverged once and agreed on every rerun alone: unconfirmed, \
+             not counted as failed (listed above; --confirm 0 counts them)",
+            notes.unconfirmed
+        );
     }
     if tcptwin::interrupt::requested() {
         println!("interrupted: the cases above finished; the rest did not run");

@@ -202,6 +202,7 @@ pub fn pair_text(pair: &PairResult, show_trace: bool) -> String {
         PairVerdict::Error => "ERROR   ",
         PairVerdict::Unsupported => "UNSUPP  ",
         PairVerdict::Interrupted => "INTR    ",
+        PairVerdict::Unconfirmed => "UNCONF  ",
     };
     let _ = writeln!(
         out,
@@ -410,18 +411,50 @@ fn pair_names(pair: &PairResult) -> (String, String) {
     }
 }
 
-/// Counts pair results of a run of `planned` case runs: known divergences pass (and are
-/// counted apart), divergences fail, harness errors are counted apart, and runs without a
-/// result never ran.
-pub fn pair_tally(results: &[PairResult], planned: usize) -> (Tally, usize) {
+/// How many passed pair results passed with something to say: known divergences only, or
+/// a divergence no rerun confirmed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassedWithNotes {
+    pub known: usize,
+    pub unconfirmed: usize,
+}
+
+/// What the reruns of a divergence found ([`crate::runner::confirm_pair`]), in one line.
+pub fn confirmation_line(pair: &PairResult) -> String {
+    let seen: Vec<&str> = pair.reruns.iter().map(|v| v.name()).collect();
+    let reruns = seen.join(", ");
+    match pair.verdict {
+        PairVerdict::Unconfirmed => format!(
+            "UNCONF   {}: every rerun agreed ({reruns}); the divergence above is not counted",
+            pair.name
+        ),
+        _ if pair.reruns.is_empty() => {
+            format!("DIVERGED {}: not rerun (the run was stopped)", pair.name)
+        }
+        _ => format!(
+            "DIVERGED {}: confirmed by rerun {} ({reruns})",
+            pair.name,
+            pair.reruns.len()
+        ),
+    }
+}
+
+/// Counts pair results of a run of `planned` case runs: known and unconfirmed divergences
+/// pass (and are counted apart), divergences fail, harness errors are counted apart, and
+/// runs without a result never ran.
+pub fn pair_tally(results: &[PairResult], planned: usize) -> (Tally, PassedWithNotes) {
     let mut t = Tally::default();
-    let mut known = 0;
+    let mut notes = PassedWithNotes::default();
     for r in results {
         match r.verdict {
             PairVerdict::Pass => t.passed += 1,
             PairVerdict::Known => {
                 t.passed += 1;
-                known += 1;
+                notes.known += 1;
+            }
+            PairVerdict::Unconfirmed => {
+                t.passed += 1;
+                notes.unconfirmed += 1;
             }
             PairVerdict::Diverged => t.failed += 1,
             PairVerdict::Error => t.errors += 1,
@@ -430,7 +463,7 @@ pub fn pair_tally(results: &[PairResult], planned: usize) -> (Tally, usize) {
         }
     }
     t.not_run = planned.saturating_sub(results.len());
-    (t, known)
+    (t, notes)
 }
 
 #[cfg(test)]

@@ -370,6 +370,9 @@ pub enum PairVerdict {
     Unsupported,
     /// A stopping signal cut one side short; nothing was judged.
     Interrupted,
+    /// Diverged, and then agreed on every rerun alone ([`confirm_pair`]): counted as
+    /// passed, and reported with the findings of the run that diverged.
+    Unconfirmed,
 }
 
 impl PairVerdict {
@@ -382,6 +385,7 @@ impl PairVerdict {
             PairVerdict::Error => "error",
             PairVerdict::Unsupported => "unsupported",
             PairVerdict::Interrupted => "interrupted",
+            PairVerdict::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -395,6 +399,9 @@ pub struct PairResult {
     pub reference: CaseResult,
     pub other: CaseResult,
     pub divergences: Vec<Divergence>,
+    /// The verdicts of the reruns that confirmed a divergence or did not ([`confirm_pair`]),
+    /// in order; empty where none ran.
+    pub reruns: Vec<PairVerdict>,
 }
 
 /// Runs one case on `reference` and `other` at once (separate topologies) and diffs them.
@@ -450,6 +457,39 @@ pub fn run_pair(
         reference: r,
         other: o,
         divergences,
+        reruns: Vec::new(),
+    }
+}
+
+/// Runs a case that diverged again, alone, up to `times` times, and records the reruns'
+/// verdicts in `result`. The divergence is confirmed as soon as one rerun fails too (a
+/// divergence, an error); only when every rerun agreed does it become
+/// [`PairVerdict::Unconfirmed`]. A stack bug that shows in one run of three is confirmed
+/// in five of the nine runs where it shows; the host's timing noise, which a case meets in a
+/// small fraction of runs under load (a kernel timer a fraction of a millisecond past its
+/// window), almost never twice more in a row. Each rerun's pcaps go to
+/// `<artifacts>/rerun-<k>/<case>/`.
+pub fn confirm_pair(
+    result: &mut PairResult,
+    loaded: &LoadedCase,
+    reference: &dyn Dut,
+    other: &dyn Dut,
+    times: usize,
+    artifacts: Option<&Path>,
+) {
+    for k in 1..=times {
+        if crate::interrupt::requested() {
+            return;
+        }
+        let dir = artifacts.map(|a| a.join(format!("rerun-{k}")));
+        let rerun = run_pair(loaded, reference, other, dir.as_deref());
+        result.reruns.push(rerun.verdict);
+        if !matches!(rerun.verdict, PairVerdict::Pass | PairVerdict::Known) {
+            return;
+        }
+    }
+    if result.reruns.len() == times && times > 0 {
+        result.verdict = PairVerdict::Unconfirmed;
     }
 }
 

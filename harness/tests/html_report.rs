@@ -216,6 +216,7 @@ fn the_report_renders_in_chromium_with_ladders_and_highlights() {
             divergence("frame[3].dir", "<", "absent"),
             divergence("call[1].result", "ECONNREFUSED", "ETIMEDOUT"),
         ],
+        reruns: vec![PairVerdict::Diverged],
     };
     let index = tcptwin::html::write_pairs(&report, &[pair]).unwrap();
 
