@@ -42,6 +42,8 @@ const TX_SKB_TRUESIZE: u32 = 830;
 
 /// `TCP_MSS_DEFAULT` (include/net/tcp.h): the send MSS ceiling until the SYN-ACK says otherwise.
 pub const TCP_MSS_DEFAULT: u32 = 536;
+/// `sizeof(struct tcphdr)`.
+const TCP_HEADER_LEN: u32 = 20;
 /// `TCP_TIMEOUT_INIT` = 1 s, in jiffies.
 pub const TCP_TIMEOUT_INIT: u64 = HZ;
 /// `TCP_TIMEOUT_MIN` = 2 jiffies (8 ms at HZ=250).
@@ -407,10 +409,11 @@ pub struct Tcb {
     pub mss_clamp: u32,
     /// `mss_cache`: the send MSS (without TS).
     pub mss_cache: u32,
-    /// Whether `tcp_header_len` counts the timestamp option: from `tcp_timestamps` in
-    /// `tcp_connect_init`, then from the SYN-ACK in `tcp_rcv_synsent_state_process`. The
-    /// kernel's `mss_cache` has it taken off ([`Tcb::mss_cache_reported`]).
-    header_ts: bool,
+    /// `tcp_header_len`: 0 until `tcp_connect_init` sets it (20, or 32 with
+    /// `tcp_timestamps`), then from the SYN-ACK in `tcp_rcv_synsent_state_process`.
+    /// `tcp_mtu_to_mss` takes `tcp_header_len - 20` off the kernel's `mss_cache`, so
+    /// before connect (0) a sync adds 20 to it ([`Tcb::mss_cache_reported`]).
+    tcp_header_len: u32,
     /// Path MTU.
     pub pmtu: u32,
     /// The path MTU is locked: an ICMP asked for less than `route.min_pmtu`, so
@@ -655,7 +658,7 @@ impl Tcb {
             advmss: 0,
             mss_clamp: TCP_MSS_DEFAULT,
             mss_cache: TCP_MSS_DEFAULT,
-            header_ts: false,
+            tcp_header_len: 0,
             pmtu_locked: false,
             pmtu: 0,
             ext_hdr_len: 0,
@@ -797,7 +800,7 @@ impl Tcb {
             TCP_MSS_DEFAULT
         };
         self.syn_offer_ts = cfg.tcp_timestamps != 0;
-        self.header_ts = self.syn_offer_ts;
+        self.tcp_header_len = TCP_HEADER_LEN + if self.syn_offer_ts { 12 } else { 0 };
         self.syn_offer_sack = cfg.tcp_sack;
         self.syn_offer_ws = cfg.tcp_window_scaling;
         self.tstamp_ok = false;
@@ -868,6 +871,12 @@ impl Tcb {
         self.syn_ecn_flags = self.ecn_requested;
         self.ecn_ok = false;
         self.tfo_request = self.params.fastopen_connect && cfg.tcp_fastopen & 1 != 0;
+        if self.tfo_request {
+            // tcp_send_syn_data: "If MSS is not cached", mss_clamp = advmss (a new
+            // namespace's TFO cache is empty), so a SYN-ACK without an MSS option leaves
+            // the send MSS at advmss, not 536.
+            self.mss_clamp = self.advmss;
+        }
         self.set_state(State::SynSent);
         self.retrans_stamp_ms = ms(now);
         self.first_syn_at = now;
@@ -964,15 +973,30 @@ impl Tcb {
         if cutoff != 0 && mss.saturating_sub(ts) > cutoff {
             mss = cutoff.max(68 - 20 - ts) + ts;
         }
+        // tcp_mtu_to_mss subtracts tcp_header_len - 20, which adds 20 before connect.
+        if self.tcp_header_len == 0 {
+            mss += TCP_HEADER_LEN;
+        }
         self.mss_cache = mss;
     }
 
     /// The kernel's `mss_cache` as `TCP_MAXSEG` reads it: `tcp_mtu_to_mss` takes the
     /// timestamp option off when `tcp_header_len` counts it, from `connect()` on (so 524,
     /// not 536, while the SYN is out or after it failed) and after a SYN-ACK with TS (1448).
+    /// Before connect `tcp_header_len` is 0 and `mss_cache` is what the last sync left
+    /// ([`Tcb::sync_mss`]), or `TCP_MSS_DEFAULT`.
     pub fn mss_cache_reported(&self) -> u32 {
         self.mss_cache
-            .saturating_sub(if self.header_ts { 12 } else { 0 })
+            .saturating_sub(self.tcp_header_len.saturating_sub(TCP_HEADER_LEN))
+    }
+
+    /// `IP_OPTIONS` set on the socket (`do_ip_setsockopt`): `icsk_ext_hdr_len` becomes the
+    /// new options' length and `tcp_sync_mss` runs at the path MTU it last saw, which is 0
+    /// before connect (`TCP_MAXSEG` then reads 68 with 12 bytes of options: the floor of
+    /// 48, plus the 20 of a `tcp_header_len` still 0).
+    pub fn set_ext_hdr_len(&mut self, ext_hdr_len: u32) {
+        self.ext_hdr_len = ext_hdr_len;
+        self.sync_mss();
     }
 
     /// `tcp_current_mss`: payload bytes per segment (minus 12 with timestamps).
@@ -1740,7 +1764,7 @@ impl Tcb {
                 self.window_clamp = self.window_clamp.min(65535);
             }
         }
-        self.header_ts = h.ts.is_some();
+        self.tcp_header_len = TCP_HEADER_LEN + if h.ts.is_some() { 12 } else { 0 };
         if let Some((tsval, _)) = h.ts {
             self.tstamp_ok = true;
             self.ts_recent = tsval;
@@ -2779,14 +2803,14 @@ impl Tcb {
         };
         let sk_err = self.sk_err;
         let ip_id = self.ip_id;
-        let (mss_cache, header_ts) = (self.mss_cache, self.header_ts);
+        let (mss_cache, tcp_header_len) = (self.mss_cache, self.tcp_header_len);
         *self = Tcb::new(params);
         self.write_seq = seq;
         self.sk_err = sk_err;
         self.ip_id = ip_id;
         // tcp_disconnect leaves mss_cache and tcp_header_len as the connect set them.
         self.mss_cache = mss_cache;
-        self.header_ts = header_ts;
+        self.tcp_header_len = tcp_header_len;
     }
 
     /// Mirrors `tcp_v4_err` (net/ipv4/tcp_ipv4.c) once the socket is found:
