@@ -84,7 +84,7 @@ enum Command {
     },
     /// The gate's mutation score: plant bugs in the stack's connect path with cargo-mutants
     /// (.cargo/mutants.toml), run the gate (every case, kernel vs stack, and a bounded fuzz
-    /// run: harness/tests/gate.rs) on each, and print the kill rate and the survivors.
+    /// run: harness/tests/mutation_gate.rs) on each, and print the kill rate and the survivors.
     /// Mutants listed in docs/mutants-equivalent.yaml are set apart with their reason.
     Mutants(MutantsArgs),
     /// Inside a VM DUT's guest: serve cases to the host over virtio-serial.

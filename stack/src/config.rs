@@ -93,6 +93,9 @@ pub struct Config {
     pub wmem_max: u32,
     /// `net.ipv4.tcp_fastopen` (bit 0x1: client).
     pub tcp_fastopen: u32,
+    /// `net.ipv4.tcp_early_retrans` (0..=4): 3 and 4 enable the tail loss probe
+    /// (`tcp_schedule_loss_probe`).
+    pub tcp_early_retrans: u8,
     /// `net.ipv4.tcp_app_win` (0..=31): `tcp_init_buffer_space` reserves
     /// `window >> tcp_app_win` (and at least one `advmss`) of the receive space.
     pub tcp_app_win: u8,
@@ -187,6 +190,7 @@ impl Default for Config {
             wmem_max: 4_194_304,
             tcp_fastopen: 1,
             tcp_app_win: 31,
+            tcp_early_retrans: 3,
             tcp_pingpong_thresh: 1,
             tcp_workaround_signed_windows: false,
             tcp_min_snd_mss: 48,
@@ -225,6 +229,7 @@ pub const SYSCTL_NAMES: &[&str] = &[
     "net.core.wmem_max",
     "net.ipv4.tcp_fastopen",
     "net.ipv4.tcp_app_win",
+    "net.ipv4.tcp_early_retrans",
     "net.ipv4.tcp_pingpong_thresh",
     "net.ipv4.tcp_workaround_signed_windows",
     "net.ipv4.tcp_min_snd_mss",
@@ -345,6 +350,8 @@ impl Config {
             "net.ipv4.tcp_fastopen" => self.tcp_fastopen = one(0, int_max)? as u32,
             // proc_dou8vec_minmax with extra2 = tcp_app_win_max (31).
             "net.ipv4.tcp_app_win" => self.tcp_app_win = one(0, 31)? as u8,
+            // proc_dou8vec_minmax, extra2 = SYSCTL_FOUR.
+            "net.ipv4.tcp_early_retrans" => self.tcp_early_retrans = one(0, 4)? as u8,
             // proc_dou8vec_minmax with extra1 = SYSCTL_ONE.
             "net.ipv4.tcp_pingpong_thresh" => self.tcp_pingpong_thresh = one(1, 255)? as u8,
             "net.ipv4.tcp_workaround_signed_windows" => {
@@ -410,6 +417,7 @@ impl Config {
             "net.core.wmem_max" => self.wmem_max.to_string(),
             "net.ipv4.tcp_fastopen" => self.tcp_fastopen.to_string(),
             "net.ipv4.tcp_app_win" => self.tcp_app_win.to_string(),
+            "net.ipv4.tcp_early_retrans" => self.tcp_early_retrans.to_string(),
             "net.ipv4.tcp_pingpong_thresh" => self.tcp_pingpong_thresh.to_string(),
             "net.ipv4.tcp_workaround_signed_windows" => b(self.tcp_workaround_signed_windows),
             "net.ipv4.tcp_min_snd_mss" => self.tcp_min_snd_mss.to_string(),

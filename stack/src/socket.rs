@@ -505,7 +505,10 @@ impl Socket {
                     return Err(Errno::EINVAL);
                 }
             }
-            SockOpt::IpOptions(raw) => self.ip_options = IpOptions::compile(&raw)?,
+            SockOpt::IpOptions(raw) => {
+                self.ip_options = IpOptions::compile(&raw)?;
+                self.tcb.set_ext_hdr_len(self.ip_options.bytes.len() as u32);
+            }
             SockOpt::IpBindAddressNoPort(b) => self.bind_address_no_port = b,
             SockOpt::NonBlocking(b) => self.nonblocking = b,
         }

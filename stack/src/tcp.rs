@@ -42,6 +42,8 @@ const TX_SKB_TRUESIZE: u32 = 830;
 
 /// `TCP_MSS_DEFAULT` (include/net/tcp.h): the send MSS ceiling until the SYN-ACK says otherwise.
 pub const TCP_MSS_DEFAULT: u32 = 536;
+/// `sizeof(struct tcphdr)`.
+const TCP_HEADER_LEN: u32 = 20;
 /// `TCP_TIMEOUT_INIT` = 1 s, in jiffies.
 pub const TCP_TIMEOUT_INIT: u64 = HZ;
 /// `TCP_TIMEOUT_MIN` = 2 jiffies (8 ms at HZ=250).
@@ -407,10 +409,11 @@ pub struct Tcb {
     pub mss_clamp: u32,
     /// `mss_cache`: the send MSS (without TS).
     pub mss_cache: u32,
-    /// Whether `tcp_header_len` counts the timestamp option: from `tcp_timestamps` in
-    /// `tcp_connect_init`, then from the SYN-ACK in `tcp_rcv_synsent_state_process`. The
-    /// kernel's `mss_cache` has it taken off ([`Tcb::mss_cache_reported`]).
-    header_ts: bool,
+    /// `tcp_header_len`: 0 until `tcp_connect_init` sets it (20, or 32 with
+    /// `tcp_timestamps`), then from the SYN-ACK in `tcp_rcv_synsent_state_process`.
+    /// `tcp_mtu_to_mss` takes `tcp_header_len - 20` off the kernel's `mss_cache`, so
+    /// before connect (0) a sync adds 20 to it ([`Tcb::mss_cache_reported`]).
+    tcp_header_len: u32,
     /// Path MTU.
     pub pmtu: u32,
     /// The path MTU is locked: an ICMP asked for less than `route.min_pmtu`, so
@@ -457,6 +460,16 @@ pub struct Tcb {
     /// `icsk_backoff`.
     pub backoff: u32,
     rtx_timer: Option<Instant>,
+    /// What `rtx_timer` is (`icsk_pending`): the RTO, or a tail loss probe.
+    rtx_kind: XmitTimer,
+    /// `tlp_high_seq`: `snd_nxt` when the outstanding loss probe went out; one probe
+    /// per tail loss episode.
+    tlp_high_seq: Option<u32>,
+    /// `high_seq` while in `TCP_CA_Loss` (from an RTO, `tcp_enter_loss`, until the ACK
+    /// reaches it): no loss probe is scheduled meanwhile.
+    loss_high_seq: Option<u32>,
+    /// `net.ipv4.tcp_early_retrans` at connect: 3 or 4 enable the loss probe.
+    early_retrans: u8,
     timewait_timer: Option<Instant>,
     /// `snd_cwnd` in segments.
     pub cwnd: u32,
@@ -482,9 +495,10 @@ pub struct Tcb {
     srtt_us: u64,
     /// `tcp_min_rtt` in µs (`None`: no sample yet, `~0U`).
     min_rtt_us: Option<u64>,
-    /// End sequence and send time of each new-data segment in flight, for
-    /// the RTT samples `tcp_clean_rtx_queue` takes.
-    tx_times: VecDeque<(u32, Instant)>,
+    /// End sequence, send time and PSH mark of each new-data segment in flight: the
+    /// RTT samples `tcp_clean_rtx_queue` takes, `packets_out`, and the segment a loss
+    /// probe sends again.
+    tx_times: VecDeque<(u32, Instant, bool)>,
     /// `sk_wmem_queued`: the truesize of those skbs.
     wmem_queued: u32,
     /// `sk_sndbuf`.
@@ -655,7 +669,7 @@ impl Tcb {
             advmss: 0,
             mss_clamp: TCP_MSS_DEFAULT,
             mss_cache: TCP_MSS_DEFAULT,
-            header_ts: false,
+            tcp_header_len: 0,
             pmtu_locked: false,
             pmtu: 0,
             ext_hdr_len: 0,
@@ -680,6 +694,10 @@ impl Tcb {
             total_retrans: 0,
             backoff: 0,
             rtx_timer: None,
+            rtx_kind: XmitTimer::Retrans,
+            tlp_high_seq: None,
+            loss_high_seq: None,
+            early_retrans: 3,
             timewait_timer: None,
             cwnd: TCP_INIT_CWND,
             sk_err: None,
@@ -797,7 +815,7 @@ impl Tcb {
             TCP_MSS_DEFAULT
         };
         self.syn_offer_ts = cfg.tcp_timestamps != 0;
-        self.header_ts = self.syn_offer_ts;
+        self.tcp_header_len = TCP_HEADER_LEN + if self.syn_offer_ts { 12 } else { 0 };
         self.syn_offer_sack = cfg.tcp_sack;
         self.syn_offer_ws = cfg.tcp_window_scaling;
         self.tstamp_ok = false;
@@ -867,7 +885,14 @@ impl Tcb {
         self.ecn_requested = cfg.tcp_ecn == 1 || init.route_ecn;
         self.syn_ecn_flags = self.ecn_requested;
         self.ecn_ok = false;
+        self.early_retrans = cfg.tcp_early_retrans;
         self.tfo_request = self.params.fastopen_connect && cfg.tcp_fastopen & 1 != 0;
+        if self.tfo_request {
+            // tcp_send_syn_data: "If MSS is not cached", mss_clamp = advmss (a new
+            // namespace's TFO cache is empty), so a SYN-ACK without an MSS option leaves
+            // the send MSS at advmss, not 536.
+            self.mss_clamp = self.advmss;
+        }
         self.set_state(State::SynSent);
         self.retrans_stamp_ms = ms(now);
         self.first_syn_at = now;
@@ -964,15 +989,30 @@ impl Tcb {
         if cutoff != 0 && mss.saturating_sub(ts) > cutoff {
             mss = cutoff.max(68 - 20 - ts) + ts;
         }
+        // tcp_mtu_to_mss subtracts tcp_header_len - 20, which adds 20 before connect.
+        if self.tcp_header_len == 0 {
+            mss += TCP_HEADER_LEN;
+        }
         self.mss_cache = mss;
     }
 
     /// The kernel's `mss_cache` as `TCP_MAXSEG` reads it: `tcp_mtu_to_mss` takes the
     /// timestamp option off when `tcp_header_len` counts it, from `connect()` on (so 524,
     /// not 536, while the SYN is out or after it failed) and after a SYN-ACK with TS (1448).
+    /// Before connect `tcp_header_len` is 0 and `mss_cache` is what the last sync left
+    /// ([`Tcb::sync_mss`]), or `TCP_MSS_DEFAULT`.
     pub fn mss_cache_reported(&self) -> u32 {
         self.mss_cache
-            .saturating_sub(if self.header_ts { 12 } else { 0 })
+            .saturating_sub(self.tcp_header_len.saturating_sub(TCP_HEADER_LEN))
+    }
+
+    /// `IP_OPTIONS` set on the socket (`do_ip_setsockopt`): `icsk_ext_hdr_len` becomes the
+    /// new options' length and `tcp_sync_mss` runs at the path MTU it last saw, which is 0
+    /// before connect (`TCP_MAXSEG` then reads 68 with 12 bytes of options: the floor of
+    /// 48, plus the 20 of a `tcp_header_len` still 0).
+    pub fn set_ext_hdr_len(&mut self, ext_hdr_len: u32) {
+        self.ext_hdr_len = ext_hdr_len;
+        self.sync_mss();
     }
 
     /// `tcp_current_mss`: payload bytes per segment (minus 12 with timestamps).
@@ -1548,7 +1588,11 @@ impl Tcb {
         }
         if self.rtx_timer.is_some_and(|t| t <= now) {
             self.rtx_timer = None;
-            self.retransmit_timer(now, cfg, still_queued, out);
+            // tcp_write_timer_handler: by icsk_pending.
+            match std::mem::take(&mut self.rtx_kind) {
+                XmitTimer::LossProbe => self.send_loss_probe(now, out),
+                XmitTimer::Retrans => self.retransmit_timer(now, cfg, still_queued, out),
+            }
         }
     }
 
@@ -1638,7 +1682,10 @@ impl Tcb {
         if self.snd_una == self.snd_nxt {
             return;
         }
-        // Established and later: retransmit the head (tcp_retransmit_skb), back off.
+        // Established and later: tcp_retransmit_timer ends the loss probe's episode and
+        // enters the loss state (tcp_enter_loss: high_seq = snd_nxt), retransmits the
+        // head (tcp_retransmit_skb) and backs off.
+        self.tlp_high_seq = None;
         let limit = TCP_RETRIES2;
         if self.retransmits >= limit
             || (self.params.user_timeout_ms != 0
@@ -1655,6 +1702,7 @@ impl Tcb {
         self.retransmits += 1;
         self.total_retrans += 1;
         self.cwnd = 1;
+        self.loss_high_seq = Some(self.snd_nxt);
         let mss = self.current_mss() as usize;
         let data_len = self.send_buf.len().min(mss);
         let payload: Vec<u8> = self.send_buf.iter().take(data_len).copied().collect();
@@ -1740,7 +1788,7 @@ impl Tcb {
                 self.window_clamp = self.window_clamp.min(65535);
             }
         }
-        self.header_ts = h.ts.is_some();
+        self.tcp_header_len = TCP_HEADER_LEN + if h.ts.is_some() { 12 } else { 0 };
         if let Some((tsval, _)) = h.ts {
             self.tstamp_ok = true;
             self.ts_recent = tsval;
@@ -2269,7 +2317,7 @@ impl Tcb {
             // tcp_update_pacing_rate.
             let mut first = None;
             let mut last = None;
-            while let Some(&(end, t)) = self.tx_times.front() {
+            while let Some(&(end, t, _)) = self.tx_times.front() {
                 if !seq_le(end, seg.ack) {
                     break;
                 }
@@ -2287,15 +2335,24 @@ impl Tcb {
                     .div_ceil(self.mss_cache.max(1));
                 self.update_pacing_rate(self.current_mss(), self.cwnd, packets_out);
             }
-            self.rtx_timer = if self.snd_una == self.snd_nxt {
-                None
-            } else {
-                Some(timer_wheel_expiry(
-                    now,
-                    self.rto,
-                    self.params.jiffies_offset,
-                ))
-            };
+            // tcp_process_tlp_ack: an ACK at or past the probe ends its episode; one that
+            // takes snd_una to the RTO's high_seq ends the loss state (tcp_process_loss).
+            if self.tlp_high_seq.is_some_and(|h| seq_le(h, seg.ack)) {
+                self.tlp_high_seq = None;
+            }
+            if self.loss_high_seq.is_some_and(|h| seq_le(h, seg.ack)) {
+                self.loss_high_seq = None;
+            }
+            // tcp_set_xmit_timer: a loss probe if one is due, else the RTO (none once
+            // nothing is in flight).
+            if !self.schedule_loss_probe(now, true) {
+                self.rtx_kind = XmitTimer::Retrans;
+                if self.snd_una == self.snd_nxt {
+                    self.rtx_timer = None;
+                } else {
+                    self.arm_rtx(now, self.rto);
+                }
+            }
             if fin_acked {
                 match self.state {
                     State::FinWait1 => self.set_state(State::FinWait2),
@@ -2579,6 +2636,16 @@ impl Tcb {
     /// of every skb sent as more than one segment: that is what the 6.18
     /// oracle puts on the wire, whichever function sets it there.
     fn write_xmit(&mut self, now: Instant, push_one: bool, out: &mut Vec<Output>) {
+        self.write_xmit_as(now, push_one, false, out);
+    }
+
+    /// `tcp_write_xmit(push_one = 2)` for a loss probe: one skb of new data, and no new
+    /// probe scheduled for it.
+    fn write_xmit_probe(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.write_xmit_as(now, true, true, out);
+    }
+
+    fn write_xmit_as(&mut self, now: Instant, push_one: bool, probe: bool, out: &mut Vec<Output>) {
         if !matches!(
             self.state,
             State::Established
@@ -2591,6 +2658,7 @@ impl Tcb {
         }
         let mss = self.current_mss();
         let max_segs = self.tso_autosize(mss);
+        let mut segments_sent = 0u32;
         loop {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una) - u32::from(self.fin_sent);
             let unsent = (self.send_buf.len() as u32).saturating_sub(in_flight);
@@ -2675,20 +2743,150 @@ impl Tcb {
                 let seq = self.snd_nxt;
                 let repr = self.segment(now, seq, flags, payload);
                 self.snd_nxt = seq.wrapping_add(repr.seq_len());
-                self.tx_times.push_back((self.snd_nxt, now));
+                self.tx_times
+                    .push_back((self.snd_nxt, now, flags & TcpFlags::PSH != 0));
+                segments_sent += 1;
                 out.push(Output::Segment {
                     repr,
                     ect: self.ecn_ok && len > 0,
                 });
+                // tcp_event_new_data_sent: the first segment in flight arms the RTO, and
+                // one sent while a loss probe is pending turns it back into the RTO.
                 if self.rtx_timer.is_none() {
                     self.retransmits = 0;
                     self.arm_rtx(now, self.rto);
+                } else if self.rtx_kind == XmitTimer::LossProbe {
+                    self.rearm_rto(now);
                 }
             }
             if push_one || self.fin_sent {
                 break;
             }
         }
+        // tcp_write_xmit: "Send one loss probe per tail loss episode" (not after the
+        // probe's own new data, push_one == 2).
+        if segments_sent > 0 && !probe {
+            self.schedule_loss_probe(now, false);
+        }
+    }
+
+    /// `packets_out`: segments sent and not yet acknowledged.
+    fn packets_out(&self) -> u32 {
+        self.tx_times.len() as u32
+    }
+
+    /// `tcp_rto_delta_us`: how far ahead the RTO of the oldest segment in flight lies.
+    fn rto_delta_us(&self, now: Instant) -> i64 {
+        let Some(&(_, sent_at, _)) = self.tx_times.front() else {
+            return 0;
+        };
+        let fires = sent_at + jiffies_to_duration(self.rto);
+        if fires >= now {
+            fires.saturating_duration_since(now).as_micros() as i64
+        } else {
+            -(now.saturating_duration_since(fires).as_micros() as i64)
+        }
+    }
+
+    /// `tcp_rearm_rto` (net/ipv4/tcp_input.c): no timer once nothing is in flight, else
+    /// the RTO; one that replaces a pending loss probe keeps the RTO of the oldest
+    /// segment in flight rather than restarting it.
+    fn rearm_rto(&mut self, now: Instant) {
+        if self.packets_out() == 0 && self.snd_una == self.snd_nxt {
+            self.rtx_timer = None;
+            self.rtx_kind = XmitTimer::Retrans;
+            return;
+        }
+        let rto = if self.rtx_timer.is_some() && self.rtx_kind == XmitTimer::LossProbe {
+            usecs_to_jiffies(self.rto_delta_us(now).max(1) as u64)
+        } else {
+            self.rto
+        };
+        self.rtx_kind = XmitTimer::Retrans;
+        self.arm_rtx(now, rto);
+    }
+
+    /// `tcp_schedule_loss_probe` (net/ipv4/tcp_output.c): with SACK, outside loss
+    /// recovery, a tail loss probe is due after two RTTs, plus the minimum RTO when one
+    /// segment is in flight (the peer may be delaying its ACK) or 2 jiffies otherwise,
+    /// unless the RTO comes first. Returns whether it was armed.
+    fn schedule_loss_probe(&mut self, now: Instant, advancing_rto: bool) -> bool {
+        let packets_out = self.packets_out();
+        if !(self.early_retrans == 3 || self.early_retrans == 4)
+            || packets_out == 0
+            || !self.sack_ok
+            || self.loss_high_seq.is_some()
+        {
+            return false;
+        }
+        let mut timeout = if self.srtt_us != 0 {
+            usecs_to_jiffies(2 * self.srtt_us)
+                + if packets_out == 1 {
+                    TCP_RTO_MIN
+                } else {
+                    TCP_TIMEOUT_MIN
+                }
+        } else {
+            TCP_TIMEOUT_INIT
+        };
+        let rto_delta_us = if advancing_rto {
+            (self.rto * NANOS_PER_JIFFY / 1000) as i64
+        } else {
+            self.rto_delta_us(now)
+        };
+        if rto_delta_us > 0 {
+            timeout = timeout.min(usecs_to_jiffies(rto_delta_us as u64));
+        }
+        self.rtx_kind = XmitTimer::LossProbe;
+        self.arm_rtx(now, timeout);
+        true
+    }
+
+    /// `tcp_send_loss_probe` (net/ipv4/tcp_output.c): one probe per episode. New data
+    /// goes first if the window takes it; else the last segment in flight is sent again
+    /// (`__tcp_retransmit_skb`: neither a retransmission count nor `retrans_stamp`).
+    /// Then the RTO is rearmed in full from now.
+    fn send_loss_probe(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.rtx_timer = None;
+        if self.tlp_high_seq.is_none() {
+            let before = self.snd_nxt;
+            self.write_xmit_probe(now, out);
+            if self.snd_nxt != before {
+                self.tlp_high_seq = Some(self.snd_nxt);
+            } else if let Some(&(end, _, psh)) = self.tx_times.back() {
+                let start = self
+                    .tx_times
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .map_or(self.snd_una, |&(e, _, _)| e);
+                let fin = self.fin_sent && end == self.snd_nxt;
+                let len = end.wrapping_sub(start) - u32::from(fin);
+                let off = start.wrapping_sub(self.snd_una) as usize;
+                let payload: Vec<u8> = self
+                    .send_buf
+                    .iter()
+                    .skip(off)
+                    .take(len as usize)
+                    .copied()
+                    .collect();
+                let mut flags = TcpFlags::ACK;
+                if psh && !payload.is_empty() {
+                    flags |= TcpFlags::PSH;
+                }
+                if fin {
+                    flags |= TcpFlags::FIN;
+                }
+                let data = !payload.is_empty();
+                out.push(Output::Segment {
+                    repr: self.segment(now, start, flags, payload),
+                    ect: self.ecn_ok && data,
+                });
+                self.tlp_high_seq = Some(self.snd_nxt);
+            }
+        }
+        self.rtx_kind = XmitTimer::Retrans;
+        self.rearm_rto(now);
     }
 
     /// `tcp_close` for a synchronized connection: FIN (via `tcp_send_fin`),
@@ -2779,14 +2977,14 @@ impl Tcb {
         };
         let sk_err = self.sk_err;
         let ip_id = self.ip_id;
-        let (mss_cache, header_ts) = (self.mss_cache, self.header_ts);
+        let (mss_cache, tcp_header_len) = (self.mss_cache, self.tcp_header_len);
         *self = Tcb::new(params);
         self.write_seq = seq;
         self.sk_err = sk_err;
         self.ip_id = ip_id;
         // tcp_disconnect leaves mss_cache and tcp_header_len as the connect set them.
         self.mss_cache = mss_cache;
-        self.header_ts = header_ts;
+        self.tcp_header_len = tcp_header_len;
     }
 
     /// Mirrors `tcp_v4_err` (net/ipv4/tcp_ipv4.c) once the socket is found:
@@ -2843,6 +3041,21 @@ struct HandshakeOptions {
     wscale: Option<u8>,
     sack: bool,
     ts: Option<(u32, u32)>,
+}
+
+/// `usecs_to_jiffies` (include/linux/jiffies.h): microseconds to jiffies, rounded up.
+fn usecs_to_jiffies(us: u64) -> u64 {
+    (us * 1000).div_ceil(NANOS_PER_JIFFY)
+}
+
+/// Which transmit timer is pending (`icsk_pending`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum XmitTimer {
+    /// `ICSK_TIME_RETRANS`: the RTO.
+    #[default]
+    Retrans,
+    /// `ICSK_TIME_LOSS_PROBE`: a tail loss probe (`tcp_send_loss_probe`).
+    LossProbe,
 }
 
 /// `Duration` of `j` jiffies.

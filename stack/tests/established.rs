@@ -975,3 +975,48 @@ fn data_after_the_peers_fin_in_close_wait_is_not_acked() {
     );
     assert_eq!(sim.stack.tcp_state(h), Ok(State::CloseWait));
 }
+
+/// The FINs a closed connection sends with the peer silent, as (ms, flags), from `from`.
+fn fins_until(sim: &mut Sim, from: usize, until_ms: u64) -> Vec<(u64, bool)> {
+    sim.run_until(Instant::from_millis(until_ms));
+    sim.tcp_sent()[from..]
+        .iter()
+        .map(|(t, seg)| (t.as_millis(), seg.flags.fin()))
+        .collect()
+}
+
+/// With SACK, an unanswered FIN is first sent again as a tail loss probe when the RTO
+/// would have come (`tcp_schedule_loss_probe`: two RTTs plus the minimum RTO, at most the
+/// RTO; 51 jiffies here), then the RTO is rearmed in full (`tcp_send_loss_probe` →
+/// `tcp_rearm_rto`) and backs off from there (`tcp_retransmit_timer`). Without SACK, or
+/// with `tcp_early_retrans` 0, the RTO alone fires, backing off at once.
+#[test]
+fn an_unanswered_fin_gets_a_loss_probe_then_the_rto_with_sack_only() {
+    let sack = vec![TcpOption::Mss(1460), TcpOption::SackPermitted];
+    // The gaps between the FINs: probe, RTO in full, RTO doubled; or the RTO doubling.
+    let probe_first = vec![204, 204, 408];
+    let rto_only = vec![204, 408, 816];
+    for (sysctls, opts, expected) in [
+        (&[][..], sack.clone(), probe_first),
+        (&[][..], vec![TcpOption::Mss(1460)], rto_only.clone()),
+        (&[("net.ipv4.tcp_early_retrans", "0")][..], sack, rto_only),
+    ] {
+        let (mut sim, h, _) = established_with(sysctls, 0, 65535, opts.clone());
+        let sent_before = sim.tcp_sent().len();
+        sim.stack.close(sim.now, h).unwrap();
+        let fins = fins_until(&mut sim, sent_before, 1500);
+        assert!(fins.iter().all(|(_, fin)| *fin), "{fins:?}");
+        let gaps: Vec<u64> = fins.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        let what = format!("{opts:?} {sysctls:?}: gaps {gaps:?}, expected {expected:?}");
+        assert_eq!(gaps.len(), expected.len(), "{what}");
+        // A timer fires on the wheel: from a jiffy early (armed between ticks) to one
+        // granularity late.
+        for (gap, nominal) in gaps.iter().zip(&expected) {
+            let granularity = if *nominal > 252 { 32 } else { 4 };
+            assert!(
+                *gap + 4 >= *nominal && *gap <= *nominal + granularity,
+                "{what}"
+            );
+        }
+    }
+}

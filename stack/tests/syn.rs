@@ -445,3 +445,57 @@ fn tcp_maxseg_after_a_refused_connect_keeps_the_syn_sent_value() {
     );
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(524));
 }
+
+/// `IP_OPTIONS` runs `tcp_sync_mss` at the path MTU last seen (`do_ip_setsockopt`), 0 on a
+/// socket not yet connected: the MSS hits its floor of 48, and `tcp_mtu_to_mss` adds the 20
+/// of a `tcp_header_len` still 0, so `TCP_MAXSEG` reads 68 until connect sets it again.
+#[test]
+fn tcp_maxseg_after_ip_options_on_an_unconnected_socket_is_68() {
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let h = sim.stack.socket();
+    let record_route = SockOpt::IpOptions(vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    sim.stack.setsockopt(h, record_route).unwrap();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(68));
+    // Clearing them syncs again, at the same floor.
+    sim.stack.setsockopt(h, SockOpt::IpOptions(vec![])).unwrap();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(68));
+}
+
+/// Once connected, `IP_OPTIONS` takes its length off the MSS at the path MTU the connect
+/// found (1500): 1460 less 12 bytes of options, without timestamps.
+#[test]
+fn ip_options_set_after_the_handshake_lower_the_send_mss() {
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let (h, syn) = sim.connect_nb(vec![]);
+    let t = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&t, 5000, 65535, vec![TcpOption::Mss(1460)]), 0);
+    sim.pump();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(1460));
+    let record_route = SockOpt::IpOptions(vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    sim.stack.setsockopt(h, record_route).unwrap();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(1448));
+}
+
+/// A TFO SYN (`tcp_send_syn_data`) sets `mss_clamp` to advmss when no MSS is cached, so a
+/// SYN-ACK without an MSS option leaves the send MSS at 1460, where a plain SYN's 536 stays.
+#[test]
+fn a_tfo_synack_without_mss_leaves_the_send_mss_at_advmss() {
+    for (tfo, expected) in [(true, 1460), (false, 536)] {
+        let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+        let opts = if tfo {
+            vec![SockOpt::TcpFastopenConnect(1)]
+        } else {
+            vec![]
+        };
+        let (h, syn) = sim.connect_nb(opts);
+        assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(536), "SYN_SENT");
+        let t = syn.tcp().clone();
+        sim.deliver_tcp(&synack(&t, 5000, 65535, vec![TcpOption::SackPermitted]), 0);
+        sim.pump();
+        assert_eq!(
+            maxseg(&mut sim, h),
+            SockOptValue::Int(expected),
+            "tfo {tfo}"
+        );
+    }
+}
