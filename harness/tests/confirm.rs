@@ -1,60 +1,106 @@
 //! A divergence is confirmed by rerunning its case alone: it counts as soon as one rerun
 //! fails too, and is reported as unconfirmed (passed, with its findings) only where every
-//! rerun agreed. Judged on the kernel against a kernel that sends TTL 5 on chosen runs.
+//! rerun agreed. Judged on canned runs (a DUT that hands back the same frames every time,
+//! and one that sends another window on chosen runs), so no host timing enters the verdict.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tcptwin::case::{Case, SockOpt, Step};
-use tcptwin::dut::{Dut, DutError, KernelDut, Running};
+use tcptwin::capture::Captured;
+use tcptwin::case::Case;
+use tcptwin::dut::{Dut, DutError, Running};
+use tcptwin::frame::{self, Segment};
 use tcptwin::report;
-use tcptwin::runner::{self, LoadedCase, PairVerdict};
-use tcptwin::topology::Topology;
+use tcptwin::runner::{self, LoadedCase, PairVerdict, RawRun};
+use tcptwin::topology::{Topology, DUT_MAC, PEER_MAC};
 
+/// A case with nothing to expect: only the diff judges.
 fn case() -> LoadedCase {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/handshake-default.yaml");
-    LoadedCase::load(&path).unwrap()
+    let path = Path::new("canned.yaml");
+    LoadedCase {
+        case: tcptwin::case::parse(path, "name: canned\nsteps:\n  - connect: {}\n").unwrap(),
+        path: path.to_path_buf(),
+    }
 }
 
-/// The kernel, with `IP_TTL 5` set before the case's steps on the runs (counted from 1)
-/// listed in `odd_runs`.
-struct OddOnRuns {
+/// A run that sent one SYN from `isn` with `window`, at the same instant every time.
+fn canned_run(isn: u32, window: u16) -> RawRun {
+    let syn = frame::tcp(&Segment {
+        src_mac: DUT_MAC,
+        dst_mac: PEER_MAC,
+        src_ip: Ipv4Addr::new(198, 18, 0, 1),
+        dst_ip: Ipv4Addr::new(198, 18, 0, 2),
+        ip_id: 1,
+        sport: 40000,
+        dport: 80,
+        seq: isn,
+        ack: 0,
+        flags: 0x002,
+        window,
+        options: vec![],
+        payload_len: 0,
+    });
+    RawRun {
+        frames: vec![Captured {
+            t_ns: 1_000_000_000,
+            bytes: syn,
+        }],
+        calls: Vec::new(),
+        dut_error: None,
+        peer_error: None,
+        unsupported: None,
+        phases: Default::default(),
+    }
+}
+
+/// Hands back a canned run: window 64240, or 65535 on the runs (counted from 1) listed in
+/// `odd_runs`.
+struct Canned {
+    isn: u32,
     odd_runs: &'static [usize],
     runs: AtomicUsize,
 }
 
-impl OddOnRuns {
-    fn new(odd_runs: &'static [usize]) -> OddOnRuns {
-        OddOnRuns {
+impl Canned {
+    fn new(isn: u32, odd_runs: &'static [usize]) -> Canned {
+        Canned {
+            isn,
             odd_runs,
             runs: AtomicUsize::new(0),
         }
     }
 }
 
-impl Dut for OddOnRuns {
+impl Dut for Canned {
     fn name(&self) -> &'static str {
-        "kernel-odd-on-some-runs"
+        "canned"
     }
 
     fn kernel_owns_address(&self) -> bool {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+    fn run(&self, _: &Topology, _: &Case) -> Result<Running, DutError> {
+        unreachable!("a canned DUT runs elsewhere")
+    }
+
+    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RawRun, String>> {
         let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut case = case.clone();
-        if self.odd_runs.contains(&run) {
-            case.steps.insert(0, Step::Setsockopt(SockOpt::IpTtl(5)));
-        }
-        KernelDut.run(topology, &case)
+        let window = if self.odd_runs.contains(&run) {
+            65535
+        } else {
+            64240
+        };
+        Some(Ok(canned_run(self.isn, window)))
     }
 }
 
-/// Runs the case once and then confirms its divergence with up to 2 reruns.
-fn judged(other: &OddOnRuns) -> runner::PairResult {
+/// Runs the case once against `other` and confirms its divergence with up to 2 reruns.
+fn judged(other: &Canned) -> runner::PairResult {
     let loaded = case();
-    let mut result = runner::run_pair(&loaded, &KernelDut, other, None);
+    let reference = Canned::new(1000, &[]);
+    let mut result = runner::run_pair(&loaded, &reference, other, None);
     assert_eq!(
         result.verdict,
         PairVerdict::Diverged,
@@ -65,17 +111,34 @@ fn judged(other: &OddOnRuns) -> runner::PairResult {
         result
             .divergences
             .iter()
-            .any(|d| d.path.ends_with(".ip.ttl")),
+            .any(|d| d.path == "frame[0].tcp.window"),
         "{:?}",
         result.divergences
     );
-    runner::confirm_pair(&mut result, &loaded, &KernelDut, other, 2, None);
+    runner::confirm_pair(&mut result, &loaded, &reference, other, 2, None);
     result
 }
 
 #[test]
+fn the_canned_runs_agree_where_the_window_is_the_same() {
+    let loaded = case();
+    let result = runner::run_pair(
+        &loaded,
+        &Canned::new(1000, &[]),
+        &Canned::new(2000, &[]),
+        None,
+    );
+    assert_eq!(
+        result.verdict,
+        PairVerdict::Pass,
+        "{}",
+        report::pair_text(&result, false)
+    );
+}
+
+#[test]
 fn a_divergence_every_rerun_agrees_with_is_unconfirmed_and_passes() {
-    let result = judged(&OddOnRuns::new(&[1]));
+    let result = judged(&Canned::new(2000, &[1]));
     assert_eq!(result.reruns, [PairVerdict::Pass, PairVerdict::Pass]);
     assert_eq!(result.verdict, PairVerdict::Unconfirmed);
     // Reported with the findings of the run that diverged, and counted as passed.
@@ -84,7 +147,7 @@ fn a_divergence_every_rerun_agrees_with_is_unconfirmed_and_passes() {
     assert_eq!((tally.passed, tally.failed, notes.unconfirmed), (1, 0, 1));
     let line = report::confirmation_line(&result);
     assert!(
-        line.starts_with("UNCONF   handshake-default: every rerun agreed (pass, pass)"),
+        line.starts_with("UNCONF   canned: every rerun agreed (pass, pass)"),
         "{line}"
     );
     assert!(report::pair_text(&result, false).starts_with("UNCONF "));
@@ -93,20 +156,20 @@ fn a_divergence_every_rerun_agrees_with_is_unconfirmed_and_passes() {
 #[test]
 fn a_divergence_one_rerun_repeats_is_confirmed_and_fails() {
     // The first rerun agrees, the second diverges again.
-    let result = judged(&OddOnRuns::new(&[1, 3]));
+    let result = judged(&Canned::new(2000, &[1, 3]));
     assert_eq!(result.reruns, [PairVerdict::Pass, PairVerdict::Diverged]);
     assert_eq!(result.verdict, PairVerdict::Diverged);
     let (tally, notes) = report::pair_tally(std::slice::from_ref(&result), 1);
     assert_eq!((tally.passed, tally.failed, notes.unconfirmed), (0, 1, 0));
     assert_eq!(
         report::confirmation_line(&result),
-        "DIVERGED handshake-default: confirmed by rerun 2 (pass, diverged)"
+        "DIVERGED canned: confirmed by rerun 2 (pass, diverged)"
     );
 }
 
 #[test]
 fn a_divergence_the_first_rerun_repeats_runs_no_further() {
-    let result = judged(&OddOnRuns::new(&[1, 2, 3]));
+    let result = judged(&Canned::new(2000, &[1, 2, 3]));
     assert_eq!(result.reruns, [PairVerdict::Diverged]);
     assert_eq!(result.verdict, PairVerdict::Diverged);
 }
