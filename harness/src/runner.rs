@@ -488,7 +488,8 @@ pub fn confirm_pair(
             return;
         }
     }
-    if result.reruns.len() == times && times > 0 {
+    // Every rerun ran and agreed (an interrupt or a failing rerun returned above).
+    if times > 0 {
         result.verdict = PairVerdict::Unconfirmed;
     }
 }

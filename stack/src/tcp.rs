@@ -2885,7 +2885,6 @@ impl Tcb {
                 self.tlp_high_seq = Some(self.snd_nxt);
             }
         }
-        self.rtx_kind = XmitTimer::Retrans;
         self.rearm_rto(now);
     }
 
