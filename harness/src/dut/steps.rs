@@ -97,9 +97,14 @@ pub trait SocketApi {
 /// Runs a case's steps on `api`: the socket, then each step in order, until they end, a
 /// call is interrupted, or `api` is stopped. `peer_ip` is where a connect step without an
 /// address goes. Returns the call log.
+///
+/// A socket still open after the last step is closed then, as the kernel closes a
+/// process's descriptors when it exits (`do_exit` → `__fput` → `tcp_close`), so every DUT
+/// ends a case the same way; that close is not logged, as no step made it.
 pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<CallRecord> {
     let start = realtime_ns();
     let socket = api.socket();
+    let mut open = socket.is_ok();
     let mut log = vec![logged(
         "socket",
         "AF_INET, SOCK_STREAM".into(),
@@ -111,7 +116,12 @@ pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<C
             break;
         }
         let start = realtime_ns();
-        match call(api, step, peer_ip) {
+        let outcome = call(api, step, peer_ip);
+        if matches!(step, Step::Close) && !matches!(outcome, Err(Failure::Interrupted)) {
+            // close(2) releases the descriptor whatever it returns.
+            open = false;
+        }
+        match outcome {
             Ok(None) => {}
             Ok(Some((args, result))) => log.push(logged(step.call_name(), args, start, result)),
             Err(Failure::Interrupted) => {
@@ -121,10 +131,13 @@ pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<C
                     start,
                     Err(Failure::Interrupted),
                 ));
-                break;
+                return log;
             }
             Err(failure) => log.push(logged(step.call_name(), String::new(), start, Err(failure))),
         }
+    }
+    if open && !api.stopped() {
+        let _ = api.close();
     }
     log
 }
@@ -406,10 +419,34 @@ mod tests {
 
     #[test]
     fn a_timed_out_poll_returns_zero() {
-        let mut api = Scripted::new(vec![Ok(3), Ok(0)]);
+        let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(0)]);
         let script = steps(r#"[{"poll": {"events": ["POLLIN"], "timeout_ms": 5}}]"#);
         let log = run(&mut api, &script, Ipv4Addr::LOCALHOST);
         assert_eq!(logged(&log)[1], rec("poll", "POLLIN, 5 ms", 0, None, "0"));
+    }
+
+    #[test]
+    fn a_socket_left_open_is_closed_unlogged_and_a_closed_one_is_not_closed_again() {
+        let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(0)]);
+        let log = run(
+            &mut api,
+            &steps(r#"[{"connect": {}}]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(api.given.last().map(String::as_str), Some("close"));
+        assert_eq!(log.len(), 2, "the closing is not a step: {log:?}");
+
+        let mut api = Scripted::new(vec![Ok(3), Ok(0), Err("EBADF".into())]);
+        run(
+            &mut api,
+            &steps(r#"[{"connect": {}}, "close"]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(api.given.len(), 3, "closed twice: {:?}", api.given);
+
+        let mut api = Scripted::new(vec![Err("EMFILE".into())]);
+        run(&mut api, &steps("[]"), [1, 2, 3, 4].into());
+        assert_eq!(api.given, ["socket"], "a socket never made was closed");
     }
 
     #[test]
