@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,8 +19,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::case::{
-    ArpMode, FinReply, FloodKind, PeerAction, PeerClock, PeerOption, PeerScript, SynAckSpec,
-    SynReaction,
+    ArpMode, FinReply, FloodKind, PeerAction, PeerClock, PeerOption, PeerScript,
+    SynAckSpec, SynReaction,
 };
 use crate::decode::{self, flags, Body, TcpFields, L4};
 use crate::frame::{self, Segment};
@@ -61,11 +61,19 @@ pub enum PeerError {
     Panicked,
 }
 
+/// What the peer thread tells the run about its sending.
+struct Activity<'a> {
+    busy: &'a AtomicBool,
+    last_sent_ns: &'a AtomicI64,
+}
+
 /// A running peer.
 #[derive(Debug)]
 pub struct Peer {
     stop: Arc<EventFd>,
     busy: Arc<AtomicBool>,
+    /// When the peer last put a frame on the wire (`realtime_ns`, 0 before the first).
+    last_sent_ns: Arc<AtomicI64>,
     thread: JoinHandle<Result<PeerStats, PeerError>>,
 }
 
@@ -95,20 +103,41 @@ impl Peer {
     ) -> Result<Peer, PeerError> {
         let stop = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC).map_err(PeerError::Stop)?);
         let busy = Arc::new(AtomicBool::new(false));
-        let (stop2, busy2) = (stop.clone(), busy.clone());
+        let last_sent_ns = Arc::new(AtomicI64::new(0));
+        let (stop2, busy2, last_sent2) = (stop.clone(), busy.clone(), last_sent_ns.clone());
         let thread = crate::priority::spawn_measured("peer", move || {
             let mut state = PeerState::new(script, addrs);
-            let stats = state.run(&socket, &stop2, &busy2);
+            let stats = state.run(
+                &socket,
+                &stop2,
+                &Activity {
+                    busy: &busy2,
+                    last_sent_ns: &last_sent2,
+                },
+            );
             crate::reaper::dispose(socket);
             stats
         })
         .map_err(PeerError::Io)?;
-        Ok(Peer { stop, busy, thread })
+        Ok(Peer {
+            stop,
+            busy,
+            last_sent_ns,
+            thread,
+        })
     }
 
     /// True while the peer has frames or actions scheduled for later.
     pub fn busy(&self) -> bool {
         !self.thread.is_finished() && self.busy.load(Ordering::Acquire)
+    }
+
+    /// When the peer last sent a frame (`realtime_ns`). A frame just sent may not have
+    /// reached the capture yet, and the DUT's answer to it is still to come: a run that
+    /// judged the line quiet from the capture alone would stop a userspace DUT before it
+    /// answers. Read it after [`Peer::busy`]: a send is recorded before `busy` clears.
+    pub fn last_sent_ns(&self) -> i64 {
+        self.last_sent_ns.load(Ordering::Acquire)
     }
 
     /// Stops the peer and returns what it did.
@@ -222,11 +251,20 @@ impl PeerState {
         &mut self,
         socket: &PacketSocket,
         stop: &EventFd,
-        busy: &AtomicBool,
+        activity: &Activity,
     ) -> Result<PeerStats, PeerError> {
         let mut buf = vec![0u8; 65536];
+        let mut frames_out = self.stats.frames_out;
         loop {
-            busy.store(!self.queue.is_empty(), Ordering::Release);
+            if self.stats.frames_out != frames_out {
+                frames_out = self.stats.frames_out;
+                activity
+                    .last_sent_ns
+                    .store(crate::capture::realtime_ns(), Ordering::Release);
+            }
+            activity
+                .busy
+                .store(!self.queue.is_empty(), Ordering::Release);
             let timeout = match self.queue.first() {
                 Some((due, _)) => {
                     let left = due.saturating_duration_since(Instant::now());

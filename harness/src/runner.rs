@@ -341,9 +341,10 @@ fn settle(capture: &Capture, peer: &Peer, quiet: Duration, deadline: Instant) ->
     let quiet_ns = quiet.as_nanos() as i64;
     let since = realtime_ns();
     loop {
-        let last = capture.last_frame_ns().max(since);
+        let busy = peer.busy();
+        let last = capture.last_frame_ns().max(peer.last_sent_ns()).max(since);
         let idle_ns = realtime_ns() - last;
-        if idle_ns >= quiet_ns && !peer.busy() {
+        if idle_ns >= quiet_ns && !busy {
             return true;
         }
         if Instant::now() >= deadline || crate::interrupt::requested() {
