@@ -416,6 +416,10 @@ pub enum SockOpt {
     TcpWindowClamp(i32),
     #[serde(rename = "TCP_NODELAY")]
     TcpNodelay(i32),
+    /// `TCP_QUICKACK`: 0 enters pingpong (interactive) mode, so the ACK of the SYN-ACK
+    /// waits for the delayed-ACK timer; non-zero leaves it.
+    #[serde(rename = "TCP_QUICKACK")]
+    TcpQuickack(i32),
     #[serde(rename = "SO_RCVBUF")]
     SoRcvbuf(i32),
     #[serde(rename = "SO_SNDBUF")]
@@ -600,6 +604,9 @@ pub struct PeerScript {
     /// How the peer answers the DUT's FIN.
     #[serde(default, skip_serializing_if = "is_default")]
     pub on_fin: FinReply,
+    /// How the peer takes the DUT's data.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_data: DataReply,
     /// How long the peer waits before answering the DUT's FIN. Not zero by default: the
     /// kernel's last ACK then depends on whether `close()` had returned when the answer
     /// arrived (the full socket sends it with the next IP ID, a TIME-WAIT socket through the
@@ -625,6 +632,7 @@ impl Default for PeerScript {
             isn: default_peer_isn(),
             established: Vec::new(),
             on_fin: FinReply::default(),
+            on_data: DataReply::default(),
             fin_delay_ms: default_fin_delay(),
             clock: PeerClock::default(),
         }
@@ -703,6 +711,19 @@ pub enum FinReply {
     /// ACK the FIN only.
     Ack,
     /// Say nothing.
+    Ignore,
+}
+
+/// How the peer takes a segment of the DUT's that carries data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataReply {
+    /// Take it and acknowledge it (at once, or when the line is quiet).
+    #[default]
+    Ack,
+    /// Drop it unacknowledged, as a receiver with no room would: the DUT's data stays in
+    /// flight and its retransmission timer decides what it sends again. A FIN behind the
+    /// data is out of order, so it is dropped too.
     Ignore,
 }
 

@@ -19,7 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::case::{
-    ArpMode, FinReply, FloodKind, PeerAction, PeerClock, PeerOption, PeerScript,
+    ArpMode, DataReply, FinReply, FloodKind, PeerAction, PeerClock, PeerOption, PeerScript,
     SynAckSpec, SynReaction,
 };
 use crate::decode::{self, flags, Body, TcpFields, L4};
@@ -437,6 +437,9 @@ impl PeerState {
         let quiet = self.quiet().is_some();
         let conn = self.conn.as_mut().expect("checked above");
         let fin = tcp.has(flags::FIN);
+        if tcp.payload_len > 0 && self.script.on_data == DataReply::Ignore {
+            return;
+        }
         let consumed = tcp.payload_len as u32 + u32::from(fin);
         if quiet && consumed > 0 {
             // Answered once the DUT goes quiet; a segment already had (a retransmission)

@@ -144,6 +144,7 @@ mod opt {
     pub const TCP_NODELAY: i32 = 1;
     pub const TCP_SYNCNT: i32 = 7;
     pub const TCP_WINDOW_CLAMP: i32 = 10;
+    pub const TCP_QUICKACK: i32 = 12;
     pub const TCP_USER_TIMEOUT: i32 = 18;
     pub const TCP_FASTOPEN_CONNECT: i32 = 30;
     pub const IP_TOS: i32 = 1;
@@ -180,6 +181,7 @@ pub fn raw_sockopt(option: &SockOpt) -> (i32, i32, Vec<u8>, String) {
             int(IPPROTO_TCP, opt::TCP_WINDOW_CLAMP, *v, "TCP_WINDOW_CLAMP")
         }
         SockOpt::TcpNodelay(v) => int(IPPROTO_TCP, opt::TCP_NODELAY, *v, "TCP_NODELAY"),
+        SockOpt::TcpQuickack(v) => int(IPPROTO_TCP, opt::TCP_QUICKACK, *v, "TCP_QUICKACK"),
         SockOpt::SoRcvbuf(v) => int(SOL_SOCKET, libc::SO_RCVBUF, *v, "SO_RCVBUF"),
         SockOpt::SoSndbuf(v) => int(SOL_SOCKET, libc::SO_SNDBUF, *v, "SO_SNDBUF"),
         SockOpt::IpTos(v) => int(IPPROTO_IP, opt::IP_TOS, *v, "IP_TOS"),
