@@ -103,6 +103,10 @@ pub enum SockOpt {
     TcpRtoMaxMs(i32),
     /// `TCP_WINDOW_CLAMP`.
     TcpWindowClamp(i32),
+    /// `TCP_QUICKACK`: 0 enters pingpong mode, other values leave it.
+    TcpQuickAck(i32),
+    /// `TCP_NODELAY`: non-zero turns Nagle's rule off.
+    TcpNoDelay(i32),
     /// `SO_RCVBUF`.
     SoRcvBuf(i32),
     /// `SO_SNDTIMEO` (zero = no timeout).
@@ -182,6 +186,8 @@ impl SockOpt {
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT) => SockOpt::TcpFastopenConnect(int()?),
             (libc::IPPROTO_TCP, TCP_RTO_MAX_MS) => SockOpt::TcpRtoMaxMs(int()?),
             (libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP) => SockOpt::TcpWindowClamp(int()?),
+            (libc::IPPROTO_TCP, libc::TCP_QUICKACK) => SockOpt::TcpQuickAck(int()?),
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOpt::TcpNoDelay(int()?),
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOpt::SoRcvBuf(int()?),
             (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => {
                 if value.len() < 16 {
@@ -405,6 +411,7 @@ impl Socket {
             fastopen_connect: false,
             rcvbuf_locked: None,
             window_clamp: 0,
+            nodelay: false,
             jiffies_offset: cfg.jiffies_offset,
         };
         Socket {
@@ -483,6 +490,9 @@ impl Socket {
                     p.window_clamp = (v.max(0) as u32).max(SOCK_MIN_RCVBUF / 2);
                 }
             }
+            SockOpt::TcpQuickAck(v) => self.tcb.set_quickack_mode(v),
+            // __tcp_sock_set_nodelay; the push that turning it on makes is the caller's.
+            SockOpt::TcpNoDelay(v) => p.nodelay = v != 0,
             SockOpt::SoRcvBuf(v) => {
                 // __sock_set_rcvbuf: min(val, rmem_max), doubled, floored; locks the buffer.
                 let v = (v.max(0) as u32).min(cfg.rmem_max).min(i32::MAX as u32 / 2);

@@ -178,10 +178,21 @@ impl Stack {
         SocketHandle(i)
     }
 
-    /// `setsockopt` (and `fcntl(O_NONBLOCK)` via [`SockOpt::NonBlocking`]).
-    pub fn setsockopt(&mut self, h: SocketHandle, opt: SockOpt) -> Result<(), Errno> {
+    /// `setsockopt` (and `fcntl(O_NONBLOCK)` via [`SockOpt::NonBlocking`]) at `now`:
+    /// `TCP_QUICKACK` may send an owed ACK.
+    pub fn setsockopt(&mut self, now: Instant, h: SocketHandle, opt: SockOpt) -> Result<(), Errno> {
         let cfg = self.cfg.clone();
-        self.sock_mut(h)?.setsockopt(&cfg, opt)
+        let s = self.sock_mut(h)?;
+        s.setsockopt(&cfg, opt.clone())?;
+        let mut out = Vec::new();
+        match opt {
+            SockOpt::TcpQuickAck(val) => s.tcb.quickack_owed_ack(now, val, &mut out),
+            // __tcp_sock_set_nodelay(on): tcp_push_pending_frames.
+            SockOpt::TcpNoDelay(v) if v != 0 => s.tcb.push(now, &mut out),
+            _ => {}
+        }
+        self.emit(now, h.0, out);
+        Ok(())
     }
 
     /// `getsockopt`.

@@ -131,6 +131,15 @@ struct TxSkb {
     psh: bool,
 }
 
+/// The segment a retransmission timeout sends again: its payload length from `snd_una`,
+/// and its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RetransmitHead {
+    len: u32,
+    psh: bool,
+    fin: bool,
+}
+
 /// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` on x86-64.
 const SKB_HEAD_OVERHEAD: u32 = 256;
 /// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64.
@@ -273,6 +282,8 @@ pub struct TcpParams {
     pub rcvbuf_locked: Option<u32>,
     /// `TCP_WINDOW_CLAMP`, 0 = unset.
     pub window_clamp: u32,
+    /// `TCP_NODELAY` (`nonagle & TCP_NAGLE_OFF`): Nagle's rule never holds data back.
+    pub nodelay: bool,
     /// [`Config::jiffies_offset`], for placing this connection's timers on the wheel.
     pub jiffies_offset: u64,
 }
@@ -489,6 +500,9 @@ pub struct Tcb {
     tx_skbs: VecDeque<TxSkb>,
     /// `pushed_seq`: `write_seq` when PSH was last marked (`tcp_mark_push`).
     pushed_seq: u32,
+    /// `snd_sml`: the end of the last skb sent whose last segment was short
+    /// (`tcp_minshall_update`), for Nagle's rule.
+    snd_sml: u32,
     /// `sk_pacing_rate` in bytes/s (`None`: `~0UL`, no RTT sample yet).
     pacing_rate: Option<u64>,
     /// `srtt_us` (unscaled) for `tcp_update_pacing_rate`.
@@ -707,6 +721,7 @@ impl Tcb {
             send_buf: VecDeque::new(),
             tx_skbs: VecDeque::new(),
             pushed_seq: 0,
+            snd_sml: 0,
             pacing_rate: None,
             srtt_us: 0,
             min_rtt_us: None,
@@ -859,7 +874,12 @@ impl Tcb {
         self.rcvbuf = rcvbuf;
         self.rmem_alloc = 0;
         self.scaling_ratio = TCP_DEFAULT_SCALING_RATIO;
-        self.ack = AckState::default();
+        // A fresh socket's icsk_ack is zero and tcp_connect_init leaves it alone, so a
+        // pingpong mode set before connect (TCP_QUICKACK 0) holds for the handshake.
+        self.ack = AckState {
+            pingpong: self.ack.pingpong,
+            ..AckState::default()
+        };
         self.delack_timer = None;
         self.app_win = cfg.tcp_app_win;
         self.mutation = cfg.mutation;
@@ -1171,8 +1191,10 @@ impl Tcb {
     /// What `tcp_finish_connect`/`tcp_init_transfer` set up once the
     /// connection is established, before the first ACK goes out.
     fn finish_connect(&mut self, now: Instant) {
-        // tcp_connect: pushed_seq = write_seq once the SYN is queued.
+        // tcp_connect: pushed_seq = write_seq once the SYN is queued; snd_sml
+        // (tcp_connect_init: snd_sml = write_seq) is not after snd_una.
         self.pushed_seq = self.snd_una;
+        self.snd_sml = self.snd_una;
         self.rcv_wup = self.rcv_nxt;
         self.initialize_rcv_mss();
         self.ack.lrcvtime = now.jiffies();
@@ -1243,6 +1265,31 @@ impl Tcb {
     /// `inet_csk_in_pingpong_mode`: `pingpong >= tcp_pingpong_thresh`.
     pub fn in_pingpong_mode(&self) -> bool {
         self.ack.pingpong >= self.pingpong_thresh
+    }
+
+    /// The mode half of `__tcp_sock_set_quickack` (net/ipv4/tcp.c), for `TCP_QUICKACK`:
+    /// 0 enters pingpong mode (`inet_csk_enter_pingpong_mode`), so the next ACK waits for
+    /// the delayed-ACK timer (the SYN-ACK's among them: `connect` keeps the mode); any
+    /// other value leaves it.
+    pub fn set_quickack_mode(&mut self, val: i32) {
+        self.ack.pingpong = if val == 0 { self.pingpong_thresh } else { 0 };
+    }
+
+    /// The rest of `__tcp_sock_set_quickack` for a non-zero `val`: an ACK owed on an
+    /// established connection is marked PUSHED and goes out if `tcp_cleanup_rbuf` finds
+    /// it due; an even `val` then re-enters pingpong mode.
+    pub fn quickack_owed_ack(&mut self, now: Instant, val: i32, out: &mut Vec<Output>) {
+        if val == 0
+            || !matches!(self.state, State::Established | State::CloseWait)
+            || !self.ack_scheduled()
+        {
+            return;
+        }
+        self.ack.pending |= ack_flags::PUSHED;
+        self.cleanup_rbuf(now, 1, out);
+        if val & 1 == 0 {
+            self.ack.pingpong = self.pingpong_thresh;
+        }
     }
 
     /// `tcp_in_quickack_mode` (no route `quickack` metric here).
@@ -1703,25 +1750,83 @@ impl Tcb {
         self.total_retrans += 1;
         self.cwnd = 1;
         self.loss_high_seq = Some(self.snd_nxt);
-        let mss = self.current_mss() as usize;
-        let data_len = self.send_buf.len().min(mss);
-        let payload: Vec<u8> = self.send_buf.iter().take(data_len).copied().collect();
+        let head = self.retransmit_head(self.current_mss());
+        let payload: Vec<u8> = self
+            .send_buf
+            .iter()
+            .take(head.len as usize)
+            .copied()
+            .collect();
         let mut flags = TcpFlags::ACK;
-        let fin_only = self.fin_sent && self.send_buf.is_empty();
-        if fin_only || (self.fin_sent && data_len == self.send_buf.len()) {
-            flags |= TcpFlags::FIN;
-        }
-        if data_len > 0 {
+        if head.psh && head.len > 0 {
             flags |= TcpFlags::PSH;
+        }
+        if head.fin {
+            flags |= TcpFlags::FIN;
         }
         out.push(Output::Segment {
             repr: self.segment(now, self.snd_una, flags, payload),
-            ect: self.ecn_ok && data_len > 0,
+            ect: self.ecn_ok && head.len > 0,
         });
         self.backoff += 1;
         self.rto = (self.rto * 2).min(rto_max);
         let next = self.clamp_rto_to_user_timeout(now);
         self.arm_rtx(now, next);
+    }
+
+    /// What `tcp_retransmit_skb(sk, head, 1)` (net/ipv4/tcp_output.c) sends from the head
+    /// of the retransmit queue. A head skb longer than one MSS is cut to it
+    /// (`tcp_fragment`, which leaves PSH and FIN on the remainder). A shorter one takes
+    /// with it the whole one-segment skbs behind it that still fit in one MSS and in the
+    /// peer's window, ORing in their flags, a FIN sent alone included
+    /// (`tcp_retrans_try_collapse`, `tcp_collapse_retrans`).
+    fn retransmit_head(&self, mss: u32) -> RetransmitHead {
+        let fin = u32::from(self.fin_sent);
+        let sent = self.snd_nxt.wrapping_sub(self.snd_una) - fin;
+        // A FIN sent in a segment of its own is an skb of its own (tcp_send_fin found
+        // the tail already sent); one sent on data rides on the tail skb.
+        let fin_alone = self.fin_sent && {
+            let before_last = self
+                .tx_times
+                .iter()
+                .rev()
+                .nth(1)
+                .map_or(self.snd_una, |&(end, _, _)| end);
+            self.snd_nxt.wrapping_sub(before_last) == 1
+        };
+        // avail_wnd: what the peer's window leaves of one MSS (a whole MSS into a zero
+        // window, the probe's case).
+        let avail = if self.snd_wnd == 0 {
+            mss
+        } else {
+            mss.min(self.snd_wnd)
+        };
+        let mut skbs = self.tx_skbs.iter().map(|t| (t.len, t.psh));
+        let (mut len, mut psh) = match skbs.next() {
+            Some((head_len, _)) if head_len.min(sent) > avail => {
+                return RetransmitHead {
+                    len: avail,
+                    psh: false,
+                    fin: false,
+                };
+            }
+            Some((head_len, head_psh)) if sent > 0 => {
+                (head_len.min(sent), head_psh && head_len <= sent)
+            }
+            _ => (0, false),
+        };
+        let may_collapse = len < avail;
+        if may_collapse {
+            for (skb_len, skb_psh) in skbs {
+                if len == sent || skb_len > mss || skb_len > sent - len || len + skb_len > avail {
+                    break;
+                }
+                len += skb_len;
+                psh |= skb_psh;
+            }
+        }
+        let fin = len == sent && self.fin_sent && (!fin_alone || may_collapse);
+        RetransmitHead { len, psh, fin }
     }
 
     /// Handle a segment for this connection. Returns what to send.
@@ -2420,7 +2525,7 @@ impl Tcb {
             }
             if self.forced_push() {
                 self.mark_push();
-                self.write_xmit(now, false, out);
+                self.push_all(now, out);
             } else if unsent + copy == tail_len {
                 // The full skb is the send head: tcp_push_one.
                 self.write_xmit(now, true, out);
@@ -2618,9 +2723,27 @@ impl Tcb {
         }
     }
 
-    /// Send what the window and cwnd allow (`__tcp_push_pending_frames`).
+    /// Send what the window and cwnd allow (`__tcp_push_pending_frames` with
+    /// `tp->nonagle`): Nagle's rule may hold back a short tail.
     pub fn push(&mut self, now: Instant, out: &mut Vec<Output>) {
-        self.write_xmit(now, false, out);
+        self.write_xmit_as(now, false, false, !self.params.nodelay, out);
+    }
+
+    /// `__tcp_push_pending_frames(sk, mss, TCP_NAGLE_PUSH)`: everything the
+    /// window and cwnd allow, Nagle's rule aside.
+    fn push_all(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.write_xmit_as(now, false, false, false, out);
+    }
+
+    /// `tcp_nagle_check` with `tcp_minshall_check` (include/net/tcp.h,
+    /// net/ipv4/tcp_output.c): a short segment waits while a short segment
+    /// sent earlier is still unacknowledged.
+    fn nagle_holds(&self, skb_len: u32, mss: u32) -> bool {
+        let packets_out = self.snd_nxt != self.snd_una;
+        skb_len < mss
+            && packets_out
+            && seq_lt(self.snd_una, self.snd_sml)
+            && seq_le(self.snd_sml, self.snd_nxt)
     }
 
     /// Mirrors `tcp_write_xmit` (net/ipv4/tcp_output.c): skb by skb from
@@ -2636,16 +2759,26 @@ impl Tcb {
     /// of every skb sent as more than one segment: that is what the 6.18
     /// oracle puts on the wire, whichever function sets it there.
     fn write_xmit(&mut self, now: Instant, push_one: bool, out: &mut Vec<Output>) {
-        self.write_xmit_as(now, push_one, false, out);
+        self.write_xmit_as(now, push_one, false, false, out);
     }
 
     /// `tcp_write_xmit(push_one = 2)` for a loss probe: one skb of new data, and no new
     /// probe scheduled for it.
     fn write_xmit_probe(&mut self, now: Instant, out: &mut Vec<Output>) {
-        self.write_xmit_as(now, true, true, out);
+        self.write_xmit_as(now, true, true, false, out);
     }
 
-    fn write_xmit_as(&mut self, now: Instant, push_one: bool, probe: bool, out: &mut Vec<Output>) {
+    /// `nagle`: the call passes `tp->nonagle` without `TCP_NAGLE_OFF`, so
+    /// `tcp_nagle_test` may hold back the tail skb (every other skb is sent
+    /// with `TCP_NAGLE_PUSH`, and a skb carrying the FIN never waits).
+    fn write_xmit_as(
+        &mut self,
+        now: Instant,
+        push_one: bool,
+        probe: bool,
+        nagle: bool,
+        out: &mut Vec<Output>,
+    ) {
         if !matches!(
             self.state,
             State::Established
@@ -2688,6 +2821,11 @@ impl Tcb {
             }
             let chunk_max = skb_len.min(quota_bytes);
             let carries_fin = fin_pending && is_tail;
+            // tcp_nagle_test, for a one-segment skb (tso_segs == 1).
+            if nagle && is_tail && !carries_fin && skb_len <= mss && self.nagle_holds(skb_len, mss)
+            {
+                break;
+            }
             let mut lens: Vec<u32> = Vec::new();
             let mut off = 0u32;
             while off < chunk_max {
@@ -2720,6 +2858,7 @@ impl Tcb {
             }
             let split = off < skb_len;
             let n = lens.len();
+            let chunk_len: u32 = lens.iter().sum();
             // tso_fragment leaves the mark on the remainder.
             let psh = (skb_psh && !split) || n > 1;
             for (i, len) in lens.into_iter().enumerate() {
@@ -2758,6 +2897,10 @@ impl Tcb {
                 } else if self.rtx_kind == XmitTimer::LossProbe {
                     self.rearm_rto(now);
                 }
+            }
+            // tcp_minshall_update: the skb sent ends in a short segment.
+            if chunk_len < n as u32 * mss {
+                self.snd_sml = self.snd_nxt;
             }
             if push_one || self.fin_sent {
                 break;
@@ -3173,6 +3316,7 @@ mod tests {
             fastopen_connect: false,
             rcvbuf_locked: None,
             window_clamp: 0,
+            nodelay: false,
             jiffies_offset: 0,
         });
         t.rcvbuf = cfg.tcp_rmem[1];

@@ -15,7 +15,7 @@ fn silent_schedule(pairs: &[(&str, &str)], opts: Vec<SockOpt>) -> (Vec<Instant>,
     let mut sim = Sim::new(pairs);
     let h = sim.stack.socket();
     for o in opts {
-        sim.stack.setsockopt(h, o).unwrap();
+        sim.stack.setsockopt(sim.now, h, o).unwrap();
     }
     let r = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
     assert!(
@@ -153,6 +153,7 @@ fn so_sndtimeo_gives_a_deadline() {
     let h = sim.stack.socket();
     sim.stack
         .setsockopt(
+            sim.now,
             h,
             SockOpt::SoSndTimeo(std::time::Duration::from_millis(1500)),
         )
@@ -351,7 +352,9 @@ fn no_route_broadcast_multicast_are_enetunreach() {
 fn zero_address_is_loopback_and_refused() {
     let mut sim = Sim::new(&[]);
     let h = sim.stack.socket();
-    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
     let r = sim.stack.connect(
         sim.now,
         h,
@@ -419,7 +422,9 @@ fn late_arp_resolution_sends_the_queued_syn() {
     sim.arp_reply = false;
     let (h, _) = {
         let h = sim.stack.socket();
-        sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+        sim.stack
+            .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+            .unwrap();
         let _ = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
         (h, ())
     };
@@ -729,7 +734,9 @@ fn ports_parity_range_and_exhaustion() {
     ports.sort();
     assert_eq!(ports, [40000, 40001]);
     let h = sim.stack.socket();
-    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
     assert_eq!(
         sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
         Connect::Done(Err(Errno::EADDRNOTAVAIL))
@@ -746,7 +753,9 @@ fn bind_variants() {
     sim.stack
         .bind(h, &SockAddr::inet(SocketAddrV4::new(LOCAL_IP, 45678)))
         .unwrap();
-    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
     let _ = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
     assert_eq!(sim.pump()[0].tcp().src_port, 45678);
     // bind(0) picks an odd port at bind time.
@@ -766,13 +775,15 @@ fn bind_variants() {
     // IP_BIND_ADDRESS_NO_PORT defers the port to connect (even).
     let h = sim.stack.socket();
     sim.stack
-        .setsockopt(h, SockOpt::IpBindAddressNoPort(true))
+        .setsockopt(sim.now, h, SockOpt::IpBindAddressNoPort(true))
         .unwrap();
     sim.stack
         .bind(h, &SockAddr::inet(SocketAddrV4::new(LOCAL_IP, 0)))
         .unwrap();
     assert_eq!(sim.stack.getsockname(h).unwrap().port(), 0);
-    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
     let _ = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
     assert_eq!(sim.pump()[0].tcp().src_port % 2, 0);
     // Non-local address.
@@ -806,7 +817,9 @@ fn a_loopback_source_cannot_connect_out_of_the_interface() {
             &SockAddr::inet(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5555)),
         )
         .unwrap();
-    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
     assert_eq!(
         sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
         Connect::Done(Err(Errno::EINVAL))
@@ -828,7 +841,8 @@ fn fastopen_connect_rejected_after_connect() {
     let mut sim = Sim::new(&[]);
     let (h, _) = sim.connect_nb(vec![]);
     assert_eq!(
-        sim.stack.setsockopt(h, SockOpt::TcpFastopenConnect(1)),
+        sim.stack
+            .setsockopt(sim.now, h, SockOpt::TcpFastopenConnect(1)),
         Err(Errno::EINVAL)
     );
 }

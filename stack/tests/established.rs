@@ -1020,3 +1020,215 @@ fn an_unanswered_fin_gets_a_loss_probe_then_the_rto_with_sack_only() {
         }
     }
 }
+
+/// The SYN-ACK options of the retransmission cases: timestamps, no SACK (so the RTO, not a
+/// loss probe, sends first).
+fn no_sack_options() -> Vec<TcpOption> {
+    vec![
+        TcpOption::Mss(1460),
+        TcpOption::Timestamps { tsval: 1, tsecr: 0 },
+        TcpOption::Nop,
+        TcpOption::WindowScale(7),
+    ]
+}
+
+/// Runs timers until the stack sends something; returns it.
+fn next_sent(sim: &mut Sim) -> Vec<Frame> {
+    loop {
+        let before = sim.now;
+        let Some(due) = sim.stack.poll_timeout() else {
+            panic!("no timer left at {before:?}");
+        };
+        sim.now = sim.now.max(due);
+        sim.stack.handle_timeout(sim.now);
+        let sent = sim.pump();
+        if !sent.is_empty() {
+            return sent;
+        }
+    }
+}
+
+#[test]
+fn the_rto_resends_one_mss_of_a_long_head_without_its_psh_or_fin() {
+    // tcp_retransmit_skb cuts the 4000-byte head skb to one MSS (tcp_fragment): the
+    // PSH and the FIN stay on the remainder.
+    let (mut sim, h, syn) = established(no_sack_options());
+    sim.stack.send(sim.now, h, &[7u8; 4000]).unwrap();
+    sim.stack.close(sim.now, h).unwrap();
+    let flight = sim.pump();
+    assert_eq!(flight.len(), 4, "three data segments and the FIN");
+    let rtx = next_sent(&mut sim);
+    assert_eq!(rtx.len(), 1);
+    let t = rtx[0].tcp();
+    assert_eq!(t.seq, syn.seq.wrapping_add(1));
+    assert_eq!(t.payload.len(), 1448);
+    assert!(!t.flags.has(TcpFlags::PSH), "PSH stays on the remainder");
+    assert!(!t.flags.fin(), "the FIN stays on the remainder");
+}
+
+#[test]
+fn the_rto_collapses_a_short_head_with_the_skbs_and_fin_behind_it() {
+    // 1000 bytes sent, then the FIN alone: the retransmission takes the FIN along
+    // (tcp_retrans_try_collapse) and keeps the head's PSH.
+    let (mut sim, h, syn) = established(no_sack_options());
+    sim.stack.send(sim.now, h, &[7u8; 1000]).unwrap();
+    sim.stack.close(sim.now, h).unwrap();
+    let flight = sim.pump();
+    assert_eq!(flight.len(), 2);
+    assert!(flight[1].tcp().flags.fin() && flight[1].tcp().payload.is_empty());
+    let rtx = next_sent(&mut sim);
+    let t = rtx[0].tcp();
+    assert_eq!(t.seq, syn.seq.wrapping_add(1));
+    assert_eq!(t.payload.len(), 1000);
+    assert!(t.flags.has(TcpFlags::PSH) && t.flags.fin());
+
+    // Two short skbs (the second held by Nagle and given the FIN by close) go again as
+    // one segment, flags ORed.
+    let (mut sim, h, syn) = established(no_sack_options());
+    sim.stack.send(sim.now, h, &[1u8; 300]).unwrap();
+    sim.stack.send(sim.now, h, &[2u8; 400]).unwrap();
+    sim.stack.close(sim.now, h).unwrap();
+    let flight = sim.pump();
+    assert_eq!(
+        flight
+            .iter()
+            .map(|f| (f.tcp().payload.len(), f.tcp().flags.fin()))
+            .collect::<Vec<_>>(),
+        [(300, false), (400, true)]
+    );
+    let rtx = next_sent(&mut sim);
+    let t = rtx[0].tcp();
+    assert_eq!(t.seq, syn.seq.wrapping_add(1));
+    assert_eq!(t.payload.len(), 700);
+    assert!(t.flags.has(TcpFlags::PSH) && t.flags.fin());
+}
+
+#[test]
+fn the_rto_does_not_collapse_skbs_that_do_not_fit_one_mss() {
+    // Two 1000-byte writes, each its own skb and segment (TCP_NODELAY: Nagle does not
+    // hold the second). Together they exceed one MSS, so the RTO sends the head alone,
+    // with its own PSH.
+    let (mut sim, h, syn) = established(no_sack_options());
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::TcpNoDelay(1))
+        .unwrap();
+    sim.stack.send(sim.now, h, &[1u8; 1000]).unwrap();
+    sim.stack.send(sim.now, h, &[2u8; 1000]).unwrap();
+    assert_eq!(sim.pump().len(), 2);
+    let rtx = next_sent(&mut sim);
+    let t = rtx[0].tcp();
+    assert_eq!(t.seq, syn.seq.wrapping_add(1));
+    assert_eq!(t.payload.len(), 1000);
+    assert!(t.flags.has(TcpFlags::PSH));
+}
+
+#[test]
+fn nagle_holds_a_short_tail_while_a_short_segment_is_unacked() {
+    let (mut sim, h, syn) = established(linux_synack_options(1, 0));
+    sim.stack.send(sim.now, h, &[1u8; 300]).unwrap();
+    assert_eq!(sim.pump().len(), 1);
+    sim.stack.send(sim.now, h, &[2u8; 400]).unwrap();
+    assert!(sim.pump().is_empty(), "held by Nagle's rule");
+    let isn1 = syn.seq.wrapping_add(1);
+    sim.deliver_tcp(
+        &peer_seg(&syn, 1001, isn1.wrapping_add(300), TcpFlags::ACK, &[]),
+        0,
+    );
+    let sent = sim.pump();
+    assert_eq!(sent.len(), 1, "the ACK lets it go");
+    assert_eq!(sent[0].tcp().seq, isn1.wrapping_add(300));
+    assert_eq!(sent[0].tcp().payload.len(), 400);
+}
+
+#[test]
+fn tcp_nodelay_sends_a_short_tail_at_once_and_pushes_a_held_one() {
+    let (mut sim, h, _) = established(linux_synack_options(1, 0));
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::TcpNoDelay(1))
+        .unwrap();
+    sim.stack.send(sim.now, h, &[1u8; 300]).unwrap();
+    sim.stack.send(sim.now, h, &[2u8; 400]).unwrap();
+    assert_eq!(sim.pump().len(), 2);
+
+    let (mut sim, h, _) = established(linux_synack_options(1, 0));
+    sim.stack.send(sim.now, h, &[1u8; 300]).unwrap();
+    sim.stack.send(sim.now, h, &[2u8; 400]).unwrap();
+    assert_eq!(sim.pump().len(), 1);
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::TcpNoDelay(1))
+        .unwrap();
+    let sent = sim.pump();
+    assert_eq!(
+        sent.len(),
+        1,
+        "turning TCP_NODELAY on pushes what Nagle held"
+    );
+    assert_eq!(sent[0].tcp().payload.len(), 400);
+}
+
+#[test]
+fn quickack_zero_before_connect_delays_the_ack_of_the_synack_by_delack_max() {
+    let mut sim = Sim::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::TcpQuickAck(0)]);
+    let syn = syn.tcp().clone();
+    // Well after time zero, so that a deadline computed wrongly from `now` shows.
+    sim.now = Instant::from_millis(500);
+    sim.deliver_tcp(&synack(&syn, 1000, 65535, linux_synack_options(1, 0)), 0);
+    assert!(sim.pump().is_empty(), "the ACK is saved");
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &SockAddr::inet(PEER)),
+        Connect::Done(Ok(()))
+    );
+    let at = sim.now;
+    let ack = next_sent(&mut sim);
+    assert_eq!(ack[0].tcp().ack, 1001);
+    let waited = sim.now.as_millis() - at.as_millis();
+    assert!(
+        (196..=212).contains(&waited),
+        "TCP_DELACK_MAX is 200 ms: waited {waited} ms"
+    );
+}
+
+#[test]
+fn quickack_one_keeps_the_ack_of_the_synack_immediate() {
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![SockOpt::TcpQuickAck(1)]);
+    let syn = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&syn, 1000, 65535, linux_synack_options(1, 0)), 0);
+    let ack = sim.pump();
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0].tcp().ack, 1001);
+}
+
+#[test]
+fn a_small_window_allows_two_quick_acks_then_delays() {
+    // SO_RCVBUF 4096: window 2920, rcv_mss guessed 536 (tcp_initialize_rcv_mss), so
+    // rcv_wnd / (2 x 536) = 2 quick ACKs; the third 400-byte segment waits for the
+    // delayed-ACK timer.
+    let mut sim = Sim::new(&[]);
+    let (_, syn) = sim.connect_nb(vec![SockOpt::SoRcvBuf(4096)]);
+    let syn = syn.tcp().clone();
+    sim.deliver_tcp(&synack(&syn, 1000, 65535, linux_synack_options(1, 0)), 0);
+    sim.pump();
+    let mut seq = 1001u32;
+    let mut immediate = Vec::new();
+    for i in 0..3u64 {
+        sim.run_until(Instant::from_millis(100 * (i + 1)));
+        let mut seg = peer_seg(
+            &syn,
+            seq,
+            syn.seq.wrapping_add(1),
+            TcpFlags::ACK | TcpFlags::PSH,
+            &[9u8; 400],
+        );
+        seg.options = vec![
+            TcpOption::Nop,
+            TcpOption::Nop,
+            TcpOption::Timestamps { tsval: 2, tsecr: 1 },
+        ];
+        sim.deliver_tcp(&seg, 0);
+        seq += 400;
+        immediate.push(!sim.pump().is_empty());
+    }
+    assert_eq!(immediate, [true, true, false]);
+}

@@ -326,9 +326,15 @@ fn ip_options_loose_source_route() {
     let last = std::net::SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 80);
     let mut sim = Sim::new(&[]);
     let h = sim.stack.socket();
-    sim.stack.setsockopt(h, SockOpt::NonBlocking(true)).unwrap();
     sim.stack
-        .setsockopt(h, SockOpt::IpOptions(vec![1, 131, 7, 4, 10, 199, 0, 2]))
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
+    sim.stack
+        .setsockopt(
+            sim.now,
+            h,
+            SockOpt::IpOptions(vec![1, 131, 7, 4, 10, 199, 0, 2]),
+        )
         .unwrap();
     let r = sim.stack.connect(sim.now, h, &SockAddr::inet(last));
     assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
@@ -454,10 +460,12 @@ fn tcp_maxseg_after_ip_options_on_an_unconnected_socket_is_68() {
     let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
     let h = sim.stack.socket();
     let record_route = SockOpt::IpOptions(vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    sim.stack.setsockopt(h, record_route).unwrap();
+    sim.stack.setsockopt(sim.now, h, record_route).unwrap();
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(68));
     // Clearing them syncs again, at the same floor.
-    sim.stack.setsockopt(h, SockOpt::IpOptions(vec![])).unwrap();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::IpOptions(vec![]))
+        .unwrap();
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(68));
 }
 
@@ -472,7 +480,7 @@ fn ip_options_set_after_the_handshake_lower_the_send_mss() {
     sim.pump();
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(1460));
     let record_route = SockOpt::IpOptions(vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    sim.stack.setsockopt(h, record_route).unwrap();
+    sim.stack.setsockopt(sim.now, h, record_route).unwrap();
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(1448));
 }
 

@@ -285,9 +285,10 @@ impl SocketApi for StackSocket<'_> {
 
     fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
         self.with(async |driver, h| {
+            let now = driver.now();
             driver
                 .stack()
-                .setsockopt(h, SockOpt::NonBlocking(on))
+                .setsockopt(now, h, SockOpt::NonBlocking(on))
                 .map_err(errno)
         })?;
         self.nonblocking = on;
@@ -297,7 +298,10 @@ impl SocketApi for StackSocket<'_> {
     fn setsockopt(&mut self, level: i32, name: i32, value: &[u8]) -> CallResult<()> {
         self.with(async |driver, h| {
             SockOpt::from_raw(level, name, value)
-                .and_then(|o| driver.stack().setsockopt(h, o))
+                .and_then(|o| {
+                    let now = driver.now();
+                    driver.stack().setsockopt(now, h, o)
+                })
                 .map_err(errno)
         })
     }

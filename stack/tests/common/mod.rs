@@ -220,10 +220,10 @@ impl Sim {
     pub fn connect_nb(&mut self, opts: Vec<SockOpt>) -> (SocketHandle, Frame) {
         let h = self.stack.socket();
         self.stack
-            .setsockopt(h, SockOpt::NonBlocking(true))
+            .setsockopt(self.now, h, SockOpt::NonBlocking(true))
             .unwrap();
         for o in opts {
-            self.stack.setsockopt(h, o).unwrap();
+            self.stack.setsockopt(self.now, h, o).unwrap();
         }
         let r = self.stack.connect(self.now, h, &SockAddr::inet(PEER));
         assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
