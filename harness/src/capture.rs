@@ -55,6 +55,14 @@ pub fn realtime_ns() -> i64 {
     ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()
 }
 
+/// `CLOCK_REALTIME` less `CLOCK_MONOTONIC`, in ns, read now: what turns a capture time into
+/// the clock the kernel's TCP timestamps count (`tcp_clock_ns`).
+pub fn realtime_less_monotonic_ns() -> i64 {
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always readable");
+    realtime_ns() - (mono.tv_sec() * 1_000_000_000 + mono.tv_nsec())
+}
+
 impl Capture {
     /// Starts capturing on `ifname` inside `ns`; frames are seen from the moment this returns.
     pub fn start(ns: &Netns, ifname: &str) -> Result<Capture, CaptureError> {

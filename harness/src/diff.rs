@@ -379,6 +379,10 @@ fn since_previous_event(trace: &Trace, i: usize) -> f64 {
 /// (ISNs are checked over a whole run, by [`repeated_isns`]: two runs of the same kernel
 /// started together can legitimately pick the same ISN, since its secret is global and its
 /// clock term can coincide.)
+///
+/// TSval's base is checked too: Linux's is `CLOCK_MONOTONIC` in ms plus an offset keyed per
+/// address pair (`secure_tcp_ts_off`) with `tcp_timestamps` 1, and the bare clock with 2.
+/// The values differ run to run, but which of the two the DUT used does not.
 pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> Vec<Divergence> {
     let mut out = Vec::new();
     let mut push = |path: &str, r: String, o: String| {
@@ -390,6 +394,15 @@ pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> V
             known: None,
         })
     };
+    if let (Some(r), Some(o)) = (reference.raw.dut_ts_offset_ms, other.raw.dut_ts_offset_ms) {
+        if ts_offset_kind(r) != ts_offset_kind(o) {
+            push(
+                "property.ts_offset",
+                ts_offset_kind(r).into(),
+                format!("{} ({o:+} ms from the clock)", ts_offset_kind(o)),
+            );
+        }
+    }
     let (Some(r), Some(o)) = (reference.raw.dut_port, other.raw.dut_port) else {
         return out;
     };
@@ -421,6 +434,19 @@ pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> V
         }
     }
     out
+}
+
+/// Within this of the clock, a TSval has no offset: the SYN is stamped before the ARP wait
+/// that delays it, and a random 32-bit offset lands this close with odds of about 1 in 400000.
+const TS_UNKEYED_MS: i64 = 5000;
+
+/// Which base a first TSval `offset_ms` from `CLOCK_MONOTONIC` has.
+fn ts_offset_kind(offset_ms: i64) -> &'static str {
+    if offset_ms.abs() <= TS_UNKEYED_MS {
+        "the clock itself (tcp_timestamps 2)"
+    } else {
+        "the clock plus a keyed offset (secure_tcp_ts_off)"
+    }
 }
 
 /// ISNs that an implementation used in more than one case of a run, with the cases: a
@@ -794,6 +820,38 @@ mod tests {
             .iter()
             .map(|d| (d.path.as_str(), d.reference.as_str(), d.other.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn the_tsval_base_must_be_the_kernels() {
+        let with_offset = |ms: Option<i64>| {
+            let mut t = syn_bound(40000, None, None);
+            t.raw.dut_ts_offset_ms = ms;
+            t
+        };
+        let keyed = with_offset(Some(-1_234_567_890));
+        let bare = with_offset(Some(-3));
+        assert_eq!(
+            paths(&diff(&keyed, &bare, &[], (32768, 60999))),
+            [(
+                "property.ts_offset",
+                "the clock plus a keyed offset (secure_tcp_ts_off)",
+                "the clock itself (tcp_timestamps 2) (-3 ms from the clock)"
+            )]
+        );
+        assert_eq!(paths(&diff(&bare, &keyed, &[], (32768, 60999))).len(), 1);
+        // Two keyed offsets, or two bare clocks a few ms apart, agree.
+        let other_keyed = with_offset(Some(987_654_321));
+        assert_eq!(diff(&keyed, &other_keyed, &[], (32768, 60999)), vec![]);
+        assert_eq!(
+            diff(&bare, &with_offset(Some(0)), &[], (32768, 60999)),
+            vec![]
+        );
+        // Not known on one side (no timestamps, or a DUT on another clock): not compared.
+        assert_eq!(
+            diff(&keyed, &with_offset(None), &[], (32768, 60999)),
+            vec![]
+        );
     }
 
     #[test]

@@ -192,7 +192,9 @@ fn run_into(
     label: &str,
 ) -> Result<(), String> {
     let case = &loaded.case;
-    let raw = match dut.run_elsewhere(loaded) {
+    let elsewhere = dut.run_elsewhere(loaded);
+    let on_this_host = elsewhere.is_none();
+    let raw = match elsewhere {
         Some(raw) => raw?,
         None => run_raw(loaded, dut)?,
     };
@@ -211,12 +213,20 @@ fn run_into(
     // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
     // the pcap has them all.
     let shown = raw.frames.len().min(MAX_FRAMES);
-    let trace = trace::build_bound(
+    let mut trace = trace::build_bound(
         &raw.frames[..shown],
         &raw.calls,
         DUT_MAC,
         &case.bind_ports(),
     );
+    // A DUT run elsewhere (a VM) stamps from a clock of its own.
+    if on_this_host {
+        let shift_ns = capture::realtime_less_monotonic_ns();
+        trace.raw.dut_ts_offset_ms = trace.first_dut_tsval().map(|(val, at_ns)| {
+            let mono_ms = ((at_ns - shift_ns) / 1_000_000) as u32;
+            i64::from(val.wrapping_sub(mono_ms) as i32)
+        });
+    }
     // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
     // version is judged by the diff against its own oracle alone.
     if dut.expectations_apply() {

@@ -174,6 +174,11 @@ pub struct RawValues {
     /// The port a successful `bind()` gave the socket: the DUT's port is then the case's
     /// choice, compared as a number and checked against this value.
     pub bound_port: Option<u16>,
+    /// The DUT's first TSval less the host's `CLOCK_MONOTONIC` in ms when that frame was
+    /// captured (wrapping, signed): Linux's TSval is that clock plus `secure_tcp_ts_off`,
+    /// a keyed per-address-pair offset with `tcp_timestamps` 1 and none with 2. Set by the
+    /// run, and only for a DUT on this host's clock ([`Trace::first_dut_tsval`]).
+    pub dut_ts_offset_ms: Option<i64>,
 }
 
 /// A whole run, normalized.
@@ -184,6 +189,20 @@ pub struct Trace {
     pub frames: Vec<TraceFrame>,
     pub calls: Vec<TraceCall>,
     pub raw: RawValues,
+}
+
+impl Trace {
+    /// The DUT's first TSval and the realtime ns at which its frame was captured.
+    pub fn first_dut_tsval(&self) -> Option<(u32, i64)> {
+        self.frames
+            .iter()
+            .filter(|f| f.dir == Dir::Out)
+            .find_map(|f| {
+                let (_, tcp) = tcp_of(&f.raw)?;
+                let (val, _) = ts_of(&tcp.options)?;
+                Some((val, self.origin_ns + (f.t_ms * 1e6) as i64))
+            })
+    }
 }
 
 /// Builds the trace of a run whose socket binds no port (so its port is ephemeral) from
