@@ -877,20 +877,10 @@ impl Stack {
             return;
         };
         let local = SocketAddrV4::new(qsrc, sport);
-        // With a source route the quoted destination is the first hop.
-        let idx = self
-            .find_socket(local, SocketAddrV4::new(qdst, dport))
-            .or_else(|| {
-                self.sockets.iter().position(|s| {
-                    s.as_ref().is_some_and(|s| {
-                        s.tcb.state() != State::Closed
-                            && s.tcb.local == local
-                            && s.ip_options.faddr == Some(qdst)
-                            && s.tcb.remote.port() == dport
-                    })
-                })
-            });
-        let Some(idx) = idx else {
+        // __inet_lookup_established by the quoted addresses. A source-routed SYN's header
+        // names the first hop, not the destination the socket is hashed under, so an
+        // error quoting it finds no socket and is dropped.
+        let Some(idx) = self.find_socket(local, SocketAddrV4::new(qdst, dport)) else {
             self.stats.rx_ignored += 1;
             return;
         };

@@ -358,6 +358,40 @@ fn ip_options_loose_source_route() {
 }
 
 #[test]
+fn an_icmp_error_for_a_source_routed_syn_finds_no_socket() {
+    // The quoted SYN's header names the first hop; the socket is hashed under the final
+    // destination, so tcp_v4_err's __inet_lookup_established finds nothing.
+    let last = std::net::SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 80);
+    let mut sim = Sim::new(&[]);
+    let h = sim.stack.socket();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
+    sim.stack
+        .setsockopt(
+            sim.now,
+            h,
+            SockOpt::IpOptions(vec![1, 131, 7, 4, 10, 199, 0, 2]),
+        )
+        .unwrap();
+    let r = sim.stack.connect(sim.now, h, &SockAddr::inet(last));
+    assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
+    sim.stack.poll_transmit(sim.now).expect("the ARP request");
+    sim.deliver_arp_reply();
+    let frame = sim.stack.poll_transmit(sim.now).expect("the SYN");
+    let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    let quoted = eth.payload()[..ip.header_len() as usize + 8].to_vec();
+    sim.deliver_icmp(3, 1, [0; 4], &quoted);
+    assert_eq!(sim.stack.tcp_state(h), Ok(State::SynSent));
+    assert_eq!(
+        sim.stack.getsockopt(h, SockOptName::SoError),
+        Ok(SockOptValue::Int(0)),
+        "no soft error either"
+    );
+}
+
+#[test]
 fn timestamps_offset_modes() {
     // tcp_timestamps=2: TSval is the ms clock itself.
     let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "2")]);
