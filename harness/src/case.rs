@@ -348,8 +348,33 @@ pub struct RouteCase {
     pub mtu: Option<Mtu>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub advmss: Option<u32>,
+    /// The `initrwnd` metric: the initial receive window in segments, which caps the SYN's
+    /// window (`tcp_select_initial_window`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub initrwnd: Option<InitRwnd>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub src: Option<Ipv4Addr>,
+}
+
+/// An `initrwnd` route metric, 1 ≤ segments ≤ 1024.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minimum" = 1, "maximum" = 1024))]
+#[serde(try_from = "u32", into = "u32")]
+pub struct InitRwnd(pub u32);
+impl TryFrom<u32> for InitRwnd {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        if (1..=1024).contains(&v) {
+            Ok(InitRwnd(v))
+        } else {
+            Err(format!("initrwnd {v} is outside 1..=1024 segments"))
+        }
+    }
+}
+impl From<InitRwnd> for u32 {
+    fn from(v: InitRwnd) -> u32 {
+        v.0
+    }
 }
 
 /// Route types as `ip route` names them.
@@ -1303,6 +1328,7 @@ impl Case {
                     },
                     mtu: r.mtu.map(|m| m.0),
                     advmss: r.advmss,
+                    initrwnd: r.initrwnd.map(|w| w.0),
                     src: r.src,
                 })
                 .collect(),

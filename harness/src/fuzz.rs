@@ -179,6 +179,7 @@ fn topology() -> impl Strategy<Value = TopologyCase> {
             kind: RouteType::Unicast,
             mtu: Some(case::Mtu(mtu)),
             advmss,
+            initrwnd: None,
             src: None,
         });
     (

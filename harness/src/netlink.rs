@@ -48,6 +48,7 @@ pub struct Route {
     pub kind: RouteKind,
     pub mtu: Option<u32>,
     pub advmss: Option<u32>,
+    pub initrwnd: Option<u32>,
     pub src: Option<Ipv4Addr>,
 }
 
@@ -255,6 +256,9 @@ impl Netlink {
         }
         if let Some(advmss) = route.advmss {
             metrics.push(RouteMetric::Advmss(advmss));
+        }
+        if let Some(initrwnd) = route.initrwnd {
+            metrics.push(RouteMetric::InitRwnd(initrwnd));
         }
         if !metrics.is_empty() {
             builder

@@ -42,6 +42,7 @@ pub struct RouteSpec {
     pub kind: RouteKind,
     pub mtu: Option<u32>,
     pub advmss: Option<u32>,
+    pub initrwnd: Option<u32>,
     pub src: Option<Ipv4Addr>,
 }
 
@@ -207,6 +208,7 @@ fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
                 kind: route.kind,
                 mtu: route.mtu,
                 advmss: route.advmss,
+                initrwnd: route.initrwnd,
                 src: route.src,
             })?;
         }

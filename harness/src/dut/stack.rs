@@ -189,6 +189,7 @@ fn routes(spec: &TopologySpec) -> Vec<Route> {
             };
             route.mtu = r.mtu;
             route.advmss = r.advmss;
+            route.initrwnd = r.initrwnd;
             route.src = r.src;
             route
         })
