@@ -158,10 +158,15 @@ impl NeighCache {
             .any(|e| e.queue.iter().any(|p| p.owner == Some(owner)))
     }
 
-    /// Forget packets of `owner` (its socket went away).
-    pub fn purge_owner(&mut self, owner: usize) {
+    /// Packets of `owner` stay queued when its socket goes away: the skb in `arp_queue`
+    /// holds the socket until it is sent or dropped, so a SYN queued before `close()` still
+    /// goes out once the neighbour resolves. They belong to no socket from then on, so a new
+    /// socket in the same slot does not see them as its own.
+    pub fn disown(&mut self, owner: usize) {
         for e in self.entries.values_mut() {
-            e.queue.retain(|p| p.owner != Some(owner));
+            for p in e.queue.iter_mut().filter(|p| p.owner == Some(owner)) {
+                p.owner = None;
+            }
         }
     }
 

@@ -551,7 +551,7 @@ impl Stack {
         }
         if self.sk(idx).orphan {
             self.ports.release(idx);
-            self.neigh.purge_owner(idx);
+            self.neigh.disown(idx);
             self.touch(idx);
             self.sockets[idx] = None;
             self.index.free.insert(idx);

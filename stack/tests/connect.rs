@@ -846,3 +846,29 @@ fn fastopen_connect_rejected_after_connect() {
         Err(Errno::EINVAL)
     );
 }
+
+#[test]
+fn a_syn_queued_for_arp_goes_out_after_close_and_is_not_sent_again() {
+    // tcp_close in SYN-SENT: CLOSE at once, no RST. The SYN already waits in the
+    // neighbour's arp_queue, which holds the socket, so it still goes out once ARP
+    // resolves; the connection being gone, nothing re-sends it.
+    let mut sim = Sim::new(&[]);
+    let h = sim.stack.socket();
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
+    let r = sim.stack.connect(sim.now, h, &SockAddr::inet(PEER));
+    assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
+    sim.stack.poll_transmit(sim.now).expect("the ARP request");
+    sim.stack.close(sim.now, h).unwrap();
+    sim.deliver_arp_reply();
+    let sent = sim.pump();
+    assert_eq!(sent.len(), 1, "the queued SYN");
+    assert_eq!(sent[0].tcp().flags, TcpFlags(TcpFlags::SYN));
+    sim.run_until(Instant::from_millis(3000));
+    assert!(
+        sim.tcp_sent().len() <= 1,
+        "no SYN again: {:?}",
+        sim.tcp_sent()
+    );
+}
