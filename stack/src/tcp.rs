@@ -1774,6 +1774,16 @@ impl Tcb {
         self.arm_rtx(now, next);
     }
 
+    /// Where the last segment in flight begins: the end of the one before it, or
+    /// `snd_una` when it is the only one.
+    fn last_segment_start(&self) -> u32 {
+        self.tx_times
+            .iter()
+            .rev()
+            .nth(1)
+            .map_or(self.snd_una, |&(end, _, _)| end)
+    }
+
     /// What `tcp_retransmit_skb(sk, head, 1)` (net/ipv4/tcp_output.c) sends from the head
     /// of the retransmit queue. A head skb longer than one MSS is cut to it
     /// (`tcp_fragment`, which leaves PSH and FIN on the remainder). A shorter one takes
@@ -1785,15 +1795,7 @@ impl Tcb {
         let sent = self.snd_nxt.wrapping_sub(self.snd_una) - fin;
         // A FIN sent in a segment of its own is an skb of its own (tcp_send_fin found
         // the tail already sent); one sent on data rides on the tail skb.
-        let fin_alone = self.fin_sent && {
-            let before_last = self
-                .tx_times
-                .iter()
-                .rev()
-                .nth(1)
-                .map_or(self.snd_una, |&(end, _, _)| end);
-            self.snd_nxt.wrapping_sub(before_last) == 1
-        };
+        let fin_alone = self.fin_sent && self.snd_nxt.wrapping_sub(self.last_segment_start()) == 1;
         // avail_wnd: what the peer's window leaves of one MSS (a whole MSS into a zero
         // window, the probe's case).
         let avail = if self.snd_wnd == 0 {
@@ -2997,12 +2999,7 @@ impl Tcb {
             if self.snd_nxt != before {
                 self.tlp_high_seq = Some(self.snd_nxt);
             } else if let Some(&(end, _, psh)) = self.tx_times.back() {
-                let start = self
-                    .tx_times
-                    .iter()
-                    .rev()
-                    .nth(1)
-                    .map_or(self.snd_una, |&(e, _, _)| e);
+                let start = self.last_segment_start();
                 let fin = self.fin_sent && end == self.snd_nxt;
                 let len = end.wrapping_sub(start) - u32::from(fin);
                 let off = start.wrapping_sub(self.snd_una) as usize;

@@ -318,11 +318,10 @@ fn ip_options_record_route() {
     );
 }
 
-#[test]
-fn ip_options_loose_source_route() {
-    // tcp_v4_connect routes to the route's first hop (opt.faddr, here the peer);
-    // ip_options_build puts the final destination in the option's last slot, and
-    // tcp_v4_send_check sums the TCP checksum over the final destination.
+/// A nonblocking connect to 192.0.2.9 with a loose source route through the peer
+/// (10.199.0.2 in the option, the peer as first hop): the sim, the socket and the SYN's
+/// frame once ARP is answered.
+fn source_routed_syn() -> (Sim, SocketHandle, Vec<u8>) {
     let last = std::net::SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 80);
     let mut sim = Sim::new(&[]);
     let h = sim.stack.socket();
@@ -344,6 +343,16 @@ fn ip_options_loose_source_route() {
     );
     sim.deliver_arp_reply();
     let frame = sim.stack.poll_transmit(sim.now).expect("the SYN");
+    (sim, h, frame.to_vec())
+}
+
+#[test]
+fn ip_options_loose_source_route() {
+    // tcp_v4_connect routes to the route's first hop (opt.faddr, here the peer);
+    // ip_options_build puts the final destination in the option's last slot, and
+    // tcp_v4_send_check sums the TCP checksum over the final destination.
+    let (_, _, frame) = source_routed_syn();
+    let last = std::net::SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 80);
     let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
     let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
     assert_eq!(ip.dst_addr(), PEER_IP, "the first hop");
@@ -361,24 +370,7 @@ fn ip_options_loose_source_route() {
 fn an_icmp_error_for_a_source_routed_syn_finds_no_socket() {
     // The quoted SYN's header names the first hop; the socket is hashed under the final
     // destination, so tcp_v4_err's __inet_lookup_established finds nothing.
-    let last = std::net::SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 80);
-    let mut sim = Sim::new(&[]);
-    let h = sim.stack.socket();
-    sim.stack
-        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
-        .unwrap();
-    sim.stack
-        .setsockopt(
-            sim.now,
-            h,
-            SockOpt::IpOptions(vec![1, 131, 7, 4, 10, 199, 0, 2]),
-        )
-        .unwrap();
-    let r = sim.stack.connect(sim.now, h, &SockAddr::inet(last));
-    assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
-    sim.stack.poll_transmit(sim.now).expect("the ARP request");
-    sim.deliver_arp_reply();
-    let frame = sim.stack.poll_transmit(sim.now).expect("the SYN");
+    let (mut sim, h, frame) = source_routed_syn();
     let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
     let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
     let quoted = eth.payload()[..ip.header_len() as usize + 8].to_vec();
