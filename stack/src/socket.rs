@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::errno::Errno;
-use crate::tcp::{Tcb, TcpParams};
+use crate::tcp::{Tcb, TcpParams, SOCK_MIN_RCVBUF};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -396,9 +396,6 @@ pub struct Socket {
     /// The TCP connection.
     pub tcb: Tcb,
 }
-
-/// `SOCK_MIN_RCVBUF` (`TCP_SKB_MIN_TRUESIZE`: 2048 + aligned `sizeof(struct sk_buff)`).
-pub const SOCK_MIN_RCVBUF: u32 = 2048 + 256;
 
 impl Socket {
     /// A fresh `socket(AF_INET, SOCK_STREAM, 0)` (`tcp_init_sock`).

@@ -144,6 +144,8 @@ struct RetransmitHead {
 const SKB_HEAD_OVERHEAD: u32 = 256;
 /// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86-64.
 const SKB_SHINFO_SIZE: u32 = 320;
+/// `SOCK_MIN_RCVBUF` (`TCP_SKB_MIN_TRUESIZE`: 2048 + aligned `sizeof(struct sk_buff)`).
+pub const SOCK_MIN_RCVBUF: u32 = 2048 + SKB_HEAD_OVERHEAD;
 /// `NET_SKB_PAD`.
 const NET_SKB_PAD: u32 = 64;
 
@@ -354,6 +356,9 @@ pub struct Tcb {
     /// Whether a lone FIN may pass a full cwnd: Linux before 6.10 (the 6.1 profile); 6.10
     /// dropped that exception from `tcp_cwnd_test` ("tcp: remove dubious FIN exception").
     fin_ignores_cwnd: bool,
+    /// Whether a received segment sets `scaling_ratio` (`tcp_measure_rcv_mss`, 6.7 and
+    /// later); the 6.1 profile has no ratio to update.
+    ratio_follows_skbs: bool,
     /// Local address and port.
     pub local: SocketAddrV4,
     /// Remote address and port.
@@ -660,6 +665,7 @@ impl Tcb {
             snd_wscale: 0,
             mutation: None,
             fin_ignores_cwnd: false,
+            ratio_follows_skbs: true,
             irs: 0,
             rcv_nxt: 0,
             rcv_wnd: 0,
@@ -884,6 +890,7 @@ impl Tcb {
         self.app_win = cfg.tcp_app_win;
         self.mutation = cfg.mutation;
         self.fin_ignores_cwnd = cfg.profile == crate::config::Profile::V6_1;
+        self.ratio_follows_skbs = cfg.profile != crate::config::Profile::V6_1;
         self.pingpong_thresh = cfg.tcp_pingpong_thresh;
         self.workaround_signed_windows = cfg.tcp_workaround_signed_windows;
         self.rmem2 = cfg.tcp_rmem[2];
@@ -1346,13 +1353,25 @@ impl Tcb {
 
     /// Mirrors `tcp_measure_rcv_mss` (net/ipv4/tcp_input.c): a segment of at
     /// least `rcv_mss` raises the estimate (up to `advmss`); a smaller one
-    /// marks the ACK as PUSHED (twice: PUSHED2). The `scaling_ratio` update
-    /// from `len / truesize` is not modelled (truesize is only an estimate).
-    fn measure_rcv_mss(&mut self, seg: &TcpRepr) {
+    /// marks the ACK as PUSHED (twice: PUSHED2). A segment whose length is
+    /// not the estimate also sets `scaling_ratio` to its `len / truesize`
+    /// (in 1/256ths, at least 1); when that changes the ratio, the window
+    /// clamp becomes the whole buffer at the new ratio (`tcp_set_window_clamp`),
+    /// which drops what `tcp_init_buffer_space` reserved by `tcp_app_win`.
+    /// A segment shorter than the estimate (536 at first) leaves both alone.
+    fn measure_rcv_mss(&mut self, seg: &TcpRepr, truesize: u32) {
         let lss = self.ack.last_seg_size;
         self.ack.last_seg_size = 0;
         let mut len = seg.payload.len() as u32;
         if len >= self.ack.rcv_mss {
+            if len != self.ack.rcv_mss && self.ratio_follows_skbs {
+                let old_ratio = self.scaling_ratio;
+                self.scaling_ratio = ((len << TCP_RMEM_TO_WIN_SCALE) / truesize.max(1)).max(1);
+                if self.scaling_ratio != old_ratio {
+                    let full = self.tcp_full_space().max(0) as u32;
+                    self.grow_or_shrink_window_clamp(full);
+                }
+            }
             self.ack.rcv_mss = len.min(self.advmss);
             return;
         }
@@ -1370,6 +1389,25 @@ impl Tcb {
             self.ack.pending |= ack_flags::PUSHED2;
         }
         self.ack.pending |= ack_flags::PUSHED;
+    }
+
+    /// Mirrors `tcp_set_window_clamp` (net/ipv4/tcp.c) on a socket past
+    /// SYN-SENT, for a non-zero clamp: floored at `SOCK_MIN_RCVBUF / 2`; a
+    /// smaller clamp pulls `rcv_ssthresh` down to it
+    /// (`__tcp_adjust_rcv_ssthresh`, no memory reserved by `SO_RESERVE_MEM`
+    /// here), a larger one lifts `rcv_ssthresh` to `min(rcv_wnd, clamp)`.
+    fn grow_or_shrink_window_clamp(&mut self, val: u32) {
+        let old = self.window_clamp;
+        let new = val.max(SOCK_MIN_RCVBUF / 2);
+        if new == old {
+            return;
+        }
+        self.window_clamp = new;
+        if new < old {
+            self.rcv_ssthresh = self.rcv_ssthresh.min(new);
+        } else {
+            self.rcv_ssthresh = self.rcv_ssthresh.max(self.rcv_wnd.min(new));
+        }
     }
 
     /// Mirrors `tcp_grow_window` / `__tcp_grow_window` (net/ipv4/tcp_input.c):
@@ -1409,7 +1447,7 @@ impl Tcb {
     /// (`ato = TCP_ATO_MIN`); later, `ato` follows the inter-arrival time.
     fn event_data_recv(&mut self, now: Instant, seg: &TcpRepr, truesize: u32) {
         self.schedule_ack();
-        self.measure_rcv_mss(seg);
+        self.measure_rcv_mss(seg, truesize);
         let now_j = now.jiffies();
         if self.ack.ato == 0 {
             self.incr_quickack(TCP_MAX_QUICKACKS);
@@ -3300,6 +3338,64 @@ mod tests {
         assert_eq!(rx_truesize(66), 768);
         // 1514-byte frame: 64 + 1536 + 320 → 2048-byte bucket.
         assert_eq!(rx_truesize(1514), 2048 + 256);
+    }
+
+    /// `tcp_measure_rcv_mss` resets the clamp that `tcp_app_win` reserved
+    /// once a segment longer than the MSS guess changes `scaling_ratio`.
+    #[test]
+    fn scaling_ratio_change_resets_the_app_win_clamp() {
+        let mut t = Tcb::new(TcpParams {
+            user_mss: 0,
+            syn_retries: 0,
+            user_timeout_ms: 0,
+            rto_max_ms: 120_000,
+            fastopen_connect: false,
+            rcvbuf_locked: None,
+            window_clamp: 0,
+            nodelay: false,
+            jiffies_offset: 0,
+        });
+        t.app_win = 1;
+        t.rcvbuf = 32768;
+        t.advmss = 1460;
+        t.mss_cache = 1460;
+        t.rcv_wnd = 16060;
+        t.rcv_ssthresh = 16060;
+        t.window_clamp = 16384;
+        t.rcv_nxt = 1;
+        t.finish_connect(Instant::ZERO);
+        // tcp_init_buffer_space: max(16384 - 16384 / 2, 4 * 1460).
+        assert_eq!(
+            (t.window_clamp, t.rcv_ssthresh, t.ack.rcv_mss),
+            (8192, 8192, 536)
+        );
+        let seg = |len: usize| TcpRepr {
+            src_port: 80,
+            dst_port: 40000,
+            seq: 1,
+            ack: 1,
+            flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
+            window: 65535,
+            urgent: 0,
+            options: vec![],
+            payload: vec![0; len],
+        };
+        // Shorter than the guess: ratio and clamp stay.
+        t.measure_rcv_mss(&seg(400), rx_truesize(14 + 20 + 20 + 400));
+        assert_eq!(
+            (t.scaling_ratio, t.window_clamp),
+            (TCP_DEFAULT_SCALING_RATIO, 8192)
+        );
+        // 1000 bytes in a 2304-byte skb: ratio 111, clamp 32768 * 111 / 256.
+        t.measure_rcv_mss(&seg(1000), 2304);
+        assert_eq!(
+            (t.scaling_ratio, t.window_clamp, t.rcv_ssthresh),
+            (111, 14208, 14208)
+        );
+        assert_eq!(t.ack.rcv_mss, 1000);
+        // The same length again: no division, nothing moves.
+        t.measure_rcv_mss(&seg(1000), 4096);
+        assert_eq!((t.scaling_ratio, t.window_clamp), (111, 14208));
     }
 
     #[test]
