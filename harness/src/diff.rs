@@ -114,9 +114,12 @@ fn raw_ts(frame: &crate::decode::Frame) -> Option<(usize, u32, u32)> {
 /// answering the peer is stamped when the peer's frame arrived, which is the harness's
 /// timing, not the DUT's. The first frame is the exception: `tcp_connect` stamps the SYN
 /// before it waits for ARP, so from it the clock may run ahead of the wire by that wait,
-/// never behind.
+/// never behind. A socket that connects again starts a clock of its own (a new offset, see
+/// [`properties`]): each connection's TSvals are checked apart, its first frame like the
+/// first.
 fn ts_clock(trace: &Trace, extra_ms: f64, out: &mut Vec<Divergence>) {
     let tolerance = timing::JIFFY_MS + 1.0 + extra_ms;
+    let connection_of = trace.connection_of();
     let stamped: Vec<(usize, usize, f64, u32)> = trace
         .frames
         .iter()
@@ -125,11 +128,15 @@ fn ts_clock(trace: &Trace, extra_ms: f64, out: &mut Vec<Divergence>) {
         .filter_map(|(i, f)| raw_ts(&f.raw).map(|(k, val, _)| (i, k, f.t_ms, val)))
         .collect();
     for (n, pair) in stamped.windows(2).enumerate() {
-        let ((_, _, t0, v0), (i, k, t1, v1)) = (pair[0], pair[1]);
+        let ((h, _, t0, v0), (i, k, t1, v1)) = (pair[0], pair[1]);
+        if connection_of[h] != connection_of[i] {
+            continue;
+        }
+        let opens_connection = n == 0 || connection_of[stamped[n - 1].0] != connection_of[h];
         let clock = f64::from(v1.wrapping_sub(v0));
         let wire = t1 - t0;
         let too_slow = clock < wire - tolerance;
-        let too_fast = n > 0 && clock > wire + tolerance;
+        let too_fast = !opens_connection && clock > wire + tolerance;
         if too_slow || too_fast {
             out.push(Divergence {
                 path: format!("frame[{i}].tcp.options[{k}].val"),
@@ -380,9 +387,10 @@ fn since_previous_event(trace: &Trace, i: usize) -> f64 {
 /// started together can legitimately pick the same ISN, since its secret is global and its
 /// clock term can coincide.)
 ///
-/// TSval's base is checked too: Linux's is `CLOCK_MONOTONIC` in ms plus an offset keyed per
-/// address pair (`secure_tcp_ts_off`) with `tcp_timestamps` 1, and the bare clock with 2.
-/// The values differ run to run, but which of the two the DUT used does not.
+/// TSval's base is checked too: Linux's is `CLOCK_MONOTONIC` in ms plus an offset keyed by
+/// the addresses and ports (`secure_tcp_ts_off`) with `tcp_timestamps` 1, and the bare clock
+/// with 2. The values differ run to run, but which of the two the DUT used does not; nor
+/// whether a socket that connects again from another port gets a new offset.
 pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> Vec<Divergence> {
     let mut out = Vec::new();
     let mut push = |path: &str, r: String, o: String| {
@@ -400,6 +408,16 @@ pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> V
                 "property.ts_offset",
                 ts_offset_kind(r).into(),
                 format!("{} ({o:+} ms from the clock)", ts_offset_kind(o)),
+            );
+        }
+    }
+    let rebases = reference.raw.dut_ts_rebase_ms.iter();
+    for (k, (r, o)) in rebases.zip(&other.raw.dut_ts_rebase_ms).enumerate() {
+        if ts_rebase_kind(*r) != ts_rebase_kind(*o) {
+            push(
+                &format!("property.ts_offset_connection[{}]", k + 2),
+                ts_rebase_kind(*r).into(),
+                format!("{} ({o:+} ms)", ts_rebase_kind(*o)),
             );
         }
     }
@@ -446,6 +464,16 @@ fn ts_offset_kind(offset_ms: i64) -> &'static str {
         "the clock itself (tcp_timestamps 2)"
     } else {
         "the clock plus a keyed offset (secure_tcp_ts_off)"
+    }
+}
+
+/// Whether a later connection's TSvals kept the first connection's base, given how far its
+/// first TSval is from that base ([`crate::trace::RawValues::dut_ts_rebase_ms`]).
+fn ts_rebase_kind(rebase_ms: i64) -> &'static str {
+    if rebase_ms.abs() <= TS_UNKEYED_MS {
+        "the first connection's TSval offset"
+    } else {
+        "an offset of its own (secure_tcp_ts_off keyed by the ports)"
     }
 }
 
@@ -608,7 +636,7 @@ mod tests {
             },
             NormFrame::Tcp {
                 ip: ip.clone(),
-                sport: Port::Ephemeral,
+                sport: Port::Ephemeral(1),
                 dport: Port::Fixed(80),
                 seq: 0,
                 ack: 0,
@@ -851,6 +879,44 @@ mod tests {
         assert_eq!(
             diff(&keyed, &with_offset(None), &[], (32768, 60999)),
             vec![]
+        );
+    }
+
+    #[test]
+    fn a_reconnect_must_rebase_its_tsvals_as_the_kernel_does() {
+        let with_rebase = |ms: Vec<i64>| {
+            let mut t = syn_bound(40000, None, None);
+            t.raw.dut_ts_rebase_ms = ms;
+            t
+        };
+        let kernel = with_rebase(vec![1_234_567]);
+        assert_eq!(
+            paths(&diff(&kernel, &with_rebase(vec![2]), &[], (32768, 60999))),
+            [(
+                "property.ts_offset_connection[2]",
+                "an offset of its own (secure_tcp_ts_off keyed by the ports)",
+                "the first connection's TSval offset (+2 ms)"
+            )]
+        );
+        assert_eq!(
+            diff(
+                &kernel,
+                &with_rebase(vec![-99_999_999]),
+                &[],
+                (32768, 60999)
+            ),
+            vec![]
+        );
+        let kept = with_rebase(vec![0, 1]);
+        assert_eq!(
+            paths(&diff(
+                &kept,
+                &with_rebase(vec![0, -700_000]),
+                &[],
+                (32768, 60999)
+            ))[0]
+                .0,
+            "property.ts_offset_connection[3]"
         );
     }
 

@@ -5,6 +5,12 @@
 //! a delta from the DUT's first, and the DUT's ephemeral port prints as `$port`. A port the
 //! case bound is no random value and prints as its number. The raw values are kept in
 //! [`RawValues`] for property checks (port range and parity, the bound port, ISN spread).
+//!
+//! A socket that connects again after a failed connect starts a connection of its own
+//! (`tcp_v4_connect` draws a new IP ID, a new port unless one is bound, and a new TSval
+//! offset): from its first SYN on, the DUT's IP IDs and TSvals count from that SYN's, and a
+//! second ephemeral port prints as `$port2`. Sequence numbers stay relative to the first
+//! ISN, since the next one follows from it (`tcp_disconnect`: `write_seq + max_window + 2`).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -74,18 +80,19 @@ pub struct NormIp {
     pub checksum_ok: bool,
 }
 
-/// A port as compared: the DUT's ephemeral port is a placeholder; a bound one is `Fixed`.
-/// JSON has the number, or `"ephemeral"`.
+/// A port as compared: the DUT's nth ephemeral port (from 1) is a placeholder; a bound one
+/// is `Fixed`. JSON has the number, or `"ephemeral"` (`"ephemeral2"`, ... for later ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
-    Ephemeral,
+    Ephemeral(u8),
     Fixed(u16),
 }
 
 impl Serialize for Port {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Port::Ephemeral => serializer.serialize_str("ephemeral"),
+            Port::Ephemeral(1) => serializer.serialize_str("ephemeral"),
+            Port::Ephemeral(n) => serializer.collect_str(&format_args!("ephemeral{n}")),
             Port::Fixed(p) => serializer.serialize_u16(*p),
         }
     }
@@ -99,7 +106,8 @@ fn serialize_flags<S: serde::Serializer>(bits: &u16, serializer: S) -> Result<S:
 impl std::fmt::Display for Port {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Port::Ephemeral => f.write_str("$port"),
+            Port::Ephemeral(1) => f.write_str("$port"),
+            Port::Ephemeral(n) => write!(f, "$port{n}"),
             Port::Fixed(p) => write!(f, "{p}"),
         }
     }
@@ -176,9 +184,14 @@ pub struct RawValues {
     pub bound_port: Option<u16>,
     /// The DUT's first TSval less the host's `CLOCK_MONOTONIC` in ms when that frame was
     /// captured (wrapping, signed): Linux's TSval is that clock plus `secure_tcp_ts_off`,
-    /// a keyed per-address-pair offset with `tcp_timestamps` 1 and none with 2. Set by the
+    /// an offset keyed by the addresses and ports with `tcp_timestamps` 1 and none with 2. Set by the
     /// run, and only for a DUT on this host's clock ([`Trace::first_dut_tsval`]).
     pub dut_ts_offset_ms: Option<i64>,
+    /// For each connection of the DUT's after its first ([`connections`]): how far its first
+    /// TSval is from where the first connection's clock had got to by then, in ms (signed,
+    /// wrapping). About 0 when the DUT kept the TSval offset; Linux 6.18 keys it by the
+    /// ports too, so a new port gives a new offset.
+    pub dut_ts_rebase_ms: Vec<i64>,
 }
 
 /// A whole run, normalized.
@@ -192,6 +205,12 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// The DUT's connection each frame belongs to, from 0: a socket that connects again
+    /// starts the next one with its SYN.
+    pub fn connection_of(&self) -> Vec<usize> {
+        connections(self.frames.iter().map(|f| (f.dir, &f.raw)))
+    }
+
     /// The DUT's first TSval and the realtime ns at which its frame was captured.
     pub fn first_dut_tsval(&self) -> Option<(u32, i64)> {
         self.frames
@@ -253,6 +272,10 @@ pub fn build_bound(
         ..raw_values(&decoded, &counter_zeros)
     };
     let norm = Normalizer::new(&raw, &decoded, counter_zeros);
+    let raw = RawValues {
+        dut_ts_rebase_ms: norm.ts_rebase_ms(&decoded),
+        ..raw
+    };
     let ms = |t: i64| (t - origin_ns) as f64 / 1e6;
     Trace {
         origin_ns,
@@ -360,6 +383,48 @@ struct Normalizer {
     peer_first_tsval: Option<u32>,
     peer_first_ip_id: Option<u16>,
     counter_zeros: std::collections::HashSet<usize>,
+    /// The DUT's connection each frame belongs to: 0 up to its second connection's SYN.
+    connection_of: Vec<usize>,
+    /// Each later connection's first IP ID and TSval, from its first SYN on
+    /// (the first connection's are `raw`'s).
+    later: Vec<ConnectionBase>,
+    /// The DUT's ephemeral ports in the order they appear.
+    ephemeral_ports: Vec<u16>,
+}
+
+/// Where a later connection's IP IDs and TSvals count from.
+#[derive(Debug, Clone, Copy, Default)]
+struct ConnectionBase {
+    first_ip_id: Option<u16>,
+    first_tsval: Option<u32>,
+    /// When the frame with that TSval was captured (realtime ns).
+    first_tsval_at_ns: i64,
+}
+
+/// Splits the frames into the DUT's connections: a SYN of the DUT's (without ACK) whose
+/// port or sequence number differs from the current connection's SYN starts the next one;
+/// a retransmitted SYN does not.
+fn connections<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<usize> {
+    let mut current: Option<(u16, u32)> = None;
+    let mut index = 0;
+    frames
+        .map(|(dir, frame)| {
+            if let (Dir::Out, Some((_, tcp))) = (dir, tcp_of(frame)) {
+                if tcp.has(flags::SYN) && !tcp.has(flags::ACK) {
+                    let syn = (tcp.sport, tcp.seq);
+                    match current {
+                        Some(c) if c != syn => {
+                            index += 1;
+                            current = Some(syn);
+                        }
+                        None => current = Some(syn),
+                        Some(_) => {}
+                    }
+                }
+            }
+            index
+        })
+        .collect()
 }
 
 impl Normalizer {
@@ -385,17 +450,77 @@ impl Normalizer {
                 }
             }
         }
+        let connection_of = connections(frames.iter().map(|(_, dir, frame)| (*dir, frame)));
+        let count = connection_of.last().map_or(1, |last| last + 1);
+        let mut later = vec![ConnectionBase::default(); count - 1];
+        let mut ephemeral_ports = Vec::new();
+        for (i, (_, dir, frame)) in frames.iter().enumerate() {
+            let (Dir::Out, Some((ip, tcp))) = (dir, tcp_of(frame)) else {
+                continue;
+            };
+            if raw.bound_port.is_none() && !ephemeral_ports.contains(&tcp.sport) {
+                ephemeral_ports.push(tcp.sport);
+            }
+            let Some(base) = connection_of[i].checked_sub(1).map(|k| &mut later[k]) else {
+                continue;
+            };
+            if base.first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
+                base.first_ip_id = Some(ip.id);
+            }
+            if base.first_tsval.is_none() {
+                base.first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
+                base.first_tsval_at_ns = frames[i].0;
+            }
+        }
         Normalizer {
             raw: raw.clone(),
             peer_first_tsval,
             peer_first_ip_id,
             counter_zeros,
+            connection_of,
+            later,
+            ephemeral_ports,
+        }
+    }
+
+    /// [`RawValues::dut_ts_rebase_ms`]: each later connection's first TSval against the
+    /// first connection's first one advanced by the time between them.
+    fn ts_rebase_ms(&self, frames: &[(i64, Dir, Frame)]) -> Vec<i64> {
+        let first = frames.iter().find_map(|(t, dir, frame)| {
+            let (Dir::Out, Some((_, tcp))) = (dir, tcp_of(frame)) else {
+                return None;
+            };
+            ts_of(&tcp.options).map(|(v, _)| (v, *t))
+        });
+        let Some((val0, at0)) = first else {
+            return Vec::new();
+        };
+        self.later
+            .iter()
+            .filter_map(|base| {
+                let val = base.first_tsval?;
+                let elapsed_ms = ((base.first_tsval_at_ns - at0) / 1_000_000) as u32;
+                Some(i64::from(
+                    val.wrapping_sub(val0).wrapping_sub(elapsed_ms) as i32
+                ))
+            })
+            .collect()
+    }
+
+    /// The DUT's first IP ID and TSval in the connection of frame `index`.
+    fn dut_base(&self, index: usize) -> (Option<u16>, Option<u32>) {
+        match self.connection_of.get(index).copied().unwrap_or(0) {
+            0 => (self.raw.dut_first_ip_id, self.raw.dut_first_tsval),
+            k => {
+                let base = self.later[k - 1];
+                (base.first_ip_id, base.first_tsval)
+            }
         }
     }
 
     fn ip(&self, index: usize, dir: Dir, ip: &Ipv4Fields) -> NormIp {
         let first = match dir {
-            Dir::Out => self.raw.dut_first_ip_id,
+            Dir::Out => self.dut_base(index).0,
             Dir::In => self.peer_first_ip_id,
         };
         NormIp {
@@ -416,10 +541,9 @@ impl Normalizer {
     }
 
     fn port(&self, port: u16) -> Port {
-        if self.raw.bound_port.is_none() && Some(port) == self.raw.dut_port {
-            Port::Ephemeral
-        } else {
-            Port::Fixed(port)
+        match self.ephemeral_ports.iter().position(|p| *p == port) {
+            Some(k) => Port::Ephemeral(u8::try_from(k + 1).unwrap_or(u8::MAX)),
+            None => Port::Fixed(port),
         }
     }
 
@@ -433,18 +557,19 @@ impl Normalizer {
             },
             Body::Ipv4(ip) => match &ip.l4 {
                 L4::Tcp(tcp) => {
+                    let dut_ts = self.dut_base(index).1;
                     let (own_isn, other_isn, own_ts, other_ts) = match dir {
                         Dir::Out => (
                             self.raw.dut_isn,
                             self.raw.peer_isn,
-                            self.raw.dut_first_tsval,
+                            dut_ts,
                             self.peer_first_tsval,
                         ),
                         Dir::In => (
                             self.raw.peer_isn,
                             self.raw.dut_isn,
                             self.peer_first_tsval,
-                            self.raw.dut_first_tsval,
+                            dut_ts,
                         ),
                     };
                     let options = tcp
@@ -752,6 +877,19 @@ mod tests {
     const PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
     fn seg(from_dut: bool, seq: u32, ack: u32, bits: u16, id: u16, options: Vec<u8>) -> Vec<u8> {
+        seg_on(40002, from_dut, seq, ack, bits, id, options)
+    }
+
+    /// A segment of the connection whose DUT port is `port`.
+    fn seg_on(
+        port: u16,
+        from_dut: bool,
+        seq: u32,
+        ack: u32,
+        bits: u16,
+        id: u16,
+        options: Vec<u8>,
+    ) -> Vec<u8> {
         let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
         frame::tcp(&Segment {
             src_mac: if from_dut { DUT } else { PEER },
@@ -759,8 +897,8 @@ mod tests {
             src_ip: if from_dut { a } else { b },
             dst_ip: if from_dut { b } else { a },
             ip_id: id,
-            sport: if from_dut { 40002 } else { 80 },
-            dport: if from_dut { 80 } else { 40002 },
+            sport: if from_dut { port } else { 80 },
+            dport: if from_dut { 80 } else { port },
             seq,
             ack,
             flags: bits,
@@ -818,6 +956,73 @@ mod tests {
             ids_of(&[(true, 500), (true, 0), (true, 501), (false, 0)]),
             vec![d(0), IpId::Zero, d(1), IpId::Zero]
         );
+    }
+
+    /// A second connect on the same socket (after a RST) is a connection of its own: a
+    /// new port prints as `$port2`, and its IP IDs and TSvals count from its SYN's; its
+    /// sequence numbers stay relative to the first ISN, which decides the second.
+    #[test]
+    fn a_reconnect_counts_ids_and_tsvals_from_its_own_syn() {
+        let at = |ms: i64| 1_000_000_000 + ms * 1_000_000;
+        let captured = vec![
+            Captured {
+                t_ns: at(0),
+                bytes: seg_on(40002, true, 7777, 0, flags::SYN, 300, ts(900, 0)),
+            },
+            Captured {
+                t_ns: at(1),
+                bytes: seg_on(40002, false, 0, 7778, flags::RST | flags::ACK, 1, vec![]),
+            },
+            // The retransmission of a SYN is no new connection; this one is.
+            Captured {
+                t_ns: at(10),
+                bytes: seg_on(40100, true, 7780, 0, flags::SYN, 5000, ts(123_456, 0)),
+            },
+            Captured {
+                t_ns: at(1010),
+                bytes: seg_on(40100, true, 7780, 0, flags::SYN, 5001, ts(124_456, 0)),
+            },
+            Captured {
+                t_ns: at(1011),
+                bytes: seg_on(
+                    40100,
+                    false,
+                    50,
+                    7781,
+                    flags::SYN | flags::ACK,
+                    2,
+                    ts(7, 124_456),
+                ),
+            },
+            Captured {
+                t_ns: at(1012),
+                bytes: seg_on(40100, true, 7781, 51, flags::ACK, 5002, ts(124_458, 7)),
+            },
+        ];
+        let trace = build(&captured, &[], DUT);
+        assert_eq!(trace.connection_of(), [0, 0, 1, 1, 1, 1]);
+        let lines: Vec<String> = trace.frames.iter().map(|f| f.norm.text()).collect();
+        assert!(lines[0].contains(":$port > "), "{}", lines[0]);
+        assert!(
+            lines[2].starts_with("S 3:3(0) win 64240 <nop,nop,TS val 0 ecr 0>"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[2].contains(":$port2 > 198.18.0.2:80 ttl 64 id +0 "),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].contains("TS val 1000 ecr 0"), "{}", lines[3]);
+        assert!(lines[3].contains("id +1 "), "{}", lines[3]);
+        assert!(lines[4].contains("TS val 0 ecr 1000"), "{}", lines[4]);
+        assert!(lines[4].contains(" > 198.18.0.1:$port2 "), "{}", lines[4]);
+        assert!(lines[5].starts_with(". 4:4(0) ack 1 "), "{}", lines[5]);
+        assert!(lines[5].contains("TS val 1002 ecr 0"), "{}", lines[5]);
+        assert!(lines[5].contains("id +2 "), "{}", lines[5]);
+        // 123456 - 900 less the 10 ms between the two SYNs.
+        assert_eq!(trace.raw.dut_ts_rebase_ms, [122_546]);
+        assert_eq!(trace.raw.dut_port, Some(40002));
     }
 
     #[test]

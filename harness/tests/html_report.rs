@@ -25,8 +25,8 @@ fn tcp(
     options: Vec<TcpOption>,
 ) -> NormFrame {
     let (src, dst, sport, dport) = match dir {
-        Dir::Out => (DUT, PEER, Port::Ephemeral, Port::Fixed(80)),
-        Dir::In => (PEER, DUT, Port::Fixed(80), Port::Ephemeral),
+        Dir::Out => (DUT, PEER, Port::Ephemeral(1), Port::Fixed(80)),
+        Dir::In => (PEER, DUT, Port::Fixed(80), Port::Ephemeral(1)),
     };
     NormFrame::Tcp {
         ip: NormIp {
