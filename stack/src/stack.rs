@@ -379,14 +379,18 @@ impl Stack {
         (siphash(self.isn_key, &d) as u32).wrapping_add((now.as_nanos() >> 6) as u32)
     }
 
-    /// `secure_tcp_ts_off`: keyed per address pair when `tcp_timestamps == 1`, else 0.
-    fn secure_tcp_ts_off(&self, saddr: Ipv4Addr, daddr: Ipv4Addr) -> u32 {
+    /// `secure_tcp_ts_off`: keyed by the addresses and the ports when
+    /// `tcp_timestamps == 1`, else 0. Linux 6.18 keys it by the ports too: a socket that
+    /// connects again from a new port starts from a new TSval base (measured by
+    /// `reconnect-forgets-window-clamp`).
+    fn secure_tcp_ts_off(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16) -> u32 {
         if self.cfg.tcp_timestamps != 1 {
             return 0;
         }
-        let mut d = [0u8; 8];
+        let mut d = [0u8; 12];
         d[..4].copy_from_slice(&saddr.octets());
-        d[4..].copy_from_slice(&daddr.octets());
+        d[4..8].copy_from_slice(&daddr.octets());
+        d[8..].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_be_bytes());
         siphash(self.ts_key, &d) as u32
     }
 
@@ -431,7 +435,7 @@ impl Stack {
         };
         self.ports.set_remote(idx, Some((daddr, dport)), saddr);
         let isn = self.secure_tcp_seq(now, saddr, daddr, lport, dport);
-        let ts_offset = self.secure_tcp_ts_off(saddr, daddr);
+        let ts_offset = self.secure_tcp_ts_off(saddr, daddr, lport, dport);
         let ip_id = self.rng.next_u16();
         let init = ConnectInit {
             local: SocketAddrV4::new(saddr, lport),
