@@ -115,11 +115,14 @@ pub struct AckState {
 }
 
 /// One skb in the receive queue: its unread bytes, its `truesize` (charged
-/// to `sk_rmem_alloc` until it is eaten) and whether it carries the FIN.
+/// to `sk_rmem_alloc` until it is eaten), the room left behind its data
+/// (where `tcp_try_coalesce` copies the next segment) and whether it carries
+/// the FIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RxSkb {
     len: u32,
     truesize: u32,
+    tailroom: u32,
     fin: bool,
 }
 
@@ -146,21 +149,33 @@ const SKB_HEAD_OVERHEAD: u32 = 256;
 const SKB_SHINFO_SIZE: u32 = 320;
 /// `SOCK_MIN_RCVBUF` (`TCP_SKB_MIN_TRUESIZE`: 2048 + aligned `sizeof(struct sk_buff)`).
 pub const SOCK_MIN_RCVBUF: u32 = 2048 + SKB_HEAD_OVERHEAD;
-/// `NET_SKB_PAD`.
-const NET_SKB_PAD: u32 = 64;
+/// The headroom `packet_snd` reserves on a veth (`LL_RESERVED_SPACE`: the
+/// 14-byte Ethernet header rounded down to 16, plus 16).
+const RX_HEADROOM: u32 = 16;
+
+/// How the skb of a received segment whose Ethernet frame is `frame_len`
+/// bytes long is laid out, for the frames the harness's peer sends: a
+/// linear skb that `packet_snd` allocated on the far end of the veth
+/// (`__alloc_skb`: a kmalloc'ed head of `SKB_DATA_ALIGN(headroom + frame) +
+/// shinfo`, rounded up to its kmalloc bucket). Returns its `truesize`
+/// (`SKB_TRUESIZE` of the usable head) and its tailroom. An estimate of what
+/// another sender or driver would allocate; measured on the host through the
+/// windows Linux offers (a 600-byte segment is copied into the 638 bytes
+/// behind a 1000-byte SYN-ACK's data, a 580-byte one is charged 1280).
+fn rx_skb_layout(frame_len: u32) -> (u32, u32) {
+    // Every head here is above 256 bytes, where the kmalloc buckets are powers of two.
+    let head = (RX_HEADROOM + frame_len).div_ceil(64) * 64 + SKB_SHINFO_SIZE;
+    let usable = head.next_power_of_two() - SKB_SHINFO_SIZE;
+    (
+        usable + SKB_HEAD_OVERHEAD + SKB_SHINFO_SIZE,
+        usable - RX_HEADROOM - frame_len,
+    )
+}
 
 /// The `truesize` of a received segment whose Ethernet frame is `frame_len`
-/// bytes long: a linear skb from `__alloc_skb` (kmalloc'ed head of
-/// `SKB_DATA_ALIGN(NET_SKB_PAD + frame) + shinfo`, rounded up to its kmalloc
-/// bucket by `kmalloc_size_roundup`) plus `struct sk_buff`, i.e. `SKB_TRUESIZE`
-/// of the usable head. An estimate: the exact value depends on how the
-/// sender and the driver allocated the skb. It feeds `tcp_space` only.
+/// bytes long ([`rx_skb_layout`]). It feeds `tcp_space` and `scaling_ratio`.
 pub fn rx_truesize(frame_len: u32) -> u32 {
-    // Every head here is above 256 bytes, where the kmalloc buckets are powers of two.
-    let head = (NET_SKB_PAD + frame_len).div_ceil(64) * 64 + SKB_SHINFO_SIZE;
-    let bucket = head.next_power_of_two();
-    // SKB_TRUESIZE(SKB_WITH_OVERHEAD(bucket)).
-    (bucket - SKB_SHINFO_SIZE) + SKB_HEAD_OVERHEAD + SKB_SHINFO_SIZE
+    rx_skb_layout(frame_len).0
 }
 
 /// `TCPOLEN_MD5SIG`: the shortest option `tcp_do_parse_auth_options` looks
@@ -1586,14 +1601,28 @@ impl Tcb {
         }
     }
 
-    /// `tcp_queue_rcv`: append an in-order segment to the receive queue and
-    /// charge its truesize to `sk_rmem_alloc` (`skb_set_owner_r`). Segments
-    /// are never coalesced here.
-    fn queue_rcv(&mut self, payload: &[u8], fin: bool, truesize: u32) {
+    /// `tcp_queue_rcv`: append an in-order segment, whose Ethernet frame was
+    /// `frame_len` bytes, to the receive queue: into the tail skb when it fits
+    /// there (`tcp_try_coalesce`), else as an skb of its own, charged its
+    /// truesize in `sk_rmem_alloc` (`skb_set_owner_r`).
+    fn queue_rcv(&mut self, payload: &[u8], fin: bool, frame_len: u32) {
         self.recv_buf.extend(payload);
+        let len = payload.len() as u32;
+        if let Some(tail) = self.rx_skbs.back_mut() {
+            // tcp_try_coalesce → skb_try_coalesce: a segment that fits behind
+            // the tail skb's data is copied there, and costs no truesize.
+            if len <= tail.tailroom && !tail.fin {
+                tail.len += len;
+                tail.tailroom -= len;
+                tail.fin = fin;
+                return;
+            }
+        }
+        let (truesize, tailroom) = rx_skb_layout(frame_len);
         self.rx_skbs.push_back(RxSkb {
-            len: payload.len() as u32,
+            len,
             truesize,
+            tailroom,
             fin,
         });
         self.rmem_alloc += truesize;
@@ -2036,9 +2065,8 @@ impl Tcb {
             self.update_pacing_rate(self.current_mss(), self.cwnd, 1);
             if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
                 // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
-                let truesize =
-                    rx_truesize(14 + 20 + seg.header_len() as u32 + seg.payload.len() as u32);
-                self.queue_rcv(&seg.payload, seg.flags.fin(), truesize);
+                let frame_len = 14 + 20 + seg.header_len() as u32 + seg.payload.len() as u32;
+                self.queue_rcv(&seg.payload, seg.flags.fin(), frame_len);
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
                 if seg.flags.fin() {
                     // tcp_fin: CLOSE_WAIT, and pingpong mode.
@@ -2228,12 +2256,13 @@ impl Tcb {
         }
         // tcp_data_queue.
         let len = seg.payload.len() as u32;
-        let truesize = rx_truesize(14 + 20 + seg.header_len() as u32 + len);
+        let frame_len = 14 + 20 + seg.header_len() as u32 + len;
+        let truesize = rx_truesize(frame_len);
         let mut ack_now = false;
         let mut queued = false;
         if len > 0 {
             if seg.seq == self.rcv_nxt && self.shutdown & RCV_SHUTDOWN == 0 {
-                self.queue_rcv(&seg.payload, false, truesize);
+                self.queue_rcv(&seg.payload, false, frame_len);
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(len);
                 queued = true;
                 self.event_data_recv(now, seg, truesize);
@@ -2250,7 +2279,7 @@ impl Tcb {
             // The FIN stays queued (and charged) until a read reaches it.
             match self.rx_skbs.back_mut() {
                 Some(last) if queued => last.fin = true,
-                _ => self.queue_rcv(&[], true, truesize),
+                _ => self.queue_rcv(&[], true, frame_len),
             }
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             self.fin(now, out);
@@ -3396,6 +3425,36 @@ mod tests {
         // The same length again: no division, nothing moves.
         t.measure_rcv_mss(&seg(1000), 4096);
         assert_eq!((t.scaling_ratio, t.window_clamp), (111, 14208));
+    }
+
+    /// `tcp_try_coalesce`: a segment that fits behind the tail skb's data is
+    /// copied there at no truesize; one that does not gets an skb of its own;
+    /// a FIN alone joins the tail.
+    #[test]
+    fn the_receive_queue_coalesces_into_the_tail_skb() {
+        let mut t = Tcb::new(TcpParams {
+            user_mss: 0,
+            syn_retries: 0,
+            user_timeout_ms: 0,
+            rto_max_ms: 120_000,
+            fastopen_connect: false,
+            rcvbuf_locked: None,
+            window_clamp: 0,
+            nodelay: false,
+            jiffies_offset: 0,
+        });
+        // A 1000-byte SYN-ACK payload: frame 1074, head 16 + 1074 in a 2048-byte bucket.
+        assert_eq!(rx_skb_layout(1074), (2304, 638));
+        t.queue_rcv(&[1; 1000], false, 1074);
+        t.queue_rcv(&[2; 600], false, 666);
+        assert_eq!((t.rx_skbs.len(), t.rmem_alloc), (1, 2304));
+        assert_eq!((t.rx_skbs[0].len, t.rx_skbs[0].tailroom), (1600, 38));
+        t.queue_rcv(&[3; 100], false, 166);
+        assert_eq!((t.rx_skbs.len(), t.rmem_alloc), (2, 2304 + 768));
+        t.queue_rcv(&[], true, 66);
+        assert_eq!((t.rx_skbs.len(), t.rmem_alloc), (2, 2304 + 768));
+        assert!(t.rx_skbs[1].fin);
+        assert_eq!(t.unread_seq(), 1701);
     }
 
     #[test]
