@@ -2191,8 +2191,12 @@ impl Tcb {
             self.send_ack(now, out);
             return;
         }
+        // tcp_replace_ts_recent: only a segment that starts at or before the
+        // last window offered (`rcv_wup`, the `rcv_nxt` of the last ACK sent)
+        // updates the TSval echoed; while an ACK is owed for segments that
+        // came before, it keeps echoing the earliest of them (RFC 7323 §4.3).
         if let Some((tsval, _)) = seg.timestamps() {
-            if self.tstamp_ok && seq_le(seg.seq, self.rcv_nxt) {
+            if self.tstamp_ok && seq_le(seg.seq, self.rcv_wup) {
                 self.ts_recent = tsval;
             }
         }
