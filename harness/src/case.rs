@@ -445,6 +445,10 @@ pub enum SockOpt {
     /// waits for the delayed-ACK timer; non-zero leaves it.
     #[serde(rename = "TCP_QUICKACK")]
     TcpQuickack(i32),
+    /// `TCP_RTO_MAX_MS` (Linux 6.15 and later): the cap on this socket's RTO, 1000 to
+    /// 120000 ms; it also shortens the time `tcp_model_timeout` allows the SYNs.
+    #[serde(rename = "TCP_RTO_MAX_MS")]
+    TcpRtoMaxMs(i32),
     #[serde(rename = "SO_RCVBUF")]
     SoRcvbuf(i32),
     #[serde(rename = "SO_SNDBUF")]

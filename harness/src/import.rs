@@ -509,6 +509,7 @@ fn syscall(b: &mut Builder, ctx: &Ctx, time: (f64, f64), text: &str) -> Result<(
                 ("TCP_WINDOW_CLAMP", "SOL_TCP"),
                 ("TCP_NODELAY", "SOL_TCP"),
                 ("TCP_QUICKACK", "SOL_TCP"),
+                ("TCP_RTO_MAX_MS", "SOL_TCP"),
                 ("SO_RCVBUF", "SOL_SOCKET"),
                 ("SO_SNDBUF", "SOL_SOCKET"),
                 ("IP_TOS", "SOL_IP"),

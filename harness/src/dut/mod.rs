@@ -147,6 +147,7 @@ mod opt {
     pub const TCP_QUICKACK: i32 = 12;
     pub const TCP_USER_TIMEOUT: i32 = 18;
     pub const TCP_FASTOPEN_CONNECT: i32 = 30;
+    pub const TCP_RTO_MAX_MS: i32 = 44;
     pub const IP_TOS: i32 = 1;
     pub const IP_TTL: i32 = 2;
     pub const IP_OPTIONS: i32 = 4;
@@ -182,6 +183,7 @@ pub fn raw_sockopt(option: &SockOpt) -> (i32, i32, Vec<u8>, String) {
         }
         SockOpt::TcpNodelay(v) => int(IPPROTO_TCP, opt::TCP_NODELAY, *v, "TCP_NODELAY"),
         SockOpt::TcpQuickack(v) => int(IPPROTO_TCP, opt::TCP_QUICKACK, *v, "TCP_QUICKACK"),
+        SockOpt::TcpRtoMaxMs(v) => int(IPPROTO_TCP, opt::TCP_RTO_MAX_MS, *v, "TCP_RTO_MAX_MS"),
         SockOpt::SoRcvbuf(v) => int(SOL_SOCKET, libc::SO_RCVBUF, *v, "SO_RCVBUF"),
         SockOpt::SoSndbuf(v) => int(SOL_SOCKET, libc::SO_SNDBUF, *v, "SO_SNDBUF"),
         SockOpt::IpTos(v) => int(IPPROTO_IP, opt::IP_TOS, *v, "IP_TOS"),

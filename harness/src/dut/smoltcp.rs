@@ -101,6 +101,7 @@ fn unsupported_option(option: &SockOpt, connected: bool) -> Option<String> {
         SockOpt::TcpFastopenConnect(_) => "smoltcp has no TCP Fast Open",
         SockOpt::TcpWindowClamp(_) => "smoltcp has no window clamp",
         SockOpt::TcpQuickack(_) => "smoltcp has one ACK delay, no pingpong mode",
+        SockOpt::TcpRtoMaxMs(_) => "smoltcp's RTO cap is fixed, not set per socket",
         SockOpt::SoSndtimeoMs(_) => "smoltcp has no blocking calls, so no send timeout",
         SockOpt::IpTos(_) => "smoltcp's TCP socket sets no TOS/DSCP",
         SockOpt::IpOptions(_) => "smoltcp's TCP socket sends no IP options",
