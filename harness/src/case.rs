@@ -402,6 +402,9 @@ pub enum Step {
     Send(SendStep),
     Recv(RecvStep),
     Close,
+    /// `socket(AF_INET, SOCK_STREAM, 0)` again: a new socket for the steps after it, once
+    /// a `close` step closed the one before (every case starts with one socket made).
+    Socket,
     /// Does nothing for this long (a scenario's pause, e.g. before a second connect).
     WaitMs(u64),
 }
@@ -419,6 +422,7 @@ impl Step {
             Step::Send(_) => "send",
             Step::Recv(_) => "recv",
             Step::Close => "close",
+            Step::Socket => "socket",
             Step::WaitMs(_) => "wait",
         }
     }
@@ -1563,6 +1567,23 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
     // A run that cannot end within its time limit would only be cut off by it.
     let limit_ms = case.time_limit_s.0 * 1e3;
     let limit = format!("time_limit_s {} ({limit_ms:.0} ms)", case.time_limit_s.0);
+    // One socket at a time: a new one only once the one before was closed.
+    let mut open = true;
+    for (i, step) in case.steps.iter().enumerate() {
+        match step {
+            Step::Close => open = false,
+            Step::Socket if open => {
+                return Err(invalid(
+                    &format!("steps[{i}]"),
+                    "`socket` makes the next socket once the current one is closed: \
+                     put a `close` step before it"
+                        .into(),
+                ));
+            }
+            Step::Socket => open = true,
+            _ => {}
+        }
+    }
     let mut waited = 0;
     for (i, step) in case.steps.iter().enumerate() {
         if let Step::WaitMs(ms) = step {
@@ -1750,6 +1771,15 @@ mod tests {
             e.starts_with("cases/x.yaml:3:22: field `steps[0].connect.port`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_socket_step_needs_the_socket_before_closed() {
+        let e = err("name: x\nsteps:\n  - connect: {}\n  - socket\n");
+        assert!(e.contains("steps[1]"), "{e}");
+        assert!(e.contains("put a `close` step before it"), "{e}");
+        let e = err("name: x\nsteps:\n  - close\n  - socket\n  - socket\n");
+        assert!(e.contains("steps[2]"), "{e}");
     }
 
     #[test]

@@ -271,7 +271,7 @@ pub fn build_bound(
         bound_port,
         ..raw_values(&decoded, &counter_zeros)
     };
-    let norm = Normalizer::new(&raw, &decoded, counter_zeros);
+    let norm = Normalizer::new(&raw, &decoded, calls, counter_zeros);
     let raw = RawValues {
         dut_ts_rebase_ms: norm.ts_rebase_ms(&decoded),
         ..raw
@@ -395,6 +395,10 @@ struct Normalizer {
 /// Where a later connection's IP IDs and TSvals count from.
 #[derive(Debug, Clone, Copy, Default)]
 struct ConnectionBase {
+    /// The connection's ISN when a new socket made it (a `socket` call came after the
+    /// connection before began): its sequence numbers count from it. `None` for a socket
+    /// that connects again, whose ISN follows from the first.
+    fresh_isn: Option<u32>,
     first_ip_id: Option<u16>,
     first_tsval: Option<u32>,
     /// When the frame with that TSval was captured (realtime ns).
@@ -431,6 +435,7 @@ impl Normalizer {
     fn new(
         raw: &RawValues,
         frames: &[(i64, Dir, Frame)],
+        calls: &[CallRecord],
         counter_zeros: std::collections::HashSet<usize>,
     ) -> Normalizer {
         let mut peer_first_tsval = None;
@@ -464,12 +469,27 @@ impl Normalizer {
             let Some(base) = connection_of[i].checked_sub(1).map(|k| &mut later[k]) else {
                 continue;
             };
+
             if base.first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
                 base.first_ip_id = Some(ip.id);
             }
             if base.first_tsval.is_none() {
                 base.first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
                 base.first_tsval_at_ns = frames[i].0;
+            }
+        }
+        // Each later connection opens with its SYN: a new socket's if a `socket` call came
+        // since the connection before began.
+        let starts: Vec<usize> = (0..count)
+            .filter_map(|k| connection_of.iter().position(|c| *c == k))
+            .collect();
+        for (k, pair) in starts.windows(2).enumerate() {
+            let (previous, syn) = (frames[pair[0]].0, frames[pair[1]].0);
+            let new_socket = calls
+                .iter()
+                .any(|c| c.call == "socket" && c.start_ns > previous && c.start_ns < syn);
+            if new_socket {
+                later[k].fresh_isn = tcp_of(&frames[pair[1]].2).map(|(_, tcp)| tcp.seq);
             }
         }
         Normalizer {
@@ -505,6 +525,15 @@ impl Normalizer {
                 ))
             })
             .collect()
+    }
+
+    /// The DUT's ISN for the connection of frame `index`: the first, unless a new socket
+    /// made that connection.
+    fn dut_isn(&self, index: usize) -> Option<u32> {
+        match self.connection_of.get(index).copied().unwrap_or(0) {
+            0 => self.raw.dut_isn,
+            k => self.later[k - 1].fresh_isn.or(self.raw.dut_isn),
+        }
     }
 
     /// The DUT's first IP ID and TSval in the connection of frame `index`.
@@ -558,19 +587,10 @@ impl Normalizer {
             Body::Ipv4(ip) => match &ip.l4 {
                 L4::Tcp(tcp) => {
                     let dut_ts = self.dut_base(index).1;
+                    let dut_isn = self.dut_isn(index);
                     let (own_isn, other_isn, own_ts, other_ts) = match dir {
-                        Dir::Out => (
-                            self.raw.dut_isn,
-                            self.raw.peer_isn,
-                            dut_ts,
-                            self.peer_first_tsval,
-                        ),
-                        Dir::In => (
-                            self.raw.peer_isn,
-                            self.raw.dut_isn,
-                            self.peer_first_tsval,
-                            dut_ts,
-                        ),
+                        Dir::Out => (dut_isn, self.raw.peer_isn, dut_ts, self.peer_first_tsval),
+                        Dir::In => (self.raw.peer_isn, dut_isn, self.peer_first_tsval, dut_ts),
                     };
                     let options = tcp
                         .options
@@ -607,7 +627,10 @@ impl Normalizer {
                     icmp_type: icmp.icmp_type,
                     code: icmp.code,
                     rest: icmp.rest,
-                    quoted_seq: icmp.quoted.as_ref().map(|q| rel(q.seq, self.raw.dut_isn)),
+                    quoted_seq: icmp
+                        .quoted
+                        .as_ref()
+                        .map(|q| rel(q.seq, self.dut_isn(index))),
                     checksum_ok: icmp.checksum_ok,
                 },
                 L4::Other { payload_len } => NormFrame::Other {
@@ -1023,6 +1046,36 @@ mod tests {
         // 123456 - 900 less the 10 ms between the two SYNs.
         assert_eq!(trace.raw.dut_ts_rebase_ms, [122_546]);
         assert_eq!(trace.raw.dut_port, Some(40002));
+    }
+
+    /// A new socket's connection counts its sequence numbers from its own ISN; the same
+    /// frames without the `socket` call are a reconnect, counted from the first ISN.
+    #[test]
+    fn a_new_socket_counts_from_its_own_isn() {
+        let at = |ms: i64| 1_000_000_000 + ms * 1_000_000;
+        let captured = vec![
+            Captured {
+                t_ns: at(0),
+                bytes: seg(true, 7777, 0, flags::SYN, 300, ts(900, 0)),
+            },
+            Captured {
+                t_ns: at(1),
+                bytes: seg(false, 0, 7778, flags::RST | flags::ACK, 1, vec![]),
+            },
+            Captured {
+                t_ns: at(10),
+                bytes: seg(true, 99_000, 0, flags::SYN, 5000, ts(910, 0)),
+            },
+        ];
+        let socket = crate::dut::record("socket", String::new(), 3, None, at(5), "fd".into());
+        let trace = build(&captured, &[socket], DUT);
+        assert!(trace.frames[2].norm.text().starts_with("S 0:0(0) "));
+        let trace = build(&captured, &[], DUT);
+        let reconnect = trace.frames[2].norm.text();
+        assert!(
+            reconnect.starts_with(&format!("S {}:", 99_000 - 7777)),
+            "{reconnect}"
+        );
     }
 
     #[test]

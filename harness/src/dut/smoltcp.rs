@@ -67,6 +67,7 @@ pub fn unsupported_step(case: &Case) -> Option<String> {
                 connected = true;
                 unsupported_connect(c)
             }
+            Step::Socket => Some("the adapter drives one smoltcp socket per case".into()),
             Step::Bind(b) => b.addrlen.map(|len| {
                 format!("addrlen {len}: smoltcp has no bind(); there is no length to get wrong")
             }),
@@ -693,6 +694,7 @@ impl Shim {
                 let r = self.recv(&mut buf)?;
                 done(format!("max {}", rv.max.0), r, None)
             }
+            Step::Socket => unreachable!("checked as unsupported"),
             Step::Close => {
                 self.closed_by_user = true;
                 self.socket().close();

@@ -121,6 +121,9 @@ pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<C
             // close(2) releases the descriptor whatever it returns.
             open = false;
         }
+        if matches!(step, Step::Socket) && matches!(outcome, Ok(Some((_, Ok(_))))) {
+            open = true;
+        }
         match outcome {
             Ok(None) => {}
             Ok(Some((args, result))) => log.push(logged(step.call_name(), args, start, result)),
@@ -221,6 +224,10 @@ fn call(
             counted(api.recv(r.max.0 as usize)),
         ),
         Step::Close => (String::new(), unit(api.close())),
+        Step::Socket => (
+            "AF_INET, SOCK_STREAM".to_string(),
+            api.socket().map(|fd| (fd, "fd".to_string())),
+        ),
     };
     match result {
         Err(Failure::Interrupted) => Err(Failure::Interrupted),
@@ -447,6 +454,37 @@ mod tests {
         let mut api = Scripted::new(vec![Err("EMFILE".into())]);
         run(&mut api, &steps("[]"), [1, 2, 3, 4].into());
         assert_eq!(api.given, ["socket"], "a socket never made was closed");
+    }
+
+    /// A `socket` step after a `close` makes the next socket: logged like the first, and
+    /// left open at the end it is closed like the first.
+    #[test]
+    fn a_socket_step_makes_the_next_socket() {
+        let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(4), Ok(0), Ok(0)]);
+        let log = run(
+            &mut api,
+            &steps(r#"["close", "socket", {"connect": {}}]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(api.given[..3], ["socket", "close", "socket"]);
+        assert_eq!(api.given.last().map(String::as_str), Some("close"));
+        assert_eq!(
+            logged(&log)[2],
+            rec("socket", "AF_INET, SOCK_STREAM", 4, None, "fd")
+        );
+        // A socket that could not be made is not closed.
+        let mut api = Scripted::new(vec![
+            Ok(3),
+            Ok(0),
+            Err("EMFILE".into()),
+            Err("EBADF".into()),
+        ]);
+        run(
+            &mut api,
+            &steps(r#"["close", "socket", {"connect": {}}]"#),
+            [1, 2, 3, 4].into(),
+        );
+        assert_eq!(api.given.len(), 4, "{:?}", api.given);
     }
 
     #[test]
