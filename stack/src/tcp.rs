@@ -1831,9 +1831,11 @@ impl Tcb {
         if head.fin {
             flags |= TcpFlags::FIN;
         }
+        // tcp_ecn_send: only new data is ECT; a retransmitted segment is sent
+        // without (INET_ECN_dontxmit, RFC 3168 6.1.5).
         out.push(Output::Segment {
             repr: self.segment(now, self.snd_una, flags, payload),
-            ect: self.ecn_ok && head.len > 0,
+            ect: false,
         });
         self.backoff += 1;
         self.rto = (self.rto * 2).min(rto_max);
@@ -3088,10 +3090,10 @@ impl Tcb {
                 if fin {
                     flags |= TcpFlags::FIN;
                 }
-                let data = !payload.is_empty();
+                // Sent again, so not ECT (tcp_ecn_send).
                 out.push(Output::Segment {
                     repr: self.segment(now, start, flags, payload),
-                    ect: self.ecn_ok && data,
+                    ect: false,
                 });
                 self.tlp_high_seq = Some(self.snd_nxt);
             }
