@@ -3367,6 +3367,21 @@ mod tests {
         assert!(!auth_options_invalid(&eol));
     }
 
+    /// The parameters of a socket no option was set on.
+    fn default_params() -> TcpParams {
+        TcpParams {
+            user_mss: 0,
+            syn_retries: 0,
+            user_timeout_ms: 0,
+            rto_max_ms: 120_000,
+            fastopen_connect: false,
+            rcvbuf_locked: None,
+            window_clamp: 0,
+            nodelay: false,
+            jiffies_offset: 0,
+        }
+    }
+
     #[test]
     fn rx_truesize_buckets() {
         // 66-byte frame: head 64 + 128 + 320 = 512 → SKB_TRUESIZE = 512 + 256.
@@ -3379,17 +3394,7 @@ mod tests {
     /// once a segment longer than the MSS guess changes `scaling_ratio`.
     #[test]
     fn scaling_ratio_change_resets_the_app_win_clamp() {
-        let mut t = Tcb::new(TcpParams {
-            user_mss: 0,
-            syn_retries: 0,
-            user_timeout_ms: 0,
-            rto_max_ms: 120_000,
-            fastopen_connect: false,
-            rcvbuf_locked: None,
-            window_clamp: 0,
-            nodelay: false,
-            jiffies_offset: 0,
-        });
+        let mut t = Tcb::new(default_params());
         t.app_win = 1;
         t.rcvbuf = 32768;
         t.advmss = 1460;
@@ -3438,17 +3443,7 @@ mod tests {
     /// a FIN alone joins the tail.
     #[test]
     fn the_receive_queue_coalesces_into_the_tail_skb() {
-        let mut t = Tcb::new(TcpParams {
-            user_mss: 0,
-            syn_retries: 0,
-            user_timeout_ms: 0,
-            rto_max_ms: 120_000,
-            fastopen_connect: false,
-            rcvbuf_locked: None,
-            window_clamp: 0,
-            nodelay: false,
-            jiffies_offset: 0,
-        });
+        let mut t = Tcb::new(default_params());
         // A 1000-byte SYN-ACK payload: frame 1074, head 16 + 1074 in a 2048-byte bucket.
         assert_eq!(rx_skb_layout(1074), (2304, 638));
         t.queue_rcv(&[1; 1000], false, 1074);
@@ -3466,17 +3461,7 @@ mod tests {
     #[test]
     fn select_window_never_shrinks() {
         let cfg = Config::default();
-        let mut t = Tcb::new(TcpParams {
-            user_mss: 0,
-            syn_retries: 0,
-            user_timeout_ms: 0,
-            rto_max_ms: 120_000,
-            fastopen_connect: false,
-            rcvbuf_locked: None,
-            window_clamp: 0,
-            nodelay: false,
-            jiffies_offset: 0,
-        });
+        let mut t = Tcb::new(default_params());
         t.rcvbuf = cfg.tcp_rmem[1];
         t.advmss = 1460;
         t.mss_cache = 1460;
