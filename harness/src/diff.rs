@@ -412,7 +412,11 @@ pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> V
         }
     }
     let rebases = reference.raw.dut_ts_rebase_ms.iter();
-    for (k, (r, o)) in rebases.zip(&other.raw.dut_ts_rebase_ms).enumerate() {
+    for (k, pair) in rebases.zip(&other.raw.dut_ts_rebase_ms).enumerate() {
+        // A connection without timestamps on one side shows as option fields.
+        let (Some(r), Some(o)) = pair else {
+            continue;
+        };
         if ts_rebase_kind(*r) != ts_rebase_kind(*o) {
             push(
                 &format!("property.ts_offset_connection[{}]", k + 2),
@@ -886,7 +890,7 @@ mod tests {
     fn a_reconnect_must_rebase_its_tsvals_as_the_kernel_does() {
         let with_rebase = |ms: Vec<i64>| {
             let mut t = syn_bound(40000, None, None);
-            t.raw.dut_ts_rebase_ms = ms;
+            t.raw.dut_ts_rebase_ms = ms.into_iter().map(Some).collect();
             t
         };
         let kernel = with_rebase(vec![1_234_567]);
@@ -918,6 +922,15 @@ mod tests {
                 .0,
             "property.ts_offset_connection[3]"
         );
+        // A second connection without timestamps keeps the third's number.
+        let untimed = |ms: i64| {
+            let mut t = syn_bound(40000, None, None);
+            t.raw.dut_ts_rebase_ms = vec![None, Some(ms)];
+            t
+        };
+        let d = diff(&untimed(0), &untimed(-700_000), &[], (32768, 60999));
+        assert_eq!(paths(&d)[0].0, "property.ts_offset_connection[3]");
+        assert_eq!(diff(&untimed(0), &untimed(3), &[], (32768, 60999)), vec![]);
     }
 
     #[test]

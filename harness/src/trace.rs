@@ -191,7 +191,7 @@ pub struct RawValues {
     /// TSval is from where the first connection's clock had got to by then, in ms (signed,
     /// wrapping). About 0 when the DUT kept the TSval offset; Linux 6.18 keys it by the
     /// ports too, so a new port gives a new offset.
-    pub dut_ts_rebase_ms: Vec<i64>,
+    pub dut_ts_rebase_ms: Vec<Option<i64>>,
 }
 
 /// A whole run, normalized.
@@ -273,7 +273,7 @@ pub fn build_bound(
     };
     let norm = Normalizer::new(&raw, &decoded, calls, counter_zeros);
     let raw = RawValues {
-        dut_ts_rebase_ms: norm.ts_rebase_ms(&decoded),
+        dut_ts_rebase_ms: norm.ts_rebase_ms(),
         ..raw
     };
     let ms = |t: i64| (t - origin_ns) as f64 / 1e6;
@@ -385,20 +385,19 @@ struct Normalizer {
     counter_zeros: std::collections::HashSet<usize>,
     /// The DUT's connection each frame belongs to: 0 up to its second connection's SYN.
     connection_of: Vec<usize>,
-    /// Each later connection's first IP ID and TSval, from its first SYN on
-    /// (the first connection's are `raw`'s).
-    later: Vec<ConnectionBase>,
+    /// Where each connection's values count from (the first one's are `raw`'s).
+    bases: Vec<ConnectionBase>,
     /// The DUT's ephemeral ports in the order they appear.
     ephemeral_ports: Vec<u16>,
 }
 
-/// Where a later connection's IP IDs and TSvals count from.
+/// Where a connection's sequence numbers, IP IDs and TSvals count from.
 #[derive(Debug, Clone, Copy, Default)]
 struct ConnectionBase {
-    /// The connection's ISN when a new socket made it (a `socket` call came after the
-    /// connection before began): its sequence numbers count from it. `None` for a socket
-    /// that connects again, whose ISN follows from the first.
-    fresh_isn: Option<u32>,
+    /// The first connection's ISN, or a later connection's own when a new socket made it
+    /// (a `socket` call came after the connection before began). A socket that connects
+    /// again keeps the first ISN as its base, since its ISN follows from it.
+    isn: Option<u32>,
     first_ip_id: Option<u16>,
     first_tsval: Option<u32>,
     /// When the frame with that TSval was captured (realtime ns).
@@ -457,25 +456,30 @@ impl Normalizer {
         }
         let connection_of = connections(frames.iter().map(|(_, dir, frame)| (*dir, frame)));
         let count = connection_of.last().map_or(1, |last| last + 1);
-        let mut later = vec![ConnectionBase::default(); count - 1];
+        let mut bases = vec![
+            ConnectionBase {
+                isn: raw.dut_isn,
+                ..ConnectionBase::default()
+            };
+            count
+        ];
+        // The first connection's IP ID base counts every IPv4 frame ([`raw_values`]).
+        bases[0].first_ip_id = raw.dut_first_ip_id;
         let mut ephemeral_ports = Vec::new();
-        for (i, (_, dir, frame)) in frames.iter().enumerate() {
+        for (i, (t, dir, frame)) in frames.iter().enumerate() {
             let (Dir::Out, Some((ip, tcp))) = (dir, tcp_of(frame)) else {
                 continue;
             };
             if raw.bound_port.is_none() && !ephemeral_ports.contains(&tcp.sport) {
                 ephemeral_ports.push(tcp.sport);
             }
-            let Some(base) = connection_of[i].checked_sub(1).map(|k| &mut later[k]) else {
-                continue;
-            };
-
+            let base = &mut bases[connection_of[i]];
             if base.first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
                 base.first_ip_id = Some(ip.id);
             }
             if base.first_tsval.is_none() {
                 base.first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
-                base.first_tsval_at_ns = frames[i].0;
+                base.first_tsval_at_ns = *t;
             }
         }
         // Each later connection opens with its SYN: a new socket's if a `socket` call came
@@ -489,7 +493,7 @@ impl Normalizer {
                 .iter()
                 .any(|c| c.call == "socket" && c.start_ns > previous && c.start_ns < syn);
             if new_socket {
-                later[k].fresh_isn = tcp_of(&frames[pair[1]].2).map(|(_, tcp)| tcp.seq);
+                bases[k + 1].isn = tcp_of(&frames[pair[1]].2).map(|(_, tcp)| tcp.seq);
             }
         }
         Normalizer {
@@ -498,28 +502,25 @@ impl Normalizer {
             peer_first_ip_id,
             counter_zeros,
             connection_of,
-            later,
+            bases,
             ephemeral_ports,
         }
     }
 
     /// [`RawValues::dut_ts_rebase_ms`]: each later connection's first TSval against the
-    /// first connection's first one advanced by the time between them.
-    fn ts_rebase_ms(&self, frames: &[(i64, Dir, Frame)]) -> Vec<i64> {
-        let first = frames.iter().find_map(|(t, dir, frame)| {
-            let (Dir::Out, Some((_, tcp))) = (dir, tcp_of(frame)) else {
-                return None;
-            };
-            ts_of(&tcp.options).map(|(v, _)| (v, *t))
-        });
-        let Some((val0, at0)) = first else {
+    /// first connection's first one advanced by the time between them; `None` for a
+    /// connection without timestamps, and no entries when the first had none.
+    fn ts_rebase_ms(&self) -> Vec<Option<i64>> {
+        let first = &self.bases[0];
+        let Some(val0) = first.first_tsval else {
             return Vec::new();
         };
-        self.later
+        self.bases[1..]
             .iter()
-            .filter_map(|base| {
+            .map(|base| {
                 let val = base.first_tsval?;
-                let elapsed_ms = ((base.first_tsval_at_ns - at0) / 1_000_000) as u32;
+                let elapsed_ms =
+                    ((base.first_tsval_at_ns - first.first_tsval_at_ns) / 1_000_000) as u32;
                 Some(i64::from(
                     val.wrapping_sub(val0).wrapping_sub(elapsed_ms) as i32
                 ))
@@ -527,29 +528,14 @@ impl Normalizer {
             .collect()
     }
 
-    /// The DUT's ISN for the connection of frame `index`: the first, unless a new socket
-    /// made that connection.
-    fn dut_isn(&self, index: usize) -> Option<u32> {
-        match self.connection_of.get(index).copied().unwrap_or(0) {
-            0 => self.raw.dut_isn,
-            k => self.later[k - 1].fresh_isn.or(self.raw.dut_isn),
-        }
-    }
-
-    /// The DUT's first IP ID and TSval in the connection of frame `index`.
-    fn dut_base(&self, index: usize) -> (Option<u16>, Option<u32>) {
-        match self.connection_of.get(index).copied().unwrap_or(0) {
-            0 => (self.raw.dut_first_ip_id, self.raw.dut_first_tsval),
-            k => {
-                let base = self.later[k - 1];
-                (base.first_ip_id, base.first_tsval)
-            }
-        }
+    /// Where the values of frame `index`'s connection count from.
+    fn base(&self, index: usize) -> &ConnectionBase {
+        &self.bases[self.connection_of[index]]
     }
 
     fn ip(&self, index: usize, dir: Dir, ip: &Ipv4Fields) -> NormIp {
         let first = match dir {
-            Dir::Out => self.dut_base(index).0,
+            Dir::Out => self.base(index).first_ip_id,
             Dir::In => self.peer_first_ip_id,
         };
         NormIp {
@@ -586,8 +572,11 @@ impl Normalizer {
             },
             Body::Ipv4(ip) => match &ip.l4 {
                 L4::Tcp(tcp) => {
-                    let dut_ts = self.dut_base(index).1;
-                    let dut_isn = self.dut_isn(index);
+                    let ConnectionBase {
+                        isn: dut_isn,
+                        first_tsval: dut_ts,
+                        ..
+                    } = *self.base(index);
                     let (own_isn, other_isn, own_ts, other_ts) = match dir {
                         Dir::Out => (dut_isn, self.raw.peer_isn, dut_ts, self.peer_first_tsval),
                         Dir::In => (self.raw.peer_isn, dut_isn, self.peer_first_tsval, dut_ts),
@@ -630,7 +619,7 @@ impl Normalizer {
                     quoted_seq: icmp
                         .quoted
                         .as_ref()
-                        .map(|q| rel(q.seq, self.dut_isn(index))),
+                        .map(|q| rel(q.seq, self.base(index).isn)),
                     checksum_ok: icmp.checksum_ok,
                 },
                 L4::Other { payload_len } => NormFrame::Other {
@@ -1044,7 +1033,7 @@ mod tests {
         assert!(lines[5].contains("TS val 1002 ecr 0"), "{}", lines[5]);
         assert!(lines[5].contains("id +2 "), "{}", lines[5]);
         // 123456 - 900 less the 10 ms between the two SYNs.
-        assert_eq!(trace.raw.dut_ts_rebase_ms, [122_546]);
+        assert_eq!(trace.raw.dut_ts_rebase_ms, [Some(122_546)]);
         assert_eq!(trace.raw.dut_port, Some(40002));
     }
 

@@ -3382,6 +3382,22 @@ mod tests {
         }
     }
 
+    /// A connection at MSS 1460 just established (`tcp_finish_connect`) with this
+    /// `tcp_app_win`, receive buffer, initial window and window clamp.
+    fn established(app_win: u8, rcvbuf: u32, rcv_wnd: u32, window_clamp: u32) -> Tcb {
+        let mut t = Tcb::new(default_params());
+        t.app_win = app_win;
+        t.rcvbuf = rcvbuf;
+        t.advmss = 1460;
+        t.mss_cache = 1460;
+        t.rcv_wnd = rcv_wnd;
+        t.rcv_ssthresh = rcv_wnd;
+        t.window_clamp = window_clamp;
+        t.rcv_nxt = 1;
+        t.finish_connect(Instant::ZERO);
+        t
+    }
+
     #[test]
     fn rx_truesize_buckets() {
         // 66-byte frame: head 64 + 128 + 320 = 512 → SKB_TRUESIZE = 512 + 256.
@@ -3394,16 +3410,7 @@ mod tests {
     /// once a segment longer than the MSS guess changes `scaling_ratio`.
     #[test]
     fn scaling_ratio_change_resets_the_app_win_clamp() {
-        let mut t = Tcb::new(default_params());
-        t.app_win = 1;
-        t.rcvbuf = 32768;
-        t.advmss = 1460;
-        t.mss_cache = 1460;
-        t.rcv_wnd = 16060;
-        t.rcv_ssthresh = 16060;
-        t.window_clamp = 16384;
-        t.rcv_nxt = 1;
-        t.finish_connect(Instant::ZERO);
+        let mut t = established(1, 32768, 16060, 16384);
         // tcp_init_buffer_space: max(16384 - 16384 / 2, 4 * 1460).
         assert_eq!(
             (t.window_clamp, t.rcv_ssthresh, t.ack.rcv_mss),
@@ -3460,16 +3467,7 @@ mod tests {
 
     #[test]
     fn select_window_never_shrinks() {
-        let cfg = Config::default();
-        let mut t = Tcb::new(default_params());
-        t.rcvbuf = cfg.tcp_rmem[1];
-        t.advmss = 1460;
-        t.mss_cache = 1460;
-        t.rcv_wnd = 64240;
-        t.rcv_ssthresh = 64240;
-        t.window_clamp = 65535;
-        t.rcv_nxt = 1;
-        t.finish_connect(Instant::ZERO);
+        let mut t = established(31, Config::default().tcp_rmem[1], 64240, 65535);
         assert_eq!(
             (t.window_clamp, t.rcv_ssthresh, t.ack.rcv_mss),
             (64076, 64076, 536)
