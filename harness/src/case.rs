@@ -194,6 +194,49 @@ pub enum SysctlValue {
     Int(i64),
     Text(String),
 }
+/// The ports Linux may choose for a socket that did not name one: those of
+/// `ip_local_port_range` that `ip_local_reserved_ports` leaves (`inet_is_local_reserved_port`).
+/// The judge's own reading of the two sysctls, kept apart from the stack's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EphemeralPorts {
+    /// `ip_local_port_range`, both ends included.
+    pub range: (u16, u16),
+    /// `ip_local_reserved_ports`, as ranges with both ends included.
+    pub reserved: Vec<(u16, u16)>,
+}
+
+impl Default for EphemeralPorts {
+    /// A new namespace's: 32768-60999, nothing reserved.
+    fn default() -> Self {
+        EphemeralPorts {
+            range: (32768, 60999),
+            reserved: Vec::new(),
+        }
+    }
+}
+
+impl EphemeralPorts {
+    /// Whether `port` is listed in `ip_local_reserved_ports`.
+    pub fn is_reserved(&self, port: u16) -> bool {
+        self.reserved
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&port))
+    }
+}
+
+/// `ip_local_reserved_ports` text (`"40000-40998,41000"`, `proc_do_large_bitmap`) as ranges.
+/// A malformed item is left out: preflight refuses a value the kernel does not take.
+fn parse_port_list(text: &str) -> Vec<(u16, u16)> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .filter_map(|item| match item.split_once('-') {
+            Some((lo, hi)) => Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)),
+            None => item.parse().ok().map(|p| (p, p)),
+        })
+        .collect()
+}
+
 impl fmt::Display for SysctlValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1287,16 +1330,25 @@ impl Case {
         calls.fold(syn.max(waits as f64), f64::max)
     }
 
-    /// The ephemeral port range `connect()` draws from: the case's `ip_local_port_range`, or
-    /// the kernel's default for a new namespace (af_inet.c).
-    pub fn port_range(&self) -> (u16, u16) {
-        let key = SysctlName("net.ipv4.ip_local_port_range".into());
-        let parsed = self.sysctls.get(&key).and_then(|v| {
-            let text = v.to_string();
-            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
-            Some((parts.next()??, parts.next()??))
-        });
-        parsed.unwrap_or((32768, 60999))
+    /// The ports `connect()` and `bind(0)` may pick: the case's `ip_local_port_range` (or
+    /// the kernel's default for a new namespace, af_inet.c) less its
+    /// `ip_local_reserved_ports`.
+    pub fn ephemeral_ports(&self) -> EphemeralPorts {
+        let sysctl = |name: &str| {
+            self.sysctls
+                .get(&SysctlName(name.into()))
+                .map(|v| v.to_string())
+        };
+        let range = sysctl("net.ipv4.ip_local_port_range")
+            .and_then(|text| {
+                let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+                Some((parts.next()??, parts.next()??))
+            })
+            .unwrap_or(EphemeralPorts::default().range);
+        let reserved = sysctl("net.ipv4.ip_local_reserved_ports")
+            .map(|text| parse_port_list(&text))
+            .unwrap_or_default();
+        EphemeralPorts { range, reserved }
     }
 
     /// The port each `bind` step asks for, in step order (0: any). A named port is the
@@ -1800,6 +1852,26 @@ mod tests {
         );
         let e = err("name: x\nsteps: [\n");
         assert!(e.starts_with("cases/x.yaml:2:8:"), "{e}");
+    }
+
+    #[test]
+    fn ephemeral_ports_come_from_the_range_less_the_reserved_ports() {
+        let case = |sysctls: &str| {
+            parse(
+                Path::new("cases/x.yaml"),
+                &format!("name: x\nsysctls:\n{sysctls}steps:\n  - close\n"),
+            )
+            .expect("parses")
+            .ephemeral_ports()
+        };
+        assert_eq!(case("  {}\n"), EphemeralPorts::default());
+        let ports = case(
+            "  net.ipv4.ip_local_port_range: 40000 40999\n  net.ipv4.ip_local_reserved_ports: \"40000-40998, 41000\"\n",
+        );
+        assert_eq!(ports.range, (40000, 40999));
+        assert_eq!(ports.reserved, [(40000, 40998), (41000, 41000)]);
+        assert!(ports.is_reserved(40000) && ports.is_reserved(40998) && ports.is_reserved(41000));
+        assert!(!ports.is_reserved(40999) && !ports.is_reserved(41001));
     }
 
     #[test]

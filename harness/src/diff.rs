@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::case::KnownDivergence;
+use crate::case::{EphemeralPorts, KnownDivergence};
 use crate::decode::flags;
 use crate::tcp_options::{self, TcpOption, TsStyle};
 use crate::timing;
@@ -391,7 +391,7 @@ fn since_previous_event(trace: &Trace, i: usize) -> f64 {
 /// the addresses and ports (`secure_tcp_ts_off`) with `tcp_timestamps` 1, and the bare clock
 /// with 2. The values differ run to run, but which of the two the DUT used does not; nor
 /// whether a socket that connects again from another port gets a new offset.
-pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> Vec<Divergence> {
+pub fn properties(reference: &Trace, other: &Trace, ports: &EphemeralPorts) -> Vec<Divergence> {
     let mut out = Vec::new();
     let mut push = |path: &str, r: String, o: String| {
         out.push(Divergence {
@@ -437,12 +437,19 @@ pub fn properties(reference: &Trace, other: &Trace, port_range: (u16, u16)) -> V
         // The other's bind failed where the reference's did not: its call result differs.
         (Some(_), None) => {}
         (None, None) => {
-            let (lo, hi) = port_range;
+            let (lo, hi) = ports.range;
             if !(lo..=hi).contains(&o) {
                 push(
                     "property.port_in_range",
                     format!("{lo}..={hi}"),
                     o.to_string(),
+                );
+            }
+            if ports.is_reserved(o) {
+                push(
+                    "property.port_not_reserved",
+                    "not in ip_local_reserved_ports".into(),
+                    format!("{o} (reserved)"),
                 );
             }
             if r % 2 != o % 2 {
@@ -532,9 +539,9 @@ pub fn diff(
     reference: &Trace,
     other: &Trace,
     known: &[KnownDivergence],
-    port_range: (u16, u16),
+    ports: &EphemeralPorts,
 ) -> Vec<Divergence> {
-    diff_with_allowance(reference, other, known, port_range, 0.0)
+    diff_with_allowance(reference, other, known, ports, 0.0)
 }
 
 /// [`diff`], with every timing tolerance widened by `extra_ms` (a DUT's measured
@@ -543,7 +550,7 @@ pub fn diff_with_allowance(
     reference: &Trace,
     other: &Trace,
     known: &[KnownDivergence],
-    port_range: (u16, u16),
+    ports: &EphemeralPorts,
     extra_ms: f64,
 ) -> Vec<Divergence> {
     let flatten = |t: &Trace| {
@@ -559,7 +566,7 @@ pub fn diff_with_allowance(
     compare_fields(&flatten(reference), &flatten(other), &mut out);
     compare_timing(reference, other, extra_ms, &mut out);
     ts_clock(other, extra_ms, &mut out);
-    out.extend(properties(reference, other, port_range));
+    out.extend(properties(reference, other, ports));
     for d in &mut out {
         d.known = known
             .iter()
@@ -685,14 +692,14 @@ mod tests {
     fn identical_behaviour_with_other_random_values_does_not_diverge() {
         let a = trace(&[syn(0, 1000, 64240, LINUX.to_vec())]);
         let b = trace(&[syn(0, 77777, 64240, LINUX.to_vec())]);
-        assert_eq!(diff(&a, &b, &[], (32768, 60999)), vec![]);
+        assert_eq!(diff(&a, &b, &[], &EphemeralPorts::default()), vec![]);
     }
 
     #[test]
     fn option_order_and_window_differences_are_named_by_path() {
         let a = trace(&[syn(0, 1000, 64240, LINUX.to_vec())]);
         let b = trace(&[syn(0, 2000, 65535, SWAPPED.to_vec())]);
-        let found: Vec<(String, String, String)> = diff(&a, &b, &[], (32768, 60999))
+        let found: Vec<(String, String, String)> = diff(&a, &b, &[], &EphemeralPorts::default())
             .into_iter()
             .map(|d| (d.path, d.reference, d.other))
             .collect();
@@ -725,9 +732,9 @@ mod tests {
         let just_over = trace(&[syn(0, 9, 64240, vec![]), syn(1061, 9, 64240, vec![])]);
         let far = trace(&[syn(0, 9, 64240, vec![]), syn(1100, 9, 64240, vec![])]);
         // 1020 ms: a 32 ms granularity plus two jiffies.
-        assert_eq!(diff(&a, &close, &[], (32768, 60999)), vec![]);
+        assert_eq!(diff(&a, &close, &[], &EphemeralPorts::default()), vec![]);
         for other in [&just_over, &far] {
-            let d = diff(&a, other, &[], (32768, 60999));
+            let d = diff(&a, other, &[], &EphemeralPorts::default());
             assert_eq!(d.len(), 1, "{d:?}");
             assert_eq!(d[0].path, "frame[1].interval");
             assert_eq!(d[0].tolerance_ms, Some(40.0));
@@ -800,13 +807,16 @@ mod tests {
         // counted from the ACK before it, the FIN looked 12 ms early.
         let on_time = connect_then_close(50, 60);
         let peer_late = connect_then_close(62, 90);
-        assert_eq!(diff(&on_time, &peer_late, &[], (32768, 60999)), vec![]);
+        assert_eq!(
+            diff(&on_time, &peer_late, &[], &EphemeralPorts::default()),
+            vec![]
+        );
         // A FIN that left 20 ms after close() began is the DUT's own lateness.
         let d = diff(
             &on_time,
             &connect_then_close(50, 20_000),
             &[],
-            (32768, 60999),
+            &EphemeralPorts::default(),
         );
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].path, "frame[3].interval");
@@ -822,14 +832,14 @@ mod tests {
         let b = connect_then_close(70, 60);
         assert_eq!(emitting_call(&a, 2), None);
         assert_eq!(emitting_call(&a, 3), Some(2));
-        assert_eq!(diff(&a, &b, &[], (32768, 60999)), vec![]);
+        assert_eq!(diff(&a, &b, &[], &EphemeralPorts::default()), vec![]);
     }
 
     #[test]
     fn a_missing_frame_is_reported() {
         let a = trace(&[syn(0, 5, 64240, vec![]), syn(1000, 5, 64240, vec![])]);
         let b = trace(&[syn(0, 5, 64240, vec![])]);
-        let d = diff(&a, &b, &[], (32768, 60999));
+        let d = diff(&a, &b, &[], &EphemeralPorts::default());
         assert!(
             d.iter()
                 .any(|d| d.path == "frame[1].dir" && d.other == "absent"),
@@ -864,24 +874,35 @@ mod tests {
         let keyed = with_offset(Some(-1_234_567_890));
         let bare = with_offset(Some(-3));
         assert_eq!(
-            paths(&diff(&keyed, &bare, &[], (32768, 60999))),
+            paths(&diff(&keyed, &bare, &[], &EphemeralPorts::default())),
             [(
                 "property.ts_offset",
                 "the clock plus a keyed offset (secure_tcp_ts_off)",
                 "the clock itself (tcp_timestamps 2) (-3 ms from the clock)"
             )]
         );
-        assert_eq!(paths(&diff(&bare, &keyed, &[], (32768, 60999))).len(), 1);
+        assert_eq!(
+            paths(&diff(&bare, &keyed, &[], &EphemeralPorts::default())).len(),
+            1
+        );
         // Two keyed offsets, or two bare clocks a few ms apart, agree.
         let other_keyed = with_offset(Some(987_654_321));
-        assert_eq!(diff(&keyed, &other_keyed, &[], (32768, 60999)), vec![]);
         assert_eq!(
-            diff(&bare, &with_offset(Some(0)), &[], (32768, 60999)),
+            diff(&keyed, &other_keyed, &[], &EphemeralPorts::default()),
+            vec![]
+        );
+        assert_eq!(
+            diff(
+                &bare,
+                &with_offset(Some(0)),
+                &[],
+                &EphemeralPorts::default()
+            ),
             vec![]
         );
         // Not known on one side (no timestamps, or a DUT on another clock): not compared.
         assert_eq!(
-            diff(&keyed, &with_offset(None), &[], (32768, 60999)),
+            diff(&keyed, &with_offset(None), &[], &EphemeralPorts::default()),
             vec![]
         );
     }
@@ -895,7 +916,12 @@ mod tests {
         };
         let kernel = with_rebase(vec![1_234_567]);
         assert_eq!(
-            paths(&diff(&kernel, &with_rebase(vec![2]), &[], (32768, 60999))),
+            paths(&diff(
+                &kernel,
+                &with_rebase(vec![2]),
+                &[],
+                &EphemeralPorts::default()
+            )),
             [(
                 "property.ts_offset_connection[2]",
                 "an offset of its own (secure_tcp_ts_off keyed by the ports)",
@@ -907,7 +933,7 @@ mod tests {
                 &kernel,
                 &with_rebase(vec![-99_999_999]),
                 &[],
-                (32768, 60999)
+                &EphemeralPorts::default()
             ),
             vec![]
         );
@@ -917,7 +943,7 @@ mod tests {
                 &kept,
                 &with_rebase(vec![0, -700_000]),
                 &[],
-                (32768, 60999)
+                &EphemeralPorts::default()
             ))[0]
                 .0,
             "property.ts_offset_connection[3]"
@@ -928,25 +954,76 @@ mod tests {
             t.raw.dut_ts_rebase_ms = vec![None, Some(ms)];
             t
         };
-        let d = diff(&untimed(0), &untimed(-700_000), &[], (32768, 60999));
+        let d = diff(
+            &untimed(0),
+            &untimed(-700_000),
+            &[],
+            &EphemeralPorts::default(),
+        );
         assert_eq!(paths(&d)[0].0, "property.ts_offset_connection[3]");
-        assert_eq!(diff(&untimed(0), &untimed(3), &[], (32768, 60999)), vec![]);
+        assert_eq!(
+            diff(&untimed(0), &untimed(3), &[], &EphemeralPorts::default()),
+            vec![]
+        );
     }
 
     #[test]
     fn the_ephemeral_port_must_be_in_range_and_of_the_kernels_parity() {
         let kernel = syn_bound(40000, None, None);
         assert_eq!(
-            diff(&kernel, &syn_bound(50002, None, None), &[], (32768, 60999)),
+            diff(
+                &kernel,
+                &syn_bound(50002, None, None),
+                &[],
+                &EphemeralPorts::default()
+            ),
             vec![]
         );
-        let d = diff(&kernel, &syn_bound(1000, None, None), &[], (32768, 60999));
+        let d = diff(
+            &kernel,
+            &syn_bound(1000, None, None),
+            &[],
+            &EphemeralPorts::default(),
+        );
         assert_eq!(
             paths(&d),
             [("property.port_in_range", "32768..=60999", "1000")]
         );
-        let d = diff(&kernel, &syn_bound(40001, None, None), &[], (32768, 60999));
+        let d = diff(
+            &kernel,
+            &syn_bound(40001, None, None),
+            &[],
+            &EphemeralPorts::default(),
+        );
         assert_eq!(paths(&d), [("property.port_parity", "even", "odd (40001)")]);
+    }
+
+    #[test]
+    fn an_ephemeral_port_must_not_be_reserved() {
+        let ports = EphemeralPorts {
+            range: (40000, 40999),
+            reserved: vec![(40000, 40998)],
+        };
+        let kernel = syn_bound(40999, None, None);
+        assert_eq!(
+            diff(&kernel, &syn_bound(40999, None, None), &[], &ports),
+            vec![]
+        );
+        let d = diff(&kernel, &syn_bound(40501, None, None), &[], &ports);
+        assert_eq!(
+            paths(&d),
+            [(
+                "property.port_not_reserved",
+                "not in ip_local_reserved_ports",
+                "40501 (reserved)"
+            )]
+        );
+        // A port the case bound by number is the case's choice, reserved or not.
+        let bound = syn_bound(40500, Some(40500), None);
+        assert_eq!(
+            diff(&bound, &syn_bound(40500, Some(40500), None), &[], &ports),
+            vec![]
+        );
     }
 
     #[test]
@@ -959,7 +1036,7 @@ mod tests {
                 &kernel,
                 &syn_bound(5555, Some(5555), None),
                 &[],
-                (32768, 60999)
+                &EphemeralPorts::default()
             ),
             vec![]
         );
@@ -968,7 +1045,7 @@ mod tests {
             &kernel,
             &syn_bound(40000, Some(5555), None),
             &[],
-            (32768, 60999),
+            &EphemeralPorts::default(),
         );
         assert_eq!(
             paths(&d),
@@ -988,7 +1065,7 @@ mod tests {
             &a,
             &syn_bound(40002, Some(80), Some("EADDRNOTAVAIL")),
             &[],
-            (32768, 60999),
+            &EphemeralPorts::default(),
         );
         assert_eq!(d, vec![]);
     }
@@ -1023,7 +1100,7 @@ mod tests {
             path: "frame[*].tcp.window".into(),
             reason: "issue 12".into(),
         }];
-        let d = diff(&a, &b, &known, (32768, 60999));
+        let d = diff(&a, &b, &known, &EphemeralPorts::default());
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].known.as_deref(), Some("issue 12"));
     }

@@ -440,7 +440,7 @@ pub fn run_pair(
             rt,
             ot,
             &loaded.case.known_divergences,
-            loaded.case.port_range(),
+            &loaded.case.ephemeral_ports(),
             timing_allowance_ms(reference, other),
         ),
         _ => Vec::new(),
