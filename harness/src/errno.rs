@@ -9,6 +9,11 @@ pub fn name(errno: i32) -> String {
     }
 }
 
+/// Whether `text` is the name of a Linux errno (`ECONNREFUSED`), as [`name`] spells them.
+pub fn is_name(text: &str) -> bool {
+    (1..4096).any(|code| name(code) == text)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -17,5 +22,11 @@ mod tests {
         assert_eq!(super::name(110), "ETIMEDOUT");
         assert_eq!(super::name(113), "EHOSTUNREACH");
         assert_eq!(super::name(115), "EINPROGRESS");
+    }
+
+    #[test]
+    fn errno_names_are_recognised() {
+        assert!(super::is_name("ECONNREFUSED") && super::is_name("EAGAIN"));
+        assert!(!super::is_name("ECONNREFUSE") && !super::is_name("errno4000"));
     }
 }

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tcptwin::case;
 #[cfg(feature = "smoltcp")]
 use tcptwin::dut::SmoltcpDut;
-use tcptwin::dut::{Dut, KernelDut, StackDut, TimingAllowance};
+use tcptwin::dut::{Dut, ExecDut, KernelDut, StackDut, TimingAllowance};
 use tcptwin::exit::{self, Outcome};
 use tcptwin::json_report;
 use tcptwin::report;
@@ -73,7 +73,11 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Print the JSON Schema of the case format (cases/case.schema.json is this output).
-    Schema,
+    Schema {
+        /// Print the DUT protocol's schema instead (docs/dut-protocol.schema.json).
+        #[arg(long)]
+        dut_protocol: bool,
+    },
     /// Translate a packetdrill script's connect path into a case (YAML on stdout).
     Import {
         /// The packetdrill script (.pkt).
@@ -222,6 +226,7 @@ fn fuzz_dut_flags(args: &FuzzArgs) -> String {
         #[cfg(feature = "smoltcp")]
         DutChoice::Smoltcp => flags.push_str(" --vs smoltcp"),
         DutChoice::Vm(version) => flags.push_str(&format!(" --vs vm:{version}")),
+        DutChoice::Exec(command) => flags.push_str(&format!(" --vs 'exec:{command}'")),
     }
     if let Some(m) = args.mutation {
         flags.push_str(&format!(" --mutation {}", m.name()));
@@ -367,6 +372,9 @@ enum DutChoice {
     Smoltcp,
     /// Linux of this version booted under qemu.
     Vm(String),
+    /// A program speaking the DUT protocol (docs/dut-protocol.md), started by this shell
+    /// command.
+    Exec(String),
 }
 
 /// `--vs`: a second implementation, or none.
@@ -383,12 +391,15 @@ fn parse_dut(s: &str) -> Result<DutChoice, String> {
         "stack" => Ok(DutChoice::Stack),
         #[cfg(feature = "smoltcp")]
         "smoltcp" => Ok(DutChoice::Smoltcp),
-        _ => match s.strip_prefix("vm:") {
-            Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+        _ => match (s.strip_prefix("vm:"), s.strip_prefix("exec:")) {
+            (Some(v), _) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => {
                 Ok(DutChoice::Vm(v.to_string()))
             }
+            (_, Some(command)) if !command.trim().is_empty() => {
+                Ok(DutChoice::Exec(command.to_string()))
+            }
             _ => Err(format!(
-                "unknown implementation '{s}': expected kernel, stack, smoltcp or vm:VERSION (e.g. vm:6.1)"
+                "unknown implementation '{s}': expected kernel, stack, smoltcp, vm:VERSION (e.g. vm:6.1) or exec:COMMAND (a DUT adapter, docs/dut-protocol.md)"
             )),
         },
     }
@@ -416,6 +427,8 @@ fn parse_mutation(s: &str) -> Result<Mutation, String> {
 /// The implementations of a run; a VM named twice is booted once and shared.
 struct Duts {
     vms: Vec<(String, std::sync::Arc<VmKernelDut>)>,
+    /// Each adapter named, by its command, once it answered `hello`.
+    execs: Vec<(String, ExecDut)>,
     stack: StackDut,
 }
 
@@ -438,7 +451,17 @@ impl Duts {
                 }
             }
         }
-        Ok(Duts { vms, stack })
+        let mut execs: Vec<(String, ExecDut)> = Vec::new();
+        for choice in choices {
+            if let DutChoice::Exec(command) = choice {
+                if !execs.iter().any(|(c, _)| c == command) {
+                    let exec = ExecDut::start(command).map_err(anyhow::Error::msg)?;
+                    eprintln!("{}", exec.describe());
+                    execs.push((command.clone(), exec));
+                }
+            }
+        }
+        Ok(Duts { vms, execs, stack })
     }
 
     fn get(&self, choice: &DutChoice) -> Box<dyn Dut> {
@@ -447,6 +470,13 @@ impl Duts {
             DutChoice::Stack => Box::new(self.stack),
             #[cfg(feature = "smoltcp")]
             DutChoice::Smoltcp => Box::new(SmoltcpDut),
+            DutChoice::Exec(command) => Box::new(
+                self.execs
+                    .iter()
+                    .find(|(c, _)| c == command)
+                    .map(|(_, exec)| exec.clone())
+                    .expect("every adapter named was started"),
+            ),
             DutChoice::Vm(version) => {
                 let vm = self
                     .vms
@@ -675,6 +705,7 @@ fn run_info(
         #[cfg(feature = "smoltcp")]
         DutChoice::Smoltcp => "smoltcp".to_string(),
         DutChoice::Vm(v) => format!("vm:{v}"),
+        DutChoice::Exec(command) => format!("exec:{command}"),
     };
     json_report::RunInfo {
         mode,
@@ -1044,8 +1075,12 @@ fn main() -> ExitCode {
     };
     // Commands that only read and write files need no namespace.
     match cli.command {
-        Command::Schema => {
-            print!("{}", tcptwin::schema::case_schema_text());
+        Command::Schema { dut_protocol } => {
+            if dut_protocol {
+                print!("{}", tcptwin::schema::dut_protocol_schema_text());
+            } else {
+                print!("{}", tcptwin::schema::case_schema_text());
+            }
             return ExitCode::SUCCESS;
         }
         Command::Import { file, output } => return import(&file, output.as_deref()),
@@ -1100,7 +1135,7 @@ fn main() -> ExitCode {
             println!("{} case file(s) are well-formed", cases.len());
             Outcome::Passed
         }),
-        Command::Schema | Command::Import { .. } | Command::Mutants(_) => {
+        Command::Schema { .. } | Command::Import { .. } | Command::Mutants(_) => {
             unreachable!("handled before isolation")
         }
     };

@@ -5,6 +5,7 @@
 //! the capture's clock). [`steps`] turns the steps into calls and log records once, for
 //! every DUT that offers its calls as a [`steps::SocketApi`].
 
+pub mod exec;
 pub mod kernel;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
@@ -17,6 +18,7 @@ use crate::case::{Case, SockOpt};
 use crate::netns::NetnsError;
 use crate::topology::Topology;
 
+pub use exec::ExecDut;
 pub use kernel::KernelDut;
 #[cfg(feature = "smoltcp")]
 pub use smoltcp::SmoltcpDut;
@@ -68,6 +70,10 @@ pub enum DutError {
     Panicked,
     #[error("setting the DUT up: {0}")]
     Setup(String),
+    /// An adapter process (`exec:`) that crashed, hung at start, or broke the protocol;
+    /// the text names how, with the end of its stderr.
+    #[error("{0}")]
+    Adapter(String),
     /// The case asks for something this implementation has no way to express (a socket
     /// option it lacks, a malformed `sockaddr` its typed API cannot take). Not a pass, not
     /// a failure: the runner reports it as its own verdict.

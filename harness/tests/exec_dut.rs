@@ -1,0 +1,134 @@
+//! A program speaking the DUT protocol as a DUT, end to end in real namespaces (root and
+//! python3 needed): the kernel-sockets reference adapter agrees with the kernel, and an
+//! adapter that breaks the protocol gets an `error` verdict that says how, and leaves no
+//! process behind.
+
+use std::path::{Path, PathBuf};
+
+use tcptwin::dut::{ExecDut, KernelDut};
+use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn loaded(name: &str) -> LoadedCase {
+    LoadedCase::load(&repo().join("cases").join(format!("{name}.yaml"))).unwrap()
+}
+
+fn kernel_adapter() -> ExecDut {
+    let script = repo().join("adapters/kernel/tcptwin_kernel_adapter.py");
+    ExecDut::start(&format!("python3 {}", script.display())).expect("the reference adapter starts")
+}
+
+fn broken_command(mode: &str) -> String {
+    let script = repo().join("harness/tests/fixtures/broken_adapter.py");
+    format!("python3 {} {mode}", script.display())
+}
+
+/// The processes still running the broken adapter in `mode`.
+fn leftover(mode: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains("broken_adapter.py") && text.trim_end().ends_with(mode) {
+            found.push(text);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_kernel_sockets_adapter_agrees_with_the_kernel() {
+    let exec = kernel_adapter();
+    assert_eq!(exec.hello().name, "kernel-sockets");
+    for name in [
+        "handshake-default",
+        "rst-econnrefused",
+        "nonblocking-refused-poll-so-error",
+        "tcp-maxseg-87-einval",
+        "connect-bad-addrlen-einval",
+        "bind-port-5555",
+        "peer-sends-data-and-fin",
+    ] {
+        let pair = runner::run_pair(&loaded(name), &KernelDut, &exec, None);
+        assert_eq!(
+            pair.verdict,
+            PairVerdict::Pass,
+            "{name}:\n{}",
+            tcptwin::report::pair_text(&pair, true)
+        );
+    }
+}
+
+#[test]
+fn a_case_with_a_step_the_adapter_lacks_is_unsupported() {
+    let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
+    // The broken adapter offers connect and close only.
+    let result = runner::run_case(&loaded("tcp-maxseg-536"), &exec, None);
+    assert_eq!(
+        result.verdict,
+        Verdict::Unsupported,
+        "{}",
+        result.error.unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_valid_but_wrong_errno_is_a_divergence_not_an_error() {
+    let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
+    let pair = runner::run_pair(&loaded("handshake-default"), &KernelDut, &exec, None);
+    assert_eq!(pair.verdict, PairVerdict::Diverged);
+    assert!(
+        pair.divergences
+            .iter()
+            .any(|d| d.path.starts_with("call[") && d.other.contains("ENETUNREACH")),
+        "{:?}",
+        pair.divergences
+    );
+}
+
+#[test]
+fn an_adapter_breaking_the_protocol_gets_an_error_that_says_how() {
+    for (mode, says) in [
+        ("bad-errno", "names no Linux errno: \"ECONNREFUSD\""),
+        ("crash", "exit status: 3"),
+        ("garbage", "is not a reply"),
+        ("no-ret", "neither ret nor errno"),
+        ("hang", "time limit"),
+    ] {
+        let exec = ExecDut::start(&broken_command(mode)).unwrap();
+        let text =
+            format!("name: broken-{mode}\nsteps:\n  - connect: {{}}\n  - close\ntime_limit_s: 2\n");
+        let case = LoadedCase::parse(Path::new("inline.yaml"), &text).unwrap();
+        let result = runner::run_case(&case, &exec, None);
+        let error = result.error.clone().unwrap_or_default();
+        assert_eq!(result.verdict, Verdict::Error, "{mode}: {error}");
+        assert!(error.contains(says), "{mode}: {error}");
+        if mode == "crash" {
+            assert!(error.contains("adapter: giving up on connect"), "{error}");
+        }
+        assert_eq!(
+            leftover(mode),
+            Vec::<String>::new(),
+            "{mode} left a process"
+        );
+    }
+}
+
+#[test]
+fn a_bad_hello_is_refused_at_start() {
+    let e = ExecDut::start(&broken_command("bad-hello")).unwrap_err();
+    assert!(e.contains("is not a hello"), "{e}");
+    let e = ExecDut::start(&broken_command("old-protocol")).unwrap_err();
+    assert!(e.contains("speaks protocol 2"), "{e}");
+    let e = ExecDut::start("/nonexistent/adapter").unwrap_err();
+    assert!(
+        e.contains("closed its stdout") || e.contains("exited"),
+        "{e}"
+    );
+    assert_eq!(leftover("bad-hello"), Vec::<String>::new());
+}
