@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::case;
 use crate::decode::flags;
-use crate::dut::{kernel, stack, Dut, KernelDut, StackDut};
+use crate::dut::{kernel, stack, Dut, ExecDut, KernelDut, StackDut};
 use crate::runner::{self, LoadedCase, PairResult};
 use crate::topology::Topology;
 use crate::trace::{Dir, NormFrame, Trace};
@@ -37,6 +37,8 @@ pub struct BenchConfig {
     pub fuzz_scenarios: u64,
     /// The measurements to run; all when empty.
     pub only: Vec<Part>,
+    /// A DUT adapter's command (`exec:COMMAND`) whose per-case overhead is measured too.
+    pub exec: Option<String>,
 }
 
 /// Median, 90th percentile and maximum.
@@ -72,10 +74,40 @@ fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Res
         "per-case overhead, ms ({} runs of {} per DUT, one at a time):",
         config.overhead_runs, case.case.name
     );
-    for dut in [&KernelDut as &dyn Dut, &StackDut::default()] {
+    let exec = match &config.exec {
+        Some(command) => Some(ExecDut::start(command)?),
+        None => None,
+    };
+    let stack = StackDut::default();
+    let mut duts: Vec<&dyn Dut> = vec![&KernelDut, &stack];
+    if let Some(exec) = &exec {
+        duts.push(exec);
+    }
+    // A case's whole time as a user waits for it, per DUT: its median.
+    let mut totals: Vec<(&'static str, f64)> = Vec::new();
+    for dut in duts {
         let runs: Vec<_> = (0..config.overhead_runs)
             .map(|_| runner::run_case(case, dut, None))
             .collect();
+        // A run that could not finish measures nothing (a stack that differs from Linux
+        // still does).
+        if let Some(failed) = runs.iter().find(|r| r.verdict == runner::Verdict::Error) {
+            return Err(format!(
+                "{} on {}: {:?} {}",
+                case.case.name,
+                dut.name(),
+                failed.verdict,
+                failed.error.clone().unwrap_or_default()
+            ));
+        }
+        let mut whole: Vec<f64> = runs
+            .iter()
+            .map(|r| {
+                r.phases.setup_ms + r.phases.run_ms + r.phases.settle_ms + r.phases.teardown_ms
+            })
+            .collect();
+        whole.sort_by(f64::total_cmp);
+        totals.push((dut.name(), whole[whole.len() / 2]));
         let pick =
             |f: fn(&runner::Phases) -> f64| runs.iter().map(|r| f(&r.phases)).collect::<Vec<f64>>();
         let _ = writeln!(
@@ -111,6 +143,17 @@ fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Res
             "",
             spread(&mut pick(|p| p.run_ms)),
             spread(&mut pick(|p| p.settle_ms))
+        );
+    }
+    let median = |name: &str| totals.iter().find(|(n, _)| *n == name).map(|(_, ms)| *ms);
+    if let (Some(exec), Some(stack_ms)) = (&exec, median(stack.name())) {
+        let exec_ms = median(exec.name()).unwrap_or(f64::NAN);
+        let _ = writeln!(
+            out,
+            "  {} per case (setup, run, settle, teardown; medians): {exec_ms:.1} ms against \
+             the in-process stack's {stack_ms:.1} ms: {:.2}x",
+            exec.name(),
+            exec_ms / stack_ms
         );
     }
     Ok(())

@@ -66,6 +66,10 @@ enum Command {
         /// Run only these measurements (comma-separated; all by default).
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<tcptwin::bench::Part>,
+        /// Also measure the per-case overhead of this DUT adapter (`exec:COMMAND`, as
+        /// `run --vs` takes it), against the in-process stack's.
+        #[arg(long, value_parser = parse_exec)]
+        exec: Option<String>,
     },
     /// Load case files and report errors, without running anything.
     Check {
@@ -402,6 +406,14 @@ fn parse_dut(s: &str) -> Result<DutChoice, String> {
                 "unknown implementation '{s}': expected kernel, stack, smoltcp, vm:VERSION (e.g. vm:6.1) or exec:COMMAND (a DUT adapter, docs/dut-protocol.md)"
             )),
         },
+    }
+}
+
+/// `bench --exec`: an `exec:COMMAND` DUT, as its command.
+fn parse_exec(s: &str) -> Result<String, String> {
+    match parse_dut(s)? {
+        DutChoice::Exec(command) => Ok(command),
+        _ => Err(format!("'{s}' is not an exec:COMMAND DUT")),
     }
 }
 
@@ -1113,6 +1125,7 @@ fn main() -> ExitCode {
             fuzz_jobs,
             fuzz_scenarios,
             only,
+            exec,
         } => {
             let config = tcptwin::bench::BenchConfig {
                 cases_dir: cases,
@@ -1123,6 +1136,7 @@ fn main() -> ExitCode {
                 fuzz_jobs,
                 fuzz_scenarios,
                 only,
+                exec,
             };
             tcptwin::bench::run(&config)
                 .map(|report| {

@@ -51,3 +51,27 @@ fn an_unknown_part_is_refused_with_the_ones_there_are() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_adapters_overhead_is_measured_against_the_stacks() {
+    let adapter = concat!(
+        "exec:python3 ",
+        env!("CARGO_MANIFEST_DIR"),
+        "/../adapters/kernel/tcptwin_kernel_adapter.py"
+    );
+    let (ok, stdout, stderr) = bench(&["--only", "overhead", "--runs", "3", "--exec", adapter]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("exec:kernel-sockets per case"))
+        .unwrap_or_else(|| panic!("no exec line:\n{stdout}"));
+    let ratio: f64 = line
+        .rsplit(": ")
+        .next()
+        .and_then(|r| r.strip_suffix('x'))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no ratio in {line:?}"));
+    assert!(ratio.is_finite() && ratio > 0.0, "{line}");
+    let (ok, _, stderr) = bench(&["--only", "overhead", "--exec", "stack"]);
+    assert!(!ok && stderr.contains("not an exec:COMMAND"), "{stderr}");
+}
