@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod capture;
 pub mod case;
+pub mod conformance;
 pub mod decode;
 pub mod diff;
 pub mod dut;

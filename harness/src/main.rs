@@ -178,6 +178,10 @@ struct RunArgs {
     /// Write every result (trace, calls, checks) as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write a conformance report of --vs against --dut to this Markdown file: the
+    /// verdicts, the divergences grouped into classes, an example trace of each.
+    #[arg(long)]
+    conformance: Option<PathBuf>,
     /// Print the trace of passing cases too.
     #[arg(long, short)]
     verbose: bool,
@@ -641,7 +645,16 @@ fn refuse(errors: Vec<String>) -> anyhow::Result<()> {
 /// Checks, before anything runs, that every report and artifact can be written: a run of
 /// minutes must not end in "cannot create" with nothing to show.
 fn check_outputs(args: &RunArgs) -> anyhow::Result<()> {
-    for (flag, file) in [("--json", &args.json), ("--junit", &args.junit)] {
+    if args.conformance.is_some() && args.vs == VsChoice::None {
+        return Err(exit::usage(
+            "--conformance compares --vs with --dut; it needs a --vs other than none",
+        ));
+    }
+    for (flag, file) in [
+        ("--json", &args.json),
+        ("--junit", &args.junit),
+        ("--conformance", &args.conformance),
+    ] {
         if let Some(path) = file {
             writable_file(flag, path)?;
         }
@@ -954,6 +967,15 @@ fn run_pairs(
     if let Some(dir) = &args.html {
         let index = tcptwin::html::write_pairs(dir, &all)?;
         println!("HTML report: {}", index.display());
+    }
+    if let Some(path) = &args.conformance {
+        let command: Vec<String> = std::env::args()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+            .collect();
+        let page = tcptwin::conformance::markdown(&command.join(" "), &all);
+        std::fs::write(path, page)
+            .with_context(|| format!("writing the conformance report {}", path.display()))?;
+        println!("conformance report: {}", path.display());
     }
     let flaky: Vec<String> = cases
         .iter()

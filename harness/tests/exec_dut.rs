@@ -132,3 +132,32 @@ fn a_bad_hello_is_refused_at_start() {
     );
     assert_eq!(leftover("bad-hello"), Vec::<String>::new());
 }
+
+#[test]
+fn a_conformance_report_groups_an_adapters_divergences_into_classes() {
+    let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
+    let results: Vec<_> = ["handshake-default", "rst-econnrefused", "tcp-maxseg-536"]
+        .iter()
+        .map(|name| runner::run_pair(&loaded(name), &KernelDut, &exec, None))
+        .collect();
+    let page = tcptwin::conformance::markdown("tcptwin run …", &results);
+    assert!(page.starts_with("# exec:broken against kernel"), "{page}");
+    assert!(page.contains("| diverged | 2 |"), "{page}");
+    assert!(page.contains("| unsupported | 1 |"), "{page}");
+    // Both diverged cases fail connect with ENETUNREACH: one class, two cases.
+    assert!(
+        page.contains("| `call[*].result` | 2 | handshake-default | 0 | ENETUNREACH |"),
+        "{page}"
+    );
+    assert!(page.contains("| `frame[*] only in kernel` | 2 |"), "{page}");
+    assert!(
+        page.contains("| tcp-maxseg-536 | exec:broken: exec:broken has no `setsockopt` step |"),
+        "{page}"
+    );
+    // The first class's example prints its traces; a later class of the same case says so.
+    assert_eq!(
+        page.matches("DIVERGED handshake-default").count(),
+        1,
+        "{page}"
+    );
+}
