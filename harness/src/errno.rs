@@ -9,9 +9,16 @@ pub fn name(errno: i32) -> String {
     }
 }
 
+/// The number of a Linux errno given by its name (`ECONNREFUSED` → 111).
+pub fn code(text: &str) -> Option<i32> {
+    (1..4096).find(|&code| {
+        nix::errno::Errno::from_raw(code) != nix::errno::Errno::UnknownErrno && name(code) == text
+    })
+}
+
 /// Whether `text` is the name of a Linux errno (`ECONNREFUSED`), as [`name`] spells them.
 pub fn is_name(text: &str) -> bool {
-    (1..4096).any(|code| name(code) == text)
+    code(text).is_some()
 }
 
 #[cfg(test)]
@@ -28,5 +35,6 @@ mod tests {
     fn errno_names_are_recognised() {
         assert!(super::is_name("ECONNREFUSED") && super::is_name("EAGAIN"));
         assert!(!super::is_name("ECONNREFUSE") && !super::is_name("errno4000"));
+        assert_eq!(super::code("ECONNREFUSED"), Some(111));
     }
 }

@@ -31,10 +31,8 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpList
 
 use crate::capture::realtime_ns;
 use crate::case::{Case, ConnectStep, Family, GetOpt, SockOpt, Step};
-use crate::dut::{
-    payload, poll_events, poll_names, raw_getopt, raw_sockopt, record, CallRecord, Dut, DutError,
-    Running,
-};
+use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
+use crate::dut::{raw_sockopt, CallRecord, Dut, DutError, Running};
 use crate::netlink::RouteKind;
 use crate::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
 
@@ -153,7 +151,7 @@ impl Dut for SmoltcpDut {
             .dut
             .spawn("dut-smoltcp", move || -> Result<(), String> {
                 let mut shim = Shim::open(&spec, &case2, cancel2)?;
-                let calls = shim.run_steps(&case2.steps, spec.peer_ip);
+                let calls = steps::run(&mut shim, &case2.steps, spec.peer_ip);
                 let _ = calls_tx.send(calls);
                 // Keep answering the peer (FIN exchange, ACKs) as a kernel would by itself.
                 while !stop2.load(Ordering::Acquire) {
@@ -516,36 +514,6 @@ impl Shim {
         lo + 2 * (r % u64::from(evens)) as u16
     }
 
-    fn run_steps(&mut self, steps: &[Step], peer: Ipv4Addr) -> Vec<CallRecord> {
-        let mut log = vec![record(
-            "socket",
-            "AF_INET, SOCK_STREAM".into(),
-            3,
-            None,
-            realtime_ns(),
-            "fd".into(),
-        )];
-        for step in steps {
-            let start = realtime_ns();
-            match self.call(step, peer, start) {
-                Ok(Some(entry)) => log.push(entry),
-                Ok(None) => {}
-                Err(Interrupted) => {
-                    log.push(record(
-                        step.call_name(),
-                        "(interrupted)".into(),
-                        -1,
-                        Some("EINTR".into()),
-                        start,
-                        String::new(),
-                    ));
-                    break;
-                }
-            }
-        }
-        log
-    }
-
     /// Poll bits from the socket's state, as Linux's `tcp_poll` would set them.
     fn revents(&mut self) -> u32 {
         use bits::*;
@@ -577,131 +545,6 @@ impl Shim {
     /// The errno for a call on a socket that is not (or no longer) connected.
     fn not_connected(&mut self, fallback: &'static str) -> String {
         self.pending_error.take().unwrap_or(fallback).to_string()
-    }
-
-    fn call(
-        &mut self,
-        step: &Step,
-        peer: Ipv4Addr,
-        start: i64,
-    ) -> Result<Option<CallRecord>, Interrupted> {
-        let name = step.call_name();
-        let done = |args: String, r: Result<i64, String>, outcome: Option<String>| {
-            let (ret, errno) = match r {
-                Ok(v) => (v, None),
-                Err(e) => (-1, Some(e)),
-            };
-            record(
-                name,
-                args,
-                ret,
-                errno,
-                start,
-                outcome.unwrap_or(ret.to_string()),
-            )
-        };
-        Ok(Some(match step {
-            Step::WaitMs(ms) => {
-                let until = Instant::now() + Duration::from_millis(*ms);
-                self.wait_for(Some(until), |_| None::<()>)?;
-                return Ok(None);
-            }
-            Step::Nonblocking(on) => {
-                self.nonblocking = *on;
-                let args = if *on {
-                    "O_NONBLOCK on"
-                } else {
-                    "O_NONBLOCK off"
-                };
-                done(args.into(), Ok(0), None)
-            }
-            Step::Setsockopt(option) => {
-                let (_, _, _, text) = raw_sockopt(option);
-                match option {
-                    SockOpt::TcpNodelay(v) => {
-                        self.settings.nagle = *v == 0;
-                        let nagle = self.settings.nagle;
-                        self.socket().set_nagle_enabled(nagle);
-                    }
-                    SockOpt::TcpUserTimeout(v) => {
-                        self.settings.timeout = (*v > 0).then(|| Duration::from_millis(*v as u64));
-                        let t = self.settings.timeout;
-                        self.socket().set_timeout(t);
-                    }
-                    SockOpt::IpTtl(v) => {
-                        self.settings.hop_limit = u8::try_from(*v).ok();
-                        let hl = self.settings.hop_limit;
-                        self.socket().set_hop_limit(hl);
-                    }
-                    SockOpt::SoRcvbuf(v) => {
-                        self.settings.rx = *v as usize;
-                        self.remake();
-                    }
-                    SockOpt::SoSndbuf(v) => {
-                        self.settings.tx = *v as usize;
-                        self.remake();
-                    }
-                    // unsupported_step refused the case before it ran.
-                    _ => unreachable!("{text} was checked as supported"),
-                }
-                done(text, Ok(0), None)
-            }
-            Step::Getsockopt(which) => {
-                let (_, _, label) = raw_getopt(*which);
-                let value = match which {
-                    GetOpt::SoError => self.pending_error.take().unwrap_or("0").to_string(),
-                    GetOpt::SoRcvbuf => self.socket().recv_capacity().to_string(),
-                    GetOpt::TcpMaxseg => unreachable!("checked as unsupported"),
-                };
-                done(label.into(), Ok(0), Some(value))
-            }
-            Step::Bind(b) => {
-                let port = if b.port == 0 {
-                    self.ephemeral_port()
-                } else {
-                    b.port
-                };
-                self.local = Some((b.addr, port));
-                done(format!("{}:{}", b.addr, b.port), Ok(0), None)
-            }
-            Step::Connect(c) => {
-                let remote = c.addr.unwrap_or(peer);
-                let args = format!("{remote}:{}", c.port);
-                let r = self.connect(remote, c.port)?;
-                done(args, r, None)
-            }
-            Step::Poll(p) => {
-                let events = poll_events(&p.events);
-                let wanted = events | bits::POLLERR | bits::POLLHUP;
-                let deadline = (p.timeout_ms >= 0)
-                    .then(|| Instant::now() + Duration::from_millis(p.timeout_ms as u64));
-                let revents = self
-                    .wait_for(deadline, |s| Some(s.revents() & wanted).filter(|m| *m != 0))?
-                    .unwrap_or(0);
-                done(
-                    format!("{}, {} ms", poll_names(events), p.timeout_ms),
-                    Ok(i64::from(revents != 0)),
-                    Some(poll_names(revents)),
-                )
-            }
-            Step::Send(s) => {
-                let data = payload(s.bytes.0 as usize);
-                let r = self.send(&data)?;
-                done(format!("{} bytes", s.bytes.0), r, None)
-            }
-            Step::Recv(rv) => {
-                let mut buf = vec![0u8; rv.max.0 as usize];
-                let r = self.recv(&mut buf)?;
-                done(format!("max {}", rv.max.0), r, None)
-            }
-            Step::Socket => unreachable!("checked as unsupported"),
-            Step::Close => {
-                self.closed_by_user = true;
-                self.socket().close();
-                self.poll_once();
-                done(String::new(), Ok(0), None)
-            }
-        }))
     }
 
     fn connect(&mut self, remote: Ipv4Addr, port: u16) -> Result<Result<i64, String>, Interrupted> {
@@ -818,6 +661,150 @@ impl Shim {
             Err(tcp::RecvError::Finished) => Ok(0),
             Err(tcp::RecvError::InvalidState) => Err(self.not_connected("ENOTCONN")),
         })
+    }
+}
+
+/// A call's result as the shim computes it, as the step interpreter takes it.
+fn errno_result<T>(r: Result<Result<T, String>, Interrupted>) -> CallResult<T> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(errno)) => Err(Failure::Errno(errno)),
+        Err(Interrupted) => Err(Failure::Interrupted),
+    }
+}
+
+/// An IPv4 `sockaddr_in` as the step interpreter passes it: the address and port.
+/// [`unsupported_step`] refused every other shape before the case ran.
+fn sockaddr_in(addr: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    if addr.len() < 8 || u16::from_ne_bytes([addr[0], addr[1]]) != libc::AF_INET as u16 {
+        return None;
+    }
+    let port = u16::from_be_bytes([addr[2], addr[3]]);
+    Some((Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7]), port))
+}
+
+/// The BSD socket calls, on smoltcp: each waits on the socket's state as a blocking call
+/// would, and maps what smoltcp reports to the nearest Linux result.
+impl SocketApi for Shim {
+    fn socket(&mut self) -> CallResult<i64> {
+        // The one smoltcp socket of the case was made with the interface.
+        Ok(3)
+    }
+
+    fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
+        self.nonblocking = on;
+        Ok(())
+    }
+
+    fn setsockopt(&mut self, level: i32, name: i32, value: &[u8]) -> CallResult<()> {
+        let v = value
+            .get(..4)
+            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| Failure::Machinery("an int option shorter than an int".into()))?;
+        match (level, name) {
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => {
+                self.settings.nagle = v == 0;
+                let nagle = self.settings.nagle;
+                self.socket().set_nagle_enabled(nagle);
+            }
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
+                self.settings.timeout = (v > 0).then(|| Duration::from_millis(v as u64));
+                let t = self.settings.timeout;
+                self.socket().set_timeout(t);
+            }
+            (libc::IPPROTO_IP, libc::IP_TTL) => {
+                self.settings.hop_limit = u8::try_from(v).ok();
+                let hl = self.settings.hop_limit;
+                self.socket().set_hop_limit(hl);
+            }
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                self.settings.rx = v as usize;
+                self.remake();
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                self.settings.tx = v as usize;
+                self.remake();
+            }
+            _ => {
+                // unsupported_step refused the case before it ran.
+                return Err(Failure::Machinery(format!(
+                    "option {level}/{name} has no smoltcp form"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn getsockopt(&mut self, level: i32, name: i32) -> CallResult<OptValue> {
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_ERROR) => {
+                let errno = self.pending_error.take();
+                Ok(OptValue::Int(
+                    errno.and_then(crate::errno::code).unwrap_or(0),
+                ))
+            }
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                Ok(OptValue::Int(self.socket().recv_capacity() as i32))
+            }
+            _ => Err(Failure::Machinery(format!(
+                "option {level}/{name} has no smoltcp form"
+            ))),
+        }
+    }
+
+    fn bind(&mut self, addr: &[u8]) -> CallResult<()> {
+        let (ip, port) = sockaddr_in(addr)
+            .ok_or_else(|| Failure::Machinery("smoltcp binds IPv4 endpoints only".into()))?;
+        let port = if port == 0 {
+            self.ephemeral_port()
+        } else {
+            port
+        };
+        self.local = Some((ip, port));
+        Ok(())
+    }
+
+    fn connect(&mut self, addr: &[u8]) -> CallResult<()> {
+        let (remote, port) = sockaddr_in(addr)
+            .ok_or_else(|| Failure::Machinery("smoltcp connects to IPv4 endpoints only".into()))?;
+        errno_result(Shim::connect(self, remote, port)).map(drop)
+    }
+
+    fn poll(&mut self, events: u32, timeout_ms: i32) -> CallResult<u32> {
+        let wanted = events | bits::POLLERR | bits::POLLHUP;
+        let deadline =
+            (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+        let revents = self
+            .wait_for(deadline, |s| Some(s.revents() & wanted).filter(|m| *m != 0))
+            .map_err(|Interrupted| Failure::Interrupted)?;
+        Ok(revents.unwrap_or(0))
+    }
+
+    fn send(&mut self, data: &[u8]) -> CallResult<usize> {
+        errno_result(Shim::send(self, data)).map(|n| n as usize)
+    }
+
+    fn recv(&mut self, max: usize) -> CallResult<usize> {
+        let mut buf = vec![0u8; max];
+        errno_result(Shim::recv(self, &mut buf)).map(|n| n as usize)
+    }
+
+    fn close(&mut self) -> CallResult<()> {
+        self.closed_by_user = true;
+        self.socket().close();
+        self.poll_once();
+        Ok(())
+    }
+
+    fn wait(&mut self, ms: u64) -> CallResult<()> {
+        let until = Instant::now() + Duration::from_millis(ms);
+        self.wait_for(Some(until), |_| None::<()>)
+            .map_err(|Interrupted| Failure::Interrupted)?;
+        Ok(())
+    }
+
+    fn stopped(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
     }
 }
 
