@@ -286,6 +286,18 @@ pub fn parse_equivalents(path: &Path, text: &str) -> Result<Vec<Equivalent>, Mut
                 message: format!("{}: an equivalent mutant needs its reason", e.mutant),
             });
         }
+        // Two entries for one mutant: one reason would be shown and the other never read.
+        if let Some(first) = list[..i]
+            .iter()
+            .position(|earlier| earlier.mutant == e.mutant)
+        {
+            return Err(MutantsError::Parse {
+                path: path.to_path_buf(),
+                line: 0,
+                field: format!("[{i}].mutant"),
+                message: format!("{} is listed already, as [{first}]", e.mutant),
+            });
+        }
     }
     Ok(list)
 }
@@ -399,6 +411,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("o.json: line 2, field outcomes"), "{err}");
+    }
+
+    #[test]
+    fn the_committed_equivalent_list_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(EQUIVALENTS);
+        let list = load_equivalents(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!list.is_empty());
+    }
+
+    #[test]
+    fn an_equivalent_is_listed_once() {
+        let twice =
+            "- mutant: \"a.rs:1:1: m\"\n  reason: r\n- mutant: \"a.rs:1:1: m\"\n  reason: s\n";
+        let err = parse_equivalents(Path::new("eq.yaml"), twice)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[1].mutant") && err.contains("as [0]"),
+            "{err}"
+        );
     }
 
     #[test]
