@@ -66,6 +66,10 @@ pub struct CaseResult {
     pub wall_ms: f64,
     /// Where the wall time went.
     pub phases: Phases,
+    /// A call of the DUT's was still blocked when the case's time limit ended it: the
+    /// verdict is `Error`, but against a reference whose calls all returned it is the
+    /// implementation's behaviour, judged as a divergence ([`run_pair`]).
+    pub outlived_time_limit: bool,
 }
 
 impl CaseResult {
@@ -148,6 +152,7 @@ pub fn run_case_as(
         pcap: None,
         wall_ms: 0.0,
         phases: Phases::default(),
+        outlived_time_limit: false,
     };
     if let Some(reason) = dut.unsupported(&loaded.case) {
         result.verdict = Verdict::Unsupported;
@@ -182,6 +187,9 @@ pub struct RawRun {
     pub unsupported: Option<String>,
     #[serde(default)]
     pub phases: Phases,
+    /// `dut_error` is the case's time limit ending a call still blocked.
+    #[serde(default)]
+    pub outlived_time_limit: bool,
 }
 
 fn run_into(
@@ -200,6 +208,7 @@ fn run_into(
     };
     let judging = Instant::now();
     result.phases = raw.phases;
+    result.outlived_time_limit = raw.outlived_time_limit && raw.dut_error.is_some();
     if let Some(dir) = artifacts {
         let path = dir.join(&case.name).join(format!("{label}.pcap"));
         capture::write_pcap(&path, &raw.frames).map_err(|e| e.to_string())?;
@@ -317,6 +326,8 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
         Err(DutError::Unsupported(reason)) => Some(reason.clone()),
         _ => None,
     };
+    let outlived_time_limit =
+        matches!(run, Err(DutError::TimeLimit { .. })) && !crate::interrupt::requested();
     let dut_error = match run {
         Err(DutError::Unsupported(_)) => None,
         Err(e) => Some(format!("{} DUT: {e}", dut.name())),
@@ -340,6 +351,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RawRun, String> {
         peer_error: peer_result.err().map(|e| e.to_string()),
         unsupported,
         phases,
+        outlived_time_limit,
     })
 }
 
@@ -445,8 +457,15 @@ pub fn run_pair(
         ),
         _ => Vec::new(),
     };
+    let mut divergences = divergences;
+    let outlived = outlived_alone(&r, &o);
+    if let Some(divergence) = &outlived {
+        divergences.insert(0, divergence.clone());
+    }
     let verdict = if r.verdict == Verdict::Interrupted || o.verdict == Verdict::Interrupted {
         PairVerdict::Interrupted
+    } else if outlived.is_some() {
+        PairVerdict::Diverged
     } else if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
         PairVerdict::Error
     } else if r.verdict == Verdict::Unsupported || o.verdict == Verdict::Unsupported {
@@ -470,6 +489,49 @@ pub fn run_pair(
         divergences,
         reruns: Vec::new(),
     }
+}
+
+/// The divergence of a pair where one side's call was still blocked at the case's time
+/// limit while every call of the other side returned: the blocked side behaves differently
+/// (a connect that retries longer, ignores an ICMP error or a RST), which is the
+/// implementation's doing, not the harness's. Both sides blocked, or the other side failing
+/// for any reason, stays an error.
+fn outlived_alone(r: &CaseResult, o: &CaseResult) -> Option<Divergence> {
+    let finished = |side: &CaseResult| matches!(side.verdict, Verdict::Pass | Verdict::Fail);
+    let blocked_call = |side: &CaseResult| {
+        let calls = side
+            .trace
+            .as_ref()
+            .map(|t| t.calls.as_slice())
+            .unwrap_or(&[]);
+        // The call the limit cut off: `(interrupted)` in the steps interpreter's log, or a
+        // kernel call the limit's signal made return EINTR.
+        let cut_off = |c: &&crate::trace::TraceCall| {
+            c.record.args == "(interrupted)" || c.record.errno.as_deref() == Some("EINTR")
+        };
+        match calls.iter().rposition(|c| cut_off(&c)) {
+            Some(i) => format!(
+                "call[{i}] `{}` still blocked at the time limit",
+                calls[i].record.call
+            ),
+            None => "a call still blocked at the time limit".to_string(),
+        }
+    };
+    let returned = "every call returned".to_string();
+    let (reference, other) = if o.outlived_time_limit && finished(r) {
+        (returned, blocked_call(o))
+    } else if r.outlived_time_limit && finished(o) {
+        (blocked_call(r), returned)
+    } else {
+        return None;
+    };
+    Some(Divergence {
+        path: "time_limit".into(),
+        reference,
+        other,
+        tolerance_ms: None,
+        known: None,
+    })
 }
 
 /// Runs a case that diverged again, alone, up to `times` times, and records the reruns'

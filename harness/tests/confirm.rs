@@ -2,6 +2,7 @@
 //! fails too, and is reported as unconfirmed (passed, with its findings) only where every
 //! rerun agreed. Judged on canned runs (a DUT that hands back the same frames every time,
 //! and one that sends another window on chosen runs), so no host timing enters the verdict.
+//! A side whose call the case's time limit cut off is judged on canned runs too.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -51,6 +52,7 @@ fn canned_run(isn: u32, window: u16) -> RawRun {
         peer_error: None,
         unsupported: None,
         phases: Default::default(),
+        outlived_time_limit: false,
     }
 }
 
@@ -172,4 +174,93 @@ fn a_divergence_the_first_rerun_repeats_runs_no_further() {
     let result = judged(&Canned::new(2000, &[1, 2, 3]));
     assert_eq!(result.reruns, [PairVerdict::Diverged]);
     assert_eq!(result.verdict, PairVerdict::Diverged);
+}
+
+/// A canned DUT whose `connect` was still blocked when the case's time limit ended it
+/// (`outlived`), or one whose connect returned ETIMEDOUT.
+struct Blocking {
+    outlived: bool,
+}
+
+impl Dut for Blocking {
+    fn name(&self) -> &'static str {
+        if self.outlived {
+            "blocked"
+        } else {
+            "returned"
+        }
+    }
+
+    fn kernel_owns_address(&self) -> bool {
+        true
+    }
+
+    fn run(&self, _: &Topology, _: &Case) -> Result<Running, DutError> {
+        unreachable!("a canned DUT runs elsewhere")
+    }
+
+    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RawRun, String>> {
+        let mut run = canned_run(1000, 64240);
+        let (args, errno) = if self.outlived {
+            ("(interrupted)", "EINTR")
+        } else {
+            ("198.18.0.2:80", "ETIMEDOUT")
+        };
+        run.calls = vec![tcptwin::dut::CallRecord {
+            call: "connect".into(),
+            args: args.into(),
+            ret: -1,
+            errno: Some(errno.into()),
+            outcome: errno.into(),
+            start_ns: 1_000_000_000,
+            end_ns: 4_000_000_000,
+        }];
+        if self.outlived {
+            run.dut_error = Some("time limit of 3 s exceeded; 0 call(s) had returned".into());
+            run.outlived_time_limit = true;
+        }
+        Some(Ok(run))
+    }
+}
+
+#[test]
+fn a_call_blocked_past_the_time_limit_alone_is_a_divergence_naming_it() {
+    let loaded = case();
+    let returned = Blocking { outlived: false };
+    let blocked = Blocking { outlived: true };
+    for (reference, other, want) in [
+        (
+            &returned,
+            &blocked,
+            (
+                "every call returned",
+                "call[0] `connect` still blocked at the time limit",
+            ),
+        ),
+        (
+            &blocked,
+            &returned,
+            (
+                "call[0] `connect` still blocked at the time limit",
+                "every call returned",
+            ),
+        ),
+    ] {
+        let result = runner::run_pair(&loaded, reference, other, None);
+        let text = report::pair_text(&result, false);
+        assert_eq!(result.verdict, PairVerdict::Diverged, "{text}");
+        let first = &result.divergences[0];
+        assert_eq!(first.path, "time_limit", "{text}");
+        assert_eq!((first.reference.as_str(), first.other.as_str()), want);
+        assert!(text.contains("still blocked at the time limit"), "{text}");
+    }
+}
+
+#[test]
+fn both_sides_blocked_past_the_time_limit_is_an_error_not_a_verdict() {
+    let loaded = case();
+    let blocked = Blocking { outlived: true };
+    let result = runner::run_pair(&loaded, &blocked, &blocked, None);
+    assert_eq!(result.verdict, PairVerdict::Error);
+    assert!(result.divergences.iter().all(|d| d.path != "time_limit"));
 }

@@ -145,6 +145,7 @@ fn side(dut: &'static str, trace: Trace, artifacts: &Path) -> CaseResult {
         pcap: Some(artifacts.join("refused-or-not").join(format!("{dut}.pcap"))),
         wall_ms: 400.0,
         phases: Default::default(),
+        outlived_time_limit: false,
     }
 }
 
