@@ -174,8 +174,16 @@ pub fn markdown(command: &str, results: &[PairResult]) -> String {
         for pair in listed {
             let why = [&pair.reference, &pair.other]
                 .iter()
-                // An unsupported run gives its reason as its error.
-                .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.dut)))
+                // An unsupported run gives its reason as its error; a DUT's error names
+                // the DUT already.
+                .filter_map(|r| {
+                    let e = r.error.as_ref()?;
+                    Some(if e.starts_with(r.dut) {
+                        e.clone()
+                    } else {
+                        format!("{}: {e}", r.dut)
+                    })
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             let _ = writeln!(out, "| {} | {} |", pair.name, cell(&why));

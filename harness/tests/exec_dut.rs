@@ -120,6 +120,36 @@ fn an_adapter_breaking_the_protocol_gets_an_error_that_says_how() {
 }
 
 #[test]
+fn a_hanging_adapter_against_a_kernel_that_returned_is_a_time_limit_divergence() {
+    // From outside, an adapter that hangs in connect is a stack whose connect never
+    // returns: where the kernel's returned, that is the divergence naming the call.
+    let exec = ExecDut::start(&broken_command("hang")).unwrap();
+    let text = "name: broken-hang-pair\nsteps:\n  - connect: {}\n  - close\n\
+                peer:\n  syn:\n    - synack: {}\ntime_limit_s: 2\n";
+    let case = LoadedCase::parse(Path::new("inline.yaml"), text).unwrap();
+    let pair = runner::run_pair(&case, &KernelDut, &exec, None);
+    assert_eq!(
+        pair.verdict,
+        PairVerdict::Diverged,
+        "{}\n{:?}\n{:?}",
+        tcptwin::report::pair_text(&pair, true),
+        pair.reference.error,
+        pair.other.error
+    );
+    let first = &pair.divergences[0];
+    assert_eq!(first.path, "time_limit");
+    assert_eq!(
+        first.other,
+        "call[1] `connect` still blocked at the time limit"
+    );
+    assert_eq!(
+        leftover("hang"),
+        Vec::<String>::new(),
+        "hang left a process"
+    );
+}
+
+#[test]
 fn a_bad_hello_is_refused_at_start() {
     let e = ExecDut::start(&broken_command("bad-hello")).unwrap_err();
     assert!(e.contains("is not a hello"), "{e}");
@@ -151,7 +181,7 @@ fn a_conformance_report_groups_an_adapters_divergences_into_classes() {
     );
     assert!(page.contains("| `frame[*] only in kernel` | 2 |"), "{page}");
     assert!(
-        page.contains("| tcp-maxseg-536 | exec:broken: exec:broken has no `setsockopt` step |"),
+        page.contains("| tcp-maxseg-536 | exec:broken has no `setsockopt` step |"),
         "{page}"
     );
     // The first class's example prints its traces; a later class of the same case says so.

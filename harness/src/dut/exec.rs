@@ -533,15 +533,30 @@ impl Adapter {
             let line = serde_json::to_string(&Request::Finish).expect("a request serializes");
             let _ = stdin.write_all(format!("{line}\n").as_bytes());
         }
-        let until = Instant::now() + FINISH_GRACE;
-        while Instant::now() < until {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            // Polling an exit: waitpid has no timeout.
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.wait_exit(FINISH_GRACE);
         self.kill();
+    }
+
+    /// Waits up to `grace` for the adapter to exit: its pidfd turns readable when it does
+    /// (waitpid has no timeout).
+    fn wait_exit(&mut self, grace: Duration) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+        if fd < 0 {
+            return; // the caller kills it at once
+        }
+        let mut pollfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = grace.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd; the descriptor is ours and closed right after.
+        unsafe {
+            libc::poll(&mut pollfd, 1, ms);
+            libc::close(fd);
+        }
     }
 
     /// Kills its whole process group and reaps it.
