@@ -891,6 +891,10 @@ pub struct SynAckSpec {
     pub fin: bool,
     #[serde(default, skip_serializing_if = "is_default")]
     pub delay_ms: u64,
+    /// The SYN-ACK's IP TOS byte (DSCP and ECN bits); a RST answering it carries it back
+    /// with the ECN bits cleared (`tcp_v4_send_reset`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tos: u8,
 }
 impl Default for SynAckSpec {
     fn default() -> Self {
@@ -903,6 +907,7 @@ impl Default for SynAckSpec {
             payload: 0,
             fin: false,
             delay_ms: 0,
+            tos: 0,
         }
     }
 }

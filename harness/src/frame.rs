@@ -52,6 +52,12 @@ pub struct Segment {
 /// Builds a segment (at most 40 option bytes; longer lists are cut, since a case's raw
 /// options are checked against that limit when it is loaded).
 pub fn tcp(seg: &Segment) -> Vec<u8> {
+    tcp_with_tos(seg, 0)
+}
+
+/// [`tcp`] with this IP TOS byte (DSCP in the upper six bits, ECN in the lower two): a
+/// segment whose TOS Linux reflects, as a RST answering it does (`ip_send_unicast_reply`).
+pub fn tcp_with_tos(seg: &Segment, tos: u8) -> Vec<u8> {
     let mut tcp = TcpHeader::new(seg.sport, seg.dport, seg.seq, seg.window);
     tcp.acknowledgment_number = seg.ack;
     tcp.fin = seg.flags & flags::FIN != 0;
@@ -71,7 +77,9 @@ pub fn tcp(seg: &Segment) -> Vec<u8> {
     let payload: Vec<u8> = (0..seg.payload_len)
         .map(|i| b'a' + (i % 26) as u8)
         .collect();
-    let ip = ip_header(seg.src_ip, seg.dst_ip, seg.ip_id, IpNumber::TCP);
+    let mut ip = ip_header(seg.src_ip, seg.dst_ip, seg.ip_id, IpNumber::TCP);
+    ip.dscp = etherparse::IpDscp::try_new(tos >> 2).expect("six bits");
+    ip.ecn = etherparse::IpEcn::try_new(tos & 3).expect("two bits");
     let mut out = Vec::with_capacity(14 + 20 + 60 + payload.len());
     PacketBuilder::ethernet2(seg.src_mac, seg.dst_mac)
         .ip(IpHeaders::Ipv4(ip, Ipv4Extensions::default()))
@@ -161,6 +169,22 @@ mod tests {
                 TcpOption::Eol
             ]
         );
+    }
+
+    #[test]
+    fn a_segment_carries_the_tos_byte_it_was_given() {
+        for tos in [0x00, 0x29, 0xff] {
+            let frame = decode(&tcp_with_tos(&synack(), tos));
+            let Body::Ipv4(ip) = frame.body else {
+                panic!("{frame:?}")
+            };
+            assert_eq!(ip.tos, tos);
+            assert!(ip.checksum_ok);
+        }
+        let Body::Ipv4(ip) = decode(&tcp(&synack())).body else {
+            panic!()
+        };
+        assert_eq!(ip.tos, 0);
     }
 
     #[test]

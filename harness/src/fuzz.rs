@@ -306,9 +306,10 @@ fn syn_reaction(allow_drop: bool) -> impl Strategy<Value = SynReaction> {
         prop_oneof![8 => Just(false), 1 => Just(true)],
         synack_delay,
         (any::<u32>(), any::<u32>()),
+        prop_oneof![8 => Just(0u8), 1 => any::<u8>()],
     )
         .prop_map(
-            |(options, window, ack_delta, ece, payload, fin, delay_ms, (val, ecr))| {
+            |(options, window, ack_delta, ece, payload, fin, delay_ms, (val, ecr), tos)| {
                 // Keep the list within the 40 bytes a header holds.
                 let options = options.map(|list| {
                     let mut used = 0;
@@ -327,6 +328,7 @@ fn syn_reaction(allow_drop: bool) -> impl Strategy<Value = SynReaction> {
                     payload,
                     fin,
                     delay_ms,
+                    tos,
                 })
             },
         );

@@ -522,7 +522,7 @@ impl PeerState {
                 let seg = self.synack(&spec, syn, base);
                 self.schedule(
                     Duration::from_millis(spec.delay_ms),
-                    Job::Frame(frame::tcp(&seg)),
+                    Job::Frame(frame::tcp_with_tos(&seg, spec.tos)),
                 );
             }
             SynReaction::Flood(flood) => {
