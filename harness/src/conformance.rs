@@ -86,9 +86,10 @@ fn classes(results: &[PairResult]) -> BTreeMap<String, Vec<Example<'_>>> {
     classes
 }
 
-/// The page: what was run, the verdicts, the classes of divergence (most cases first) with
-/// an example each, and every case that could not run or was unsupported, with why.
-pub fn markdown(command: &str, results: &[PairResult]) -> String {
+/// The page: what was run (`about`: a line for each implementation, [`crate::dut::Dut::about`]),
+/// the verdicts, the classes of divergence (most cases first) with an example each, and
+/// every case that could not run or was unsupported, with why.
+pub fn markdown(command: &str, about: &[String], results: &[PairResult]) -> String {
     let Some(first) = results.first() else {
         return format!("No case ran (`{command}`).\n");
     };
@@ -104,6 +105,12 @@ pub fn markdown(command: &str, results: &[PairResult]) -> String {
         results.len(),
         crate::json_report::kernel_release()
     );
+    for line in about.iter().filter(|a| !a.is_empty()) {
+        let _ = writeln!(out, "- {line}");
+    }
+    if about.iter().any(|a| !a.is_empty()) {
+        out.push('\n');
+    }
     let count = |v: PairVerdict| results.iter().filter(|p| p.verdict == v).count();
     let _ = writeln!(out, "## Verdicts\n\n| verdict | cases |\n| --- | --- |");
     for v in [

@@ -972,7 +972,8 @@ fn run_pairs(
         let command: Vec<String> = std::env::args()
             .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
             .collect();
-        let page = tcptwin::conformance::markdown(&command.join(" "), &all);
+        let about = [reference.about(), other.about()];
+        let page = tcptwin::conformance::markdown(&command.join(" "), &about, &all);
         std::fs::write(path, page)
             .with_context(|| format!("writing the conformance report {}", path.display()))?;
         println!("conformance report: {}", path.display());

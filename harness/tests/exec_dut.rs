@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tcptwin::dut::{ExecDut, KernelDut};
+use tcptwin::dut::{Dut, ExecDut, KernelDut};
 use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
 
 fn repo() -> PathBuf {
@@ -170,8 +170,15 @@ fn a_conformance_report_groups_an_adapters_divergences_into_classes() {
         .iter()
         .map(|name| runner::run_pair(&loaded(name), &KernelDut, &exec, None))
         .collect();
-    let page = tcptwin::conformance::markdown("tcptwin run …", &results);
+    let about = [KernelDut.about(), exec.about()];
+    let page = tcptwin::conformance::markdown("tcptwin run …", &about, &results);
     assert!(page.starts_with("# exec:broken against kernel"), "{page}");
+    // What each side is: the adapter by its hello and command.
+    assert!(page.contains("\n- Linux "), "{page}");
+    assert!(
+        page.contains("- broken, an adapter program speaking the DUT protocol 1"),
+        "{page}"
+    );
     assert!(page.contains("| diverged | 2 |"), "{page}");
     assert!(page.contains("| unsupported | 1 |"), "{page}");
     // Both diverged cases fail connect with ENETUNREACH: one class, two cases.

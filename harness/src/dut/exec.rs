@@ -246,6 +246,15 @@ fn sockopt_name(option: &SockOpt) -> String {
 }
 
 impl Dut for ExecDut {
+    fn about(&self) -> String {
+        let hello = &self.hello;
+        let version = if hello.version.is_empty() { "" } else { " " };
+        format!(
+            "{}{version}{}, an adapter program speaking the DUT protocol {} (`{}`)",
+            hello.name, hello.version, hello.protocol, self.command
+        )
+    }
+
     fn name(&self) -> &'static str {
         self.label
     }

@@ -26,6 +26,13 @@ impl Dut for KernelDut {
         "kernel"
     }
 
+    fn about(&self) -> String {
+        format!(
+            "Linux {}, the host's kernel, through its own sockets",
+            crate::json_report::kernel_release()
+        )
+    }
+
     fn kernel_owns_address(&self) -> bool {
         true
     }

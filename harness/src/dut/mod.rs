@@ -104,6 +104,11 @@ impl std::fmt::Debug for Running {
 pub trait Dut: Send + Sync {
     /// A short name for reports (`kernel`, `stack`).
     fn name(&self) -> &'static str;
+    /// What it is, for a report that is published: the stack and its version, and how
+    /// tcptwin drives it. Empty (the default) when the name says it all.
+    fn about(&self) -> String {
+        String::new()
+    }
     /// Whether the dut namespace's own kernel holds the address (false for a userspace stack
     /// that owns the veth through AF_PACKET).
     fn kernel_owns_address(&self) -> bool;

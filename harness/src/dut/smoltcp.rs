@@ -129,6 +129,13 @@ impl Dut for SmoltcpDut {
         "smoltcp"
     }
 
+    fn about(&self) -> String {
+        "smoltcp 0.14 (crates.io; std, medium-ethernet, proto-ipv4, socket-tcp, \
+         phy-raw_socket) on a raw-socket device, behind tcptwin's socket layer \
+         (docs/smoltcp.md)"
+            .into()
+    }
+
     fn kernel_owns_address(&self) -> bool {
         false
     }
