@@ -564,7 +564,7 @@ fn a_fuzz_survey_calls_nothing_minimal_and_replay_lines_quote_their_paths() {
             "--cases",
             "23",
             "--seed",
-            "93",
+            "133",
             "--max-timer",
             "0",
             "--jobs",
