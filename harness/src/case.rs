@@ -997,6 +997,36 @@ pub struct Expect {
     /// other frames may come between).
     #[serde(default, skip_serializing_if = "is_default")]
     pub frames_match: FramesMatch,
+    /// How far each connection's ephemeral port lies above the one before, counted around
+    /// `ip_local_port_range`: `[low, high]`, both included. After a connect Linux moves the
+    /// next search for the same destination 2 to 16 ports on (`__inet_hash_connect`'s
+    /// `table_perturb` step), so a second connect to the peer is `[2, 16]` above the first.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub port_step: Option<PortStep>,
+}
+
+/// `expect.port_step`: `[low, high]` with `1 <= low <= high`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "[u16; 2]", into = "[u16; 2]")]
+pub struct PortStep {
+    pub low: u16,
+    pub high: u16,
+}
+impl TryFrom<[u16; 2]> for PortStep {
+    type Error = String;
+    fn try_from([low, high]: [u16; 2]) -> Result<Self, String> {
+        if low == 0 || low > high {
+            return Err(format!(
+                "port_step [{low}, {high}] is not a range of steps: it needs 1 <= low <= high"
+            ));
+        }
+        Ok(PortStep { low, high })
+    }
+}
+impl From<PortStep> for [u16; 2] {
+    fn from(v: PortStep) -> [u16; 2] {
+        [v.low, v.high]
+    }
 }
 
 /// `frames:` with no value is YAML null; a case that wrote it meant "no frame" or forgot

@@ -239,7 +239,12 @@ fn run_into(
     // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
     // version is judged by the diff against its own oracle alone.
     if dut.expectations_apply() {
-        result.checks = expect::check(&case.expect, &trace, scheduling_allowance_ms());
+        result.checks = expect::check(
+            &case.expect,
+            &trace,
+            &case.ephemeral_ports(),
+            scheduling_allowance_ms(),
+        );
     }
     result.trace = Some(trace);
     result.phases.teardown_ms += judging.elapsed().as_secs_f64() * 1e3;

@@ -192,6 +192,8 @@ pub struct RawValues {
     /// wrapping). About 0 when the DUT kept the TSval offset; Linux 6.18 keys it by the
     /// ports too, so a new port gives a new offset.
     pub dut_ts_rebase_ms: Vec<Option<i64>>,
+    /// The DUT's source port for each of its connections ([`connections`]), in order.
+    pub dut_connection_ports: Vec<u16>,
 }
 
 /// A whole run, normalized.
@@ -274,6 +276,7 @@ pub fn build_bound(
     let norm = Normalizer::new(&raw, &decoded, calls, counter_zeros);
     let raw = RawValues {
         dut_ts_rebase_ms: norm.ts_rebase_ms(),
+        dut_connection_ports: connection_ports(decoded.iter().map(|(_, d, f)| (*d, f))),
         ..raw
     };
     let ms = |t: i64| (t - origin_ns) as f64 / 1e6;
@@ -407,6 +410,22 @@ struct ConnectionBase {
 /// Splits the frames into the DUT's connections: a SYN of the DUT's (without ACK) whose
 /// port or sequence number differs from the current connection's SYN starts the next one;
 /// a retransmitted SYN does not.
+/// The source port of each of the DUT's connections, as [`connections`] counts them.
+fn connection_ports<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let mut current: Option<(u16, u32)> = None;
+    for (dir, frame) in frames {
+        if let (Dir::Out, Some((_, tcp))) = (dir, tcp_of(frame)) {
+            let syn = (tcp.sport, tcp.seq);
+            if tcp.has(flags::SYN) && !tcp.has(flags::ACK) && current != Some(syn) {
+                current = Some(syn);
+                ports.push(tcp.sport);
+            }
+        }
+    }
+    ports
+}
+
 fn connections<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<usize> {
     let mut current: Option<(u16, u32)> = None;
     let mut index = 0;

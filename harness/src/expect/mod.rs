@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::case::{CallExpect, Expect, SynExpect};
+use crate::case::{CallExpect, EphemeralPorts, Expect, PortStep, SynExpect};
 use crate::decode::flags;
 use crate::tcp_options::{self, TsStyle};
 use crate::timing;
@@ -64,7 +64,7 @@ fn timed(what: String, nominal_ms: f64, tolerance_ms: f64, actual_ms: Option<f64
 
 /// Runs every check of `expect` against `trace`, with every timing tolerance widened by
 /// `extra_ms` (the run's measured allowance, [`crate::runner::scheduling_allowance_ms`]).
-pub fn check(expect: &Expect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
+pub fn check(expect: &Expect, trace: &Trace, ports: &EphemeralPorts, extra_ms: f64) -> Vec<Check> {
     let mut checks = Vec::new();
     for call in &expect.calls {
         checks.extend(check_call(call, trace, extra_ms));
@@ -80,7 +80,41 @@ pub fn check(expect: &Expect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
             extra_ms,
         ));
     }
+    if let Some(step) = expect.port_step {
+        checks.extend(check_port_step(step, trace, ports));
+    }
     checks
+}
+
+/// `expect.port_step`: each connection's port less the one before, counted around the
+/// range as `__inet_hash_connect` wraps its search (by the range's size rounded down to
+/// even).
+fn check_port_step(step: PortStep, trace: &Trace, ports: &EphemeralPorts) -> Vec<Check> {
+    let wanted = format!("{} to {} ports on", step.low, step.high);
+    let seen = &trace.raw.dut_connection_ports;
+    if seen.len() < 2 {
+        let actual = format!("{} connection(s)", seen.len());
+        return vec![Check::new("port step", wanted, actual, false)];
+    }
+    let (low, high) = ports.range;
+    let mut size = i64::from(high) - i64::from(low) + 1;
+    if size > 1 {
+        size &= !1;
+    }
+    seen.windows(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            let moved = (i64::from(pair[1]) - i64::from(pair[0])).rem_euclid(size);
+            let ok = (i64::from(step.low)..=i64::from(step.high)).contains(&moved);
+            let actual = format!("{moved} ({} after {})", pair[1], pair[0]);
+            Check::new(
+                format!("port step to connection {}", i + 2),
+                &wanted,
+                actual,
+                ok,
+            )
+        })
+        .collect()
 }
 
 fn check_call(expect: &CallExpect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
@@ -367,13 +401,88 @@ mod tests {
         }
     }
 
+    /// A SYN from the DUT's `port` with `seq`, at `t_ms`.
+    fn syn_from(t_ms: i64, port: u16, seq: u32) -> crate::capture::Captured {
+        let seg = crate::frame::Segment {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+            ip_id: 1,
+            sport: port,
+            dport: 80,
+            seq,
+            ack: 0,
+            flags: flags::SYN,
+            window: 64240,
+            options: vec![],
+            payload_len: 0,
+        };
+        crate::capture::Captured {
+            t_ns: t_ms * 1_000_000,
+            bytes: crate::frame::tcp(&seg),
+        }
+    }
+
+    #[test]
+    fn a_port_step_is_judged_around_the_range_and_fails_outside_it() {
+        let expect = Expect {
+            port_step: Some(PortStep { low: 2, high: 16 }),
+            ..Expect::default()
+        };
+        let ports = EphemeralPorts::default(); // 32768-60999: 28232 ports
+        let judged = |frames: &[crate::capture::Captured]| -> Vec<(bool, String)> {
+            let trace = crate::trace::build(frames, &[], DUT_MAC);
+            check(&expect, &trace, &ports, 0.0)
+                .into_iter()
+                .map(|c| (c.ok, c.actual))
+                .collect()
+        };
+        // A re-sent SYN is the same connection; the next one is 6 ports on.
+        let up = [
+            syn_from(0, 40000, 1),
+            syn_from(1000, 40000, 1),
+            syn_from(1100, 40006, 9),
+        ];
+        assert_eq!(judged(&up), [(true, "6 (40006 after 40000)".to_string())]);
+        // 10 ports down is 28222 ports on, around the range.
+        let down = [syn_from(0, 40000, 1), syn_from(100, 39990, 9)];
+        assert_eq!(
+            judged(&down),
+            [(false, "28222 (39990 after 40000)".to_string())]
+        );
+        // Past the top the search goes on from the bottom: 60998 to 32772 is 6 on.
+        let wrapped = [syn_from(0, 60998, 1), syn_from(100, 32772, 9)];
+        assert_eq!(
+            judged(&wrapped),
+            [(true, "6 (32772 after 60998)".to_string())]
+        );
+        // Too far, and the same port again, fail too.
+        let far = [syn_from(0, 40000, 1), syn_from(100, 40018, 9)];
+        assert!(!judged(&far)[0].0);
+        let same = [syn_from(0, 40000, 1), syn_from(100, 40000, 9)];
+        assert!(!judged(&same)[0].0);
+        // One connection has no step to judge: the expectation fails, not passes.
+        assert_eq!(
+            judged(&[syn_from(0, 40000, 1)]),
+            [(false, "1 connection(s)".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_port_step_must_be_a_range_of_steps() {
+        assert!(PortStep::try_from([2, 16]).is_ok());
+        assert!(PortStep::try_from([0, 16]).is_err());
+        assert!(PortStep::try_from([17, 16]).is_err());
+    }
+
     #[test]
     fn a_timer_chain_judges_how_long_the_call_took() {
         let trace =
             |took: i64| crate::trace::build(&[syn(0)], &[connect(0, took, "ETIMEDOUT")], DUT_MAC);
         let expect = chain_expect(&[5000.0, 5000.0]);
         let verdicts = |took| -> Vec<bool> {
-            check(&expect, &trace(took), 0.0)
+            check(&expect, &trace(took), &EphemeralPorts::default(), 0.0)
                 .iter()
                 .map(|c| c.ok)
                 .collect()
@@ -403,11 +512,11 @@ mod tests {
         let expect = chain_expect(&[5000.0, 5000.0]);
         let trace = crate::trace::build(&[syn(0)], &[connect(0, 10_600, "ETIMEDOUT")], DUT_MAC);
         // 10 s + 516 ms allowed; 10.6 s is 84 ms over.
-        assert!(!check(&expect, &trace, 80.0)[1].ok);
-        assert!(check(&expect, &trace, 84.0)[1].ok);
+        assert!(!check(&expect, &trace, &EphemeralPorts::default(), 80.0)[1].ok);
+        assert!(check(&expect, &trace, &EphemeralPorts::default(), 84.0)[1].ok);
         let early = crate::trace::build(&[syn(0)], &[connect(0, 9_990, "ETIMEDOUT")], DUT_MAC);
         assert!(
-            !check(&expect, &early, 84.0)[1].ok,
+            !check(&expect, &early, &EphemeralPorts::default(), 84.0)[1].ok,
             "an allowance never lets a timer fire early"
         );
     }
@@ -418,9 +527,11 @@ mod tests {
         expect.calls[0].at_ms = Some(7000.0);
         // 32 + 32 + 256 + 4 ms: 7300 ms passes, where 7000's own granularity (256 + 4) fails it.
         let trace = crate::trace::build(&[syn(0)], &[connect(0, 7300, "ETIMEDOUT")], DUT_MAC);
-        assert!(check(&expect, &trace, 0.0).iter().all(|c| c.ok));
+        assert!(check(&expect, &trace, &EphemeralPorts::default(), 0.0)
+            .iter()
+            .all(|c| c.ok));
         let trace = crate::trace::build(&[syn(0)], &[connect(0, 7400, "ETIMEDOUT")], DUT_MAC);
-        assert!(!check(&expect, &trace, 0.0)[1].ok);
+        assert!(!check(&expect, &trace, &EphemeralPorts::default(), 0.0)[1].ok);
     }
 
     #[test]
@@ -500,7 +611,7 @@ mod tests {
 
     fn verdicts(expect_yaml: &str, trace: &Trace) -> Vec<(String, bool)> {
         let expect = expect_of(expect_yaml).unwrap();
-        check(&expect, trace, 0.0)
+        check(&expect, trace, &EphemeralPorts::default(), 0.0)
             .into_iter()
             .map(|c| (c.what, c.ok))
             .collect()
