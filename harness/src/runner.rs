@@ -452,7 +452,7 @@ pub fn run_pair(
         let r = run_case_as(loaded, reference, artifacts, &ref_label);
         (r, o.join().expect("a case run does not panic"))
     });
-    let divergences = match (&r.trace, &o.trace) {
+    let mut divergences = match (&r.trace, &o.trace) {
         (Some(rt), Some(ot)) => diff::diff_with_allowance(
             rt,
             ot,
@@ -462,7 +462,6 @@ pub fn run_pair(
         ),
         _ => Vec::new(),
     };
-    let mut divergences = divergences;
     let outlived = outlived_alone(&r, &o);
     if let Some(divergence) = &outlived {
         divergences.insert(0, divergence.clone());

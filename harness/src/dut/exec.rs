@@ -62,6 +62,17 @@ pub struct Hello {
     pub sockopts: BTreeSet<String>,
 }
 
+impl Hello {
+    /// `lwip 2.1.3`, or the name alone when it gave no version.
+    pub fn name_and_version(&self) -> String {
+        if self.version.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} {}", self.name, self.version)
+        }
+    }
+}
+
 /// Who holds the DUT's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -214,10 +225,11 @@ impl ExecDut {
             AddressOwner::Interface => "owns the interface (the namespace's kernel has no address)",
             AddressOwner::Kernel => "uses the namespace kernel's sockets",
         };
-        let version = if hello.version.is_empty() { "" } else { " " };
         format!(
-            "{}: {}{version}{}, protocol {}; {owner}",
-            self.label, hello.name, hello.version, hello.protocol
+            "{}: {}, protocol {}; {owner}",
+            self.label,
+            hello.name_and_version(),
+            hello.protocol
         )
     }
 }
@@ -247,11 +259,11 @@ fn sockopt_name(option: &SockOpt) -> String {
 
 impl Dut for ExecDut {
     fn about(&self) -> String {
-        let hello = &self.hello;
-        let version = if hello.version.is_empty() { "" } else { " " };
         format!(
-            "{}{version}{}, an adapter program speaking the DUT protocol {} (`{}`)",
-            hello.name, hello.version, hello.protocol, self.command
+            "{}, an adapter program speaking the DUT protocol {} (`{}`)",
+            self.hello.name_and_version(),
+            self.hello.protocol,
+            self.command
         )
     }
 
@@ -501,16 +513,10 @@ impl Adapter {
 
     /// How it exited, once it closed its end: it is given [`FINISH_GRACE`] to finish dying.
     fn exit_note(&mut self) -> String {
-        let until = Instant::now() + FINISH_GRACE;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return format!(" (it exited: {status})"),
-                Ok(None) if Instant::now() < until => {
-                    // Polling an exit: waitpid has no timeout.
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => return " (it is still running)".into(),
-            }
+        self.wait_exit(FINISH_GRACE);
+        match self.child.try_wait() {
+            Ok(Some(status)) => format!(" (it exited: {status})"),
+            _ => " (it is still running)".into(),
         }
     }
 

@@ -303,6 +303,18 @@ mod tests {
 
     /// A TCP segment at `t_ms`, from the DUT (198.18.0.1:40000) or to it.
     fn segment(t_ms: i64, from_dut: bool, bits: u16, ack: u32) -> crate::capture::Captured {
+        segment_on(t_ms, from_dut, bits, ack, 40000, 1)
+    }
+
+    /// [`segment`] on the DUT's port `port`, with the DUT's sequence number `seq`.
+    fn segment_on(
+        t_ms: i64,
+        from_dut: bool,
+        bits: u16,
+        ack: u32,
+        port: u16,
+        seq: u32,
+    ) -> crate::capture::Captured {
         let (dut, peer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
         let (dut_ip, peer_ip) = (
             std::net::Ipv4Addr::new(198, 18, 0, 1),
@@ -314,9 +326,9 @@ mod tests {
             src_ip: if from_dut { dut_ip } else { peer_ip },
             dst_ip: if from_dut { peer_ip } else { dut_ip },
             ip_id: 1,
-            sport: if from_dut { 40000 } else { 80 },
-            dport: if from_dut { 80 } else { 40000 },
-            seq: 1,
+            sport: if from_dut { port } else { 80 },
+            dport: if from_dut { 80 } else { port },
+            seq,
             ack,
             flags: bits,
             window: 64240,
@@ -403,25 +415,7 @@ mod tests {
 
     /// A SYN from the DUT's `port` with `seq`, at `t_ms`.
     fn syn_from(t_ms: i64, port: u16, seq: u32) -> crate::capture::Captured {
-        let seg = crate::frame::Segment {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
-            ip_id: 1,
-            sport: port,
-            dport: 80,
-            seq,
-            ack: 0,
-            flags: flags::SYN,
-            window: 64240,
-            options: vec![],
-            payload_len: 0,
-        };
-        crate::capture::Captured {
-            t_ns: t_ms * 1_000_000,
-            bytes: crate::frame::tcp(&seg),
-        }
+        segment_on(t_ms, true, flags::SYN, 0, port, seq)
     }
 
     #[test]
