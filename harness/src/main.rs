@@ -9,18 +9,19 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case;
+use tcptwin::case::LoadedCase;
 #[cfg(feature = "smoltcp")]
 use tcptwin::dut::SmoltcpDut;
-use tcptwin::dut::{Dut, ExecDut, KernelDut, StackDut, TimingAllowance};
-use tcptwin::exit::{self, Outcome};
-use tcptwin::json_report;
+use tcptwin::dut::{Dut, ExecDut, KernelDut, StackDut};
+use tcptwin::record::TimingAllowance;
 use tcptwin::report;
-use tcptwin::runner::{self, LoadedCase};
+use tcptwin::report::exit::{self, Outcome};
+use tcptwin::run;
 use tcptwin::vm::VmKernelDut;
 use tcptwin_stack::config::{Mutation, Profile};
 
-/// Cases a suite runs at once by default ([`runner::DEFAULT_JOBS`]).
-const RUN_JOBS: usize = runner::DEFAULT_JOBS;
+/// Cases a suite runs at once by default ([`run::DEFAULT_JOBS`]).
+const RUN_JOBS: usize = run::DEFAULT_JOBS;
 /// Fuzz scenarios run at once by default: they are short and timer-free, so more of them
 /// overlap their setup and settle time.
 const FUZZ_JOBS: usize = 16;
@@ -65,7 +66,7 @@ enum Command {
         fuzz_scenarios: u64,
         /// Run only these measurements (comma-separated; all by default).
         #[arg(long, value_enum, value_delimiter = ',')]
-        only: Vec<tcptwin::bench::Part>,
+        only: Vec<tcptwin::tools::bench::Part>,
         /// Also measure the per-case overhead of this DUT adapter (`exec:COMMAND`, as
         /// `run --vs` takes it), against the in-process stack's.
         #[arg(long, value_parser = parse_exec)]
@@ -201,7 +202,7 @@ struct FuzzArgs {
     /// How long kernel timers may run in a scenario: SYNs are dropped, and a blocking
     /// connect and send wait up to an SO_SNDTIMEO of at most this. 0 keeps scenarios
     /// timer-free, so each takes milliseconds.
-    #[arg(long, default_value_t = tcptwin::fuzz::DEFAULT_MAX_TIMER_S)]
+    #[arg(long, default_value_t = tcptwin::tools::fuzz::DEFAULT_MAX_TIMER_S)]
     max_timer: f64,
     /// Scenarios run at once.
     #[arg(long, short, default_value_t = FUZZ_JOBS, value_parser = parse_jobs)]
@@ -278,7 +279,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
-    let config = tcptwin::fuzz::FuzzConfig {
+    let config = tcptwin::tools::fuzz::FuzzConfig {
         cases: args.cases,
         time: args.time,
         seed: args.seed,
@@ -300,8 +301,8 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
         },
         config.jobs,
         config.max_timer_s,
-        tcptwin::fuzz::scenario_wall_bound(&config).as_secs_f64(),
-        tcptwin::fuzz::time_limit_s(config.max_timer_s),
+        tcptwin::tools::fuzz::scenario_wall_bound(&config).as_secs_f64(),
+        tcptwin::tools::fuzz::time_limit_s(config.max_timer_s),
     );
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = ProgressBar::new(config.cases.unwrap_or(0));
@@ -319,7 +320,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
     };
     let duts = Duts::new(&[&args.vs], stack)?;
     let other = duts.get(&args.vs);
-    let outcome = tcptwin::fuzz::run(&config, &KernelDut, other.as_ref(), |done, found| {
+    let outcome = tcptwin::tools::fuzz::run(&config, &KernelDut, other.as_ref(), |done, found| {
         if let Some(bar) = &bar {
             bar.set_position(done);
             bar.set_message(format!("{} divergence(s)", found.len()));
@@ -518,7 +519,7 @@ impl Dut for SharedVm {
     }
     fn run(
         &self,
-        topology: &tcptwin::topology::Topology,
+        topology: &tcptwin::net::topology::Topology,
         case: &tcptwin::case::Case,
     ) -> Result<tcptwin::dut::Running, tcptwin::dut::DutError> {
         self.0.run(topology, case)
@@ -526,13 +527,13 @@ impl Dut for SharedVm {
     fn run_elsewhere(
         &self,
         loaded: &LoadedCase,
-    ) -> Option<Result<tcptwin::runner::RawRun, String>> {
+    ) -> Option<Result<tcptwin::record::RunRecord, String>> {
         self.0.run_elsewhere(loaded)
     }
     fn expectations_apply(&self) -> bool {
         self.0.expectations_apply()
     }
-    fn timing_allowance(&self) -> Option<tcptwin::dut::TimingAllowance> {
+    fn timing_allowance(&self) -> Option<tcptwin::record::TimingAllowance> {
         self.0.timing_allowance()
     }
 }
@@ -554,7 +555,7 @@ fn note_expectations(duts: &[&dyn Dut]) {
 /// priority, and prints every widening of the timing tolerances that applies to a run of
 /// `duts` (a VM's, the run's own), each with its basis, before the first result.
 fn timing_allowances(duts: &[&dyn Dut]) -> Vec<TimingAllowance> {
-    let own = tcptwin::priority::measure_scheduling_allowance().cloned();
+    let own = tcptwin::sys::lateness::measure_scheduling_allowance().cloned();
     let all: Vec<TimingAllowance> = duts
         .iter()
         .filter_map(|d| d.timing_allowance())
@@ -572,7 +573,7 @@ fn timing_allowances(duts: &[&dyn Dut]) -> Vec<TimingAllowance> {
 /// Says when the measured threads ran without real-time priority, so a timing divergence
 /// is read with the host's scheduling noise in mind.
 fn note_priority() {
-    if let Some(why) = tcptwin::priority::realtime_refused() {
+    if let Some(why) = tcptwin::sys::priority::realtime_refused() {
         println!(
             "note: the DUTs, peer and capture ran without real-time priority (SCHED_FIFO: {why}); \
              their timing carries this host's scheduling delays (run as root to avoid them)"
@@ -616,7 +617,7 @@ fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<Loade
     refuse(errors)?;
     // A sysctl this host lacks, or a value its kernel refuses, is a load error too, found
     // before any case runs.
-    let refused = tcptwin::preflight::refused_sysctls(&loaded)
+    let refused = tcptwin::tools::preflight::refused_sysctls(&loaded)
         .context("building a probe namespace to check the cases' sysctls")?;
     refuse(refused.iter().map(|e| e.to_string()).collect())?;
     if let Some(f) = filter {
@@ -723,7 +724,7 @@ fn run_info(
     mode: &'static str,
     started: std::time::Instant,
     timing_allowances: Vec<TimingAllowance>,
-) -> json_report::RunInfo {
+) -> tcptwin::report::json::RunInfo {
     let name = |choice: &DutChoice| match choice {
         DutChoice::Kernel => "kernel".to_string(),
         DutChoice::Stack => "stack".to_string(),
@@ -732,7 +733,7 @@ fn run_info(
         DutChoice::Vm(v) => format!("vm:{v}"),
         DutChoice::Exec(command) => format!("exec:{command}"),
     };
-    json_report::RunInfo {
+    tcptwin::report::json::RunInfo {
         mode,
         reference: name(&args.dut),
         other: match &args.vs {
@@ -746,11 +747,11 @@ fn run_info(
         shard: args.shard.map(|(i, n)| format!("{i}/{n}")),
         repeat: args.repeat,
         jobs: args.jobs,
-        started_unix_ms: json_report::unix_ms_now()
+        started_unix_ms: tcptwin::report::json::unix_ms_now()
             .saturating_sub(started.elapsed().as_millis() as u64),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
-        interrupted: tcptwin::interrupt::requested(),
-        realtime_refused: tcptwin::priority::realtime_refused().map(str::to_string),
+        interrupted: tcptwin::sys::interrupt::requested(),
+        realtime_refused: tcptwin::sys::priority::realtime_refused().map(str::to_string),
         timing_allowances,
     }
 }
@@ -814,7 +815,7 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // (a VM's) is for the diff, and a VM is judged by the diff alone.
     let allowances = timing_allowances(&[]);
     let bar = progress(cases.len());
-    let results = runner::run_all(
+    let results = run::run_all(
         &cases,
         dut.as_ref(),
         Some(&args.artifacts),
@@ -828,19 +829,19 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let tally = report::tally(&results, cases.len());
     if let Some(path) = &args.json {
-        let summary = json_report::Summary::new(tally, Default::default(), cases.len());
+        let summary = tcptwin::report::json::Summary::new(tally, Default::default(), cases.len());
         let info = run_info(&args, "single", started, allowances);
-        let report = json_report::Report::new(info, summary, &results);
+        let report = tcptwin::report::json::Report::new(info, summary, &results);
         write_report("JSON", path, report.write(path))?;
     }
     if let Some(path) = &args.junit {
-        tcptwin::junit::write_cases(path, &results)?;
+        tcptwin::report::junit::write_cases(path, &results)?;
     }
     if let Some(dir) = &args.html {
-        let index = tcptwin::html::write_cases(dir, &results)?;
+        let index = tcptwin::report::html::write_cases(dir, &results)?;
         println!("HTML report: {}", index.display());
     }
-    if tcptwin::interrupt::requested() {
+    if tcptwin::sys::interrupt::requested() {
         println!("interrupted: the cases above finished; the rest did not run");
     }
     note_priority();
@@ -883,18 +884,18 @@ fn emit(bar: &Option<ProgressBar>, text: String) {
 }
 
 /// Runs every case of a single round that diverged again, alone, up to `--confirm` times
-/// ([`runner::confirm_pair`]), and prints each outcome.
+/// ([`run::confirm_pair`]), and prints each outcome.
 fn confirm_divergences(
     args: &RunArgs,
     cases: &[LoadedCase],
-    results: &mut [runner::PairResult],
+    results: &mut [run::PairResult],
     reference: &dyn Dut,
     other: &dyn Dut,
 ) {
     let diverged: Vec<usize> = (0..results.len())
-        .filter(|i| results[*i].verdict == runner::PairVerdict::Diverged)
+        .filter(|i| results[*i].verdict == run::PairVerdict::Diverged)
         .collect();
-    if args.confirm == 0 || diverged.is_empty() || tcptwin::interrupt::requested() {
+    if args.confirm == 0 || diverged.is_empty() || tcptwin::sys::interrupt::requested() {
         return;
     }
     println!(
@@ -905,7 +906,7 @@ fn confirm_divergences(
     for i in diverged {
         let (result, loaded) = (&mut results[i], &cases[i]);
         let artifacts = Some(args.artifacts.as_path());
-        runner::confirm_pair(result, loaded, reference, other, args.confirm, artifacts);
+        run::confirm_pair(result, loaded, reference, other, args.confirm, artifacts);
         println!("{}", report::confirmation_line(result));
     }
 }
@@ -919,9 +920,9 @@ fn run_pairs(
     allowances: Vec<TimingAllowance>,
 ) -> anyhow::Result<Outcome> {
     let mut all = Vec::new();
-    let mut verdicts: Vec<Vec<runner::PairVerdict>> = vec![Vec::new(); cases.len()];
+    let mut verdicts: Vec<Vec<run::PairVerdict>> = vec![Vec::new(); cases.len()];
     for round in 0..args.repeat {
-        if tcptwin::interrupt::requested() {
+        if tcptwin::sys::interrupt::requested() {
             break;
         }
         if args.repeat > 1 {
@@ -934,10 +935,10 @@ fn run_pairs(
             args.artifacts.clone()
         };
         let bar = progress(cases.len());
-        let results = runner::run_each(
+        let results = run::run_each(
             cases,
             args.jobs,
-            |c| runner::run_pair(c, reference, other, Some(&artifacts)),
+            |c| run::run_pair(c, reference, other, Some(&artifacts)),
             |i, r| {
                 verdicts[i].push(r.verdict);
                 emit(&bar, report::pair_text(r, args.verbose));
@@ -956,16 +957,16 @@ fn run_pairs(
     let planned = cases.len() * args.repeat;
     let (tally, notes) = report::pair_tally(&all, planned);
     if let Some(path) = &args.json {
-        let summary = json_report::Summary::new(tally, notes, planned);
+        let summary = tcptwin::report::json::Summary::new(tally, notes, planned);
         let info = run_info(args, "pair", started, allowances);
-        let report = json_report::Report::new(info, summary, &all);
+        let report = tcptwin::report::json::Report::new(info, summary, &all);
         write_report("JSON", path, report.write(path))?;
     }
     if let Some(path) = &args.junit {
-        tcptwin::junit::write_pairs(path, &all)?;
+        tcptwin::report::junit::write_pairs(path, &all)?;
     }
     if let Some(dir) = &args.html {
-        let index = tcptwin::html::write_pairs(dir, &all)?;
+        let index = tcptwin::report::html::write_pairs(dir, &all)?;
         println!("HTML report: {}", index.display());
     }
     if let Some(path) = &args.conformance {
@@ -973,7 +974,7 @@ fn run_pairs(
             .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
             .collect();
         let about = [reference.about(), other.about()];
-        let page = tcptwin::conformance::markdown(&command.join(" "), &about, &all);
+        let page = tcptwin::report::conformance::markdown(&command.join(" "), &about, &all);
         std::fs::write(path, page)
             .with_context(|| format!("writing the conformance report {}", path.display()))?;
         println!("conformance report: {}", path.display());
@@ -990,7 +991,7 @@ fn run_pairs(
     if !flaky.is_empty() {
         println!("verdict changed between repeats:\n{}", flaky.join("\n"));
     }
-    let repeated = tcptwin::diff::repeated_isns(all.iter().map(|r| {
+    let repeated = tcptwin::judge::diff::repeated_isns(all.iter().map(|r| {
         (
             r.name.as_str(),
             r.other.trace.as_ref().and_then(|t| t.raw.dut_isn),
@@ -1016,7 +1017,7 @@ fn run_pairs(
             notes.unconfirmed
         );
     }
-    if tcptwin::interrupt::requested() {
+    if tcptwin::sys::interrupt::requested() {
         println!("interrupted: the cases above finished; the rest did not run");
     }
     if tally.unsupported > 0 {
@@ -1071,7 +1072,7 @@ fn parse_cli() -> Result<Cli, ExitCode> {
 /// `tcptwin mutants`: runs cargo-mutants (unless --report-only), then scores its outcomes.
 /// Exits 0 when no mutant survives, 1 when some do, 2 on an error.
 fn mutants(args: MutantsArgs) -> ExitCode {
-    use tcptwin::mutants;
+    use tcptwin::tools::mutants;
     let workspace = PathBuf::from(".");
     let outcome = (|| {
         if !args.report_only {
@@ -1112,9 +1113,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Schema { dut_protocol } => {
             if dut_protocol {
-                print!("{}", tcptwin::schema::dut_protocol_schema_text());
+                print!("{}", tcptwin::tools::schema::dut_protocol_schema_text());
             } else {
-                print!("{}", tcptwin::schema::case_schema_text());
+                print!("{}", tcptwin::tools::schema::case_schema_text());
             }
             return ExitCode::SUCCESS;
         }
@@ -1125,13 +1126,13 @@ fn main() -> ExitCode {
     }
     // Before any thread exists: leave the starting namespace for a private one, so nothing
     // tcptwin does can reach it.
-    if let Err(e) = tcptwin::netns::isolate_process() {
+    if let Err(e) = tcptwin::net::netns::isolate_process() {
         eprintln!("tcptwin: {e}");
         return Outcome::HarnessError.exit_code();
     }
     // Measured threads get a core first: SCHED_FIFO, or else the rest of tcptwin at nice 19.
-    tcptwin::priority::setup();
-    tcptwin::interrupt::install();
+    tcptwin::sys::priority::setup();
+    tcptwin::sys::interrupt::install();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -1150,7 +1151,7 @@ fn main() -> ExitCode {
             only,
             exec,
         } => {
-            let config = tcptwin::bench::BenchConfig {
+            let config = tcptwin::tools::bench::BenchConfig {
                 cases_dir: cases,
                 overhead_case: "handshake-default".into(),
                 overhead_runs: runs,
@@ -1161,7 +1162,7 @@ fn main() -> ExitCode {
                 only,
                 exec,
             };
-            tcptwin::bench::run(&config)
+            tcptwin::tools::bench::run(&config)
                 .map(|report| {
                     print!("{report}");
                     Outcome::Passed
@@ -1189,7 +1190,7 @@ fn import(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode 
     let outcome = std::fs::read_to_string(file)
         .map_err(|e| exit::usage(format!("reading {}: {e}", file.display())))
         .and_then(|text| {
-            tcptwin::import::translate(file, &text).map_err(|e| exit::usage(e.to_string()))
+            tcptwin::tools::import::translate(file, &text).map_err(|e| exit::usage(e.to_string()))
         })
         .and_then(|yaml| match output {
             Some(path) => std::fs::write(path, &yaml)

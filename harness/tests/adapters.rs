@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use tcptwin::diff::Divergence;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{ExecDut, KernelDut};
-use tcptwin::runner::{self, LoadedCase, PairResult, PairVerdict};
+use tcptwin::judge::diff::Divergence;
+use tcptwin::run::{self, PairResult, PairVerdict};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -30,7 +31,7 @@ fn adapter(relative: &str) -> ExecDut {
 }
 
 fn run(exec: &ExecDut, case: &str) -> PairResult {
-    runner::run_pair(&loaded(case), &KernelDut, exec, None)
+    run::run_pair(&loaded(case), &KernelDut, exec, None)
 }
 
 /// The divergence at `path`, which the pair must have.

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use tcptwin::case::LoadedCase;
 use tcptwin::case::{Case, Step};
 use tcptwin::dut::{Dut, DutError, KernelDut, Running};
-use tcptwin::runner::{self, LoadedCase, PairVerdict};
-use tcptwin::topology::Topology;
+use tcptwin::net::topology::Topology;
+use tcptwin::run::{self, PairVerdict};
 
 fn bind_case() -> LoadedCase {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/bind-port-5555.yaml");
@@ -18,7 +19,7 @@ fn bind_case() -> LoadedCase {
 
 #[test]
 fn the_kernel_against_itself_passes_a_case_binding_an_explicit_port() {
-    let result = runner::run_pair(&bind_case(), &KernelDut, &KernelDut, None);
+    let result = run::run_pair(&bind_case(), &KernelDut, &KernelDut, None);
     assert_eq!(
         result.verdict,
         PairVerdict::Pass,
@@ -56,7 +57,7 @@ impl Dut for IgnoresBindPort {
 
 #[test]
 fn a_dut_leaving_from_another_port_than_the_bound_one_diverges() {
-    let result = runner::run_pair(&bind_case(), &KernelDut, &IgnoresBindPort, None);
+    let result = run::run_pair(&bind_case(), &KernelDut, &IgnoresBindPort, None);
     assert_eq!(result.verdict, PairVerdict::Diverged);
     let port = result.other.trace.as_ref().unwrap().raw.dut_port.unwrap();
     let found: Vec<(&str, &str, &str)> = result

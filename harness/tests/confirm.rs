@@ -8,13 +8,15 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tcptwin::capture::Captured;
 use tcptwin::case::Case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{Dut, DutError, Running};
-use tcptwin::frame::{self, Segment};
+use tcptwin::net::topology::{Topology, DUT_MAC, PEER_MAC};
+use tcptwin::observe::frame::{self, Segment};
+use tcptwin::record::Captured;
+use tcptwin::record::RunRecord;
 use tcptwin::report;
-use tcptwin::runner::{self, LoadedCase, PairVerdict, RawRun};
-use tcptwin::topology::{Topology, DUT_MAC, PEER_MAC};
+use tcptwin::run::{self, PairVerdict};
 
 /// A case with nothing to expect: only the diff judges.
 fn case() -> LoadedCase {
@@ -26,7 +28,7 @@ fn case() -> LoadedCase {
 }
 
 /// A run that sent one SYN from `isn` with `window`, at the same instant every time.
-fn canned_run(isn: u32, window: u16) -> RawRun {
+fn canned_run(isn: u32, window: u16) -> RunRecord {
     let syn = frame::tcp(&Segment {
         src_mac: DUT_MAC,
         dst_mac: PEER_MAC,
@@ -42,7 +44,7 @@ fn canned_run(isn: u32, window: u16) -> RawRun {
         options: vec![],
         payload_len: 0,
     });
-    RawRun {
+    RunRecord {
         frames: vec![Captured {
             t_ns: 1_000_000_000,
             bytes: syn,
@@ -87,7 +89,7 @@ impl Dut for Canned {
         unreachable!("a canned DUT runs elsewhere")
     }
 
-    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RawRun, String>> {
+    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RunRecord, String>> {
         let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         let window = if self.odd_runs.contains(&run) {
             65535
@@ -99,10 +101,10 @@ impl Dut for Canned {
 }
 
 /// Runs the case once against `other` and confirms its divergence with up to 2 reruns.
-fn judged(other: &Canned) -> runner::PairResult {
+fn judged(other: &Canned) -> run::PairResult {
     let loaded = case();
     let reference = Canned::new(1000, &[]);
-    let mut result = runner::run_pair(&loaded, &reference, other, None);
+    let mut result = run::run_pair(&loaded, &reference, other, None);
     assert_eq!(
         result.verdict,
         PairVerdict::Diverged,
@@ -117,14 +119,14 @@ fn judged(other: &Canned) -> runner::PairResult {
         "{:?}",
         result.divergences
     );
-    runner::confirm_pair(&mut result, &loaded, &reference, other, 2, None);
+    run::confirm_pair(&mut result, &loaded, &reference, other, 2, None);
     result
 }
 
 #[test]
 fn the_canned_runs_agree_where_the_window_is_the_same() {
     let loaded = case();
-    let result = runner::run_pair(
+    let result = run::run_pair(
         &loaded,
         &Canned::new(1000, &[]),
         &Canned::new(2000, &[]),
@@ -199,14 +201,14 @@ impl Dut for Blocking {
         unreachable!("a canned DUT runs elsewhere")
     }
 
-    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RawRun, String>> {
+    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RunRecord, String>> {
         let mut run = canned_run(1000, 64240);
         let (args, errno) = if self.outlived {
             ("(interrupted)", "EINTR")
         } else {
             ("198.18.0.2:80", "ETIMEDOUT")
         };
-        run.calls = vec![tcptwin::dut::CallRecord {
+        run.calls = vec![tcptwin::record::CallRecord {
             call: "connect".into(),
             args: args.into(),
             ret: -1,
@@ -246,7 +248,7 @@ fn a_call_blocked_past_the_time_limit_alone_is_a_divergence_naming_it() {
             ),
         ),
     ] {
-        let result = runner::run_pair(&loaded, reference, other, None);
+        let result = run::run_pair(&loaded, reference, other, None);
         let text = report::pair_text(&result, false);
         assert_eq!(result.verdict, PairVerdict::Diverged, "{text}");
         let first = &result.divergences[0];
@@ -260,7 +262,7 @@ fn a_call_blocked_past_the_time_limit_alone_is_a_divergence_naming_it() {
 fn both_sides_blocked_past_the_time_limit_is_an_error_not_a_verdict() {
     let loaded = case();
     let blocked = Blocking { outlived: true };
-    let result = runner::run_pair(&loaded, &blocked, &blocked, None);
+    let result = run::run_pair(&loaded, &blocked, &blocked, None);
     assert_eq!(result.verdict, PairVerdict::Error);
     assert!(result.divergences.iter().all(|d| d.path != "time_limit"));
 }

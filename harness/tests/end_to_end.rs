@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use tcptwin::case::Case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::KernelDut;
-use tcptwin::runner::{self, LoadedCase, Verdict};
-use tcptwin::topology::{Topology, DUT_IF, DUT_MAC, KERNEL_SIDE_MAC, PEER_IF};
-use tcptwin::{ethtool, sysctl};
+use tcptwin::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC, KERNEL_SIDE_MAC, PEER_IF};
+use tcptwin::net::{ethtool, sysctl};
+use tcptwin::run::{self, Verdict};
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases")
@@ -23,7 +24,7 @@ fn inline(text: &str) -> LoadedCase {
 
 #[test]
 fn the_handshake_trace_shows_the_default_linux_syn() {
-    let result = runner::run_case(&loaded("handshake-default"), &KernelDut, None);
+    let result = run::run_case(&loaded("handshake-default"), &KernelDut, None);
     assert_eq!(
         result.verdict,
         Verdict::Pass,
@@ -52,7 +53,7 @@ fn a_wrong_expectation_fails_the_case_and_says_what_differed() {
     let case = inline(
         "name: wrong\nsteps:\n  - connect: {}\n  - close\npeer:\n  syn:\n    - synack: {}\nexpect:\n  syn:\n    window: 1234\n    options: \"mss 1460,wscale 10\"\n",
     );
-    let result = runner::run_case(&case, &KernelDut, None);
+    let result = run::run_case(&case, &KernelDut, None);
     assert_eq!(result.verdict, Verdict::Fail);
     let failed: Vec<_> = result.checks.iter().filter(|c| !c.ok).collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
@@ -72,7 +73,7 @@ fn a_case_over_its_time_limit_is_an_error_and_the_blocked_call_is_interrupted() 
     let case =
         inline("name: slow\nsteps:\n  - connect: {}\npeer:\n  arp: silent\ntime_limit_s: 0.5\n");
     let started = std::time::Instant::now();
-    let result = runner::run_case(&case, &KernelDut, None);
+    let result = run::run_case(&case, &KernelDut, None);
     assert_eq!(result.verdict, Verdict::Error);
     assert!(
         result.error.as_deref().unwrap().contains("time limit"),
@@ -95,7 +96,7 @@ fn a_case_over_its_time_limit_is_an_error_and_the_blocked_call_is_interrupted() 
 #[test]
 fn a_harness_fault_is_an_error_not_a_failure() {
     let case = inline("name: badsysctl\nsysctls:\n  net.ipv4.no_such_knob: 1\nsteps:\n  - close\n");
-    let result = runner::run_case(&case, &KernelDut, None);
+    let result = run::run_case(&case, &KernelDut, None);
     assert_eq!(result.verdict, Verdict::Error);
     assert!(result.error.unwrap().contains("net.ipv4.no_such_knob"));
 }
@@ -103,7 +104,7 @@ fn a_harness_fault_is_an_error_not_a_failure() {
 #[test]
 fn topology_has_offloads_and_ipv6_off_on_both_ends() {
     let c: Case = loaded("handshake-default").case;
-    let topology = Topology::build(&c.topology_spec(true)).unwrap();
+    let topology = Topology::build(&TopologySpec::for_case(&c, true)).unwrap();
     for (ns, ifname) in [(&topology.dut, DUT_IF), (&topology.peer, PEER_IF)] {
         let on = ns
             .run(|| ethtool::enabled_offloads(ifname).unwrap())
@@ -148,11 +149,11 @@ fn mac_text(mac: [u8; 6]) -> String {
 #[test]
 fn a_stack_network_comes_with_a_receiver_and_a_veth_mac_other_than_the_stacks() {
     let c: Case = loaded("handshake-default").case;
-    let stack = Topology::build(&c.topology_spec(false)).unwrap();
+    let stack = Topology::build(&TopologySpec::for_case(&c, false)).unwrap();
     assert_eq!(dut_veth_mac(&stack), mac_text(KERNEL_SIDE_MAC));
     assert!(stack.dut_receiver.take().is_some(), "made with the blank");
     assert!(stack.dut_receiver.take().is_none(), "taken once");
-    let kernel = Topology::build(&c.topology_spec(true)).unwrap();
+    let kernel = Topology::build(&TopologySpec::for_case(&c, true)).unwrap();
     assert_eq!(dut_veth_mac(&kernel), mac_text(DUT_MAC));
 }
 
@@ -160,7 +161,7 @@ fn a_stack_network_comes_with_a_receiver_and_a_veth_mac_other_than_the_stacks() 
 fn sysctls_of_a_case_are_set_inside_the_dut_namespace_only() {
     let before = sysctl::read("net.ipv4.tcp_syn_retries").unwrap();
     let c = inline("name: s\nsysctls:\n  net.ipv4.tcp_syn_retries: 3\nsteps:\n  - close\n");
-    let topology = Topology::build(&c.case.topology_spec(true)).unwrap();
+    let topology = Topology::build(&TopologySpec::for_case(&c.case, true)).unwrap();
     let inside = topology
         .dut
         .run(|| sysctl::read("net.ipv4.tcp_syn_retries").unwrap())
@@ -172,13 +173,14 @@ fn sysctls_of_a_case_are_set_inside_the_dut_namespace_only() {
 #[test]
 fn artifacts_hold_a_pcap_that_reads_back_frame_for_frame() {
     let dir = std::env::temp_dir().join(format!("tcptwin-test-{}", std::process::id()));
-    let result = runner::run_case(&loaded("rst-econnrefused"), &KernelDut, Some(&dir));
+    let result = run::run_case(&loaded("rst-econnrefused"), &KernelDut, Some(&dir));
     let pcap = result.pcap.clone().expect("a pcap was written");
-    let frames = tcptwin::capture::read_pcap(&pcap).unwrap();
+    let frames = tcptwin::observe::capture::read_pcap(&pcap).unwrap();
     let trace = result.trace.unwrap();
     assert_eq!(frames.len(), trace.frames.len());
-    let reread = tcptwin::trace::build(&frames, &[], tcptwin::topology::DUT_MAC);
-    let labels = |t: &tcptwin::trace::Trace| t.frames.iter().map(|f| f.label()).collect::<Vec<_>>();
+    let reread = tcptwin::observe::trace::build(&frames, &[], tcptwin::net::topology::DUT_MAC);
+    let labels =
+        |t: &tcptwin::observe::trace::Trace| t.frames.iter().map(|f| f.label()).collect::<Vec<_>>();
     assert_eq!(labels(&reread), labels(&trace));
     assert_eq!(
         labels(&trace),

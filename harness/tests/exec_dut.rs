@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{Dut, ExecDut, KernelDut};
-use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
+use tcptwin::run::{self, PairVerdict, Verdict};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -54,7 +55,7 @@ fn the_kernel_sockets_adapter_agrees_with_the_kernel() {
         "bind-port-5555",
         "peer-sends-data-and-fin",
     ] {
-        let pair = runner::run_pair(&loaded(name), &KernelDut, &exec, None);
+        let pair = run::run_pair(&loaded(name), &KernelDut, &exec, None);
         assert_eq!(
             pair.verdict,
             PairVerdict::Pass,
@@ -68,7 +69,7 @@ fn the_kernel_sockets_adapter_agrees_with_the_kernel() {
 fn a_case_with_a_step_the_adapter_lacks_is_unsupported() {
     let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
     // The broken adapter offers connect and close only.
-    let result = runner::run_case(&loaded("tcp-maxseg-536"), &exec, None);
+    let result = run::run_case(&loaded("tcp-maxseg-536"), &exec, None);
     assert_eq!(
         result.verdict,
         Verdict::Unsupported,
@@ -80,7 +81,7 @@ fn a_case_with_a_step_the_adapter_lacks_is_unsupported() {
 #[test]
 fn a_valid_but_wrong_errno_is_a_divergence_not_an_error() {
     let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
-    let pair = runner::run_pair(&loaded("handshake-default"), &KernelDut, &exec, None);
+    let pair = run::run_pair(&loaded("handshake-default"), &KernelDut, &exec, None);
     assert_eq!(pair.verdict, PairVerdict::Diverged);
     assert!(
         pair.divergences
@@ -104,7 +105,7 @@ fn an_adapter_breaking_the_protocol_gets_an_error_that_says_how() {
         let text =
             format!("name: broken-{mode}\nsteps:\n  - connect: {{}}\n  - close\ntime_limit_s: 2\n");
         let case = LoadedCase::parse(Path::new("inline.yaml"), &text).unwrap();
-        let result = runner::run_case(&case, &exec, None);
+        let result = run::run_case(&case, &exec, None);
         let error = result.error.clone().unwrap_or_default();
         assert_eq!(result.verdict, Verdict::Error, "{mode}: {error}");
         assert!(error.contains(says), "{mode}: {error}");
@@ -127,7 +128,7 @@ fn a_hanging_adapter_against_a_kernel_that_returned_is_a_time_limit_divergence()
     let text = "name: broken-hang-pair\nsteps:\n  - connect: {}\n  - close\n\
                 peer:\n  syn:\n    - synack: {}\ntime_limit_s: 2\n";
     let case = LoadedCase::parse(Path::new("inline.yaml"), text).unwrap();
-    let pair = runner::run_pair(&case, &KernelDut, &exec, None);
+    let pair = run::run_pair(&case, &KernelDut, &exec, None);
     assert_eq!(
         pair.verdict,
         PairVerdict::Diverged,
@@ -168,10 +169,10 @@ fn a_conformance_report_groups_an_adapters_divergences_into_classes() {
     let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
     let results: Vec<_> = ["handshake-default", "rst-econnrefused", "tcp-maxseg-536"]
         .iter()
-        .map(|name| runner::run_pair(&loaded(name), &KernelDut, &exec, None))
+        .map(|name| run::run_pair(&loaded(name), &KernelDut, &exec, None))
         .collect();
     let about = [KernelDut.about(), exec.about()];
-    let page = tcptwin::conformance::markdown("tcptwin run …", &about, &results);
+    let page = tcptwin::report::conformance::markdown("tcptwin run …", &about, &results);
     assert!(page.starts_with("# exec:broken against kernel"), "{page}");
     // What each side is: the adapter by its hello and command.
     assert!(page.contains("\n- Linux "), "{page}");

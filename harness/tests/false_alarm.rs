@@ -7,8 +7,9 @@
 use std::path::Path;
 
 use tcptwin::case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::KernelDut;
-use tcptwin::runner::{self, LoadedCase, PairVerdict};
+use tcptwin::run::{self, PairVerdict};
 
 #[test]
 fn the_kernel_against_itself_never_diverges() {
@@ -19,15 +20,15 @@ fn the_kernel_against_itself_never_diverges() {
         .map(|path| LoadedCase::load(&path).unwrap())
         .collect();
     for round in 0..2 {
-        let mut results = runner::run_each(
+        let mut results = run::run_each(
             &cases,
-            runner::DEFAULT_JOBS,
-            |c| runner::run_pair(c, &KernelDut, &KernelDut, None),
+            run::DEFAULT_JOBS,
+            |c| run::run_pair(c, &KernelDut, &KernelDut, None),
             |_, _| {},
         );
         for (result, case) in results.iter_mut().zip(&cases) {
             if result.verdict == PairVerdict::Diverged {
-                runner::confirm_pair(result, case, &KernelDut, &KernelDut, 2, None);
+                run::confirm_pair(result, case, &KernelDut, &KernelDut, 2, None);
                 eprintln!("{}", tcptwin::report::confirmation_line(result));
             }
         }

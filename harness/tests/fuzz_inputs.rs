@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tcptwin::case;
-use tcptwin::decode::{self, flags, Body, L4};
-use tcptwin::frame::{self, Segment};
+use tcptwin::observe::decode::{self, flags, Body, L4};
+use tcptwin::observe::frame::{self, Segment};
 use tcptwin_stack::{Config, EthernetAddress, Interface, SockAddr, Stack};
 
 /// No single input may use more CPU than this (a debug build; typical inputs take µs).

@@ -13,10 +13,11 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use tcptwin::case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{Dut, DutError, KernelDut, Running};
-use tcptwin::fuzz::{self, FuzzConfig};
-use tcptwin::runner::{self, LoadedCase, PairVerdict};
-use tcptwin::topology::Topology;
+use tcptwin::net::topology::Topology;
+use tcptwin::run::{self, PairVerdict};
+use tcptwin::tools::fuzz::{self, FuzzConfig};
 
 /// The two runs take turns: the kernel-against-kernel one judges timing, which another
 /// fuzz run's load on the same two cores would blur.
@@ -131,7 +132,7 @@ fn a_divergence_is_found_shrunk_saved_and_replayed() {
         replay.case, found.minimal,
         "the saved YAML is the minimal case"
     );
-    let again = runner::run_pair(&replay, &KernelDut, other, None);
+    let again = run::run_pair(&replay, &KernelDut, other, None);
     assert_eq!(
         again.verdict,
         PairVerdict::Diverged,
@@ -234,7 +235,7 @@ fn a_deliberate_stack_bug_is_found_and_the_same_run_without_it_is_clean() {
 fn diverge(topology: &Topology) {
     topology
         .dut
-        .run(|| tcptwin::sysctl::write("net.ipv4.ip_default_ttl", "7"))
+        .run(|| tcptwin::net::sysctl::write("net.ipv4.ip_default_ttl", "7"))
         .expect("entering the DUT namespace")
         .expect("writing ip_default_ttl");
 }

@@ -511,13 +511,14 @@ fn the_schema_refuses_rust_enum_shapes_and_missing_fields() {
 
 #[test]
 fn junit_has_one_grouped_failure_per_case_across_rounds() {
-    use tcptwin::diff::Divergence;
-    use tcptwin::runner::{self, LoadedCase, PairVerdict};
+    use tcptwin::case::LoadedCase;
+    use tcptwin::judge::diff::Divergence;
+    use tcptwin::run::{self, PairVerdict};
     let _turn = turn();
     let dir = temp_dir("junit");
     let loaded = LoadedCase::parse(&dir.join("hs.yaml"), HANDSHAKE).unwrap();
     let kernel = tcptwin::dut::KernelDut;
-    let passed = runner::run_pair(&loaded, &kernel, &kernel, None);
+    let passed = run::run_pair(&loaded, &kernel, &kernel, None);
     // An extra frame on one side differs in each of its fields: one finding.
     let mut diverged = passed.clone();
     diverged.verdict = PairVerdict::Diverged;
@@ -538,7 +539,7 @@ fn junit_has_one_grouped_failure_per_case_across_rounds() {
         }])
         .collect();
     let path = dir.join("j.xml");
-    tcptwin::junit::write_pairs(&path, &[diverged, passed]).unwrap();
+    tcptwin::report::junit::write_pairs(&path, &[diverged, passed]).unwrap();
     let xml = std::fs::read_to_string(&path).unwrap();
     assert_eq!(xml.matches("<testcase ").count(), 1, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");

@@ -6,12 +6,14 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tcptwin::decode;
-use tcptwin::diff::Divergence;
-use tcptwin::dut::CallRecord;
-use tcptwin::runner::{CaseResult, PairResult, PairVerdict, Verdict};
-use tcptwin::tcp_options::TcpOption;
-use tcptwin::trace::{Dir, IpId, NormFrame, NormIp, Port, RawValues, Trace, TraceCall, TraceFrame};
+use tcptwin::judge::diff::Divergence;
+use tcptwin::linux::tcp_options::TcpOption;
+use tcptwin::observe::decode;
+use tcptwin::observe::trace::{
+    Dir, IpId, NormFrame, NormIp, Port, RawValues, Trace, TraceCall, TraceFrame,
+};
+use tcptwin::record::CallRecord;
+use tcptwin::run::{CaseResult, PairResult, PairVerdict, Verdict};
 
 const DUT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -81,7 +83,7 @@ fn call(t_ms: f64, name: &str, args: &str, ret: i64, errno: Option<&str>) -> Tra
 
 /// A connect that the kernel sees refused and the "stack" sees time out with another window.
 fn trace(window: u16, refused: bool) -> Trace {
-    use tcptwin::decode::flags::{ACK, RST, SYN};
+    use tcptwin::observe::decode::flags::{ACK, RST, SYN};
     let syn_opts = vec![
         TcpOption::Mss { value: 1460 },
         TcpOption::SackPerm,
@@ -219,7 +221,7 @@ fn the_report_renders_in_chromium_with_ladders_and_highlights() {
         ],
         reruns: vec![PairVerdict::Diverged],
     };
-    let index = tcptwin::html::write_pairs(&report, &[pair]).unwrap();
+    let index = tcptwin::report::html::write_pairs(&report, &[pair]).unwrap();
 
     let dom = headless(&browser, &dir.join("profile"), &["--dump-dom"], &index);
     let dom = String::from_utf8_lossy(&dom.stdout);

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use tcptwin::case::{self, Step, SynReaction};
-use tcptwin::import;
+use tcptwin::tools::import;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

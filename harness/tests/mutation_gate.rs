@@ -12,9 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use tcptwin::case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{KernelDut, StackDut};
-use tcptwin::fuzz::{self, FuzzConfig};
-use tcptwin::runner::{self, LoadedCase, PairResult, PairVerdict};
+use tcptwin::run::{self, PairResult, PairVerdict};
+use tcptwin::tools::fuzz::{self, FuzzConfig};
 
 /// Runs after the first divergence; every one of them must diverge too.
 const RERUNS: usize = 2;
@@ -44,7 +45,7 @@ fn diverged(result: &PairResult) -> bool {
 /// Runs `loaded` again up to [`RERUNS`] times; true when it diverged every time.
 fn diverges_again(loaded: &LoadedCase) -> bool {
     (0..RERUNS).all(|_| {
-        diverged(&runner::run_pair(
+        diverged(&run::run_pair(
             loaded,
             &KernelDut,
             &StackDut::default(),
@@ -63,10 +64,10 @@ fn the_stack_passes_every_case_and_a_bounded_fuzz_run() {
         .map(|p| LoadedCase::load(&p).unwrap())
         .collect();
     assert!(cases.len() >= 25, "only {} cases", cases.len());
-    let results = runner::run_each(
+    let results = run::run_each(
         &cases,
-        runner::DEFAULT_JOBS,
-        |c| runner::run_pair(c, &KernelDut, &StackDut::default(), None),
+        run::DEFAULT_JOBS,
+        |c| run::run_pair(c, &KernelDut, &StackDut::default(), None),
         |_, _| {},
     );
     // One confirmed divergence fails the gate; confirming more would only cost time (a
@@ -82,7 +83,7 @@ fn the_stack_passes_every_case_and_a_bounded_fuzz_run() {
     // As `tcptwin run` does over a suite: a stack whose ISN does not vary (a constant, or
     // a hash without its clock term) shows only across cases, since every trace's
     // sequence numbers are printed relative to its ISN.
-    let repeated = tcptwin::diff::repeated_isns(results.iter().map(|r| {
+    let repeated = tcptwin::judge::diff::repeated_isns(results.iter().map(|r| {
         (
             r.name.as_str(),
             r.other.trace.as_ref().and_then(|t| t.raw.dut_isn),

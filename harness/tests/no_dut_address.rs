@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{KernelDut, StackDut};
-use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
+use tcptwin::run::{self, PairVerdict, Verdict};
 
 fn case_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases/no-dut-address-enetunreach.yaml")
@@ -18,7 +19,7 @@ fn edited(from: &str, to: &str) -> LoadedCase {
     LoadedCase::parse(&case_path(), &text.replace(from, to)).unwrap()
 }
 
-fn failed_checks(result: &runner::CaseResult) -> Vec<String> {
+fn failed_checks(result: &run::CaseResult) -> Vec<String> {
     result
         .checks
         .iter()
@@ -31,7 +32,7 @@ fn failed_checks(result: &runner::CaseResult) -> Vec<String> {
 fn the_kernel_and_the_stack_without_an_address_fail_with_enetunreach() {
     let loaded = LoadedCase::load(&case_path()).unwrap();
     assert_eq!(loaded.case.topology.dut.0, None);
-    let result = runner::run_pair(&loaded, &KernelDut, &StackDut::default(), None);
+    let result = run::run_pair(&loaded, &KernelDut, &StackDut::default(), None);
     assert_eq!(
         result.verdict,
         PairVerdict::Pass,
@@ -48,7 +49,7 @@ fn a_wrong_expected_errno_fails() {
         "{ call: connect, nth: 1, result: \"ENETUNREACH\" }",
         "{ call: connect, nth: 1, result: \"EHOSTUNREACH\" }",
     );
-    let result = runner::run_case(&loaded, &KernelDut, None);
+    let result = run::run_case(&loaded, &KernelDut, None);
     assert_eq!(result.verdict, Verdict::Fail);
     let failed = failed_checks(&result);
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -59,7 +60,7 @@ fn a_wrong_expected_errno_fails() {
 fn a_dut_given_the_address_anyway_fails_the_case() {
     // The same network with the default address: the peer answers, connect succeeds.
     let loaded = edited("  dut: none\n", "  dut: 198.18.0.1/24\n");
-    let result = runner::run_case(&loaded, &KernelDut, None);
+    let result = run::run_case(&loaded, &KernelDut, None);
     assert_eq!(result.verdict, Verdict::Fail);
     let failed = failed_checks(&result).join("\n");
     assert!(failed.contains("expected ENETUNREACH, got 0"), "{failed}");

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::KernelDut;
-use tcptwin::runner::{self, LoadedCase, Verdict};
+use tcptwin::run::{self, Verdict};
 
 /// An MTU no other run in this process uses, so the first run finds no blank of it.
 const MTU: u32 = 1432;
@@ -22,13 +23,13 @@ fn a_prewarmed_network_gives_the_same_trace_as_a_fresh_one() {
         ),
     )
     .unwrap();
-    let fresh = runner::run_case(&loaded, &KernelDut, None);
+    let fresh = run::run_case(&loaded, &KernelDut, None);
     assert!(!fresh.phases.prewarmed, "no blank of MTU {MTU} existed yet");
     assert!(
-        tcptwin::prewarm::wait_for_spare(MTU, Duration::from_secs(10)),
+        tcptwin::run::prewarm::wait_for_spare(MTU, Duration::from_secs(10)),
         "taking a blank starts building the next one of its MTU"
     );
-    let prewarmed = runner::run_case(&loaded, &KernelDut, None);
+    let prewarmed = run::run_case(&loaded, &KernelDut, None);
     assert!(prewarmed.phases.prewarmed);
     for run in [&fresh, &prewarmed] {
         assert_eq!(
@@ -44,7 +45,7 @@ fn a_prewarmed_network_gives_the_same_trace_as_a_fresh_one() {
     assert!(
         matches!(
             b.frames.first().map(|f| &f.norm),
-            Some(tcptwin::trace::NormFrame::Arp { op: 1, .. })
+            Some(tcptwin::observe::trace::NormFrame::Arp { op: 1, .. })
         ),
         "{}",
         b.text()
@@ -54,6 +55,6 @@ fn a_prewarmed_network_gives_the_same_trace_as_a_fresh_one() {
         "{}",
         b.text()
     );
-    let divergences = tcptwin::diff::diff(&a, &b, &[], &Default::default());
+    let divergences = tcptwin::judge::diff::diff(&a, &b, &[], &Default::default());
     assert!(divergences.is_empty(), "{divergences:?}");
 }

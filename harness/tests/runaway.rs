@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tcptwin::case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{KernelDut, StackDut};
-use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
+use tcptwin::run::{self, PairVerdict, Verdict};
 
 fn inline(text: &str) -> LoadedCase {
     LoadedCase::parse(Path::new("inline.yaml"), text).unwrap()
@@ -29,8 +30,8 @@ fn a_flood_of_a_hundred_thousand_frames_is_an_error_within_its_time_limit() {
     for kind in ["rst", "synack"] {
         let case = flood(kind);
         for result in [
-            runner::run_case(&case, &KernelDut, None),
-            runner::run_case(&case, &StackDut::default(), None),
+            run::run_case(&case, &KernelDut, None),
+            run::run_case(&case, &StackDut::default(), None),
         ] {
             let report = tcptwin::report::case_text(&result, false);
             assert_eq!(result.verdict, Verdict::Error, "{report}");
@@ -46,7 +47,7 @@ fn a_flood_of_a_hundred_thousand_frames_is_an_error_within_its_time_limit() {
                 result.wall_ms
             );
             let frames = result.trace.as_ref().unwrap().frames.len();
-            assert!(frames <= runner::MAX_FRAMES, "{frames} frames kept");
+            assert!(frames <= run::MAX_FRAMES, "{frames} frames kept");
         }
     }
 }
@@ -58,7 +59,7 @@ fn a_stack_that_never_gets_an_answer_is_an_error_at_its_time_limit() {
         "name: silent\nsteps:\n  - connect: {}\npeer:\n  syn: [drop]\n  then: drop\ntime_limit_s: 0.5\n",
     );
     let started = Instant::now();
-    let result = runner::run_case(&case, &StackDut::default(), None);
+    let result = run::run_case(&case, &StackDut::default(), None);
     assert_eq!(result.verdict, Verdict::Error);
     assert!(
         result.error.as_deref().unwrap().contains("time limit"),
@@ -83,10 +84,10 @@ fn the_suite_goes_on_after_runaway_cases() {
         handshake(),
     ];
     let started = Instant::now();
-    let results = runner::run_each(
+    let results = run::run_each(
         &cases,
         2,
-        |c| runner::run_pair(c, &KernelDut, &StackDut::default(), None),
+        |c| run::run_pair(c, &KernelDut, &StackDut::default(), None),
         |_, _| {},
     );
     let verdicts: Vec<PairVerdict> = results.iter().map(|r| r.verdict).collect();

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{KernelDut, SmoltcpDut};
-use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
+use tcptwin::run::{self, PairVerdict, Verdict};
 
 fn loaded(name: &str) -> LoadedCase {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,7 +35,7 @@ expect:
   frames: ["> ARP who-has", "< ARP reply", "> S", "< S.", "> .", "> F.", "< F.", "> ."]
 "#;
     let case = LoadedCase::parse(&path, text).unwrap();
-    let result = runner::run_case(&case, &SmoltcpDut, None);
+    let result = run::run_case(&case, &SmoltcpDut, None);
     assert_eq!(
         result.verdict,
         Verdict::Pass,
@@ -48,7 +49,7 @@ expect:
 /// pads with EOLs, and advertises 65535 where Linux says 64240.
 #[test]
 fn the_harness_reports_smoltcps_syn_differences_from_linux() {
-    let pair = runner::run_pair(&loaded("handshake-default"), &KernelDut, &SmoltcpDut, None);
+    let pair = run::run_pair(&loaded("handshake-default"), &KernelDut, &SmoltcpDut, None);
     assert_eq!(pair.verdict, PairVerdict::Diverged);
     let found = |path: &str| {
         pair.divergences
@@ -83,7 +84,7 @@ fn the_harness_reports_smoltcps_syn_differences_from_linux() {
 /// A step smoltcp has no way to express is its own verdict: not a pass, not a failure.
 #[test]
 fn a_step_smoltcp_cannot_express_is_unsupported() {
-    let pair = runner::run_pair(&loaded("tcp-maxseg-536"), &KernelDut, &SmoltcpDut, None);
+    let pair = run::run_pair(&loaded("tcp-maxseg-536"), &KernelDut, &SmoltcpDut, None);
     assert_eq!(pair.verdict, PairVerdict::Unsupported);
     assert_eq!(pair.other.verdict, Verdict::Unsupported);
     let why = pair.other.error.as_deref().unwrap_or_default();
@@ -97,7 +98,7 @@ fn a_step_smoltcp_cannot_express_is_unsupported() {
 /// POLLOUT|POLLERR|POLLHUP and SO_ERROR is ECONNREFUSED once, then 0.
 #[test]
 fn a_reset_maps_to_econnrefused_through_poll_and_so_error() {
-    let result = runner::run_case(
+    let result = run::run_case(
         &loaded("nonblocking-refused-poll-so-error"),
         &SmoltcpDut,
         None,

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use tcptwin::case;
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::KernelDut;
-use tcptwin::netlink::Netlink;
-use tcptwin::runner::{self, LoadedCase, Verdict};
+use tcptwin::net::netlink::Netlink;
+use tcptwin::run::{self, Verdict};
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases")
@@ -43,7 +44,7 @@ fn every_case_passes_against_the_kernel_and_leaves_nothing_behind() {
         .map(|path| LoadedCase::load(&path).unwrap())
         .collect();
     assert!(cases.len() >= 25);
-    let results = runner::run_all(&cases, &KernelDut, None, runner::DEFAULT_JOBS, |_, _| {});
+    let results = run::run_all(&cases, &KernelDut, None, run::DEFAULT_JOBS, |_, _| {});
     // Judged as the gate judges a divergence: a case that failed runs again alone, and
     // fails the test only if a rerun fails too (a kernel timer a fraction of a millisecond
     // past its window on a loaded host does not come back twice in a row).
@@ -53,13 +54,13 @@ fn every_case_passes_against_the_kernel_and_leaves_nothing_behind() {
         .filter(|(r, _)| r.verdict != Verdict::Pass)
         .filter(|(r, case)| {
             eprintln!("rerunning alone:\n{}", tcptwin::report::case_text(r, false));
-            (0..2).any(|_| runner::run_case(case, &KernelDut, None).verdict != Verdict::Pass)
+            (0..2).any(|_| run::run_case(case, &KernelDut, None).verdict != Verdict::Pass)
         })
         .map(|(r, _)| tcptwin::report::case_text(r, true))
         .collect();
     // The reruns ran outside run_all, which drains the spare networks it made; theirs too
     // must go before the descriptors are counted.
-    tcptwin::prewarm::drain();
+    tcptwin::run::prewarm::drain();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Results come back in input order.
     let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tcptwin::case::LoadedCase;
 use tcptwin::dut::{KernelDut, StackDut};
-use tcptwin::runner::{self, LoadedCase, PairVerdict, Verdict};
+use tcptwin::run::{self, PairVerdict, Verdict};
 use tcptwin::vm::{VmError, VmKernelDut};
 use tcptwin_stack::config::Profile;
 
@@ -30,7 +31,7 @@ fn linux_6_1_boots_runs_a_case_and_backs_off_exponentially() {
     assert!(vm.boot.hello.kernel_release.starts_with("6.1."));
 
     // One case through the agent: the guest's own namespaces, capture, peer and kernel.
-    let result = runner::run_case(&loaded("handshake-default"), &vm, None);
+    let result = run::run_case(&loaded("handshake-default"), &vm, None);
     let text = tcptwin::report::case_text(&result, true);
     assert_eq!(result.verdict, Verdict::Pass, "{text}");
     let trace = result.trace.as_ref().unwrap();
@@ -48,8 +49,8 @@ fn linux_6_1_boots_runs_a_case_and_backs_off_exponentially() {
     // tcp_syn_retries=2: 6.18 retransmits linearly (and more often), 6.1 at 1 s then 2 s.
     let syn = loaded("syn-retries-2");
     let (vs_kernel, vs_stack) = std::thread::scope(|s| {
-        let k = s.spawn(|| runner::run_pair(&syn, &vm, &KernelDut, None));
-        let st = runner::run_pair(
+        let k = s.spawn(|| run::run_pair(&syn, &vm, &KernelDut, None));
+        let st = run::run_pair(
             &syn,
             &vm,
             &StackDut {

@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::case::{Case, SockOpt, Step};
+use crate::dut::api::{Dut, DutError, Running};
+use crate::dut::encode::{raw_getopt, raw_sockopt};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
-use crate::dut::{raw_getopt, raw_sockopt, Dut, DutError, Running};
-use crate::topology::{Topology, DUT_IF, DUT_MAC};
+use crate::net::topology::{Topology, DUT_IF, DUT_MAC};
 
 /// The protocol version this side speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -485,7 +486,7 @@ impl Adapter {
             }
         };
         if let Some(errno) = &reply.errno {
-            if !crate::errno::is_name(errno) {
+            if !crate::linux::errno::is_name(errno) {
                 self.fatal = Some(format!(
                     "reply {} names no Linux errno: {errno:?}",
                     self.sent

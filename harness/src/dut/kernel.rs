@@ -12,10 +12,10 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use crate::case::Case;
+use crate::dut::api::{Dut, DutError, Running};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
-use crate::dut::{Dut, DutError, Running};
-use crate::errno;
-use crate::topology::Topology;
+use crate::linux::errno;
+use crate::net::topology::Topology;
 
 /// The host kernel as the device under test.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,7 +29,7 @@ impl Dut for KernelDut {
     fn about(&self) -> String {
         format!(
             "Linux {}, the host's kernel, through its own sockets",
-            crate::json_report::kernel_release()
+            crate::sys::host::kernel_release()
         )
     }
 
@@ -59,7 +59,7 @@ impl Dut for KernelDut {
         })?;
         let tid = tid_rx.recv().map_err(|_| DutError::Panicked)?;
         let limit = Duration::from_secs_f64(case.time_limit_s.0);
-        match crate::interrupt::recv_timeout(&done_rx, limit) {
+        match crate::sys::interrupt::recv_timeout(&done_rx, limit) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let calls = handle.join().map_err(|_| DutError::Panicked)?;
                 // The kernel goes on by itself after the last call: nothing to stop.
@@ -283,7 +283,7 @@ pub fn connect_loop(
     topology
         .dut
         .run(move || -> Result<Duration, String> {
-            crate::priority::realtime_priority();
+            crate::sys::priority::realtime_priority();
             let peer = peer.into();
             let started = std::time::Instant::now();
             for i in 0..count {

@@ -29,12 +29,14 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
-use crate::capture::realtime_ns;
 use crate::case::{Case, ConnectStep, Family, GetOpt, SockOpt, Step};
+use crate::dut::api::{Dut, DutError, Running};
+use crate::dut::encode::raw_sockopt;
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
-use crate::dut::{raw_sockopt, CallRecord, Dut, DutError, Running};
-use crate::netlink::RouteKind;
-use crate::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
+use crate::net::netlink::RouteKind;
+use crate::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
+use crate::observe::capture::realtime_ns;
+use crate::record::CallRecord;
 
 /// smoltcp as the device under test.
 #[derive(Debug, Default, Clone, Copy)]
@@ -181,7 +183,7 @@ impl Dut for SmoltcpDut {
             }),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 cancel.store(true, Ordering::Release);
-                Err(crate::dut::timed_out(
+                Err(crate::dut::api::timed_out(
                     &calls_rx,
                     stopper,
                     handle,
@@ -189,7 +191,7 @@ impl Dut for SmoltcpDut {
                 ))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(crate::dut::ended_early(handle, "smoltcp"))
+                Err(crate::dut::api::ended_early(handle, "smoltcp"))
             }
         }
     }
@@ -747,7 +749,7 @@ impl SocketApi for Shim {
             (libc::SOL_SOCKET, libc::SO_ERROR) => {
                 let errno = self.pending_error.take();
                 Ok(OptValue::Int(
-                    errno.and_then(crate::errno::code).unwrap_or(0),
+                    errno.and_then(crate::linux::errno::code).unwrap_or(0),
                 ))
             }
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {

@@ -22,14 +22,15 @@ use tcptwin_stack::{
     SockOptValue, Stack,
 };
 
-use crate::capture::realtime_ns;
+use crate::observe::capture::realtime_ns;
 use tcptwin_stack::config::{Mutation, Profile};
 
 use crate::case::Case;
+use crate::dut::api::{Dut, DutError, Running};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
-use crate::dut::{CallRecord, Dut, DutError, Running};
-use crate::netlink;
-use crate::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
+use crate::net::netlink;
+use crate::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
+use crate::record::CallRecord;
 
 /// tcptwin's own stack as the device under test.
 #[derive(Debug, Default, Clone, Copy)]
@@ -136,13 +137,13 @@ impl Dut for StackDut {
             let _ = stop_tx.send(());
         };
         let limit = Duration::from_secs_f64(case.time_limit_s.0);
-        match crate::interrupt::recv_timeout(&calls_rx, limit) {
+        match crate::sys::interrupt::recv_timeout(&calls_rx, limit) {
             Ok(calls) => {
                 // The stack's thread ends by itself once stopped; its packet socket's close
                 // waits for a grace period, so it is not joined here (see reaper).
                 let stopper = move || {
                     stop();
-                    crate::reaper::dispose(handle);
+                    crate::sys::reaper::dispose(handle);
                 };
                 Ok(Running {
                     calls,
@@ -151,7 +152,7 @@ impl Dut for StackDut {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 cancel.notify_one();
-                Err(crate::dut::timed_out(
+                Err(crate::dut::api::timed_out(
                     &calls_rx,
                     stop,
                     handle,
@@ -159,7 +160,7 @@ impl Dut for StackDut {
                 ))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(crate::dut::ended_early(handle, "stack"))
+                Err(crate::dut::api::ended_early(handle, "stack"))
             }
         }
     }
@@ -414,7 +415,7 @@ pub fn connect_loop(
     topology
         .dut
         .run(move || -> Result<Duration, String> {
-            crate::priority::realtime_priority();
+            crate::sys::priority::realtime_priority();
             let (sock, config, runtime) = stack_parts(receiver, |_| {})?;
             runtime.block_on(async move {
                 let mut driver = driver_on(&spec, config, sock)?;
@@ -431,7 +432,7 @@ pub fn connect_loop(
                     driver.flush().map_err(|e| format!("driver: {e}"))?;
                 }
                 let elapsed = started.elapsed();
-                crate::reaper::dispose(driver);
+                crate::sys::reaper::dispose(driver);
                 Ok(elapsed)
             })
         })

@@ -9,12 +9,13 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::capture::realtime_ns;
 use crate::case::{ConnectStep, GetOpt, Step};
-use crate::dut::{
-    payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record, CallRecord,
+use crate::dut::encode::{
+    payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record,
 };
-use crate::errno;
+use crate::linux::errno;
+use crate::observe::capture::realtime_ns;
+use crate::record::CallRecord;
 
 /// Why a call on a [`SocketApi`] did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]

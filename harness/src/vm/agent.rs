@@ -2,7 +2,7 @@
 //!
 //! It finds its virtio-serial port, measures how late the guest's timers fire
 //! ([`super::Calibration`]), says hello, then serves requests: each case runs on a thread
-//! of its own with [`crate::runner::run_raw`] and [`crate::dut::KernelDut`], in namespaces
+//! of its own with [`crate::run::run_raw`] and [`crate::dut::KernelDut`], in namespaces
 //! made inside the guest, and its frames and call log go back as one JSON line.
 
 use std::fs::File;
@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Hello, Reply, Request, PORT_NAME};
+use crate::case::LoadedCase;
 use crate::dut::KernelDut;
-use crate::lateness::calibrate;
-use crate::runner::{self, LoadedCase};
+use crate::run;
+use crate::sys::lateness::calibrate;
 
 /// The device of the port named [`PORT_NAME`].
 fn find_port() -> Result<PathBuf, String> {
@@ -60,7 +61,7 @@ pub fn serve() -> anyhow::Result<()> {
             let result = crate::case::parse(&request.path, &request.text)
                 .map_err(|e| e.to_string())
                 .and_then(|case| {
-                    runner::run_raw(
+                    run::run_raw(
                         &LoadedCase {
                             path: request.path.clone(),
                             case,

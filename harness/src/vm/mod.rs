@@ -4,7 +4,7 @@
 //! runs this same binary as its agent (`tcptwin agent`, see [`agent`]). For every case the
 //! agent builds the dut and peer namespaces, the capture and the scripted peer *inside the
 //! guest*, runs the steps with [`crate::dut::KernelDut`] on the guest's kernel, and sends
-//! back what [`crate::runner::run_raw`] returns (frames and call log) as one JSON line over
+//! back what [`crate::run::run_raw`] returns (frames and call log) as one JSON line over
 //! a virtio-serial port. The host turns that into the trace and the diff like any other
 //! run. The guest boots once per `VmKernelDut` and serves every case, several at a time.
 //!
@@ -28,10 +28,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::case::Case;
-use crate::dut::{Dut, DutError, Running, TimingAllowance};
-use crate::lateness::Calibration;
-use crate::runner::{LoadedCase, RawRun};
-use crate::topology::Topology;
+use crate::case::LoadedCase;
+use crate::dut::{Dut, DutError, Running};
+use crate::net::topology::Topology;
+use crate::record::RunRecord;
+use crate::record::TimingAllowance;
+use crate::sys::lateness::Calibration;
 
 /// The virtio-serial port's name, as the guest sees it in /sys/class/virtio-ports/*/name.
 pub const PORT_NAME: &str = "tcptwin.agent";
@@ -57,7 +59,7 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
     pub id: u64,
-    pub result: Result<RawRun, String>,
+    pub result: Result<RunRecord, String>,
 }
 
 /// Why the VM did not come up.
@@ -81,7 +83,7 @@ pub struct BootInfo {
     pub hello: Hello,
 }
 
-type Pending = Arc<Mutex<Option<HashMap<u64, mpsc::Sender<Result<RawRun, String>>>>>>;
+type Pending = Arc<Mutex<Option<HashMap<u64, mpsc::Sender<Result<RunRecord, String>>>>>>;
 
 /// A Linux kernel of another version under qemu, serving cases through its agent.
 #[derive(Debug)]
@@ -185,7 +187,7 @@ impl VmKernelDut {
         )
     }
 
-    fn ask(&self, loaded: &LoadedCase) -> Result<RawRun, String> {
+    fn ask(&self, loaded: &LoadedCase) -> Result<RunRecord, String> {
         {
             let (count, cv) = &self.running;
             let mut n = cv
@@ -200,7 +202,7 @@ impl VmKernelDut {
         result
     }
 
-    fn ask_now(&self, loaded: &LoadedCase) -> Result<RawRun, String> {
+    fn ask_now(&self, loaded: &LoadedCase) -> Result<RunRecord, String> {
         let text = std::fs::read_to_string(&loaded.path)
             .map_err(|e| format!("reading {}: {e}", loaded.path.display()))?;
         let id = self
@@ -272,7 +274,7 @@ impl Dut for VmKernelDut {
         ))
     }
 
-    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RawRun, String>> {
+    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
         Some(
             self.ask(loaded)
                 .map_err(|e| format!("{} DUT: {e}", self.name)),

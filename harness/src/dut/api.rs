@@ -1,0 +1,120 @@
+//! What every DUT is: the trait the runner drives, its errors, and how a userspace DUT's
+//! run ends.
+
+use crate::case::Case;
+use crate::net::netns::NetnsError;
+use crate::net::topology::Topology;
+use crate::record::{CallRecord, RunRecord, TimingAllowance};
+
+/// Why a DUT could not finish a case.
+#[derive(Debug, thiserror::Error)]
+pub enum DutError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("{}; {} call(s) had returned", if crate::sys::interrupt::requested() { "interrupted".to_string() } else { format!("time limit of {limit_s} s exceeded") }, calls.len())]
+    TimeLimit {
+        limit_s: f64,
+        calls: Vec<CallRecord>,
+    },
+    #[error("the DUT thread panicked")]
+    Panicked,
+    #[error("setting the DUT up: {0}")]
+    Setup(String),
+    /// An adapter process (`exec:`) that crashed, hung at start, or broke the protocol;
+    /// the text names how, with the end of its stderr.
+    #[error("{0}")]
+    Adapter(String),
+    /// The case asks for something this implementation has no way to express (a socket
+    /// option it lacks, a malformed `sockaddr` its typed API cannot take). Not a pass, not
+    /// a failure: the runner reports it as its own verdict.
+    #[error("unsupported by this DUT: {0}")]
+    Unsupported(String),
+}
+
+/// Stops what a DUT left running after its last call.
+pub type Stopper = Box<dyn FnOnce() + Send>;
+
+/// A DUT's run: the call log, and what keeps running after the last call.
+pub struct Running {
+    pub calls: Vec<CallRecord>,
+    /// A userspace stack must keep answering the peer (the FIN exchange, ACKs) after its
+    /// last call, as a kernel does on its own; the runner calls this once the run settled.
+    pub stop: Option<Stopper>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An implementation under test.
+pub trait Dut: Send + Sync {
+    /// A short name for reports (`kernel`, `stack`).
+    fn name(&self) -> &'static str;
+    /// What it is, for a report that is published: the stack and its version, and how
+    /// tcptwin drives it. Empty (the default) when the name says it all.
+    fn about(&self) -> String {
+        String::new()
+    }
+    /// Whether the dut namespace's own kernel holds the address (false for a userspace stack
+    /// that owns the veth through AF_PACKET).
+    fn kernel_owns_address(&self) -> bool;
+    /// Why this implementation cannot run `case` at all, if it cannot (checked before any
+    /// namespace is built; the case then gets the `unsupported` verdict).
+    fn unsupported(&self, _case: &Case) -> Option<String> {
+        None
+    }
+    /// Runs the case's steps; returns the call log and what to stop once the run settled.
+    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError>;
+    /// A DUT that runs whole cases somewhere else (a kernel in a VM builds its own
+    /// namespaces, capture and peer) returns what the run left here; `None` (the default)
+    /// means the runner builds the topology and calls [`Dut::run`].
+    fn run_elsewhere(
+        &self,
+        _loaded: &crate::case::LoadedCase,
+    ) -> Option<Result<RunRecord, String>> {
+        None
+    }
+    /// Whether the cases' `expect` blocks, written from the host kernel (Linux 6.18), judge
+    /// this DUT. A DUT modelled on another kernel version is judged by the diff alone.
+    fn expectations_apply(&self) -> bool {
+        true
+    }
+    /// Extra timing tolerance for this DUT's runs, with how it was measured; `None` for a
+    /// DUT on the host's own clock.
+    fn timing_allowance(&self) -> Option<TimingAllowance> {
+        None
+    }
+}
+
+/// Ends a userspace DUT's run whose steps outlived the case's time limit: the call in
+/// progress was cancelled (`cancel` made it return EINTR); gather the calls logged so far,
+/// stop the DUT's thread and wait for it.
+pub fn timed_out(
+    calls_rx: &std::sync::mpsc::Receiver<Vec<CallRecord>>,
+    stop: impl FnOnce(),
+    handle: std::thread::JoinHandle<Result<(), String>>,
+    limit_s: f64,
+) -> DutError {
+    let calls = calls_rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap_or_default();
+    stop();
+    let _ = handle.join();
+    DutError::TimeLimit { limit_s, calls }
+}
+
+/// A userspace DUT's thread that ended before its steps did: its own error, if it gave one.
+pub fn ended_early(handle: std::thread::JoinHandle<Result<(), String>>, who: &str) -> DutError {
+    match handle.join() {
+        Err(_) => DutError::Panicked,
+        Ok(outcome) => DutError::Setup(
+            outcome
+                .err()
+                .unwrap_or_else(|| format!("the {who} thread ended early")),
+        ),
+    }
+}
