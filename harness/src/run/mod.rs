@@ -210,7 +210,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> 
         clock = now;
         ms
     };
-    let spec = TopologySpec::for_case(&case, dut.kernel_owns_address());
+    let spec = TopologySpec::for_case(case, dut.kernel_owns_address());
     // The network and its capture were most likely built while an earlier case ran.
     let prewarm::Prepared {
         topology,
