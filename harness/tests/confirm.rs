@@ -14,7 +14,7 @@ use tcptwin::dut::{Dut, DutError, Running};
 use tcptwin::net::topology::{Topology, DUT_MAC, PEER_MAC};
 use tcptwin::observe::frame::{self, Segment};
 use tcptwin::record::Captured;
-use tcptwin::record::RunRecord;
+use tcptwin::record::{RunFailure, RunRecord};
 use tcptwin::report;
 use tcptwin::run::{self, PairVerdict};
 
@@ -50,11 +50,9 @@ fn canned_run(isn: u32, window: u16) -> RunRecord {
             bytes: syn,
         }],
         calls: Vec::new(),
-        dut_error: None,
-        peer_error: None,
-        unsupported: None,
+        failure: None,
         phases: Default::default(),
-        outlived_time_limit: false,
+        realtime_less_monotonic_ns: None,
     }
 }
 
@@ -218,8 +216,9 @@ impl Dut for Blocking {
             end_ns: 4_000_000_000,
         }];
         if self.outlived {
-            run.dut_error = Some("time limit of 3 s exceeded; 0 call(s) had returned".into());
-            run.outlived_time_limit = true;
+            run.failure = Some(RunFailure::TimeLimit(
+                "time limit of 3 s exceeded; 0 call(s) had returned".into(),
+            ));
         }
         Some(Ok(run))
     }

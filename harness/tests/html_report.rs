@@ -142,6 +142,7 @@ fn side(dut: &'static str, trace: Trace, artifacts: &Path) -> CaseResult {
         dut,
         verdict: Verdict::Pass,
         error: None,
+        failure: None,
         trace: Some(trace),
         checks: Vec::new(),
         pcap: Some(artifacts.join("refused-or-not").join(format!("{dut}.pcap"))),

@@ -1,5 +1,311 @@
-//! Judging a run: a pure function of the case and the run records. [`expect`] checks one
-//! record against the case's expectations; [`diff`] compares two records field by field.
+//! Judging a run: a pure function of the case and the run records, whoever made them.
+//! [`judge_run`] checks one record against the case's expectations ([`expect`]);
+//! [`judge_pair`] compares two judged runs field by field ([`diff`]).
 
 pub mod diff;
 pub mod expect;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::case::LoadedCase;
+use crate::net::topology::DUT_MAC;
+use crate::observe::trace::{self, Trace};
+use crate::record::{Phases, RunFailure, RunRecord};
+
+use diff::Divergence;
+use expect::Check;
+
+/// What the judge is told beside the case and the record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judging {
+    /// Whether the case's `expect` blocks, written from the host kernel (Linux 6.18), judge
+    /// this DUT; a DUT modelled on another kernel version is judged by the diff alone.
+    pub expectations_apply: bool,
+    /// Extra timing tolerance for this run, in ms, with its basis reported elsewhere.
+    pub allowance_ms: f64,
+}
+
+/// Judges one run of `loaded` on the DUT named `dut`: the trace normalized from the
+/// record, the case's expectations checked against it, and the verdict. `pcap` and
+/// `wall_ms` are left for the runner to fill in.
+pub fn judge_run(
+    loaded: &LoadedCase,
+    dut: &'static str,
+    record: &RunRecord,
+    judging: &Judging,
+) -> CaseResult {
+    let case = &loaded.case;
+    let mut result = CaseResult::new(loaded, dut);
+    result.phases = record.phases;
+    result.failure = record.failure.clone();
+    result.outlived_time_limit = matches!(record.failure, Some(RunFailure::TimeLimit(_)));
+    if let Some(RunFailure::Unsupported(reason)) = &record.failure {
+        result.verdict = Verdict::Unsupported;
+        result.error = Some(reason.clone());
+        return result;
+    }
+    // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
+    // the pcap has them all.
+    let shown = record.frames.len().min(MAX_FRAMES);
+    let mut trace = trace::build_bound(
+        &record.frames[..shown],
+        &record.calls,
+        DUT_MAC,
+        &case.bind_ports(),
+    );
+    if let Some(shift_ns) = record.realtime_less_monotonic_ns {
+        trace.raw.dut_ts_offset_ms = trace.first_dut_tsval().map(|(val, at_ns)| {
+            let mono_ms = ((at_ns - shift_ns) / 1_000_000) as u32;
+            i64::from(val.wrapping_sub(mono_ms) as i32)
+        });
+    }
+    if judging.expectations_apply {
+        result.checks = expect::check(
+            &case.expect,
+            &trace,
+            &case.ephemeral_ports(),
+            judging.allowance_ms,
+        );
+    }
+    result.trace = Some(trace);
+    match &record.failure {
+        Some(failure) => {
+            result.verdict = Verdict::Error;
+            result.error = Some(failure.to_string());
+        }
+        None if result.checks.iter().all(|c| c.ok) => result.verdict = Verdict::Pass,
+        None => result.verdict = Verdict::Fail,
+    }
+    result
+}
+
+/// Judges one case run on a reference implementation and on another: their differences
+/// (none hidden; those the case lists as known are marked so) and the pair's verdict.
+pub fn judge_pair(
+    loaded: &LoadedCase,
+    reference: CaseResult,
+    other: CaseResult,
+    allowance_ms: f64,
+) -> PairResult {
+    let (r, o) = (reference, other);
+    let mut divergences = match (&r.trace, &o.trace) {
+        (Some(rt), Some(ot)) => diff::diff_with_allowance(
+            rt,
+            ot,
+            &loaded.case.known_divergences,
+            &loaded.case.ephemeral_ports(),
+            allowance_ms,
+        ),
+        _ => Vec::new(),
+    };
+    let outlived = outlived_alone(&r, &o);
+    if let Some(divergence) = &outlived {
+        divergences.insert(0, divergence.clone());
+    }
+    let verdict = if r.verdict == Verdict::Interrupted || o.verdict == Verdict::Interrupted {
+        PairVerdict::Interrupted
+    } else if outlived.is_some() {
+        PairVerdict::Diverged
+    } else if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
+        PairVerdict::Error
+    } else if r.verdict == Verdict::Unsupported || o.verdict == Verdict::Unsupported {
+        PairVerdict::Unsupported
+    } else if r.verdict == Verdict::Fail
+        || o.verdict == Verdict::Fail
+        || divergences.iter().any(|d| d.known.is_none())
+    {
+        PairVerdict::Diverged
+    } else if divergences.is_empty() {
+        PairVerdict::Pass
+    } else {
+        PairVerdict::Known
+    };
+    PairResult {
+        name: loaded.case.name.clone(),
+        path: loaded.path.clone(),
+        verdict,
+        reference: r,
+        other: o,
+        divergences,
+        reruns: Vec::new(),
+    }
+}
+
+/// The most frames one run keeps for its trace. A connect case makes a few dozen; a
+/// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
+/// the report take minutes. A run that captured more is an error.
+pub const MAX_FRAMES: usize = 1000;
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every expectation held.
+    Pass,
+    /// An expectation failed.
+    Fail,
+    /// The harness could not run the case (kept apart from failures).
+    Error,
+    /// The DUT cannot express one of the case's steps (`error` says which); nothing ran.
+    Unsupported,
+    /// A stopping signal (Ctrl-C, SIGTERM) cut the run short: it says nothing about the DUT.
+    Interrupted,
+}
+
+/// One case's run on one DUT.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub path: PathBuf,
+    pub name: String,
+    pub dut: &'static str,
+    pub verdict: Verdict,
+    pub error: Option<String>,
+    /// What `error` says, typed, where the run left a record.
+    #[serde(skip)]
+    pub failure: Option<RunFailure>,
+    pub trace: Option<Trace>,
+    pub checks: Vec<Check>,
+    pub pcap: Option<PathBuf>,
+    pub wall_ms: f64,
+    /// Where the wall time went.
+    pub phases: Phases,
+    /// A call of the DUT's was still blocked when the case's time limit ended it: the
+    /// verdict is `Error`, but against a reference whose calls all returned it is the
+    /// implementation's behaviour, judged as a divergence ([`judge_pair`]).
+    pub outlived_time_limit: bool,
+}
+
+impl CaseResult {
+    /// A result with no verdict yet, for `loaded` on the DUT named `dut`.
+    pub fn new(loaded: &LoadedCase, dut: &'static str) -> CaseResult {
+        CaseResult {
+            path: loaded.path.clone(),
+            name: loaded.case.name.clone(),
+            dut,
+            verdict: Verdict::Error,
+            error: None,
+            failure: None,
+            trace: None,
+            checks: Vec::new(),
+            pcap: None,
+            wall_ms: 0.0,
+            phases: Phases::default(),
+            outlived_time_limit: false,
+        }
+    }
+
+    /// A case that did not run, and why.
+    pub fn not_run(
+        loaded: &LoadedCase,
+        dut: &'static str,
+        verdict: Verdict,
+        why: String,
+    ) -> CaseResult {
+        CaseResult {
+            verdict,
+            error: Some(why),
+            ..CaseResult::new(loaded, dut)
+        }
+    }
+
+    /// Whether this run was cut off for flooding the wire (more than `MAX_FRAMES`): a
+    /// behaviour of the implementation, not a fault of the harness.
+    pub fn ran_away(&self) -> bool {
+        matches!(self.failure, Some(RunFailure::Runaway { .. }))
+    }
+}
+
+/// How a case ended when two implementations ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairVerdict {
+    /// Same behaviour, every expectation held.
+    Pass,
+    /// Only divergences the case lists as known (each still reported).
+    Known,
+    /// An unexpected divergence, or a failed expectation on either side.
+    Diverged,
+    /// The harness could not run the case on one side.
+    Error,
+    /// One side cannot express the case's steps; nothing was compared.
+    Unsupported,
+    /// A stopping signal cut one side short; nothing was judged.
+    Interrupted,
+    /// Diverged, and then agreed on every rerun alone ([`crate::run::confirm_pair`]): counted as
+    /// passed, and reported with the findings of the run that diverged.
+    Unconfirmed,
+}
+
+impl PairVerdict {
+    /// The verdict as reports and the JSON report spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PairVerdict::Pass => "pass",
+            PairVerdict::Known => "known",
+            PairVerdict::Diverged => "diverged",
+            PairVerdict::Error => "error",
+            PairVerdict::Unsupported => "unsupported",
+            PairVerdict::Interrupted => "interrupted",
+            PairVerdict::Unconfirmed => "unconfirmed",
+        }
+    }
+}
+
+/// One case run on a reference implementation and on another, and their differences.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairResult {
+    pub name: String,
+    pub path: PathBuf,
+    pub verdict: PairVerdict,
+    pub reference: CaseResult,
+    pub other: CaseResult,
+    pub divergences: Vec<Divergence>,
+    /// The verdicts of the reruns that confirmed a divergence or did not ([`crate::run::confirm_pair`]),
+    /// in order; empty where none ran.
+    pub reruns: Vec<PairVerdict>,
+}
+
+/// The divergence of a pair where one side's call was still blocked at the case's time
+/// limit while every call of the other side returned: the blocked side behaves differently
+/// (a connect that retries longer, ignores an ICMP error or a RST), which is the
+/// implementation's doing, not the harness's. Both sides blocked, or the other side failing
+/// for any reason, stays an error.
+fn outlived_alone(r: &CaseResult, o: &CaseResult) -> Option<Divergence> {
+    let finished = |side: &CaseResult| matches!(side.verdict, Verdict::Pass | Verdict::Fail);
+    let blocked_call = |side: &CaseResult| {
+        let calls = side
+            .trace
+            .as_ref()
+            .map(|t| t.calls.as_slice())
+            .unwrap_or(&[]);
+        // The call the limit cut off: `(interrupted)` in the steps interpreter's log, or a
+        // kernel call the limit's signal made return EINTR.
+        let cut_off = |c: &&crate::observe::trace::TraceCall| {
+            c.record.args == "(interrupted)" || c.record.errno.as_deref() == Some("EINTR")
+        };
+        match calls.iter().rposition(|c| cut_off(&c)) {
+            Some(i) => format!(
+                "call[{i}] `{}` still blocked at the time limit",
+                calls[i].record.call
+            ),
+            None => "a call still blocked at the time limit".to_string(),
+        }
+    };
+    let returned = "every call returned".to_string();
+    let (reference, other) = if o.outlived_time_limit && finished(r) {
+        (returned, blocked_call(o))
+    } else if r.outlived_time_limit && finished(o) {
+        (blocked_call(r), returned)
+    } else {
+        return None;
+    };
+    Some(Divergence {
+        path: "time_limit".into(),
+        reference,
+        other,
+        tolerance_ms: None,
+        known: None,
+    })
+}

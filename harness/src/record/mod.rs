@@ -79,21 +79,54 @@ pub struct Phases {
 }
 
 /// What one case's run left: the captured frames, the call log, where the time went, and
-/// why the DUT or the peer failed, if one did. A DUT that runs whole cases elsewhere (a
-/// kernel in a VM) sends exactly this back; everything after it (pcap, trace, checks)
-/// happens here.
+/// why the run did not end as a case should, if it did not. A DUT that runs whole cases
+/// elsewhere (a kernel in a VM) sends exactly this back; everything after it (pcap, trace,
+/// checks) happens here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub frames: Vec<Captured>,
     pub calls: Vec<CallRecord>,
-    pub dut_error: Option<String>,
-    pub peer_error: Option<String>,
-    /// The DUT cannot express a step of the case (no verdict on it).
-    #[serde(default)]
-    pub unsupported: Option<String>,
+    pub failure: Option<RunFailure>,
     #[serde(default)]
     pub phases: Phases,
-    /// `dut_error` is the case's time limit ending a call still blocked.
+    /// CLOCK_REALTIME less CLOCK_MONOTONIC (ns) where the run took place, when the DUT's
+    /// timestamp clock is this host's: it relates the DUT's TSvals to the capture's times.
+    /// `None` for a DUT with a clock of its own (a VM).
     #[serde(default)]
-    pub outlived_time_limit: bool,
+    pub realtime_less_monotonic_ns: Option<i64>,
+}
+
+/// Why a run did not end as a case should: the judge's verdict on it depends on which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum RunFailure {
+    /// The DUT cannot express a step of the case: no verdict on it.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The scripted peer failed (and so the DUT was left waiting).
+    #[error("the scripted peer failed: {0}")]
+    Peer(String),
+    /// The DUT failed (its setup, its thread, its adapter); the text names the DUT.
+    #[error("{0}")]
+    Dut(String),
+    /// A call of the DUT's was still blocked when the case's time limit ended it: against
+    /// a reference whose calls all returned, the implementation's behaviour.
+    #[error("{0}")]
+    TimeLimit(String),
+    /// A stopping signal (Ctrl-C, SIGTERM) cut the run short.
+    #[error("interrupted")]
+    Interrupted,
+    /// Frames kept coming until the case's time limit.
+    #[error(
+        "the run never went quiet: still busy at the time limit of {limit_s} s ({frames} \
+         frames captured)"
+    )]
+    NeverQuiet { limit_s: f64, frames: usize },
+    /// More frames than a case may make (a flooding peer or DUT): a behaviour of the
+    /// implementation, not a fault of the harness.
+    #[error(
+        "runaway: {frames} frames captured, more than the {max} a case may make (the trace \
+         shows the first {max}; the pcap has them all)"
+    )]
+    Runaway { frames: usize, max: usize },
 }

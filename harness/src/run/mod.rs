@@ -4,22 +4,20 @@
 
 pub mod prewarm;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::case::LoadedCase;
 use crate::dut::{Dut, DutError};
-use crate::judge::diff::{self, Divergence};
-use crate::judge::expect::{self, Check};
-use crate::net::topology::{TopologySpec, DUT_MAC, PEER_IF, PEER_MAC};
+use crate::judge::{self, Judging};
+use crate::net::topology::{TopologySpec, PEER_IF, PEER_MAC};
 use crate::observe::capture::{self, realtime_ns, Capture};
-use crate::observe::trace::{self, Trace};
 use crate::peer::{Peer, PeerAddrs};
-use crate::record::{Phases, RunRecord};
+use crate::record::{Phases, RunFailure, RunRecord};
+
+pub use crate::judge::{CaseResult, PairResult, PairVerdict, Verdict, MAX_FRAMES};
 
 /// Cases a suite runs at once by default: they mostly wait on kernel timers, and eight end
 /// this suite with its longest case on 2 cores (7.5 s, as with sixteen). More only crowd
@@ -29,60 +27,6 @@ use crate::record::{Phases, RunRecord};
 /// 1 of 29 with eight, and 0 of 23 with eight once the rest of tcptwin ran at nice 19
 /// (`priority`).
 pub const DEFAULT_JOBS: usize = 8;
-
-/// The most frames one run keeps for its trace. A connect case makes a few dozen; a
-/// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
-/// the report take minutes. A run that captured more is an error.
-pub const MAX_FRAMES: usize = 1000;
-
-/// How a case ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Every expectation held.
-    Pass,
-    /// An expectation failed.
-    Fail,
-    /// The harness could not run the case (kept apart from failures).
-    Error,
-    /// The DUT cannot express one of the case's steps (`error` says which); nothing ran.
-    Unsupported,
-    /// A stopping signal (Ctrl-C, SIGTERM) cut the run short: it says nothing about the DUT.
-    Interrupted,
-}
-
-/// How the error of a run that captured too many frames begins ([`CaseResult::ran_away`]).
-const RUNAWAY: &str = "runaway:";
-
-/// One case's run on one DUT.
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseResult {
-    pub path: PathBuf,
-    pub name: String,
-    pub dut: &'static str,
-    pub verdict: Verdict,
-    pub error: Option<String>,
-    pub trace: Option<Trace>,
-    pub checks: Vec<Check>,
-    pub pcap: Option<PathBuf>,
-    pub wall_ms: f64,
-    /// Where the wall time went.
-    pub phases: Phases,
-    /// A call of the DUT's was still blocked when the case's time limit ended it: the
-    /// verdict is `Error`, but against a reference whose calls all returned it is the
-    /// implementation's behaviour, judged as a divergence ([`run_pair`]).
-    pub outlived_time_limit: bool,
-}
-
-impl CaseResult {
-    /// Whether this run was cut off for flooding the wire (more than `MAX_FRAMES`): a
-    /// behaviour of the implementation, not a fault of the harness.
-    pub fn ran_away(&self) -> bool {
-        self.error
-            .as_deref()
-            .is_some_and(|e| e.starts_with(RUNAWAY))
-    }
-}
 
 /// Runs one case on one DUT; `artifacts` receives `<name>/<dut>.pcap`.
 pub fn run_case(loaded: &LoadedCase, dut: &dyn Dut, artifacts: Option<&Path>) -> CaseResult {
@@ -97,26 +41,11 @@ pub fn run_case_as(
     label: &str,
 ) -> CaseResult {
     let started = Instant::now();
-    let mut result = CaseResult {
-        path: loaded.path.clone(),
-        name: loaded.case.name.clone(),
-        dut: dut.name(),
-        verdict: Verdict::Error,
-        error: None,
-        trace: None,
-        checks: Vec::new(),
-        pcap: None,
-        wall_ms: 0.0,
-        phases: Phases::default(),
-        outlived_time_limit: false,
+    let mut result = match dut.unsupported(&loaded.case) {
+        Some(reason) => CaseResult::not_run(loaded, dut.name(), Verdict::Unsupported, reason),
+        None => record_and_judge(loaded, dut, artifacts, label)
+            .unwrap_or_else(|e| CaseResult::not_run(loaded, dut.name(), Verdict::Error, e)),
     };
-    if let Some(reason) = dut.unsupported(&loaded.case) {
-        result.verdict = Verdict::Unsupported;
-        result.error = Some(reason);
-    } else if let Err(e) = run_into(&mut result, loaded, dut, artifacts, label) {
-        result.verdict = Verdict::Error;
-        result.error = Some(e);
-    }
     // A run a stopping signal cut short failed because it was stopped: its checks and
     // errors are not the DUT's.
     let cut_short = matches!(result.verdict, Verdict::Fail | Verdict::Error);
@@ -128,75 +57,39 @@ pub fn run_case_as(
     result
 }
 
-fn run_into(
-    result: &mut CaseResult,
+/// Records one run of the case (here, or where the DUT runs whole cases), keeps its pcap,
+/// and judges it.
+fn record_and_judge(
     loaded: &LoadedCase,
     dut: &dyn Dut,
     artifacts: Option<&Path>,
     label: &str,
-) -> Result<(), String> {
-    let case = &loaded.case;
-    let elsewhere = dut.run_elsewhere(loaded);
-    let on_this_host = elsewhere.is_none();
-    let raw = match elsewhere {
-        Some(raw) => raw?,
+) -> Result<CaseResult, String> {
+    let record = match dut.run_elsewhere(loaded) {
+        Some(record) => record?,
         None => run_raw(loaded, dut)?,
     };
     let judging = Instant::now();
-    result.phases = raw.phases;
-    result.outlived_time_limit = raw.outlived_time_limit && raw.dut_error.is_some();
-    if let Some(dir) = artifacts {
-        let path = dir.join(&case.name).join(format!("{label}.pcap"));
-        capture::write_pcap(&path, &raw.frames).map_err(|e| e.to_string())?;
-        result.pcap = Some(path);
-    }
-    if let Some(reason) = raw.unsupported {
-        result.verdict = Verdict::Unsupported;
-        result.error = Some(reason);
-        return Ok(());
-    }
-    // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
-    // the pcap has them all.
-    let shown = raw.frames.len().min(MAX_FRAMES);
-    let mut trace = trace::build_bound(
-        &raw.frames[..shown],
-        &raw.calls,
-        DUT_MAC,
-        &case.bind_ports(),
-    );
-    // A DUT run elsewhere (a VM) stamps from a clock of its own.
-    if on_this_host {
-        let shift_ns = capture::realtime_less_monotonic_ns();
-        trace.raw.dut_ts_offset_ms = trace.first_dut_tsval().map(|(val, at_ns)| {
-            let mono_ms = ((at_ns - shift_ns) / 1_000_000) as u32;
-            i64::from(val.wrapping_sub(mono_ms) as i32)
-        });
-    }
-    // A case's `expect` block describes the host kernel (6.18); a DUT modelled on another
-    // version is judged by the diff against its own oracle alone.
-    if dut.expectations_apply() {
-        result.checks = expect::check(
-            &case.expect,
-            &trace,
-            &case.ephemeral_ports(),
-            scheduling_allowance_ms(),
-        );
-    }
-    result.trace = Some(trace);
-    result.phases.teardown_ms += judging.elapsed().as_secs_f64() * 1e3;
-    // The peer's failure first: a peer that died also leaves the DUT waiting.
-    if let Some(e) = raw.peer_error {
-        return Err(format!("the scripted peer failed: {e}"));
-    }
-    if let Some(e) = raw.dut_error {
-        return Err(e);
-    }
-    result.verdict = if result.checks.iter().all(|c| c.ok) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
+    let pcap = match artifacts {
+        Some(dir) => {
+            let path = dir.join(&loaded.case.name).join(format!("{label}.pcap"));
+            capture::write_pcap(&path, &record.frames).map_err(|e| e.to_string())?;
+            Some(path)
+        }
+        None => None,
     };
-    Ok(())
+    let mut result = judge::judge_run(
+        loaded,
+        dut.name(),
+        &record,
+        &Judging {
+            expectations_apply: dut.expectations_apply(),
+            allowance_ms: scheduling_allowance_ms(),
+        },
+    );
+    result.pcap = pcap;
+    result.phases.teardown_ms += judging.elapsed().as_secs_f64() * 1e3;
+    Ok(result)
 }
 
 /// Runs one case on `dut` here: topology, capture, peer, the DUT's steps, settle, stop.
@@ -259,40 +152,35 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> 
             stop();
         }
     });
-    let peer_result = peer.stop();
+    let peer_error = peer.stop().err().map(|e| e.to_string());
     let frames = capture.stop().map_err(|e| e.to_string())?;
     drop(topology);
     phases.teardown_ms = lap();
-    let unsupported = match &run {
-        Err(DutError::Unsupported(reason)) => Some(reason.clone()),
-        _ => None,
-    };
-    let outlived_time_limit =
-        matches!(run, Err(DutError::TimeLimit { .. })) && !crate::sys::interrupt::requested();
-    let dut_error = match run {
-        Err(DutError::Unsupported(_)) => None,
-        Err(e) => Some(format!("{} DUT: {e}", dut.name())),
-        Ok(()) if crate::sys::interrupt::requested() => Some("interrupted".into()),
-        Ok(()) if !settled => Some(format!(
-            "the run never went quiet: still busy at the time limit of {} s ({} frames captured)",
-            case.time_limit_s.0,
-            frames.len()
-        )),
-        Ok(()) if frames.len() > MAX_FRAMES => Some(format!(
-            "{RUNAWAY} {} frames captured, more than the {MAX_FRAMES} a case may make (the \
-             trace shows the first {MAX_FRAMES}; the pcap has them all)",
-            frames.len()
-        )),
+    let interrupted = crate::sys::interrupt::requested();
+    let failure = match run {
+        Err(DutError::Unsupported(reason)) => Some(RunFailure::Unsupported(reason)),
+        _ if peer_error.is_some() => peer_error.map(RunFailure::Peer),
+        Err(e @ DutError::TimeLimit { .. }) if !interrupted => {
+            Some(RunFailure::TimeLimit(format!("{} DUT: {e}", dut.name())))
+        }
+        Err(e) => Some(RunFailure::Dut(format!("{} DUT: {e}", dut.name()))),
+        Ok(()) if interrupted => Some(RunFailure::Interrupted),
+        Ok(()) if !settled => Some(RunFailure::NeverQuiet {
+            limit_s: case.time_limit_s.0,
+            frames: frames.len(),
+        }),
+        Ok(()) if frames.len() > MAX_FRAMES => Some(RunFailure::Runaway {
+            frames: frames.len(),
+            max: MAX_FRAMES,
+        }),
         Ok(()) => None,
     };
     Ok(RunRecord {
         frames,
         calls,
-        dut_error,
-        peer_error: peer_result.err().map(|e| e.to_string()),
-        unsupported,
+        failure,
         phases,
-        outlived_time_limit,
+        realtime_less_monotonic_ns: Some(capture::realtime_less_monotonic_ns()),
     })
 }
 
@@ -318,56 +206,6 @@ fn settle(capture: &Capture, peer: &Peer, quiet: Duration, deadline: Instant) ->
     }
 }
 
-/// How a case ended when two implementations ran it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PairVerdict {
-    /// Same behaviour, every expectation held.
-    Pass,
-    /// Only divergences the case lists as known (each still reported).
-    Known,
-    /// An unexpected divergence, or a failed expectation on either side.
-    Diverged,
-    /// The harness could not run the case on one side.
-    Error,
-    /// One side cannot express the case's steps; nothing was compared.
-    Unsupported,
-    /// A stopping signal cut one side short; nothing was judged.
-    Interrupted,
-    /// Diverged, and then agreed on every rerun alone ([`confirm_pair`]): counted as
-    /// passed, and reported with the findings of the run that diverged.
-    Unconfirmed,
-}
-
-impl PairVerdict {
-    /// The verdict as reports and the JSON report spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            PairVerdict::Pass => "pass",
-            PairVerdict::Known => "known",
-            PairVerdict::Diverged => "diverged",
-            PairVerdict::Error => "error",
-            PairVerdict::Unsupported => "unsupported",
-            PairVerdict::Interrupted => "interrupted",
-            PairVerdict::Unconfirmed => "unconfirmed",
-        }
-    }
-}
-
-/// One case run on a reference implementation and on another, and their differences.
-#[derive(Debug, Clone, Serialize)]
-pub struct PairResult {
-    pub name: String,
-    pub path: PathBuf,
-    pub verdict: PairVerdict,
-    pub reference: CaseResult,
-    pub other: CaseResult,
-    pub divergences: Vec<Divergence>,
-    /// The verdicts of the reruns that confirmed a divergence or did not ([`confirm_pair`]),
-    /// in order; empty where none ran.
-    pub reruns: Vec<PairVerdict>,
-}
-
 /// Runs one case on `reference` and `other` at once (separate topologies) and diffs them.
 pub fn run_pair(
     loaded: &LoadedCase,
@@ -388,90 +226,7 @@ pub fn run_pair(
         let r = run_case_as(loaded, reference, artifacts, &ref_label);
         (r, o.join().expect("a case run does not panic"))
     });
-    let mut divergences = match (&r.trace, &o.trace) {
-        (Some(rt), Some(ot)) => diff::diff_with_allowance(
-            rt,
-            ot,
-            &loaded.case.known_divergences,
-            &loaded.case.ephemeral_ports(),
-            timing_allowance_ms(reference, other),
-        ),
-        _ => Vec::new(),
-    };
-    let outlived = outlived_alone(&r, &o);
-    if let Some(divergence) = &outlived {
-        divergences.insert(0, divergence.clone());
-    }
-    let verdict = if r.verdict == Verdict::Interrupted || o.verdict == Verdict::Interrupted {
-        PairVerdict::Interrupted
-    } else if outlived.is_some() {
-        PairVerdict::Diverged
-    } else if r.verdict == Verdict::Error || o.verdict == Verdict::Error {
-        PairVerdict::Error
-    } else if r.verdict == Verdict::Unsupported || o.verdict == Verdict::Unsupported {
-        PairVerdict::Unsupported
-    } else if r.verdict == Verdict::Fail
-        || o.verdict == Verdict::Fail
-        || divergences.iter().any(|d| d.known.is_none())
-    {
-        PairVerdict::Diverged
-    } else if divergences.is_empty() {
-        PairVerdict::Pass
-    } else {
-        PairVerdict::Known
-    };
-    PairResult {
-        name: loaded.case.name.clone(),
-        path: loaded.path.clone(),
-        verdict,
-        reference: r,
-        other: o,
-        divergences,
-        reruns: Vec::new(),
-    }
-}
-
-/// The divergence of a pair where one side's call was still blocked at the case's time
-/// limit while every call of the other side returned: the blocked side behaves differently
-/// (a connect that retries longer, ignores an ICMP error or a RST), which is the
-/// implementation's doing, not the harness's. Both sides blocked, or the other side failing
-/// for any reason, stays an error.
-fn outlived_alone(r: &CaseResult, o: &CaseResult) -> Option<Divergence> {
-    let finished = |side: &CaseResult| matches!(side.verdict, Verdict::Pass | Verdict::Fail);
-    let blocked_call = |side: &CaseResult| {
-        let calls = side
-            .trace
-            .as_ref()
-            .map(|t| t.calls.as_slice())
-            .unwrap_or(&[]);
-        // The call the limit cut off: `(interrupted)` in the steps interpreter's log, or a
-        // kernel call the limit's signal made return EINTR.
-        let cut_off = |c: &&crate::observe::trace::TraceCall| {
-            c.record.args == "(interrupted)" || c.record.errno.as_deref() == Some("EINTR")
-        };
-        match calls.iter().rposition(|c| cut_off(&c)) {
-            Some(i) => format!(
-                "call[{i}] `{}` still blocked at the time limit",
-                calls[i].record.call
-            ),
-            None => "a call still blocked at the time limit".to_string(),
-        }
-    };
-    let returned = "every call returned".to_string();
-    let (reference, other) = if o.outlived_time_limit && finished(r) {
-        (returned, blocked_call(o))
-    } else if r.outlived_time_limit && finished(o) {
-        (blocked_call(r), returned)
-    } else {
-        return None;
-    };
-    Some(Divergence {
-        path: "time_limit".into(),
-        reference,
-        other,
-        tolerance_ms: None,
-        known: None,
-    })
+    judge::judge_pair(loaded, r, o, timing_allowance_ms(reference, other))
 }
 
 /// Runs a case that diverged again, alone, up to `times` times, and records the reruns'
