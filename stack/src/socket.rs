@@ -277,7 +277,9 @@ pub mod poll {
     pub const POLLRDHUP: u32 = 0x2000;
 }
 
-/// `socket->state` (`SS_*`, include/uapi/linux/net.h).
+/// `socket->state` (`SS_*`, include/uapi/linux/net.h): the BSD socket's view of the
+/// connection, which `__inet_stream_connect` (net/ipv4/af_inet.c) moves and reads to
+/// answer `connect()` (EALREADY, EISCONN, EINVAL) before TCP is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SockState {
     /// `SS_UNCONNECTED`
@@ -286,8 +288,28 @@ pub enum SockState {
     Connecting,
     /// `SS_CONNECTED`
     Connected,
-    /// `SS_DISCONNECTING`
+    /// `SS_DISCONNECTING`: where `__inet_stream_connect` leaves a socket whose
+    /// `disconnect` failed. `tcp_disconnect` never fails, so the stack never enters it.
     Disconnecting,
+}
+
+impl SockState {
+    /// Every transition the socket layer makes, in one place, as `__inet_stream_connect`
+    /// makes them. Anything else is a bug.
+    pub fn can_transition(self, to: SockState) -> bool {
+        use SockState::*;
+        matches!(
+            (self, to),
+            // AF_UNSPEC disconnects from any state; a connect that failed (the
+            // `sock_error` exit) goes back too, also when the failure is reported again.
+            (_, Unconnected)
+                // The SYN is out (`tcp_v4_connect` succeeded).
+                | (Unconnected, Connecting)
+                // The handshake completed; a blocking connect's wait asked again after
+                // that (`Stack::connect_wait`) finds it so again.
+                | (Connecting | Connected, Connected)
+        )
+    }
 }
 
 /// `IP_OPTIONS` after `ip_options_get`/`ip_options_compile` (net/ipv4/ip_options.c).
@@ -412,8 +434,8 @@ pub struct Socket {
     pub ip_options: IpOptions,
     /// `IP_BIND_ADDRESS_NO_PORT`.
     pub bind_address_no_port: bool,
-    /// `sock->state`.
-    pub state: SockState,
+    /// `sock->state`; changed only by [`Socket::set_state`].
+    state: SockState,
     /// `inet_saddr` / `inet_rcv_saddr` from bind (`SOCK_BINDADDR_LOCK` when set).
     pub bound_addr: Option<Ipv4Addr>,
     /// A port held since bind (`SOCK_BINDPORT_LOCK` if explicit).
@@ -471,6 +493,22 @@ impl Socket {
             orphan: false,
             tcb: Tcb::new(params),
         }
+    }
+
+    /// `sock->state`.
+    pub fn state(&self) -> SockState {
+        self.state
+    }
+
+    /// `sock->state = to`: the single place the socket state changes.
+    pub fn set_state(&mut self, to: SockState) {
+        debug_assert!(
+            self.state.can_transition(to),
+            "{:?} -> {:?}",
+            self.state,
+            to
+        );
+        self.state = to;
     }
 
     /// Apply an option: `sock_setsockopt`, `do_ip_setsockopt`, `do_tcp_setsockopt`.
@@ -697,6 +735,43 @@ mod tests {
         assert_eq!(IP_TTL, libc::IP_TTL);
         assert_eq!(IP_OPTIONS, libc::IP_OPTIONS);
         assert_eq!(IP_BIND_ADDRESS_NO_PORT, libc::IP_BIND_ADDRESS_NO_PORT);
+    }
+
+    /// The socket states `__inet_stream_connect` moves between, pinned pair by pair.
+    #[test]
+    fn socket_transitions_are_declared() {
+        use SockState::*;
+        let all = [Unconnected, Connecting, Connected, Disconnecting];
+        let allowed = [
+            (Unconnected, Unconnected),
+            (Connecting, Unconnected),
+            (Connected, Unconnected),
+            (Disconnecting, Unconnected),
+            (Unconnected, Connecting),
+            (Connecting, Connected),
+            (Connected, Connected),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    from.can_transition(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+        // A connect() never skips SYN-SENT, and nothing leads to SS_DISCONNECTING.
+        assert!(!Unconnected.can_transition(Connected));
+        assert!(!Connected.can_transition(Disconnecting));
+    }
+
+    /// [`Socket::set_state`] refuses a transition the table does not declare.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "Unconnected -> Connected")]
+    fn an_undeclared_socket_transition_is_refused() {
+        let mut s = Socket::new(&Config::default());
+        s.set_state(SockState::Connected);
     }
 
     #[test]
