@@ -3,8 +3,10 @@
 //! The core ([`Stack`]) makes no system call and reads no clock: time comes in
 //! as an [`Instant`] argument, received Ethernet frames come in through
 //! [`Stack::handle_frame`], and frames to send and timer deadlines come out of
-//! [`Stack::poll_transmit`] and [`Stack::poll_timeout`]. The [`driver`] module
-//! (not part of the core) attaches a stack to an AF_PACKET socket with tokio timers.
+//! [`Stack::poll_transmit`] and [`Stack::poll_timeout`]. The `driver` module
+//! (not part of the core, and built only with the cargo feature `driver`) attaches a
+//! stack to an AF_PACKET socket with tokio timers; without the feature the crate has no
+//! tokio, nix or libc dependency.
 //!
 //! Modules, each mirroring a part of Linux:
 //!
@@ -42,6 +44,11 @@ pub use socket::{SockAddr, SockOpt, SockOptName, SockOptValue};
 pub use stack::{Connect, SocketHandle, Stack, Stats};
 pub use tcp::State;
 pub use wire::EthernetAddress;
+
+// The I/O driver: AF_PACKET socket, packet ring and tokio timers (system calls).
+#[cfg(feature = "driver")]
 pub mod driver;
+#[cfg(feature = "driver")]
 pub mod packet_socket;
+#[cfg(feature = "driver")]
 pub mod rx_ring;

@@ -42,6 +42,11 @@ fn mask(prefix_len: u8) -> u32 {
 }
 
 /// Route types (`RTN_*`) and the errno `fib_props[]` gives each when it matches.
+///
+/// The harness names route kinds in a model of its own (`RouteType` in
+/// `harness/src/case.rs`, `RouteKind` in `harness/src/netlink.rs`) on purpose: the judge
+/// must not share code with the implementation under test, or a bug in the shared code
+/// would be invisible to it (both sides would agree on the wrong thing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RouteKind {
     /// `RTN_UNICAST`: forward.

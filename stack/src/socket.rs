@@ -178,18 +178,18 @@ impl SockOpt {
             }
             Ok(i32::from_ne_bytes([value[0], value[1], value[2], value[3]]))
         };
-        const TCP_RTO_MAX_MS: i32 = 44;
+        use uapi::*;
         Ok(match (level, name) {
-            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SockOpt::TcpMaxSeg(int()?),
-            (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => SockOpt::TcpSynCnt(int()?),
-            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SockOpt::TcpUserTimeout(int()?),
-            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT) => SockOpt::TcpFastopenConnect(int()?),
-            (libc::IPPROTO_TCP, TCP_RTO_MAX_MS) => SockOpt::TcpRtoMaxMs(int()?),
-            (libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP) => SockOpt::TcpWindowClamp(int()?),
-            (libc::IPPROTO_TCP, libc::TCP_QUICKACK) => SockOpt::TcpQuickAck(int()?),
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOpt::TcpNoDelay(int()?),
-            (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOpt::SoRcvBuf(int()?),
-            (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => {
+            (IPPROTO_TCP, TCP_MAXSEG) => SockOpt::TcpMaxSeg(int()?),
+            (IPPROTO_TCP, TCP_SYNCNT) => SockOpt::TcpSynCnt(int()?),
+            (IPPROTO_TCP, TCP_USER_TIMEOUT) => SockOpt::TcpUserTimeout(int()?),
+            (IPPROTO_TCP, TCP_FASTOPEN_CONNECT) => SockOpt::TcpFastopenConnect(int()?),
+            (IPPROTO_TCP, TCP_RTO_MAX_MS) => SockOpt::TcpRtoMaxMs(int()?),
+            (IPPROTO_TCP, TCP_WINDOW_CLAMP) => SockOpt::TcpWindowClamp(int()?),
+            (IPPROTO_TCP, TCP_QUICKACK) => SockOpt::TcpQuickAck(int()?),
+            (IPPROTO_TCP, TCP_NODELAY) => SockOpt::TcpNoDelay(int()?),
+            (SOL_SOCKET, SO_RCVBUF) => SockOpt::SoRcvBuf(int()?),
+            (SOL_SOCKET, SO_SNDTIMEO) => {
                 if value.len() < 16 {
                     return Err(Errno::EINVAL);
                 }
@@ -207,15 +207,54 @@ impl SockOpt {
                     Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
                 )
             }
-            (libc::IPPROTO_IP, libc::IP_TOS) => SockOpt::IpTos(int()?),
-            (libc::IPPROTO_IP, libc::IP_TTL) => SockOpt::IpTtl(int()?),
-            (libc::IPPROTO_IP, libc::IP_OPTIONS) => SockOpt::IpOptions(value.to_vec()),
-            (libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT) => {
-                SockOpt::IpBindAddressNoPort(int()? != 0)
-            }
+            (IPPROTO_IP, IP_TOS) => SockOpt::IpTos(int()?),
+            (IPPROTO_IP, IP_TTL) => SockOpt::IpTtl(int()?),
+            (IPPROTO_IP, IP_OPTIONS) => SockOpt::IpOptions(value.to_vec()),
+            (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT) => SockOpt::IpBindAddressNoPort(int()? != 0),
             _ => return Err(Errno::ENOPROTOOPT),
         })
     }
+}
+
+/// The `setsockopt` level and option numbers [`SockOpt::from_raw`] decodes, as Linux
+/// numbers them on x86-64. Written out rather than taken from libc so that the sans-IO
+/// core has no system-library dependency; a unit test checks them against libc.
+mod uapi {
+    /// `IPPROTO_IP` (include/uapi/linux/in.h).
+    pub const IPPROTO_IP: i32 = 0;
+    /// `IPPROTO_TCP` (include/uapi/linux/in.h).
+    pub const IPPROTO_TCP: i32 = 6;
+    /// `SOL_SOCKET` (include/uapi/asm-generic/socket.h).
+    pub const SOL_SOCKET: i32 = 1;
+    /// `TCP_NODELAY` (include/uapi/linux/tcp.h).
+    pub const TCP_NODELAY: i32 = 1;
+    /// `TCP_MAXSEG` (include/uapi/linux/tcp.h).
+    pub const TCP_MAXSEG: i32 = 2;
+    /// `TCP_SYNCNT` (include/uapi/linux/tcp.h).
+    pub const TCP_SYNCNT: i32 = 7;
+    /// `TCP_WINDOW_CLAMP` (include/uapi/linux/tcp.h).
+    pub const TCP_WINDOW_CLAMP: i32 = 10;
+    /// `TCP_QUICKACK` (include/uapi/linux/tcp.h).
+    pub const TCP_QUICKACK: i32 = 12;
+    /// `TCP_USER_TIMEOUT` (include/uapi/linux/tcp.h).
+    pub const TCP_USER_TIMEOUT: i32 = 18;
+    /// `TCP_FASTOPEN_CONNECT` (include/uapi/linux/tcp.h).
+    pub const TCP_FASTOPEN_CONNECT: i32 = 30;
+    /// `TCP_RTO_MAX_MS` (include/uapi/linux/tcp.h, Linux 6.15 and later).
+    pub const TCP_RTO_MAX_MS: i32 = 44;
+    /// `SO_RCVBUF` (include/uapi/asm-generic/socket.h).
+    pub const SO_RCVBUF: i32 = 8;
+    /// `SO_SNDTIMEO` (include/uapi/asm-generic/socket.h): `SO_SNDTIMEO_OLD` on 64-bit,
+    /// whose value is a 16-byte `struct timeval`.
+    pub const SO_SNDTIMEO: i32 = 21;
+    /// `IP_TOS` (include/uapi/linux/in.h).
+    pub const IP_TOS: i32 = 1;
+    /// `IP_TTL` (include/uapi/linux/in.h).
+    pub const IP_TTL: i32 = 2;
+    /// `IP_OPTIONS` (include/uapi/linux/in.h).
+    pub const IP_OPTIONS: i32 = 4;
+    /// `IP_BIND_ADDRESS_NO_PORT` (include/uapi/linux/in.h).
+    pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
 }
 
 /// Poll bits (`include/uapi/asm-generic/poll.h`).
@@ -238,7 +277,9 @@ pub mod poll {
     pub const POLLRDHUP: u32 = 0x2000;
 }
 
-/// `socket->state` (`SS_*`, include/uapi/linux/net.h).
+/// `socket->state` (`SS_*`, include/uapi/linux/net.h): the BSD socket's view of the
+/// connection, which `__inet_stream_connect` (net/ipv4/af_inet.c) moves and reads to
+/// answer `connect()` (EALREADY, EISCONN, EINVAL) before TCP is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SockState {
     /// `SS_UNCONNECTED`
@@ -247,8 +288,28 @@ pub enum SockState {
     Connecting,
     /// `SS_CONNECTED`
     Connected,
-    /// `SS_DISCONNECTING`
+    /// `SS_DISCONNECTING`: where `__inet_stream_connect` leaves a socket whose
+    /// `disconnect` failed. `tcp_disconnect` never fails, so the stack never enters it.
     Disconnecting,
+}
+
+impl SockState {
+    /// Every transition the socket layer makes, in one place, as `__inet_stream_connect`
+    /// makes them. Anything else is a bug.
+    pub fn can_transition(self, to: SockState) -> bool {
+        use SockState::*;
+        matches!(
+            (self, to),
+            // AF_UNSPEC disconnects from any state; a connect that failed (the
+            // `sock_error` exit) goes back too, also when the failure is reported again.
+            (_, Unconnected)
+                // The SYN is out (`tcp_v4_connect` succeeded).
+                | (Unconnected, Connecting)
+                // The handshake completed; a blocking connect's wait asked again after
+                // that (`Stack::connect_wait`) finds it so again.
+                | (Connecting | Connected, Connected)
+        )
+    }
 }
 
 /// `IP_OPTIONS` after `ip_options_get`/`ip_options_compile` (net/ipv4/ip_options.c).
@@ -373,8 +434,8 @@ pub struct Socket {
     pub ip_options: IpOptions,
     /// `IP_BIND_ADDRESS_NO_PORT`.
     pub bind_address_no_port: bool,
-    /// `sock->state`.
-    pub state: SockState,
+    /// `sock->state`; changed only by [`Socket::set_state`].
+    state: SockState,
     /// `inet_saddr` / `inet_rcv_saddr` from bind (`SOCK_BINDADDR_LOCK` when set).
     pub bound_addr: Option<Ipv4Addr>,
     /// A port held since bind (`SOCK_BINDPORT_LOCK` if explicit).
@@ -432,6 +493,22 @@ impl Socket {
             orphan: false,
             tcb: Tcb::new(params),
         }
+    }
+
+    /// `sock->state`.
+    pub fn state(&self) -> SockState {
+        self.state
+    }
+
+    /// `sock->state = to`: the single place the socket state changes.
+    pub fn set_state(&mut self, to: SockState) {
+        debug_assert!(
+            self.state.can_transition(to),
+            "{:?} -> {:?}",
+            self.state,
+            to
+        );
+        self.state = to;
     }
 
     /// Apply an option: `sock_setsockopt`, `do_ip_setsockopt`, `do_tcp_setsockopt`.
@@ -637,6 +714,64 @@ mod tests {
             SockOpt::from_raw(libc::IPPROTO_TCP, 9999, &[0; 4]),
             Err(Errno::ENOPROTOOPT)
         );
+    }
+
+    #[test]
+    fn option_numbers_match_libc() {
+        use uapi::*;
+        assert_eq!(IPPROTO_IP, libc::IPPROTO_IP);
+        assert_eq!(IPPROTO_TCP, libc::IPPROTO_TCP);
+        assert_eq!(SOL_SOCKET, libc::SOL_SOCKET);
+        assert_eq!(TCP_NODELAY, libc::TCP_NODELAY);
+        assert_eq!(TCP_MAXSEG, libc::TCP_MAXSEG);
+        assert_eq!(TCP_SYNCNT, libc::TCP_SYNCNT);
+        assert_eq!(TCP_WINDOW_CLAMP, libc::TCP_WINDOW_CLAMP);
+        assert_eq!(TCP_QUICKACK, libc::TCP_QUICKACK);
+        assert_eq!(TCP_USER_TIMEOUT, libc::TCP_USER_TIMEOUT);
+        assert_eq!(TCP_FASTOPEN_CONNECT, libc::TCP_FASTOPEN_CONNECT);
+        assert_eq!(SO_RCVBUF, libc::SO_RCVBUF);
+        assert_eq!(SO_SNDTIMEO, libc::SO_SNDTIMEO);
+        assert_eq!(IP_TOS, libc::IP_TOS);
+        assert_eq!(IP_TTL, libc::IP_TTL);
+        assert_eq!(IP_OPTIONS, libc::IP_OPTIONS);
+        assert_eq!(IP_BIND_ADDRESS_NO_PORT, libc::IP_BIND_ADDRESS_NO_PORT);
+    }
+
+    /// The socket states `__inet_stream_connect` moves between, pinned pair by pair.
+    #[test]
+    fn socket_transitions_are_declared() {
+        use SockState::*;
+        let all = [Unconnected, Connecting, Connected, Disconnecting];
+        let allowed = [
+            (Unconnected, Unconnected),
+            (Connecting, Unconnected),
+            (Connected, Unconnected),
+            (Disconnecting, Unconnected),
+            (Unconnected, Connecting),
+            (Connecting, Connected),
+            (Connected, Connected),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    from.can_transition(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+        // A connect() never skips SYN-SENT, and nothing leads to SS_DISCONNECTING.
+        assert!(!Unconnected.can_transition(Connected));
+        assert!(!Connected.can_transition(Disconnecting));
+    }
+
+    /// [`Socket::set_state`] refuses a transition the table does not declare.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "Unconnected -> Connected")]
+    fn an_undeclared_socket_transition_is_refused() {
+        let mut s = Socket::new(&Config::default());
+        s.set_state(SockState::Connected);
     }
 
     #[test]

@@ -283,10 +283,10 @@ impl Stack {
             self.disconnect(now, idx);
             let s = self.sk(idx);
             s.disconnects += 1;
-            s.state = SockState::Unconnected;
+            s.set_state(SockState::Unconnected);
             return Connect::Done(Ok(()));
         }
-        let preset = match s.state {
+        let preset = match s.state() {
             SockState::Disconnecting => return Connect::Done(Err(Errno::EINVAL)),
             SockState::Connected => return Connect::Done(Err(Errno::EISCONN)),
             SockState::Connecting => Errno::EALREADY,
@@ -297,7 +297,7 @@ impl Stack {
                 if let Err(e) = self.tcp_v4_connect(now, idx, addr) {
                     return Connect::Done(Err(e));
                 }
-                self.sk(idx).state = SockState::Connecting;
+                self.sk(idx).set_state(SockState::Connecting);
                 Errno::EINPROGRESS
             }
         };
@@ -331,12 +331,12 @@ impl Stack {
         let s = self.sk(idx);
         if s.tcb.state() == State::Closed {
             let err = s.tcb.sk_err.take().unwrap_or(Errno::ECONNABORTED);
-            s.state = SockState::Unconnected;
+            s.set_state(SockState::Unconnected);
             s.disconnects += 1;
             self.disconnect(now, idx);
             Err(err)
         } else {
-            s.state = SockState::Connected;
+            s.set_state(SockState::Connected);
             Ok(())
         }
     }
