@@ -44,7 +44,7 @@ fn mask(prefix_len: u8) -> u32 {
 /// Route types (`RTN_*`) and the errno `fib_props[]` gives each when it matches.
 ///
 /// The harness names route kinds in a model of its own (`RouteType` in
-/// `harness/src/case.rs`, `RouteKind` in `harness/src/netlink.rs`) on purpose: the judge
+/// `harness/src/case/mod.rs`, `RouteKind` in `harness/src/net/netlink.rs`) on purpose: the judge
 /// must not share code with the implementation under test, or a bug in the shared code
 /// would be invisible to it (both sides would agree on the wrong thing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

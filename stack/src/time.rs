@@ -16,7 +16,7 @@ pub struct Instant(u64);
 pub const NANOS_PER_JIFFY: u64 = 4_000_000;
 /// `HZ` of the kernel this stack mirrors (the host's `CONFIG_HZ`).
 ///
-/// The harness keeps its own `HZ` and timer-wheel model (`harness/src/timing.rs`) on
+/// The harness keeps its own `HZ` and timer-wheel model (`harness/src/linux/timing.rs`) on
 /// purpose: the judge must not share code with the implementation under test, or a bug
 /// in the shared code would be invisible to it (both sides would agree on the wrong
 /// thing).
@@ -139,7 +139,7 @@ pub const fn wheel_granularity_jiffies(delta: u64) -> u64 {
 /// but on other edges than the kernel's.
 ///
 /// The harness derives its timing tolerances from a wheel model of its own
-/// (`harness/src/timing.rs`) on purpose: the judge must not share code with the
+/// (`harness/src/linux/timing.rs`) on purpose: the judge must not share code with the
 /// implementation under test, or a bug in the shared code would be invisible to it
 /// (both sides would agree on the wrong thing).
 pub fn timer_wheel_expiry(now: Instant, delay_jiffies: u64, jiffies_offset: u64) -> Instant {

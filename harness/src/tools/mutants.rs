@@ -55,7 +55,7 @@ pub enum Judged {
 }
 
 /// One mutant and its outcome, named as cargo-mutants names it
-/// (`stack/src/tcp.rs:873:9: replace Tcb::advertise_mss -> u32 with 0`).
+/// (`stack/src/tcp/mss.rs:14:9: replace Tcb::advertise_mss -> u32 with 0`).
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub name: String,

@@ -77,7 +77,7 @@ pub mod kind {
 /// One TCP option, in wire order. Padding NOPs are explicit so that a list
 /// describes the exact bytes (the SYN layouts of `tcp_options_write`).
 ///
-/// The harness walks option bytes with a codec of its own (`harness/src/tcp_options.rs`)
+/// The harness walks option bytes with a codec of its own (`harness/src/linux/tcp_options.rs`)
 /// on purpose: the judge must not share code with the implementation under test, or a
 /// bug in the shared code would be invisible to it (both sides would agree on the wrong
 /// thing).
