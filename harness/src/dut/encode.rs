@@ -1,9 +1,7 @@
 //! One encoding of a case's arguments for every DUT (option bytes, `sockaddr` bytes, poll
-//! bits, the payload), so that every implementation is given exactly the same bytes, and
-//! the log record each call leaves.
+//! bits, the payload), so that every implementation is given exactly the same bytes.
 
 use crate::case::SockOpt;
-use crate::record::CallRecord;
 
 /// Linux option numbers (include/uapi/linux/tcp.h, in.h, asm-generic/socket.h).
 mod opt {
@@ -172,24 +170,4 @@ pub fn poll_events(flags: &[crate::case::PollFlag]) -> u32 {
 /// The bytes a `send` step writes: the same pattern for every DUT.
 pub fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| b'A' + (i % 26) as u8).collect()
-}
-
-/// The log record of a call, stamped with its return time now.
-pub fn record(
-    call: &str,
-    args: String,
-    ret: i64,
-    errno: Option<String>,
-    start_ns: i64,
-    outcome: String,
-) -> CallRecord {
-    CallRecord {
-        call: call.into(),
-        args,
-        ret,
-        outcome: errno.clone().unwrap_or(outcome),
-        errno,
-        start_ns,
-        end_ns: crate::observe::capture::realtime_ns(),
-    }
 }

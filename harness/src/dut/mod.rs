@@ -9,6 +9,7 @@ pub mod api;
 pub mod encode;
 pub mod exec;
 pub mod kernel;
+pub mod memory;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
 pub mod stack;
@@ -17,6 +18,7 @@ pub mod steps;
 pub use api::{Dut, DutError, Running, Stopper};
 pub use exec::ExecDut;
 pub use kernel::KernelDut;
+pub use memory::MemoryDut;
 #[cfg(feature = "smoltcp")]
 pub use smoltcp::SmoltcpDut;
 pub use stack::StackDut;

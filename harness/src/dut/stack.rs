@@ -167,7 +167,7 @@ impl Dut for StackDut {
 }
 
 /// The stack's interface: the kernel DUT's MAC, address and MTU.
-fn interface(spec: &TopologySpec) -> Interface {
+pub(super) fn interface(spec: &TopologySpec) -> Interface {
     Interface {
         mac: EthernetAddress(DUT_MAC),
         addr: spec.dut_ip,
@@ -177,7 +177,7 @@ fn interface(spec: &TopologySpec) -> Interface {
 }
 
 /// The case's extra routes (the connected one comes with the interface).
-fn routes(spec: &TopologySpec) -> Vec<Route> {
+pub(super) fn routes(spec: &TopologySpec) -> Vec<Route> {
     spec.routes
         .iter()
         .map(|r| {

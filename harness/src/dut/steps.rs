@@ -10,9 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::case::{ConnectStep, GetOpt, Step};
-use crate::dut::encode::{
-    payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt, record,
-};
+use crate::dut::encode::{payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt};
 use crate::linux::errno;
 use crate::observe::capture::realtime_ns;
 use crate::record::CallRecord;
@@ -93,6 +91,11 @@ pub trait SocketApi {
     fn stopped(&self) -> bool {
         false
     }
+    /// The time calls are logged at, in ns on the capture's clock (CLOCK_REALTIME); a DUT
+    /// in virtual time gives its own.
+    fn now_ns(&self) -> i64 {
+        realtime_ns()
+    }
 }
 
 /// Runs a case's steps on `api`: the socket, then each step in order, until they end, a
@@ -103,21 +106,22 @@ pub trait SocketApi {
 /// process's descriptors when it exits (`do_exit` → `__fput` → `tcp_close`), so every DUT
 /// ends a case the same way; that close is not logged, as no step made it.
 pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<CallRecord> {
-    let start = realtime_ns();
+    let start = api.now_ns();
     let socket = api.socket();
     let mut open = socket.is_ok();
     let mut log = vec![logged(
         "socket",
         "AF_INET, SOCK_STREAM".into(),
-        start,
+        (start, api.now_ns()),
         socket.map(|fd| (fd, "fd".to_string())),
     )];
     for step in steps {
         if api.stopped() {
             break;
         }
-        let start = realtime_ns();
+        let start = api.now_ns();
         let outcome = call(api, step, peer_ip);
+        let times = (start, api.now_ns());
         if matches!(step, Step::Close) && !matches!(outcome, Err(Failure::Interrupted)) {
             // close(2) releases the descriptor whatever it returns.
             open = false;
@@ -127,17 +131,17 @@ pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<C
         }
         match outcome {
             Ok(None) => {}
-            Ok(Some((args, result))) => log.push(logged(step.call_name(), args, start, result)),
+            Ok(Some((args, result))) => log.push(logged(step.call_name(), args, times, result)),
             Err(Failure::Interrupted) => {
                 log.push(logged(
                     step.call_name(),
                     "(interrupted)".into(),
-                    start,
+                    times,
                     Err(Failure::Interrupted),
                 ));
                 return log;
             }
-            Err(failure) => log.push(logged(step.call_name(), String::new(), start, Err(failure))),
+            Err(failure) => log.push(logged(step.call_name(), String::new(), times, Err(failure))),
         }
     }
     if open && !api.stopped() {
@@ -236,27 +240,32 @@ fn call(
     }
 }
 
-/// The log record of a call that started at `start_ns` and returned now.
-fn logged(call: &str, args: String, start_ns: i64, result: Returned) -> CallRecord {
-    match result {
-        Ok((ret, outcome)) => record(call, args, ret, None, start_ns, outcome),
-        Err(Failure::Errno(name)) => record(call, args, -1, Some(name), start_ns, String::new()),
-        Err(Failure::Interrupted) => record(
-            call,
-            args,
-            -1,
-            Some("EINTR".into()),
-            start_ns,
-            String::new(),
-        ),
-        Err(Failure::Machinery(reason)) => record(
-            call,
+/// The log record of a call made over `(start_ns, end_ns)`.
+fn logged(
+    call: &str,
+    args: String,
+    (start_ns, end_ns): (i64, i64),
+    result: Returned,
+) -> CallRecord {
+    let (args, ret, errno, outcome) = match result {
+        Ok((ret, outcome)) => (args, ret, None, outcome),
+        Err(Failure::Errno(name)) => (args, -1, Some(name), String::new()),
+        Err(Failure::Interrupted) => (args, -1, Some("EINTR".to_string()), String::new()),
+        Err(Failure::Machinery(reason)) => (
             format!("(driver: {reason})"),
             -1,
-            Some("EIO".into()),
-            start_ns,
+            Some("EIO".to_string()),
             String::new(),
         ),
+    };
+    CallRecord {
+        call: call.into(),
+        args,
+        ret,
+        outcome: errno.clone().unwrap_or(outcome),
+        errno,
+        start_ns,
+        end_ns,
     }
 }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::case::LoadedCase;
 use crate::net::topology::DUT_MAC;
 use crate::observe::trace::{self, Trace};
+pub use crate::record::MAX_FRAMES;
 use crate::record::{Phases, RunFailure, RunRecord};
 
 use diff::Divergence;
@@ -132,11 +133,6 @@ pub fn judge_pair(
         reruns: Vec::new(),
     }
 }
-
-/// The most frames one run keeps for its trace. A connect case makes a few dozen; a
-/// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
-/// the report take minutes. A run that captured more is an error.
-pub const MAX_FRAMES: usize = 1000;
 
 /// How a case ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,6 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The most frames one run keeps for its trace. A connect case makes a few dozen; a
+/// runaway peer or DUT (a flood of 10^5 RSTs) would otherwise make decoding, diffing and
+/// the report take minutes. A run that captured more is an error.
+pub const MAX_FRAMES: usize = 1000;
+
 /// One captured frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Captured {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::case;
 use crate::case::LoadedCase;
-use crate::dut::{kernel, stack, Dut, ExecDut, KernelDut, StackDut};
+use crate::dut::{kernel, stack, Dut, ExecDut, KernelDut, MemoryDut, StackDut};
 use crate::net::topology::{Topology, TopologySpec};
 use crate::observe::decode::flags;
 use crate::observe::trace::{Dir, NormFrame, Trace};
@@ -170,6 +170,33 @@ fn syn_gaps(trace: &Trace) -> Vec<f64> {
         .map(|f| f.t_ms)
         .collect();
     syns.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// The in-memory tier's speed: every case, one after another on one thread, against the
+/// stack in memory, with the virtual time its runs covered against the wall time they took.
+fn memory_tier(cases: &[LoadedCase], out: &mut String) {
+    let started = Instant::now();
+    let results: Vec<_> = cases
+        .iter()
+        .map(|c| run::run_case(c, &MemoryDut::default(), None))
+        .collect();
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let virtual_ms: f64 = results
+        .iter()
+        .filter_map(|r| r.trace.as_ref()?.frames.last().map(|f| f.t_ms))
+        .sum();
+    let passed = results
+        .iter()
+        .filter(|r| r.verdict == run::Verdict::Pass)
+        .count();
+    let _ = writeln!(
+        out,
+        "in-memory tier: {} cases against the stack, one thread: wall {wall_ms:.0} ms for \
+         {:.1} s of virtual time ({:.0}x); {passed} passed",
+        results.len(),
+        virtual_ms / 1e3,
+        virtual_ms / wall_ms.max(1e-3),
+    );
 }
 
 fn suite(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Vec<PairResult> {
@@ -364,6 +391,8 @@ pub enum Part {
     Suite,
     ConnectRate,
     Fuzz,
+    /// The in-memory tier: every case against the stack in memory, in virtual time.
+    Memory,
 }
 
 /// Runs the measurements in `config.only` (all when empty) and returns the report; peak
@@ -387,6 +416,9 @@ pub fn run(config: &BenchConfig) -> Result<String, String> {
     }
     if wanted(Part::Fuzz) {
         fuzz_rate(config, &mut out);
+    }
+    if wanted(Part::Memory) {
+        memory_tier(&cases, &mut out);
     }
     let _ = writeln!(out, "peak memory: {:.0} MiB", peak_memory_mib());
     Ok(out)

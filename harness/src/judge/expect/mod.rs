@@ -242,7 +242,7 @@ fn check_syn(expect: &SynExpect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
                 .frames
                 .iter()
                 .rev()
-                .filter(|f| f.dir == Dir::In && f.t_ms >= t && f.t_ms <= next)
+                .filter(|f| f.dir == Dir::In && f.t_ms >= t && f.t_ms < next)
                 .find(|f| matches!(&f.norm, NormFrame::Tcp { flags: b, .. } if b & flags::ACK != 0))
                 .map(|f| f.t_ms);
             if let Some(at) = rearmed {
@@ -384,6 +384,15 @@ mod tests {
         // Counted from the first SYN the same retransmission would be 19 ms: too late.
         let trace = crate::observe::trace::build(&[syn(0), syn(19)], &[], [2, 0, 0, 0, 0, 1]);
         assert!(!check_syn(&expect, &trace, 0.0)[0].ok);
+        // A SYN-ACK seen at the very instant of the retransmission came after it was sent
+        // (it answers it): it re-armed nothing, and the 1 s interval is judged as such.
+        let expect = SynExpect {
+            intervals_ms: Some(vec![1000.0]),
+            ..SynExpect::default()
+        };
+        let frames = [syn(0), syn(1000), bad_synack(1000)];
+        let trace = crate::observe::trace::build(&frames, &[], [2, 0, 0, 0, 0, 1]);
+        assert!(check_syn(&expect, &trace, 0.0)[0].ok, "1000 ms, not 0");
     }
 
     /// A connect that began at `start_ms` and returned `result` at `end_ms`.
