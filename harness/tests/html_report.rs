@@ -2,6 +2,8 @@
 //! parsed it. Skipped, with a message, where Chromium is not installed (`ci/setup` installs
 //! Debian's `chromium`). Needs no namespaces: the report is made from a synthetic run.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -202,7 +204,9 @@ fn headless(browser: &Path, profile: &Path, extra: &[&str], page: &Path) -> std:
 #[test]
 fn the_report_renders_in_chromium_with_ladders_and_highlights() {
     let Some(browser) = chromium() else {
-        eprintln!("SKIPPED: the HTML report test needs Chromium (apt-get install chromium, or run ci/setup)");
+        common::skip(
+            "the HTML report test needs Chromium (apt-get install chromium, or run ci/setup)",
+        );
         return;
     };
     let dir = std::env::temp_dir().join(format!("tcptwin-html-{}", std::process::id()));

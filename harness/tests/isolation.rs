@@ -8,6 +8,8 @@
 //! its own. They take a lock so that only one suite runs at a time: timing checks are judged
 //! in these runs, and two suites at once on a small machine would make them noisy.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -543,7 +545,9 @@ fn unprivileged_userns_allowed() -> Result<(), String> {
 /// where cargo puts them); None, after saying so, where the host forbids user namespaces.
 fn rootless_run(label: &str, cases: &Path) -> Option<(Command, PathBuf)> {
     if let Err(why) = unprivileged_userns_allowed() {
-        eprintln!("SKIPPED: this host forbids unprivileged user namespaces ({why})");
+        common::skip(&format!(
+            "this host forbids unprivileged user namespaces ({why})"
+        ));
         return None;
     }
     let dir = temp_dir(label);
@@ -693,13 +697,15 @@ fn where_user_namespaces_are_refused_one_line_says_what_to_do() {
     {
         Ok(out) => out,
         Err(e) => {
-            eprintln!("SKIPPED: util-linux unshare is not available: {e}");
+            common::skip(&format!("util-linux unshare is not available: {e}"));
             return;
         }
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("unshare failed") || stderr.contains("max_user_namespaces: ") {
-        eprintln!("SKIPPED: could not set up the refusing user namespace: {stderr}");
+        common::skip(&format!(
+            "could not set up the refusing user namespace: {stderr}"
+        ));
         return;
     }
     // A host that refuses what tcptwin needs is a harness error, not a usage error.

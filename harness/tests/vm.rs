@@ -2,6 +2,8 @@
 //! SYN schedule that tells 6.1 from 6.18. Skipped, with the reason, where qemu or the
 //! kernel image is not in tcptwin's cache (ci/setup-vm puts them there).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use tcptwin::case::LoadedCase;
@@ -22,7 +24,7 @@ fn linux_6_1_boots_runs_a_case_and_backs_off_exponentially() {
     let vm = match VmKernelDut::boot("6.1", Path::new(env!("CARGO_BIN_EXE_tcptwin"))) {
         Ok(vm) => vm,
         Err(VmError::Assets(why)) => {
-            eprintln!("SKIPPED: the VM DUT is not available here: {why}");
+            common::skip(&format!("the VM DUT is not available here: {why}"));
             return;
         }
         Err(e) => panic!("the VM did not boot: {e}"),

@@ -4,6 +4,8 @@
 //! skipped (with a message) otherwise. Both namespaces are anonymous and
 //! belong to the test's threads: they vanish when the threads end.
 
+mod common;
+
 mod namespaces;
 
 use namespaces::{ip, wait_until_up};
@@ -57,7 +59,7 @@ fn handshake_send_close_with_kernel_listener() {
     let peer_tid = match tid_rx.recv().unwrap() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("skipping namespace test: {e}");
+            common::skip(&format!("namespace test: {e}"));
             return;
         }
     };
@@ -136,7 +138,7 @@ fn handshake_send_close_with_kernel_listener() {
     drop(peer);
     match dut_result {
         Err(e) if e.starts_with("unshare") || e.contains("Operation not permitted") => {
-            eprintln!("skipping namespace test: {e}");
+            common::skip(&format!("namespace test: {e}"));
         }
         r => {
             r.unwrap();

@@ -3,6 +3,8 @@
 //! `ip`; skipped (with a message) otherwise. The veth lives in an anonymous namespace of
 //! the test's own thread and vanishes with it.
 
+mod common;
+
 mod namespaces;
 
 use namespaces::{ip, wait_until_up};
@@ -32,7 +34,7 @@ fn in_veth_namespace(
 ) -> Result<Option<()>, String> {
     std::thread::spawn(move || -> Result<Option<()>, String> {
         if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-            eprintln!("SKIPPED: unshare: {e}");
+            common::skip(&format!("unshare: {e}"));
             return Ok(None);
         }
         // No IPv6 on the links made next, so no neighbour discovery or MLD frames among

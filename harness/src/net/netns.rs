@@ -218,37 +218,3 @@ pub fn current_id() -> std::io::Result<(u64, u64)> {
     let meta = std::fs::metadata("/proc/thread-self/ns/net")?;
     Ok((meta.dev(), meta.ino()))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn work_runs_inside_the_namespace_and_the_caller_stays_outside() {
-        let before = current_id().unwrap();
-        let ns = Netns::new().unwrap();
-        let inside = ns.run(|| current_id().unwrap()).unwrap();
-        assert_ne!(inside, before, "run() must execute in the new namespace");
-        assert_eq!(
-            current_id().unwrap(),
-            before,
-            "the caller's namespace must not change"
-        );
-        let spawned = ns
-            .spawn("t", || current_id().unwrap())
-            .unwrap()
-            .join()
-            .unwrap();
-        assert_eq!(spawned, inside, "spawn() must enter the same namespace");
-    }
-
-    #[test]
-    fn two_namespaces_are_distinct() {
-        let a = Netns::new().unwrap();
-        let b = Netns::new().unwrap();
-        assert_ne!(
-            a.run(current_id).unwrap().unwrap(),
-            b.run(current_id).unwrap().unwrap()
-        );
-    }
-}
