@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tcptwin::case;
 use tcptwin::case::LoadedCase;
+use tcptwin::case::Suite;
 #[cfg(feature = "smoltcp")]
 use tcptwin::dut::SmoltcpDut;
 use tcptwin::dut::{Dut, ExecDut, KernelDut, StackDut};
@@ -585,50 +585,16 @@ fn note_priority() {
 /// parses, names are unique, and every sysctl exists and takes its value in a namespace
 /// built like the DUT's. `check` and `run` share it, so they agree on every input.
 fn load_all(paths: &[PathBuf], filter: Option<&str>) -> anyhow::Result<Vec<LoadedCase>> {
-    let files = case::discover(paths).map_err(|e| exit::usage(e.to_string()))?;
-    if files.is_empty() {
-        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(exit::usage(format!(
-            "no case files (*.yaml, *.yml) in {}",
-            given.join(", ")
-        )));
-    }
-    let mut loaded = Vec::new();
-    let mut errors = Vec::new();
-    for path in files {
-        match LoadedCase::load(&path) {
-            Ok(case) => loaded.push(case),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    refuse(errors)?;
-    let mut names = std::collections::HashMap::new();
-    let mut errors = Vec::new();
-    for l in &loaded {
-        if let Some(first) = names.insert(l.case.name.clone(), l.path.clone()) {
-            errors.push(format!(
-                "{}: field `name`: case name '{}' is also used by {}",
-                l.path.display(),
-                l.case.name,
-                first.display()
-            ));
-        }
-    }
-    refuse(errors)?;
+    let mut suite = Suite::load(paths).map_err(|e| exit::usage(e.to_string()))?;
     // A sysctl this host lacks, or a value its kernel refuses, is a load error too, found
     // before any case runs.
-    let refused = tcptwin::tools::preflight::refused_sysctls(&loaded)
+    let refused = tcptwin::tools::preflight::refused_sysctls(&suite.cases)
         .context("building a probe namespace to check the cases' sysctls")?;
     refuse(refused.iter().map(|e| e.to_string()).collect())?;
     if let Some(f) = filter {
-        loaded.retain(|l| l.case.name.contains(f) || l.case.tags.iter().any(|t| t.contains(f)));
-        if loaded.is_empty() {
-            return Err(exit::usage(format!(
-                "--filter '{f}' matched no case's name or tag"
-            )));
-        }
+        suite.filter(f).map_err(|e| exit::usage(e.to_string()))?;
     }
-    Ok(loaded)
+    Ok(suite.cases)
 }
 
 /// A usage error listing every refused case file, one a line; Ok when there is none.

@@ -6,19 +6,14 @@
 
 use std::path::Path;
 
-use tcptwin::case;
-use tcptwin::case::LoadedCase;
+use tcptwin::case::Suite;
 use tcptwin::dut::KernelDut;
 use tcptwin::run::{self, PairVerdict};
 
 #[test]
 fn the_kernel_against_itself_never_diverges() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
-    let cases: Vec<LoadedCase> = case::discover(&[dir])
-        .unwrap()
-        .into_iter()
-        .map(|path| LoadedCase::load(&path).unwrap())
-        .collect();
+    let cases = Suite::load(&[dir]).unwrap().cases;
     for round in 0..2 {
         let mut results = run::run_each(
             &cases,

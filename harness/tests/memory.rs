@@ -6,17 +6,15 @@
 
 use std::path::Path;
 
-use tcptwin::case::{self, LoadedCase};
+use tcptwin::case::{LoadedCase, Suite};
 use tcptwin::dut::MemoryDut;
 use tcptwin::run::{self, Verdict};
 
 fn suite() -> Vec<LoadedCase> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cases");
-    case::discover(&[dir])
-        .expect("cases/ lists")
-        .iter()
-        .map(|p| LoadedCase::load(p).expect("every case in cases/ loads"))
-        .collect()
+    Suite::load(&[dir])
+        .expect("every case in cases/ loads")
+        .cases
 }
 
 #[test]

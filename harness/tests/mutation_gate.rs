@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tcptwin::case;
 use tcptwin::case::LoadedCase;
+use tcptwin::case::Suite;
 use tcptwin::dut::{KernelDut, StackDut};
 use tcptwin::run::{self, PairResult, PairVerdict};
 use tcptwin::tools::fuzz::{self, FuzzConfig};
@@ -57,12 +57,8 @@ fn diverges_again(loaded: &LoadedCase) -> bool {
 #[test]
 fn the_stack_passes_every_case_and_a_bounded_fuzz_run() {
     // Top-level cases only: cases/regressions/ holds what the fuzzer saved, not the suite.
-    let cases: Vec<LoadedCase> = case::discover(&[cases_dir()])
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.parent() == Some(cases_dir().as_path()))
-        .map(|p| LoadedCase::load(&p).unwrap())
-        .collect();
+    let mut cases = Suite::load(&[cases_dir()]).unwrap().cases;
+    cases.retain(|l| l.path.parent() == Some(cases_dir().as_path()));
     assert!(cases.len() >= 25, "only {} cases", cases.len());
     let results = run::run_each(
         &cases,

@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use tcptwin::case;
-use tcptwin::case::LoadedCase;
+use tcptwin::case::Suite;
 use tcptwin::dut::KernelDut;
 use tcptwin::net::netlink::Netlink;
 use tcptwin::run::{self, Verdict};
@@ -38,11 +37,7 @@ fn netns_fds() -> usize {
 fn every_case_passes_against_the_kernel_and_leaves_nothing_behind() {
     let links_before = links_here();
     let fds_before = netns_fds();
-    let files = case::discover(&[cases_dir()]).unwrap();
-    let cases: Vec<LoadedCase> = files
-        .into_iter()
-        .map(|path| LoadedCase::load(&path).unwrap())
-        .collect();
+    let cases = Suite::load(&[cases_dir()]).unwrap().cases;
     assert!(cases.len() >= 25);
     let results = run::run_all(&cases, &KernelDut, None, run::DEFAULT_JOBS, |_, _| {});
     // Judged as the gate judges a divergence: a case that failed runs again alone, and

@@ -6,6 +6,10 @@
 //! cannot rule out (an MTU of 10, a prefix of 40) are refused by the field's own type while
 //! parsing, so the error still points at the file, line and column.
 
+pub mod suite;
+
+pub use suite::{Suite, SuiteError};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;

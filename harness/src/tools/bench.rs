@@ -15,8 +15,7 @@ use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::case;
-use crate::case::LoadedCase;
+use crate::case::{LoadedCase, Suite};
 use crate::dut::{kernel, stack, Dut, ExecDut, KernelDut, MemoryDut, StackDut};
 use crate::net::topology::{Topology, TopologySpec};
 use crate::observe::decode::flags;
@@ -58,11 +57,9 @@ fn spread(values: &mut [f64]) -> String {
 }
 
 fn load(config: &BenchConfig) -> Result<Vec<LoadedCase>, String> {
-    case::discover(std::slice::from_ref(&config.cases_dir))
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|path| LoadedCase::load(&path).map_err(|e| e.to_string()))
-        .collect()
+    Suite::load(std::slice::from_ref(&config.cases_dir))
+        .map(|suite| suite.cases)
+        .map_err(|e| e.to_string())
 }
 
 fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Result<(), String> {
