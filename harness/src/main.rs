@@ -10,14 +10,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case::LoadedCase;
 use tcptwin::case::Suite;
-#[cfg(feature = "smoltcp")]
-use tcptwin::dut::SmoltcpDut;
-use tcptwin::dut::{Dut, ExecDut, KernelDut, StackDut};
+use tcptwin::dut::{Dut, KernelDut, StackDut};
 use tcptwin::record::TimingAllowance;
 use tcptwin::report;
 use tcptwin::report::exit::{self, Outcome};
 use tcptwin::run;
-use tcptwin::vm::VmKernelDut;
+use tcptwin::tools::registry::{
+    parse_dut, parse_exec, parse_mutation, parse_profile, parse_vs, DutChoice, Duts, VsChoice,
+};
 use tcptwin_stack::config::{Mutation, Profile};
 
 /// Cases a suite runs at once by default ([`run::DEFAULT_JOBS`]).
@@ -231,11 +231,8 @@ fn fuzz_dut_flags(args: &FuzzArgs) -> String {
     let mut flags = String::new();
     match &args.vs {
         DutChoice::Stack => {}
-        DutChoice::Kernel => flags.push_str(" --vs kernel"),
-        #[cfg(feature = "smoltcp")]
-        DutChoice::Smoltcp => flags.push_str(" --vs smoltcp"),
-        DutChoice::Vm(version) => flags.push_str(&format!(" --vs vm:{version}")),
         DutChoice::Exec(command) => flags.push_str(&format!(" --vs 'exec:{command}'")),
+        other => flags.push_str(&format!(" --vs {}", other.label())),
     }
     if let Some(m) = args.mutation {
         flags.push_str(&format!(" --mutation {}", m.name()));
@@ -367,175 +364,6 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Passed
     })
-}
-
-/// An implementation `--dut` or `--vs` names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum DutChoice {
-    /// The host's Linux kernel.
-    Kernel,
-    /// tcptwin-stack, attached to the veth through AF_PACKET.
-    Stack,
-    /// smoltcp (crates.io), on the veth through its raw-socket device.
-    #[cfg(feature = "smoltcp")]
-    Smoltcp,
-    /// Linux of this version booted under qemu.
-    Vm(String),
-    /// A program speaking the DUT protocol (docs/dut-protocol.md), started by this shell
-    /// command.
-    Exec(String),
-}
-
-/// `--vs`: a second implementation, or none.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum VsChoice {
-    /// No second implementation: check the cases' expectations only.
-    None,
-    Dut(DutChoice),
-}
-
-fn parse_dut(s: &str) -> Result<DutChoice, String> {
-    match s {
-        "kernel" => Ok(DutChoice::Kernel),
-        "stack" => Ok(DutChoice::Stack),
-        #[cfg(feature = "smoltcp")]
-        "smoltcp" => Ok(DutChoice::Smoltcp),
-        _ => match (s.strip_prefix("vm:"), s.strip_prefix("exec:")) {
-            (Some(v), _) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.') => {
-                Ok(DutChoice::Vm(v.to_string()))
-            }
-            (_, Some(command)) if !command.trim().is_empty() => {
-                Ok(DutChoice::Exec(command.to_string()))
-            }
-            _ => Err(format!(
-                "unknown implementation '{s}': expected kernel, stack, smoltcp, vm:VERSION (e.g. vm:6.1) or exec:COMMAND (a DUT adapter, docs/dut-protocol.md)"
-            )),
-        },
-    }
-}
-
-/// `bench --exec`: an `exec:COMMAND` DUT, as its command.
-fn parse_exec(s: &str) -> Result<String, String> {
-    match parse_dut(s)? {
-        DutChoice::Exec(command) => Ok(command),
-        _ => Err(format!("'{s}' is not an exec:COMMAND DUT")),
-    }
-}
-
-fn parse_vs(s: &str) -> Result<VsChoice, String> {
-    if s == "none" {
-        Ok(VsChoice::None)
-    } else {
-        parse_dut(s).map(VsChoice::Dut)
-    }
-}
-
-fn parse_profile(s: &str) -> Result<Profile, String> {
-    s.parse()
-}
-
-fn parse_mutation(s: &str) -> Result<Mutation, String> {
-    Mutation::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = Mutation::ALL.iter().map(|(n, _)| *n).collect();
-        format!("unknown mutation '{s}'; known: {}", names.join(", "))
-    })
-}
-
-/// The implementations of a run; a VM named twice is booted once and shared.
-struct Duts {
-    vms: Vec<(String, std::sync::Arc<VmKernelDut>)>,
-    /// Each adapter named, by its command, once it answered `hello`.
-    execs: Vec<(String, ExecDut)>,
-    stack: StackDut,
-}
-
-impl Duts {
-    fn new(choices: &[&DutChoice], stack: StackDut) -> anyhow::Result<Duts> {
-        let mut vms: Vec<(String, std::sync::Arc<VmKernelDut>)> = Vec::new();
-        let agent = std::env::current_exe().context("finding tcptwin's own binary")?;
-        if choices.iter().any(|c| matches!(c, DutChoice::Stack)) {
-            // Measured now rather than by the first run (≤30 ms).
-            tcptwin::dut::stack::jiffies_offset();
-        }
-        for choice in choices {
-            if let DutChoice::Vm(version) = choice {
-                if !vms.iter().any(|(v, _)| v == version) {
-                    eprintln!("booting Linux {version} under qemu ...");
-                    let vm = VmKernelDut::boot(version, &agent)
-                        .with_context(|| format!("booting the vm:{version} DUT"))?;
-                    println!("{}", vm.describe());
-                    vms.push((version.clone(), std::sync::Arc::new(vm)));
-                }
-            }
-        }
-        let mut execs: Vec<(String, ExecDut)> = Vec::new();
-        for choice in choices {
-            if let DutChoice::Exec(command) = choice {
-                if !execs.iter().any(|(c, _)| c == command) {
-                    let exec = ExecDut::start(command).map_err(anyhow::Error::msg)?;
-                    eprintln!("{}", exec.describe());
-                    execs.push((command.clone(), exec));
-                }
-            }
-        }
-        Ok(Duts { vms, execs, stack })
-    }
-
-    fn get(&self, choice: &DutChoice) -> Box<dyn Dut> {
-        match choice {
-            DutChoice::Kernel => Box::new(KernelDut),
-            DutChoice::Stack => Box::new(self.stack),
-            #[cfg(feature = "smoltcp")]
-            DutChoice::Smoltcp => Box::new(SmoltcpDut),
-            DutChoice::Exec(command) => Box::new(
-                self.execs
-                    .iter()
-                    .find(|(c, _)| c == command)
-                    .map(|(_, exec)| exec.clone())
-                    .expect("every adapter named was started"),
-            ),
-            DutChoice::Vm(version) => {
-                let vm = self
-                    .vms
-                    .iter()
-                    .find(|(v, _)| v == version)
-                    .map(|(_, vm)| vm.clone())
-                    .expect("every VM named was booted");
-                Box::new(SharedVm(vm))
-            }
-        }
-    }
-}
-
-/// A booted VM, shared by --dut and --vs.
-struct SharedVm(std::sync::Arc<VmKernelDut>);
-
-impl Dut for SharedVm {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn kernel_owns_address(&self) -> bool {
-        self.0.kernel_owns_address()
-    }
-    fn run(
-        &self,
-        topology: &tcptwin::net::topology::Topology,
-        case: &tcptwin::case::Case,
-    ) -> Result<tcptwin::dut::Running, tcptwin::dut::DutError> {
-        self.0.run(topology, case)
-    }
-    fn run_elsewhere(
-        &self,
-        loaded: &LoadedCase,
-    ) -> Option<Result<tcptwin::record::RunRecord, String>> {
-        self.0.run_elsewhere(loaded)
-    }
-    fn expectations_apply(&self) -> bool {
-        self.0.expectations_apply()
-    }
-    fn timing_allowance(&self) -> Option<tcptwin::record::TimingAllowance> {
-        self.0.timing_allowance()
-    }
 }
 
 /// Says which implementations the cases' expectations do not judge, so no check is
@@ -691,14 +519,7 @@ fn run_info(
     started: std::time::Instant,
     timing_allowances: Vec<TimingAllowance>,
 ) -> tcptwin::report::json::RunInfo {
-    let name = |choice: &DutChoice| match choice {
-        DutChoice::Kernel => "kernel".to_string(),
-        DutChoice::Stack => "stack".to_string(),
-        #[cfg(feature = "smoltcp")]
-        DutChoice::Smoltcp => "smoltcp".to_string(),
-        DutChoice::Vm(v) => format!("vm:{v}"),
-        DutChoice::Exec(command) => format!("exec:{command}"),
-    };
+    let name = DutChoice::label;
     tcptwin::report::json::RunInfo {
         mode,
         reference: name(&args.dut),

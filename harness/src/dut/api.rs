@@ -1,7 +1,7 @@
 //! What every DUT is: the trait the runner drives, its errors, and how a userspace DUT's
 //! run ends.
 
-use crate::case::Case;
+use crate::case::{Case, LoadedCase};
 use crate::net::netns::NetnsError;
 use crate::net::topology::Topology;
 use crate::record::{CallRecord, RunRecord, TimingAllowance};
@@ -72,10 +72,7 @@ pub trait Dut: Send + Sync {
     /// A DUT that runs whole cases somewhere else (a kernel in a VM builds its own
     /// namespaces, capture and peer) returns what the run left here; `None` (the default)
     /// means the runner builds the topology and calls [`Dut::run`].
-    fn run_elsewhere(
-        &self,
-        _loaded: &crate::case::LoadedCase,
-    ) -> Option<Result<RunRecord, String>> {
+    fn run_elsewhere(&self, _loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
         None
     }
     /// Whether the cases' `expect` blocks, written from the host kernel (Linux 6.18), judge
@@ -116,5 +113,34 @@ pub fn ended_early(handle: std::thread::JoinHandle<Result<(), String>>, who: &st
                 .err()
                 .unwrap_or_else(|| format!("the {who} thread ended early")),
         ),
+    }
+}
+
+/// A DUT shared by reference counting (a booted VM named by both `--dut` and `--vs`) is
+/// that DUT.
+impl<D: Dut + ?Sized> Dut for std::sync::Arc<D> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn about(&self) -> String {
+        (**self).about()
+    }
+    fn kernel_owns_address(&self) -> bool {
+        (**self).kernel_owns_address()
+    }
+    fn unsupported(&self, case: &Case) -> Option<String> {
+        (**self).unsupported(case)
+    }
+    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+        (**self).run(topology, case)
+    }
+    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
+        (**self).run_elsewhere(loaded)
+    }
+    fn expectations_apply(&self) -> bool {
+        (**self).expectations_apply()
+    }
+    fn timing_allowance(&self) -> Option<TimingAllowance> {
+        (**self).timing_allowance()
     }
 }

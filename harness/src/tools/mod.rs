@@ -6,4 +6,5 @@ pub mod fuzz;
 pub mod import;
 pub mod mutants;
 pub mod preflight;
+pub mod registry;
 pub mod schema;
