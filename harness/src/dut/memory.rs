@@ -87,6 +87,7 @@ impl MemoryDut {
     /// `settle_ms`, within its time limit.
     pub fn record(&self, case: &Case) -> Result<RunRecord, String> {
         let started = std::time::Instant::now();
+        let _dut = tracing::info_span!("dut", dut = self.name()).entered();
         let spec = TopologySpec::for_case(case, false);
         let config = self.config(case)?;
         let mut world = World::new(case, &spec, config);

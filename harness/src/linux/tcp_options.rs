@@ -2,6 +2,10 @@
 //!
 //! The walk keeps everything it sees, malformed parts included, so a trace shows the option
 //! bytes as they were sent; interpretation (what Linux would accept) is not its job.
+//!
+//! tcptwin-stack has an option codec of its own (`stack/src/wire/tcp.rs`); the harness keeps
+//! this one apart on purpose: the judge shares no code with what it judges, or a bug in the
+//! shared code would have both sides agree on the wrong bytes.
 
 use serde::Serialize;
 

@@ -5,6 +5,10 @@
 //! (kernel/time/timer.c: `calc_index`, `LVL_START`, `LVL_GRAN`). A timer of delay `d` thus
 //! fires in `[d, d + granularity(d))`, plus scheduling noise. Tolerances are that
 //! granularity plus one jiffy, never a guess.
+//!
+//! tcptwin-stack models HZ and the wheel too (`stack/src/time.rs`), to fire its timers as
+//! Linux does; the harness keeps this model apart on purpose, so that a wrong rounding in
+//! the stack shows as a divergence instead of moving the tolerance with it.
 
 /// The host kernel's `CONFIG_HZ` (this project's hosts run 250; see KERNEL-CONNECT.md §0).
 pub const HZ: u64 = 250;

@@ -67,10 +67,12 @@ impl Netns {
         F: FnOnce() -> R + Send,
         R: Send,
     {
+        let span = tracing::Span::current();
         thread::scope(|scope| {
             let handle = thread::Builder::new()
                 .name("netns-run".into())
                 .spawn_scoped(scope, || -> Result<R, NetnsError> {
+                    let _span = span.entered();
                     self.enter()?;
                     Ok(work())
                 })
@@ -116,7 +118,10 @@ impl Netns {
     {
         let fd = self.fd.try_clone().map_err(NetnsError::Open)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        // The thread logs in the span of the case and DUT that started it.
+        let span = tracing::Span::current();
         let body = move || {
+            let _span = span.entered();
             let entered = setns(fd.as_fd(), CloneFlags::CLONE_NEWNET);
             drop(fd);
             let failed = entered.is_err();

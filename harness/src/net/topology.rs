@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
-use crate::case::{Case, RouteType};
+use crate::case::Case;
 use crate::net::ethtool;
 use crate::net::netlink::{Netlink, NetlinkError, Route, RouteKind};
 use crate::net::netns::{Netns, NetnsError};
@@ -81,12 +81,7 @@ impl TopologySpec {
                     dst: r.to.addr,
                     prefix: r.to.prefix,
                     via: r.via,
-                    kind: match r.kind {
-                        RouteType::Unicast => RouteKind::Unicast,
-                        RouteType::Unreachable => RouteKind::Unreachable,
-                        RouteType::Prohibit => RouteKind::Prohibit,
-                        RouteType::Blackhole => RouteKind::Blackhole,
-                    },
+                    kind: r.kind,
                     mtu: r.mtu.map(|m| m.0),
                     advmss: r.advmss,
                     initrwnd: r.initrwnd.map(|w| w.0),

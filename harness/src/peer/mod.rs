@@ -167,11 +167,13 @@ fn drive(
             return Ok(machine.stats());
         }
         while let Some(n) = socket.recv(&mut buf)? {
+            tracing::trace!(bytes = n, "frame in");
             machine.handle(Instant::now(), &buf[..n]);
         }
         let now = Instant::now();
         let mut flooded = 0;
         while let Some(out) = machine.poll_transmit(now) {
+            tracing::trace!(bytes = out.bytes.len(), "frame out");
             match socket.send(&out.bytes) {
                 Ok(()) => {}
                 // The veth's backlog is full: that frame is lost, as a flood's frames may be.

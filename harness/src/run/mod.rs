@@ -41,6 +41,7 @@ pub fn run_case_as(
     label: &str,
 ) -> CaseResult {
     let started = Instant::now();
+    let _case = tracing::info_span!("case", case = %loaded.case.name, dut = label).entered();
     let mut result = match dut.unsupported(&loaded.case) {
         Some(reason) => CaseResult::not_run(loaded, dut.name(), Verdict::Unsupported, reason),
         None => record_and_judge(loaded, dut, artifacts, label)
@@ -78,6 +79,9 @@ fn record_and_judge(
         }
         None => None,
     };
+    if let Some(failure) = &record.failure {
+        tracing::debug!(%failure, "the run did not end as a case should");
+    }
     let mut result = judge::judge_run(
         loaded,
         dut.name(),
@@ -95,6 +99,7 @@ fn record_and_judge(
 /// Runs one case on `dut` here: topology, capture, peer, the DUT's steps, settle, stop.
 pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> {
     let case = &loaded.case;
+    let _dut = tracing::info_span!("dut", dut = dut.name()).entered();
     let mut phases = Phases::default();
     let mut clock = Instant::now();
     let mut lap = || {
@@ -132,8 +137,13 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> 
     };
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
     phases.setup_ms = lap();
+    tracing::trace!(
+        setup_ms = phases.setup_ms,
+        "network, capture and peer ready"
+    );
     let run = dut.run(&topology, case);
     phases.run_ms = lap();
+    tracing::trace!(run_ms = phases.run_ms, "the steps returned");
     let calls = match &run {
         Ok(running) => running.calls.clone(),
         Err(DutError::TimeLimit { calls, .. }) => calls.clone(),
@@ -146,6 +156,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> 
         deadline,
     );
     phases.settle_ms = lap();
+    tracing::trace!(settled, settle_ms = phases.settle_ms, "settled");
     // A userspace stack kept answering the peer until now; stop it.
     let run = run.map(|running| {
         if let Some(stop) = running.stop {

@@ -95,7 +95,10 @@ where
     R: Send + 'static,
 {
     let builder = thread::Builder::new().name(name.into());
+    // The thread logs in the span of the case and DUT that started it.
+    let span = tracing::Span::current();
     let body = move || {
+        let _span = span.entered();
         realtime_priority();
         work()
     };
