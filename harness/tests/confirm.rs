@@ -14,7 +14,7 @@ use tcptwin::dut::{Dut, DutError, Running};
 use tcptwin::net::topology::{Topology, DUT_MAC, PEER_MAC};
 use tcptwin::observe::frame::{self, Segment};
 use tcptwin::record::Captured;
-use tcptwin::record::{RunFailure, RunRecord};
+use tcptwin::record::{RecordError, RunFailure, RunRecord};
 use tcptwin::report;
 use tcptwin::run::{self, PairVerdict};
 
@@ -87,7 +87,7 @@ impl Dut for Canned {
         unreachable!("a canned DUT runs elsewhere")
     }
 
-    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RunRecord, String>> {
+    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         let window = if self.odd_runs.contains(&run) {
             65535
@@ -199,7 +199,7 @@ impl Dut for Blocking {
         unreachable!("a canned DUT runs elsewhere")
     }
 
-    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RunRecord, String>> {
+    fn run_elsewhere(&self, _: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         let mut run = canned_run(1000, 64240);
         let (args, errno) = if self.outlived {
             ("(interrupted)", "EINTR")

@@ -4,7 +4,7 @@
 use crate::case::{Case, LoadedCase};
 use crate::net::netns::NetnsError;
 use crate::net::topology::Topology;
-use crate::record::{CallRecord, RunRecord, TimingAllowance};
+use crate::record::{CallRecord, RecordError, RunRecord, TimingAllowance};
 
 /// Why a DUT could not finish a case.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ pub trait Dut: Send + Sync {
     /// A DUT that runs whole cases somewhere else (a kernel in a VM builds its own
     /// namespaces, capture and peer) returns what the run left here; `None` (the default)
     /// means the runner builds the topology and calls [`Dut::run`].
-    fn run_elsewhere(&self, _loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
+    fn run_elsewhere(&self, _loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         None
     }
     /// Whether the cases' `expect` blocks, written from the host kernel (Linux 6.18), judge
@@ -134,7 +134,7 @@ impl<D: Dut + ?Sized> Dut for std::sync::Arc<D> {
     fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         (**self).run(topology, case)
     }
-    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
+    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         (**self).run_elsewhere(loaded)
     }
     fn expectations_apply(&self) -> bool {

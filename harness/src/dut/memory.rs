@@ -27,7 +27,7 @@ use crate::dut::api::{Dut, DutError, Running};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::net::topology::{Topology, TopologySpec, DUT_IF, PEER_IF, PEER_MAC};
 use crate::peer::{PeerAddrs, PeerMachine};
-use crate::record::{Captured, Phases, RunFailure, RunRecord, MAX_FRAMES};
+use crate::record::{Captured, Phases, RecordError, RunFailure, RunRecord, MAX_FRAMES};
 
 /// The capture's clock (CLOCK_REALTIME) at virtual time zero: 2027-01-01T00:00:00Z.
 const REALTIME_AT_ZERO_NS: i64 = 1_798_761_600_000_000_000;
@@ -77,8 +77,8 @@ impl Dut for MemoryDut {
         ))
     }
 
-    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
-        Some(self.record(&loaded.case))
+    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
+        Some(self.record(&loaded.case).map_err(RecordError::Elsewhere))
     }
 }
 

@@ -101,6 +101,27 @@ pub struct RunRecord {
     pub realtime_less_monotonic_ns: Option<i64>,
 }
 
+/// Why no record could be made of a run: the harness failed before the case could run, or
+/// the implementation that runs whole cases elsewhere could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Building the network (namespaces, veth, addresses, routes, sysctls) failed.
+    #[error("building the topology: {0}")]
+    Topology(String),
+    /// The scripted peer's socket or thread could not start.
+    #[error("the scripted peer could not start: {0}")]
+    Peer(String),
+    /// The capture could not start or stop.
+    #[error("capture: {0}")]
+    Capture(String),
+    /// The pcap of the run could not be written.
+    #[error("writing the pcap: {0}")]
+    Pcap(String),
+    /// A DUT that runs whole cases elsewhere (a VM, memory) could not make the record.
+    #[error("{0}")]
+    Elsewhere(String),
+}
+
 /// Why a run did not end as a case should: the judge's verdict on it depends on which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]

@@ -15,7 +15,7 @@ use crate::judge::{self, Judging};
 use crate::net::topology::{TopologySpec, PEER_IF, PEER_MAC};
 use crate::observe::capture::{self, realtime_ns, Capture};
 use crate::peer::{Peer, PeerAddrs};
-use crate::record::{Phases, RunFailure, RunRecord};
+use crate::record::{Phases, RecordError, RunFailure, RunRecord};
 
 pub use crate::judge::{CaseResult, PairResult, PairVerdict, Verdict, MAX_FRAMES};
 
@@ -44,8 +44,9 @@ pub fn run_case_as(
     let _case = tracing::info_span!("case", case = %loaded.case.name, dut = label).entered();
     let mut result = match dut.unsupported(&loaded.case) {
         Some(reason) => CaseResult::not_run(loaded, dut.name(), Verdict::Unsupported, reason),
-        None => record_and_judge(loaded, dut, artifacts, label)
-            .unwrap_or_else(|e| CaseResult::not_run(loaded, dut.name(), Verdict::Error, e)),
+        None => record_and_judge(loaded, dut, artifacts, label).unwrap_or_else(|e| {
+            CaseResult::not_run(loaded, dut.name(), Verdict::Error, e.to_string())
+        }),
     };
     // A run a stopping signal cut short failed because it was stopped: its checks and
     // errors are not the DUT's.
@@ -65,7 +66,7 @@ fn record_and_judge(
     dut: &dyn Dut,
     artifacts: Option<&Path>,
     label: &str,
-) -> Result<CaseResult, String> {
+) -> Result<CaseResult, RecordError> {
     let record = match dut.run_elsewhere(loaded) {
         Some(record) => record?,
         None => run_raw(loaded, dut)?,
@@ -74,7 +75,8 @@ fn record_and_judge(
     let pcap = match artifacts {
         Some(dir) => {
             let path = dir.join(&loaded.case.name).join(format!("{label}.pcap"));
-            capture::write_pcap(&path, &record.frames).map_err(|e| e.to_string())?;
+            capture::write_pcap(&path, &record.frames)
+                .map_err(|e| RecordError::Pcap(e.to_string()))?;
             Some(path)
         }
         None => None,
@@ -97,7 +99,7 @@ fn record_and_judge(
 }
 
 /// Runs one case on `dut` here: topology, capture, peer, the DUT's steps, settle, stop.
-pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> {
+pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordError> {
     let case = &loaded.case;
     let _dut = tracing::info_span!("dut", dut = dut.name()).entered();
     let mut phases = Phases::default();
@@ -132,7 +134,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> 
         Ok(peer) => peer,
         Err(e) => {
             let _ = capture.stop();
-            return Err(e.to_string());
+            return Err(RecordError::Peer(e.to_string()));
         }
     };
     let deadline = Instant::now() + Duration::from_secs_f64(case.time_limit_s.0);
@@ -164,7 +166,9 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, String> 
         }
     });
     let peer_error = peer.stop().err().map(|e| e.to_string());
-    let frames = capture.stop().map_err(|e| e.to_string())?;
+    let frames = capture
+        .stop()
+        .map_err(|e| RecordError::Capture(e.to_string()))?;
     drop(topology);
     phases.teardown_ms = lap();
     let interrupted = crate::sys::interrupt::requested();

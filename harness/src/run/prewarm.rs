@@ -20,6 +20,7 @@ use crate::net::packet_socket::PacketSocket;
 use crate::net::topology::{Blank, Topology, TopologySpec, PEER_IF};
 use crate::observe::capture::Capture;
 use crate::peer;
+use crate::record::RecordError;
 
 /// How many blanks may wait ready (and be under construction) at once. Suites start a case
 /// every hundred milliseconds or so, fuzzing up to a few hundred runs a second; four covers
@@ -67,12 +68,14 @@ pub struct Provenance {
 /// Signalled whenever a background build finishes.
 static BUILT: Condvar = Condvar::new();
 
-fn build(mtu: u32) -> Result<Ready, String> {
+fn build(mtu: u32) -> Result<Ready, RecordError> {
     let started = Instant::now();
-    let blank = Blank::build(mtu).map_err(|e| format!("building the topology: {e}"))?;
+    let blank = Blank::build(mtu).map_err(|e| RecordError::Topology(e.to_string()))?;
     // The peer's socket first, so the capture sees each frame before the peer does.
-    let socket = peer::open_socket(&blank.peer, PEER_IF).map_err(|e| e.to_string())?;
-    let capture = Capture::start(&blank.peer, PEER_IF).map_err(|e| e.to_string())?;
+    let socket =
+        peer::open_socket(&blank.peer, PEER_IF).map_err(|e| RecordError::Peer(e.to_string()))?;
+    let capture =
+        Capture::start(&blank.peer, PEER_IF).map_err(|e| RecordError::Capture(e.to_string()))?;
     Ok(Ready {
         parts: Some((blank, socket, capture)),
         mtu,
@@ -136,7 +139,7 @@ pub struct Prepared {
 /// The network, peer socket and running capture for a run of `spec`: a blank built ahead
 /// if one of its MTU is ready, else one built now; either way the next is started in the
 /// background.
-pub fn take(spec: &TopologySpec) -> Result<Prepared, String> {
+pub fn take(spec: &TopologySpec) -> Result<Prepared, RecordError> {
     let taken = {
         let mut pool = lock();
         let found = pool.ready.iter().position(|r| r.mtu == spec.mtu);
@@ -163,7 +166,7 @@ pub fn take(spec: &TopologySpec) -> Result<Prepared, String> {
         Err(e) => {
             let _ = capture.stop();
             crate::sys::reaper::dispose(peer_socket);
-            Err(format!("building the topology: {e}"))
+            Err(RecordError::Topology(e.to_string()))
         }
     }
 }

@@ -68,6 +68,7 @@ pub fn serve() -> anyhow::Result<()> {
                         },
                         &KernelDut,
                     )
+                    .map_err(|e| e.to_string())
                 });
             let reply = Reply {
                 id: request.id,

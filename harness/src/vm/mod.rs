@@ -31,8 +31,8 @@ use crate::case::Case;
 use crate::case::LoadedCase;
 use crate::dut::{Dut, DutError, Running};
 use crate::net::topology::Topology;
-use crate::record::RunRecord;
 use crate::record::TimingAllowance;
+use crate::record::{RecordError, RunRecord};
 use crate::sys::lateness::Calibration;
 
 /// The virtio-serial port's name, as the guest sees it in /sys/class/virtio-ports/*/name.
@@ -274,7 +274,7 @@ impl Dut for VmKernelDut {
         ))
     }
 
-    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, String>> {
+    fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         Some(
             self.ask(loaded)
                 .map(|mut record| {
@@ -283,7 +283,7 @@ impl Dut for VmKernelDut {
                     record.realtime_less_monotonic_ns = None;
                     record
                 })
-                .map_err(|e| format!("{} DUT: {e}", self.name)),
+                .map_err(|e| RecordError::Elsewhere(format!("{} DUT: {e}", self.name))),
         )
     }
 
