@@ -44,14 +44,14 @@ impl Dut for IgnoresBindPort {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         let mut ignored = case.clone();
         for step in &mut ignored.steps {
             if let Step::Bind(bind) = step {
                 bind.port = 0;
             }
         }
-        KernelDut.run(topology, &ignored)
+        KernelDut.run_steps(topology, &ignored)
     }
 }
 

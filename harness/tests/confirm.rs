@@ -12,7 +12,7 @@ use tcptwin::case::Case;
 use tcptwin::case::LoadedCase;
 use tcptwin::dut::{Dut, DutError, Running};
 use tcptwin::net::topology::{Topology, DUT_MAC, PEER_MAC};
-use tcptwin::observe::frame::{self, Segment};
+use tcptwin::observe::craft::{self, Segment};
 use tcptwin::record::Captured;
 use tcptwin::record::{RecordError, RunFailure, RunRecord};
 use tcptwin::report;
@@ -29,7 +29,7 @@ fn case() -> LoadedCase {
 
 /// A run that sent one SYN from `isn` with `window`, at the same instant every time.
 fn canned_run(isn: u32, window: u16) -> RunRecord {
-    let syn = frame::tcp(&Segment {
+    let syn = craft::tcp(&Segment {
         src_mac: DUT_MAC,
         dst_mac: PEER_MAC,
         src_ip: Ipv4Addr::new(198, 18, 0, 1),
@@ -83,7 +83,7 @@ impl Dut for Canned {
         true
     }
 
-    fn run(&self, _: &Topology, _: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, _: &Topology, _: &Case) -> Result<Running, DutError> {
         unreachable!("a canned DUT runs elsewhere")
     }
 
@@ -195,7 +195,7 @@ impl Dut for Blocking {
         true
     }
 
-    fn run(&self, _: &Topology, _: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, _: &Topology, _: &Case) -> Result<Running, DutError> {
         unreachable!("a canned DUT runs elsewhere")
     }
 

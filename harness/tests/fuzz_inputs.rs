@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tcptwin::case;
+use tcptwin::observe::craft::{self, Segment};
 use tcptwin::observe::decode::{self, flags, Body, L4};
-use tcptwin::observe::frame::{self, Segment};
 use tcptwin_stack::{Config, EthernetAddress, Interface, SockAddr, Stack};
 
 /// No single input may use more CPU than this (a debug build; typical inputs take µs).
@@ -417,7 +417,7 @@ fn connecting_stack(seed: u64) -> (Stack, Vec<u8>) {
         while let Some(out) = stack.poll_transmit(now) {
             match decode::decode(&out).body {
                 Body::Arp(arp) if arp.op == 1 => {
-                    let reply = frame::arp_reply(PEER_MAC, PEER_IP, &arp);
+                    let reply = craft::arp_reply(PEER_MAC, PEER_IP, &arp);
                     stack.handle_frame(now, &reply);
                 }
                 Body::Ipv4(_) => syn = out,
@@ -457,7 +457,7 @@ fn frame_seeds(syn: &[u8]) -> Vec<Vec<u8>> {
     };
     let quoted = &syn[14..];
     let icmp =
-        |t, c, rest| frame::icmp_error(PEER_MAC, DUT_MAC, PEER_IP, DUT_IP, 2, t, c, rest, quoted);
+        |t, c, rest| craft::icmp_error(PEER_MAC, DUT_MAC, PEER_IP, DUT_IP, 2, t, c, rest, quoted);
     // Who-has DUT_IP, from the peer (the stack must answer it).
     let mut arp_request = vec![0xff; 6];
     arp_request.extend(PEER_MAC);
@@ -467,25 +467,25 @@ fn frame_seeds(syn: &[u8]) -> Vec<Vec<u8>> {
     arp_request.extend([0; 6]);
     arp_request.extend(DUT_IP.octets());
     vec![
-        frame::tcp(&base),
-        frame::tcp(&Segment {
+        craft::tcp(&base),
+        craft::tcp(&Segment {
             options: Vec::new(),
             ..base.clone()
         }),
-        frame::tcp(&Segment {
+        craft::tcp(&Segment {
             flags: flags::RST | flags::ACK,
             options: Vec::new(),
             window: 0,
             ..base.clone()
         }),
-        frame::tcp(&Segment {
+        craft::tcp(&Segment {
             flags: flags::ACK | flags::PSH,
             seq: base.seq.wrapping_add(1),
             options: Vec::new(),
             payload_len: 100,
             ..base.clone()
         }),
-        frame::tcp(&Segment {
+        craft::tcp(&Segment {
             flags: flags::FIN | flags::ACK,
             seq: base.seq.wrapping_add(1),
             options: Vec::new(),

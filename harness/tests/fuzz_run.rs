@@ -256,11 +256,11 @@ impl Dut for DivergesOnce {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
         if !self.ran.swap(true, Ordering::SeqCst) {
             diverge(topology);
         }
-        KernelDut.run(topology, case)
+        KernelDut.run_steps(topology, case)
     }
 }
 
@@ -327,11 +327,11 @@ impl Dut for DivergesInFirstRuns {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
         if self.runs.fetch_add(1, Ordering::SeqCst) < self.diverging {
             diverge(topology);
         }
-        KernelDut.run(topology, case)
+        KernelDut.run_steps(topology, case)
     }
 }
 
@@ -385,7 +385,7 @@ impl Dut for DivergesInACrowd {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
         let mut in_flight = self.in_flight.lock().unwrap();
         *in_flight += 1;
         self.started.notify_all();
@@ -403,7 +403,7 @@ impl Dut for DivergesInACrowd {
         } else {
             self.alone_runs.fetch_add(1, Ordering::SeqCst);
         }
-        let running = KernelDut.run(topology, case);
+        let running = KernelDut.run_steps(topology, case);
         *self.in_flight.lock().unwrap() -= 1;
         running
     }
@@ -462,9 +462,9 @@ impl Dut for AlwaysDiverges {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &case::Case) -> Result<Running, DutError> {
         diverge(topology);
-        KernelDut.run(topology, case)
+        KernelDut.run_steps(topology, case)
     }
 }
 

@@ -68,10 +68,10 @@ pub trait Dut: Send + Sync {
         None
     }
     /// Runs the case's steps; returns the call log and what to stop once the run settled.
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError>;
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError>;
     /// A DUT that runs whole cases somewhere else (a kernel in a VM builds its own
     /// namespaces, capture and peer) returns what the run left here; `None` (the default)
-    /// means the runner builds the topology and calls [`Dut::run`].
+    /// means the runner builds the topology and calls [`Dut::run_steps`].
     fn run_elsewhere(&self, _loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         None
     }
@@ -131,8 +131,8 @@ impl<D: Dut + ?Sized> Dut for std::sync::Arc<D> {
     fn unsupported(&self, case: &Case) -> Option<String> {
         (**self).unsupported(case)
     }
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
-        (**self).run(topology, case)
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+        (**self).run_steps(topology, case)
     }
     fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
         (**self).run_elsewhere(loaded)

@@ -10,7 +10,7 @@
 //! namespace is built, and the topology knows whether the DUT kernel or the adapter owns
 //! the address.
 //!
-//! The adapter never decides how a call is logged: [`steps::run`] does, as for every DUT.
+//! The adapter never decides how a call is logged: [`steps::interpret`] does, as for every DUT.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -294,7 +294,7 @@ impl Dut for ExecDut {
         None
     }
 
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         let spec = &topology.spec;
         let limit = Duration::from_secs_f64(case.time_limit_s.0);
         let deadline = Instant::now() + limit;
@@ -321,7 +321,7 @@ impl Dut for ExecDut {
             return Err(DutError::Adapter(format!("{note}{stderr}")));
         }
         adapter.deadline = deadline;
-        let calls = steps::run(&mut adapter, &case.steps, spec.peer_ip);
+        let calls = steps::interpret(&mut adapter, &case.steps, spec.peer_ip);
         if let Some(fatal) = adapter.fatal.take() {
             let stderr = adapter.kill_and_stderr();
             return Err(DutError::Adapter(format!("{fatal}{stderr}")));

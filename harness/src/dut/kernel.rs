@@ -37,7 +37,7 @@ impl Dut for KernelDut {
         true
     }
 
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         install_interrupt_handler();
         let abort = Arc::new(AtomicBool::new(false));
         let (tid_tx, tid_rx) = mpsc::channel();
@@ -52,7 +52,7 @@ impl Dut for KernelDut {
                 fd: -1,
                 abort: &abort2,
             };
-            let log = steps::run(&mut socket, &steps, peer_ip);
+            let log = steps::interpret(&mut socket, &steps, peer_ip);
             drop(socket);
             let _ = done_tx.send(());
             log

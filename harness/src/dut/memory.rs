@@ -71,7 +71,7 @@ impl Dut for MemoryDut {
         self.profile == Profile::V6_18
     }
 
-    fn run(&self, _topology: &Topology, _case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, _topology: &Topology, _case: &Case) -> Result<Running, DutError> {
         Err(DutError::Setup(
             "the in-memory DUT runs whole cases in memory (Dut::run_elsewhere)".into(),
         ))
@@ -91,7 +91,7 @@ impl MemoryDut {
         let spec = TopologySpec::for_case(case, false);
         let config = self.config(case)?;
         let mut world = World::new(case, &spec, config);
-        let calls = steps::run(&mut world, &case.steps, spec.peer_ip);
+        let calls = steps::interpret(&mut world, &case.steps, spec.peer_ip);
         let cut_off = world.stopped();
         let run_ms = started.elapsed().as_secs_f64() * 1e3;
         let settled = !cut_off && world.settle(Duration::from_millis(case.settle_ms));

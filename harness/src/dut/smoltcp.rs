@@ -146,7 +146,7 @@ impl Dut for SmoltcpDut {
         unsupported_step(case)
     }
 
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         if let Some(why) = unsupported_step(case) {
             return Err(DutError::Unsupported(why));
         }
@@ -160,7 +160,7 @@ impl Dut for SmoltcpDut {
             .dut
             .spawn("dut-smoltcp", move || -> Result<(), String> {
                 let mut shim = Shim::open(&spec, &case2, cancel2)?;
-                let calls = steps::run(&mut shim, &case2.steps, spec.peer_ip);
+                let calls = steps::interpret(&mut shim, &case2.steps, spec.peer_ip);
                 let _ = calls_tx.send(calls);
                 // Keep answering the peer (FIN exchange, ACKs) as a kernel would by itself.
                 while !stop2.load(Ordering::Acquire) {

@@ -94,7 +94,7 @@ impl Dut for StackDut {
         self.profile == Profile::V6_18
     }
 
-    fn run(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, topology: &Topology, case: &Case) -> Result<Running, DutError> {
         let (calls_tx, calls_rx) = mpsc::channel::<Vec<CallRecord>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let cancel: Cancel = Arc::new(tokio::sync::Notify::new());
@@ -111,7 +111,7 @@ impl Dut for StackDut {
                     config.mutation = mutation;
                 })?;
                 let mut driver = runtime.block_on(async { driver_on(&spec, config, sock) })?;
-                let calls = steps::run(
+                let calls = steps::interpret(
                     &mut StackSocket {
                         runtime: &runtime,
                         driver: &mut driver,

@@ -105,7 +105,7 @@ pub trait SocketApi {
 /// A socket still open after the last step is closed then, as the kernel closes a
 /// process's descriptors when it exits (`do_exit` → `__fput` → `tcp_close`), so every DUT
 /// ends a case the same way; that close is not logged, as no step made it.
-pub fn run(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<CallRecord> {
+pub fn interpret(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<CallRecord> {
     let start = api.now_ns();
     let socket = api.socket();
     let mut open = socket.is_ok();
@@ -393,7 +393,7 @@ mod tests {
                 {"getsockopt": "SO_ERROR"}, {"getsockopt": "TCP_MAXSEG"},
                 {"send": {"bytes": 5}}, {"recv": {"max": 10}}, "close"]"#,
         );
-        let log = run(&mut api, &script, Ipv4Addr::new(198, 18, 0, 2));
+        let log = interpret(&mut api, &script, Ipv4Addr::new(198, 18, 0, 2));
         assert_eq!(
             logged(&log),
             vec![
@@ -438,14 +438,14 @@ mod tests {
     fn a_timed_out_poll_returns_zero() {
         let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(0)]);
         let script = steps(r#"[{"poll": {"events": ["POLLIN"], "timeout_ms": 5}}]"#);
-        let log = run(&mut api, &script, Ipv4Addr::LOCALHOST);
+        let log = interpret(&mut api, &script, Ipv4Addr::LOCALHOST);
         assert_eq!(logged(&log)[1], rec("poll", "POLLIN, 5 ms", 0, None, "0"));
     }
 
     #[test]
     fn a_socket_left_open_is_closed_unlogged_and_a_closed_one_is_not_closed_again() {
         let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(0)]);
-        let log = run(
+        let log = interpret(
             &mut api,
             &steps(r#"[{"connect": {}}]"#),
             [1, 2, 3, 4].into(),
@@ -454,7 +454,7 @@ mod tests {
         assert_eq!(log.len(), 2, "the closing is not a step: {log:?}");
 
         let mut api = Scripted::new(vec![Ok(3), Ok(0), Err("EBADF".into())]);
-        run(
+        interpret(
             &mut api,
             &steps(r#"[{"connect": {}}, "close"]"#),
             [1, 2, 3, 4].into(),
@@ -462,7 +462,7 @@ mod tests {
         assert_eq!(api.given.len(), 3, "closed twice: {:?}", api.given);
 
         let mut api = Scripted::new(vec![Err("EMFILE".into())]);
-        run(&mut api, &steps("[]"), [1, 2, 3, 4].into());
+        interpret(&mut api, &steps("[]"), [1, 2, 3, 4].into());
         assert_eq!(api.given, ["socket"], "a socket never made was closed");
     }
 
@@ -471,7 +471,7 @@ mod tests {
     #[test]
     fn a_socket_step_makes_the_next_socket() {
         let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(4), Ok(0), Ok(0)]);
-        let log = run(
+        let log = interpret(
             &mut api,
             &steps(r#"["close", "socket", {"connect": {}}]"#),
             [1, 2, 3, 4].into(),
@@ -489,7 +489,7 @@ mod tests {
             Err("EMFILE".into()),
             Err("EBADF".into()),
         ]);
-        run(
+        interpret(
             &mut api,
             &steps(r#"["close", "socket", {"connect": {}}]"#),
             [1, 2, 3, 4].into(),
@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn an_interrupted_call_is_logged_as_eintr_and_ends_the_steps() {
         let mut api = Scripted::new(vec![Ok(3), Err(Failure::Interrupted)]);
-        let log = run(
+        let log = interpret(
             &mut api,
             &steps(r#"[{"connect": {}}, "close"]"#),
             [1, 2, 3, 4].into(),
@@ -516,7 +516,7 @@ mod tests {
     fn a_stopped_dut_gets_no_further_call() {
         let mut api = Scripted::new(vec![Ok(3), Err("EINTR".into())]);
         api.stop_after = Some(2);
-        let log = run(
+        let log = interpret(
             &mut api,
             &steps(r#"[{"connect": {}}, "close"]"#),
             [1, 2, 3, 4].into(),
@@ -534,7 +534,7 @@ mod tests {
             Err(Failure::Machinery("socket gone".into())),
             Ok(0),
         ]);
-        let log = run(
+        let log = interpret(
             &mut api,
             &steps(r#"[{"wait_ms": 1}, "close"]"#),
             [1, 2, 3, 4].into(),

@@ -95,7 +95,7 @@ pub fn ts_echoes(trace: &Trace) -> Vec<(String, String)> {
 }
 
 /// The index of the timestamp option and its raw values.
-fn raw_ts(frame: &crate::observe::decode::Frame) -> Option<(usize, u32, u32)> {
+fn raw_ts(frame: &crate::observe::decode::Decoded) -> Option<(usize, u32, u32)> {
     let crate::observe::decode::Body::Ipv4(ip) = &frame.body else {
         return None;
     };
@@ -579,7 +579,7 @@ pub fn diff_with_allowance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::frame::{self, Segment};
+    use crate::observe::craft::{self, Segment};
     use crate::record::CallRecord;
     use crate::record::Captured;
     use std::net::Ipv4Addr;
@@ -594,7 +594,7 @@ mod tests {
     fn syn_from(sport: u16, t_ms: i64, isn: u32, window: u16, options: Vec<u8>) -> Captured {
         Captured {
             t_ns: 1_000_000_000 + t_ms * 1_000_000,
-            bytes: frame::tcp(&Segment {
+            bytes: craft::tcp(&Segment {
                 src_mac: DUT,
                 dst_mac: PEER,
                 src_ip: Ipv4Addr::new(198, 18, 0, 1),
@@ -754,7 +754,7 @@ mod tests {
         };
         Captured {
             t_ns: 1_000_000_000 + t_us * 1_000,
-            bytes: frame::tcp(&Segment {
+            bytes: craft::tcp(&Segment {
                 src_mac,
                 dst_mac,
                 src_ip,

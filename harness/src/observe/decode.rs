@@ -13,7 +13,7 @@ use crate::linux::tcp_options::{self, TcpOption};
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Frame {
+pub struct Decoded {
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
     pub len: usize,
@@ -121,7 +121,7 @@ pub struct Quoted {
 }
 
 /// Decodes one Ethernet frame.
-pub fn decode(bytes: &[u8]) -> Frame {
+pub fn decode(bytes: &[u8]) -> Decoded {
     let mac = |range: std::ops::Range<usize>| -> [u8; 6] {
         bytes
             .get(range)
@@ -216,7 +216,7 @@ pub fn decode(bytes: &[u8]) -> Frame {
             },
         },
     };
-    Frame {
+    Decoded {
         dst_mac: mac(0..6),
         src_mac: mac(6..12),
         len: bytes.len(),

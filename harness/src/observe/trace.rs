@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::linux::tcp_options::{self, TcpOption, TsStyle};
-use crate::observe::decode::{self, flags, Body, Frame, Ipv4Fields, L4};
+use crate::observe::decode::{self, flags, Body, Decoded, Ipv4Fields, L4};
 use crate::record::CallRecord;
 use crate::record::Captured;
 
@@ -158,7 +158,7 @@ pub struct TraceFrame {
     pub dir: Dir,
     pub norm: NormFrame,
     #[serde(skip)]
-    pub raw: Frame,
+    pub raw: Decoded,
 }
 
 /// One socket call on the trace's time line.
@@ -242,7 +242,7 @@ pub fn build_bound(
     dut_mac: [u8; 6],
     bind_ports: &[u16],
 ) -> Trace {
-    let decoded: Vec<(i64, Dir, Frame)> = captured
+    let decoded: Vec<(i64, Dir, Decoded)> = captured
         .iter()
         .map(|c| {
             let frame = decode::decode(&c.bytes);
@@ -304,7 +304,7 @@ pub fn build_bound(
     }
 }
 
-fn tcp_of(frame: &Frame) -> Option<(&Ipv4Fields, &decode::TcpFields)> {
+fn tcp_of(frame: &Decoded) -> Option<(&Ipv4Fields, &decode::TcpFields)> {
     match &frame.body {
         Body::Ipv4(ip) => match &ip.l4 {
             L4::Tcp(tcp) => Some((ip, tcp)),
@@ -318,7 +318,7 @@ fn tcp_of(frame: &Frame) -> Option<(&Ipv4Fields, &decode::TcpFields)> {
 /// than a fixed 0: the same side's previous IPv4 frame carried 65535, or its next one 1.
 /// Linux counts a connected socket's IDs from a random start (`ip_select_ident_segs`), so
 /// about one run in 65536/n wraps through 0 within its n frames.
-fn counter_zeros(frames: &[(i64, Dir, Frame)]) -> std::collections::HashSet<usize> {
+fn counter_zeros(frames: &[(i64, Dir, Decoded)]) -> std::collections::HashSet<usize> {
     let mut zeros = std::collections::HashSet::new();
     for side in [Dir::Out, Dir::In] {
         let ids: Vec<(usize, u16)> = frames
@@ -342,7 +342,7 @@ fn counter_zeros(frames: &[(i64, Dir, Frame)]) -> std::collections::HashSet<usiz
 }
 
 fn raw_values(
-    frames: &[(i64, Dir, Frame)],
+    frames: &[(i64, Dir, Decoded)],
     counter_zeros: &std::collections::HashSet<usize>,
 ) -> RawValues {
     let mut raw = RawValues::default();
@@ -411,7 +411,7 @@ struct ConnectionBase {
 /// port or sequence number differs from the current connection's SYN starts the next one;
 /// a retransmitted SYN does not.
 /// The source port of each of the DUT's connections, as [`connections`] counts them.
-fn connection_ports<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<u16> {
+fn connection_ports<'a>(frames: impl Iterator<Item = (Dir, &'a Decoded)>) -> Vec<u16> {
     let mut ports = Vec::new();
     let mut current: Option<(u16, u32)> = None;
     for (dir, frame) in frames {
@@ -426,7 +426,7 @@ fn connection_ports<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<u
     ports
 }
 
-fn connections<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<usize> {
+fn connections<'a>(frames: impl Iterator<Item = (Dir, &'a Decoded)>) -> Vec<usize> {
     let mut current: Option<(u16, u32)> = None;
     let mut index = 0;
     frames
@@ -452,7 +452,7 @@ fn connections<'a>(frames: impl Iterator<Item = (Dir, &'a Frame)>) -> Vec<usize>
 impl Normalizer {
     fn new(
         raw: &RawValues,
-        frames: &[(i64, Dir, Frame)],
+        frames: &[(i64, Dir, Decoded)],
         calls: &[CallRecord],
         counter_zeros: std::collections::HashSet<usize>,
     ) -> Normalizer {
@@ -581,7 +581,7 @@ impl Normalizer {
         }
     }
 
-    fn frame(&self, index: usize, dir: Dir, frame: &Frame) -> NormFrame {
+    fn frame(&self, index: usize, dir: Dir, frame: &Decoded) -> NormFrame {
         let rel = |v: u32, base: Option<u32>| base.map_or(v, |b| v.wrapping_sub(b));
         match &frame.body {
             Body::Arp(a) => NormFrame::Arp {
@@ -902,7 +902,7 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::frame::{self, Segment};
+    use crate::observe::craft::{self, Segment};
 
     const DUT: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -922,7 +922,7 @@ mod tests {
         options: Vec<u8>,
     ) -> Vec<u8> {
         let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
-        frame::tcp(&Segment {
+        craft::tcp(&Segment {
             src_mac: if from_dut { DUT } else { PEER },
             dst_mac: if from_dut { PEER } else { DUT },
             src_ip: if from_dut { a } else { b },

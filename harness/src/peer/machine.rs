@@ -13,8 +13,8 @@ use crate::case::{
     SynAckSpec, SynReaction,
 };
 use crate::linux::tcp_options::TcpOption;
+use crate::observe::craft::{self, Segment};
 use crate::observe::decode::{self, flags, Body, TcpFields, L4};
-use crate::observe::frame::{self, Segment};
 
 use super::{PeerAddrs, PeerStats};
 
@@ -229,7 +229,7 @@ impl PeerMachine {
                     && arp.target_ip == self.addrs.ip
                     && self.script.arp == ArpMode::Reply =>
             {
-                let reply = frame::arp_reply(self.addrs.mac, self.addrs.ip, arp);
+                let reply = craft::arp_reply(self.addrs.mac, self.addrs.ip, arp);
                 self.schedule(Duration::ZERO, Job::Frame(reply));
             }
             Body::Ipv4(ip) if frame.dst_mac == self.addrs.mac => {
@@ -383,14 +383,14 @@ impl PeerMachine {
                 };
                 self.schedule(
                     Duration::from_millis(rst.delay_ms),
-                    Job::Frame(frame::tcp(&seg)),
+                    Job::Frame(craft::tcp(&seg)),
                 );
             }
             SynReaction::Synack(spec) => {
                 let seg = self.synack(&spec, syn, base);
                 self.schedule(
                     Duration::from_millis(spec.delay_ms),
-                    Job::Frame(frame::tcp_with_tos(&seg, spec.tos)),
+                    Job::Frame(craft::tcp_with_tos(&seg, spec.tos)),
                 );
             }
             SynReaction::Flood(flood) => {
@@ -404,7 +404,7 @@ impl PeerMachine {
                     },
                     FloodKind::Synack => self.synack(&SynAckSpec::default(), syn, base),
                 };
-                self.schedule(Duration::ZERO, Job::Flood(frame::tcp(&seg), flood.count.0));
+                self.schedule(Duration::ZERO, Job::Flood(craft::tcp(&seg), flood.count.0));
             }
             SynReaction::Icmp(icmp) => {
                 let mut quoted = ip_packet.to_vec();
@@ -424,7 +424,7 @@ impl PeerMachine {
                     None => [0; 4],
                 };
                 let id = self.next_id();
-                let f = frame::icmp_error(
+                let f = craft::icmp_error(
                     self.addrs.mac,
                     dut_mac,
                     icmp.from.unwrap_or(local_ip),
@@ -729,7 +729,7 @@ impl PeerMachine {
             options.extend(ts_now.to_be_bytes());
             options.extend(conn.ts_recent.to_be_bytes());
         }
-        Some(frame::tcp(&Segment {
+        Some(craft::tcp(&Segment {
             src_mac: self.addrs.mac,
             dst_mac: conn.dut_mac,
             src_ip: conn.local_ip,
@@ -779,7 +779,7 @@ mod tests {
     const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
     fn from_dut(seq: u32, ack: u32, seg_flags: u16, payload_len: usize) -> Vec<u8> {
-        frame::tcp(&Segment {
+        craft::tcp(&Segment {
             src_mac: DUT_MAC,
             dst_mac: PEER_MAC,
             src_ip: DUT_IP,

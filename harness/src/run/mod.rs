@@ -143,7 +143,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordEr
         setup_ms = phases.setup_ms,
         "network, capture and peer ready"
     );
-    let run = dut.run(&topology, case);
+    let run = dut.run_steps(&topology, case);
     phases.run_ms = lap();
     tracing::trace!(run_ms = phases.run_ms, "the steps returned");
     let calls = match &run {

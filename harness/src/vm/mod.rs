@@ -268,7 +268,7 @@ impl Dut for VmKernelDut {
         true
     }
 
-    fn run(&self, _topology: &Topology, _case: &Case) -> Result<Running, DutError> {
+    fn run_steps(&self, _topology: &Topology, _case: &Case) -> Result<Running, DutError> {
         Err(DutError::Setup(
             "a VM DUT runs whole cases inside its guest (Dut::run_elsewhere)".into(),
         ))

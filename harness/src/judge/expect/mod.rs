@@ -320,7 +320,7 @@ mod tests {
             std::net::Ipv4Addr::new(198, 18, 0, 1),
             std::net::Ipv4Addr::new(198, 18, 0, 2),
         );
-        let seg = crate::observe::frame::Segment {
+        let seg = crate::observe::craft::Segment {
             src_mac: if from_dut { dut } else { peer },
             dst_mac: if from_dut { peer } else { dut },
             src_ip: if from_dut { dut_ip } else { peer_ip },
@@ -337,7 +337,7 @@ mod tests {
         };
         crate::record::Captured {
             t_ns: t_ms * 1_000_000,
-            bytes: crate::observe::frame::tcp(&seg),
+            bytes: crate::observe::craft::tcp(&seg),
         }
     }
 
@@ -547,7 +547,7 @@ mod tests {
         let seg = |bits, options: Vec<u8>| {
             let mut c = segment(0, true, bits, 0);
             // Rebuild with options: the MSS and SACK-permitted options, then a timestamp.
-            let mut s = crate::observe::frame::Segment {
+            let mut s = crate::observe::craft::Segment {
                 src_mac: DUT_MAC,
                 dst_mac: [2, 0, 0, 0, 0, 2],
                 src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
@@ -563,7 +563,7 @@ mod tests {
                 payload_len: 0,
             };
             s.options = options;
-            c.bytes = crate::observe::frame::tcp(&s);
+            c.bytes = crate::observe::craft::tcp(&s);
             c
         };
         let opts = vec![2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 5, 0, 0, 0, 0];
@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn every_syn_and_call_field_fails_on_a_wrong_value() {
-        // The fixture's SYN: no options, window 64240, TTL 64 (frame::tcp), TOS 0.
+        // The fixture's SYN: no options, window 64240, TTL 64 (craft::tcp), TOS 0.
         let mut trace = handshake();
         trace.calls = crate::observe::trace::build(&[syn(0)], &[connect(0, 3, "0")], DUT_MAC).calls;
         let ok = |yaml: &str| all_ok(yaml, &trace);
