@@ -1,12 +1,10 @@
 //! The `tcptwin` command line.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use tcptwin::case::LoadedCase;
 use tcptwin::case::Suite;
@@ -14,6 +12,7 @@ use tcptwin::dut::{Dut, KernelDut, StackDut};
 use tcptwin::record::TimingAllowance;
 use tcptwin::report;
 use tcptwin::report::exit::{self, Outcome};
+use tcptwin::report::progress::Progress;
 use tcptwin::run;
 use tcptwin::tools::registry::{
     parse_dut, parse_exec, parse_mutation, parse_profile, parse_vs, DutChoice, Duts, VsChoice,
@@ -301,16 +300,7 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
         tcptwin::tools::fuzz::scenario_wall_bound(&config).as_secs_f64(),
         tcptwin::tools::fuzz::time_limit_s(config.max_timer_s),
     );
-    let bar = std::io::stdout().is_terminal().then(|| {
-        let bar = ProgressBar::new(config.cases.unwrap_or(0));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {pos} scenarios  {per_sec}  {elapsed_precise}  {msg}",
-            )
-            .expect("a valid template"),
-        );
-        bar
-    });
+    let bar = Progress::scenarios(config.cases.unwrap_or(0));
     let stack = StackDut {
         mutation: args.mutation,
         ..StackDut::default()
@@ -318,14 +308,9 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
     let duts = Duts::new(&[&args.vs], stack)?;
     let other = duts.get(&args.vs);
     let outcome = tcptwin::tools::fuzz::run(&config, &KernelDut, other.as_ref(), |done, found| {
-        if let Some(bar) = &bar {
-            bar.set_position(done);
-            bar.set_message(format!("{} divergence(s)", found.len()));
-        }
+        bar.set(done, format!("{} divergence(s)", found.len()));
     });
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    bar.finish();
     for found in &outcome.found {
         println!("{}", report::pair_text(&found.result, true));
         let what = found.headline();
@@ -601,19 +586,15 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // Only the run's own allowance applies to a single run's expectations: a DUT's
     // (a VM's) is for the diff, and a VM is judged by the diff alone.
     let allowances = timing_allowances(&[]);
-    let bar = progress(cases.len());
+    let bar = Progress::cases(cases.len());
     let results = run::run_all(
         &cases,
         dut.as_ref(),
         Some(&args.artifacts),
         args.jobs,
-        |_, result| {
-            emit(&bar, report::case_text(result, args.verbose));
-        },
+        |_, result| bar.emit(report::case_text(result, args.verbose)),
     );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    bar.finish();
     let tally = report::tally(&results, cases.len());
     if let Some(path) = &args.json {
         let summary = tcptwin::report::json::Summary::new(tally, Default::default(), cases.len());
@@ -646,28 +627,6 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
         return Err(format!("shard {i}/{n}: need 1 <= I <= N"));
     }
     Ok((i, n))
-}
-
-fn progress(len: usize) -> Option<ProgressBar> {
-    std::io::stdout().is_terminal().then(|| {
-        let bar = ProgressBar::new(len as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {elapsed_precise}  {msg}")
-                .expect("a valid template"),
-        );
-        bar
-    })
-}
-
-/// Prints a case's block above the progress bar (or plainly when there is none).
-fn emit(bar: &Option<ProgressBar>, text: String) {
-    match bar {
-        Some(bar) => {
-            bar.suspend(|| print!("{text}"));
-            bar.inc(1);
-        }
-        None => print!("{text}"),
-    }
 }
 
 /// Runs every case of a single round that diverged again, alone, up to `--confirm` times
@@ -721,19 +680,17 @@ fn run_pairs(
         } else {
             args.artifacts.clone()
         };
-        let bar = progress(cases.len());
+        let bar = Progress::cases(cases.len());
         let results = run::run_each(
             cases,
             args.jobs,
             |c| run::run_pair(c, reference, other, Some(&artifacts)),
             |i, r| {
                 verdicts[i].push(r.verdict);
-                emit(&bar, report::pair_text(r, args.verbose));
+                bar.emit(report::pair_text(r, args.verbose));
             },
         );
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        bar.finish();
         all.extend(results);
     }
     // Repeated rounds measure stability: there a verdict that changes fails the run, and
@@ -766,15 +723,14 @@ fn run_pairs(
             .with_context(|| format!("writing the conformance report {}", path.display()))?;
         println!("conformance report: {}", path.display());
     }
-    let flaky: Vec<String> = cases
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, v)| v.windows(2).any(|w| w[0] != w[1]))
-        .map(|(c, v)| {
-            let seen: Vec<&str> = v.iter().map(|v| v.name()).collect();
-            format!("  {}: {}", c.case.name, seen.join(", "))
-        })
-        .collect();
+    let flaky: Vec<String> =
+        tcptwin::judge::changed_verdicts(cases.iter().map(|c| c.case.name.as_str()), &verdicts)
+            .into_iter()
+            .map(|(name, seen)| {
+                let seen: Vec<&str> = seen.iter().map(|v| v.name()).collect();
+                format!("  {name}: {}", seen.join(", "))
+            })
+            .collect();
     if !flaky.is_empty() {
         println!("verdict changed between repeats:\n{}", flaky.join("\n"));
     }

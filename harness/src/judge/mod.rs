@@ -305,3 +305,36 @@ fn outlived_alone(r: &CaseResult, o: &CaseResult) -> Option<Divergence> {
         known: None,
     })
 }
+
+/// The cases whose verdict changed between repeated rounds of a suite (`--repeat`), each
+/// with its verdicts in order: a behaviour that is not the same twice is a divergence of
+/// its own.
+pub fn changed_verdicts<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    verdicts: &[Vec<PairVerdict>],
+) -> Vec<(&'a str, Vec<PairVerdict>)> {
+    names
+        .into_iter()
+        .zip(verdicts)
+        .filter(|(_, v)| v.windows(2).any(|w| w[0] != w[1]))
+        .map(|(name, v)| (name, v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_that_changed_between_rounds_is_named_and_a_steady_one_is_not() {
+        use PairVerdict::{Diverged, Known, Pass};
+        let verdicts = vec![
+            vec![Pass, Pass, Pass],
+            vec![Pass, Diverged, Pass],
+            vec![Known, Known],
+        ];
+        let changed = changed_verdicts(["steady", "flaky", "known"], &verdicts);
+        assert_eq!(changed, vec![("flaky", vec![Pass, Diverged, Pass])]);
+        assert!(changed_verdicts(["one"], &[vec![Diverged]]).is_empty());
+    }
+}

@@ -5,6 +5,7 @@ pub mod exit;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod progress;
 
 use std::fmt::Write as _;
 
