@@ -60,12 +60,7 @@ fn a_wrong_expectation_fails_in_memory() {
     );
     let r = run::run_case(&wrong, &MemoryDut::default(), None);
     assert_eq!(r.verdict, Verdict::Fail);
-    let failed: Vec<&str> = r
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.what.as_str())
-        .collect();
+    let failed = r.failed_checks();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].contains("window"), "{failed:?}");
 }

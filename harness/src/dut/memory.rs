@@ -25,7 +25,7 @@ use tcptwin_stack::{
 use crate::case::{Case, LoadedCase};
 use crate::dut::api::{Dut, DutError, Running};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
-use crate::net::topology::{Topology, TopologySpec, DUT_IF, PEER_IF, PEER_MAC};
+use crate::net::topology::{Topology, TopologySpec, DUT_IF};
 use crate::peer::{PeerAddrs, PeerMachine};
 use crate::record::{Captured, Phases, RecordError, RunFailure, RunRecord, MAX_FRAMES};
 
@@ -185,16 +185,7 @@ impl World {
             seed(&case.name),
         );
         let peer_epoch = std::time::Instant::now();
-        let peer = PeerMachine::new(
-            case.peer.clone(),
-            PeerAddrs {
-                ifname: PEER_IF.into(),
-                mac: PEER_MAC,
-                ip: spec.peer_ip,
-                mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
-            },
-            peer_epoch,
-        );
+        let peer = PeerMachine::new(case.peer.clone(), PeerAddrs::on(spec), peer_epoch);
         World {
             stack,
             peer,

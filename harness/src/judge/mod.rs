@@ -206,6 +206,15 @@ impl CaseResult {
         }
     }
 
+    /// What the checks that failed checked, in order.
+    pub fn failed_checks(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.what.as_str())
+            .collect()
+    }
+
     /// Whether this run was cut off for flooding the wire (more than `MAX_FRAMES`): a
     /// behaviour of the implementation, not a fault of the harness.
     pub fn ran_away(&self) -> bool {

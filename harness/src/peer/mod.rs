@@ -17,6 +17,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::case::PeerScript;
 use crate::net::netns::{Netns, NetnsError};
 use crate::net::packet_socket::PacketSocket;
+use crate::net::topology::{TopologySpec, PEER_IF, PEER_MAC};
 
 pub use machine::{linux_synack_options, PeerMachine, Transmit};
 
@@ -28,6 +29,18 @@ pub struct PeerAddrs {
     pub ip: Ipv4Addr,
     /// The MSS the peer's default SYN-ACK advertises (the link MTU − 40).
     pub mss: u16,
+}
+
+impl PeerAddrs {
+    /// The peer of a topology: its address, the peer veth's MAC, and the MSS of its MTU.
+    pub fn on(spec: &TopologySpec) -> PeerAddrs {
+        PeerAddrs {
+            ifname: PEER_IF.into(),
+            mac: PEER_MAC,
+            ip: spec.peer_ip,
+            mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
+        }
+    }
 }
 
 /// Why the peer failed.

@@ -213,12 +213,7 @@ pub fn write_cases(path: &Path, results: &[CaseResult]) -> Result<(), JunitError
         let status = match r.verdict {
             Verdict::Pass => TestCaseStatus::success(),
             Verdict::Fail => {
-                let failed: Vec<&str> = r
-                    .checks
-                    .iter()
-                    .filter(|c| !c.ok)
-                    .map(|c| c.what.as_str())
-                    .collect();
+                let failed = r.failed_checks();
                 let message = format!(
                     "{} expectation(s) failed: {}",
                     failed.len(),

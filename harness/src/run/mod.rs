@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::case::LoadedCase;
 use crate::dut::{Dut, DutError};
 use crate::judge::{self, Judging};
-use crate::net::topology::{TopologySpec, PEER_IF, PEER_MAC};
+use crate::net::topology::TopologySpec;
 use crate::observe::capture::{self, realtime_ns, Capture};
 use crate::peer::{Peer, PeerAddrs};
 use crate::record::{Phases, RecordError, RunFailure, RunRecord};
@@ -120,16 +120,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordEr
     } = prewarm::take(&spec)?;
     phases.prewarmed = provenance.prewarmed;
     phases.blank_ms = provenance.blank_ms;
-    let peer = Peer::spawn(
-        peer_socket,
-        case.peer.clone(),
-        PeerAddrs {
-            ifname: PEER_IF.into(),
-            mac: PEER_MAC,
-            ip: spec.peer_ip,
-            mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
-        },
-    );
+    let peer = Peer::spawn(peer_socket, case.peer.clone(), PeerAddrs::on(&spec));
     let peer = match peer {
         Ok(peer) => peer,
         Err(e) => {
