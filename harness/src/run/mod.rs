@@ -20,12 +20,9 @@ use crate::record::{Phases, RecordError, RunFailure, RunRecord};
 pub use crate::judge::{CaseResult, PairResult, PairVerdict, Verdict, MAX_FRAMES};
 
 /// Cases a suite runs at once by default: they mostly wait on kernel timers, and eight end
-/// this suite with its longest case on 2 cores (7.5 s, as with sixteen). More only crowd
-/// the host, and a late timer or peer then reads as a divergence. Measured on debug
-/// builds: the kernel against itself failed a timing in 2 of 12 runs of the false-alarm
-/// check with sixteen, 0 of 12 with eight; rootless suites in 5 of 14 runs with sixteen,
-/// 1 of 29 with eight, and 0 of 23 with eight once the rest of tcptwin ran at nice 19
-/// (`priority`).
+/// the suite about when its longest case ends, on 2 cores, as sixteen do. More only crowd
+/// the host, where a late timer or peer reads as a divergence (docs/performance.md has the
+/// measurements behind the choice).
 pub const DEFAULT_JOBS: usize = 8;
 
 /// Runs one case on one DUT; `artifacts` receives `<name>/<dut>.pcap`.
