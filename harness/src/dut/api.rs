@@ -25,8 +25,8 @@ pub enum DutError {
     Thread(#[source] SetupError),
     /// An adapter process (`exec:`) that crashed, hung at start, or broke the protocol;
     /// the text names how, with the end of its stderr.
-    #[error("{0}")]
-    Adapter(String),
+    #[error(transparent)]
+    Adapter(crate::dut::exec::AdapterError),
     /// The case asks for something this implementation has no way to express (a socket
     /// option it lacks, a malformed `sockaddr` its typed API cannot take). Not a pass, not
     /// a failure: the runner reports it as its own verdict.

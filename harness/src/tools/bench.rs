@@ -73,7 +73,7 @@ fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Res
         config.overhead_runs, case.case.name
     );
     let exec = match &config.exec {
-        Some(command) => Some(ExecDut::start(command)?),
+        Some(command) => Some(ExecDut::start(command).map_err(|e| e.to_string())?),
         None => None,
     };
     let stack = StackDut::default();
