@@ -60,6 +60,33 @@ pub enum SetupError {
     },
 }
 
+/// Why a connect-rate loop of the benchmark ([`crate::dut::kernel::connect_loop`],
+/// [`crate::dut::stack::connect_loop`]) stopped before its last connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectLoopError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The stack could not come up in the dut namespace.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The kernel's `socket`, `setsockopt` or `connect` for connect number `index` failed.
+    #[error("kernel connect #{index}: {source}")]
+    Kernel {
+        index: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stack's connect number `index` failed with `errno`.
+    #[error("stack connect #{index}: {}", errno.name())]
+    Stack {
+        index: usize,
+        errno: tcptwin_stack::Errno,
+    },
+    /// The stack's driver (its packet socket) failed between connects.
+    #[error("driver: {0}")]
+    Driver(#[source] std::io::Error),
+}
+
 /// Stops what a DUT left running after its last call.
 pub type Stopper = Box<dyn FnOnce() + Send>;
 

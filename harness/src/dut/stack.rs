@@ -26,7 +26,7 @@ use crate::observe::capture::realtime_ns;
 use tcptwin_stack::config::{Mutation, Profile};
 
 use crate::case::Case;
-use crate::dut::api::{Dut, DutError, Running, SetupError};
+use crate::dut::api::{ConnectLoopError, Dut, DutError, Running, SetupError};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::net::netlink;
 use crate::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
@@ -416,33 +416,31 @@ pub fn connect_loop(
     topology: &Topology,
     peer: SocketAddrV4,
     count: usize,
-) -> Result<Duration, String> {
+) -> Result<Duration, ConnectLoopError> {
     let spec = topology.spec.clone();
     let receiver = topology.dut_receiver.take();
     topology
         .dut
-        .run(move || -> Result<Duration, String> {
+        .run(move || -> Result<Duration, ConnectLoopError> {
             crate::sys::priority::realtime_priority();
-            let (sock, config, runtime) =
-                stack_parts(receiver, |_| {}).map_err(|e| e.to_string())?;
+            let (sock, config, runtime) = stack_parts(receiver, |_| {})?;
             runtime.block_on(async move {
-                let mut driver = driver_on(&spec, config, sock).map_err(|e| e.to_string())?;
+                let mut driver = driver_on(&spec, config, sock)?;
                 let started = std::time::Instant::now();
                 for i in 0..count {
                     let h = driver.stack().socket();
                     driver
                         .connect(h, &SockAddr::inet(peer))
                         .await
-                        .map_err(|e| format!("driver: {e}"))?
-                        .map_err(|e| format!("stack connect #{i}: {}", e.name()))?;
+                        .map_err(ConnectLoopError::Driver)?
+                        .map_err(|errno| ConnectLoopError::Stack { index: i, errno })?;
                     let now = driver.now();
                     let _ = driver.stack().close(now, h);
-                    driver.flush().map_err(|e| format!("driver: {e}"))?;
+                    driver.flush().map_err(ConnectLoopError::Driver)?;
                 }
                 let elapsed = started.elapsed();
                 crate::sys::reaper::dispose(driver);
                 Ok(elapsed)
             })
-        })
-        .map_err(|e| e.to_string())?
+        })?
 }

@@ -329,9 +329,10 @@ fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result
         })
         .map_err(|e| e.to_string())?;
     let elapsed = match dut.name() {
-        "kernel" => kernel::connect_loop(&topology, peer, count)?,
-        _ => stack::connect_loop(&topology, peer, count)?,
-    };
+        "kernel" => kernel::connect_loop(&topology, peer, count),
+        _ => stack::connect_loop(&topology, peer, count),
+    }
+    .map_err(|e| e.to_string())?;
     let accepted = listener.join().map_err(|_| "listener panicked")??;
     if accepted != count {
         return Err(format!(
