@@ -152,11 +152,17 @@ fn a_hanging_adapter_against_a_kernel_that_returned_is_a_time_limit_divergence()
 
 #[test]
 fn a_bad_hello_is_refused_at_start() {
-    let e = ExecDut::start(&broken_command("bad-hello")).unwrap_err();
+    let e = ExecDut::start(&broken_command("bad-hello"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("is not a hello"), "{e}");
-    let e = ExecDut::start(&broken_command("old-protocol")).unwrap_err();
+    let e = ExecDut::start(&broken_command("old-protocol"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("speaks protocol 2"), "{e}");
-    let e = ExecDut::start("/nonexistent/adapter").unwrap_err();
+    let e = ExecDut::start("/nonexistent/adapter")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("closed its stdout") || e.contains("exited"),
         "{e}"

@@ -20,15 +20,71 @@ pub enum DutError {
     Panicked,
     #[error("setting the DUT up: {0}")]
     Setup(String),
+    /// A userspace DUT's thread could not bring its stack up in the dut namespace.
+    #[error("setting the DUT up: {0}")]
+    Thread(#[source] SetupError),
     /// An adapter process (`exec:`) that crashed, hung at start, or broke the protocol;
     /// the text names how, with the end of its stderr.
-    #[error("{0}")]
-    Adapter(String),
+    #[error(transparent)]
+    Adapter(crate::dut::exec::AdapterError),
     /// The case asks for something this implementation has no way to express (a socket
     /// option it lacks, a malformed `sockaddr` its typed API cannot take). Not a pass, not
     /// a failure: the runner reports it as its own verdict.
     #[error("unsupported by this DUT: {0}")]
     Unsupported(String),
+}
+
+/// Why a userspace DUT's own thread (tcptwin-stack's, smoltcp's) could not bring its stack
+/// up in the dut namespace, or keep it running: what [`ended_early`] reports.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("AF_PACKET on {ifname}: {source}")]
+    PacketSocket {
+        ifname: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading sysctls: {0}")]
+    Sysctls(#[source] tcptwin_stack::driver::ReadConfigError),
+    #[error("tokio runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The stack's driver (its packet socket) failed: being made, or turning once the steps
+    /// are done.
+    #[error("driver: {0}")]
+    Driver(#[source] std::io::Error),
+    #[error("smoltcp RawSocket on {ifname}: {source}")]
+    RawSocket {
+        ifname: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a connect-rate loop of the benchmark ([`crate::dut::kernel::connect_loop`],
+/// [`crate::dut::stack::connect_loop`]) stopped before its last connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectLoopError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The stack could not come up in the dut namespace.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The kernel's `socket`, `setsockopt` or `connect` for connect number `index` failed.
+    #[error("kernel connect #{index}: {source}")]
+    Kernel {
+        index: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stack's connect number `index` failed with `errno`.
+    #[error("stack connect #{index}: {}", errno.name())]
+    Stack {
+        index: usize,
+        errno: tcptwin_stack::Errno,
+    },
+    /// The stack's driver (its packet socket) failed between connects.
+    #[error("driver: {0}")]
+    Driver(#[source] std::io::Error),
 }
 
 /// Stops what a DUT left running after its last call.
@@ -93,7 +149,7 @@ pub trait Dut: Send + Sync {
 pub fn timed_out(
     calls_rx: &std::sync::mpsc::Receiver<Vec<CallRecord>>,
     stop: impl FnOnce(),
-    handle: std::thread::JoinHandle<Result<(), String>>,
+    handle: std::thread::JoinHandle<Result<(), SetupError>>,
     limit_s: f64,
 ) -> DutError {
     let calls = calls_rx
@@ -105,14 +161,11 @@ pub fn timed_out(
 }
 
 /// A userspace DUT's thread that ended before its steps did: its own error, if it gave one.
-pub fn ended_early(handle: std::thread::JoinHandle<Result<(), String>>, who: &str) -> DutError {
+pub fn ended_early(handle: std::thread::JoinHandle<Result<(), SetupError>>, who: &str) -> DutError {
     match handle.join() {
         Err(_) => DutError::Panicked,
-        Ok(outcome) => DutError::Setup(
-            outcome
-                .err()
-                .unwrap_or_else(|| format!("the {who} thread ended early")),
-        ),
+        Ok(Err(e)) => DutError::Thread(e),
+        Ok(Ok(())) => DutError::Setup(format!("the {who} thread ended early")),
     }
 }
 
@@ -142,5 +195,31 @@ impl<D: Dut + ?Sized> Dut for std::sync::Arc<D> {
     }
     fn timing_allowance(&self) -> Option<TimingAllowance> {
         (**self).timing_allowance()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_ended_early_says_why() {
+        let failed = std::thread::spawn(|| {
+            Err(SetupError::PacketSocket {
+                ifname: "eth0",
+                source: std::io::Error::from_raw_os_error(libc::EPERM),
+            })
+        });
+        assert_eq!(
+            ended_early(failed, "stack").to_string(),
+            "setting the DUT up: AF_PACKET on eth0: Operation not permitted (os error 1)"
+        );
+        let quiet = std::thread::spawn(|| Ok(()));
+        assert_eq!(
+            ended_early(quiet, "smoltcp").to_string(),
+            "setting the DUT up: the smoltcp thread ended early"
+        );
+        let panicked = std::thread::spawn(|| -> Result<(), SetupError> { panic!("on purpose") });
+        assert!(matches!(ended_early(panicked, "stack"), DutError::Panicked));
     }
 }

@@ -147,6 +147,118 @@ pub enum Request {
     Finish,
 }
 
+/// Why an adapter could not be started, or a case's run on it could not go on: the run is
+/// an `error`, not a verdict on the stack. What the adapter wrote to stderr ends the text.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("exec:{command}: starting it: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// It gave no hello at start.
+    #[error("exec:{command}: {source}{stderr}")]
+    Hello {
+        command: String,
+        #[source]
+        source: ExchangeError,
+        stderr: StderrTail,
+    },
+    #[error("exec:{command}: it speaks protocol {protocol}, tcptwin speaks {PROTOCOL_VERSION}")]
+    Version { command: String, protocol: u32 },
+    #[error("exec:{command}: its name {name:?} is not [a-z0-9-]+")]
+    Name { command: String, name: String },
+    /// During a case: its setup failed, or it stopped speaking the protocol.
+    #[error("{source}{stderr}")]
+    Run {
+        #[source]
+        source: ExchangeError,
+        stderr: StderrTail,
+    },
+}
+
+/// Why a request got no usable answer: the adapter did not reply, replied with something
+/// the protocol does not allow, or refused `setup`. Its own texts (an errno name, its
+/// `error`) are quoted as it sent them.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("its stdin is closed")]
+    StdinClosed,
+    #[error("writing request {op}: {source}{exit}")]
+    Write {
+        op: String,
+        #[source]
+        source: std::io::Error,
+        exit: ExitNote,
+    },
+    #[error("reading its reply to {op}: {source}")]
+    Read {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no reply to {op} in time")]
+    NoReply { op: String },
+    #[error("it closed its stdout instead of replying to {op}{exit}")]
+    StdoutClosed { op: String, exit: ExitNote },
+    #[error("its reply to hello is not a hello ({source}): {line}")]
+    NotHello {
+        #[source]
+        source: serde_json::Error,
+        line: String,
+    },
+    /// Reply number `n`; `line` is cut to 200 characters.
+    #[error("reply {n} (to {op}) is not a reply ({source}): {line}")]
+    NotReply {
+        n: usize,
+        op: String,
+        #[source]
+        source: serde_json::Error,
+        line: String,
+    },
+    #[error("reply {n} names no Linux errno: {errno:?}")]
+    UnknownErrno { n: usize, errno: String },
+    #[error("its reply to {op} has neither ret nor errno")]
+    NoRet { op: String },
+    #[error("its reply to getsockopt has no int value")]
+    NoIntValue,
+    #[error("setup failed with {errno}")]
+    SetupErrno { errno: String },
+    /// `setup`'s reply carried an `error`: the adapter's text.
+    #[error("setup failed: {0}")]
+    SetupFailed(String),
+    #[error("setup did not answer in time")]
+    SetupTimeout,
+}
+
+/// How an adapter that closed its end had exited (or that it had not), for an error.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitNote(pub Option<std::process::ExitStatus>);
+
+impl std::fmt::Display for ExitNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(status) => write!(f, " (it exited: {status})"),
+            None => f.write_str(" (it is still running)"),
+        }
+    }
+}
+
+/// The end of what an adapter wrote to stderr (at most [`STDERR_TAIL`] bytes), quoted at
+/// the end of an error; nothing when it wrote nothing.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(pub String);
+
+impl std::fmt::Display for StderrTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        write!(f, "; its stderr ends:\n{}", self.0)
+    }
+}
+
 impl Request {
     /// The `op` tag, for messages.
     fn op(&self) -> String {
@@ -169,7 +281,7 @@ pub struct ExecDut {
 
 impl ExecDut {
     /// Starts `command` once in an empty network namespace and asks it `hello`.
-    pub fn start(command: &str) -> Result<ExecDut, String> {
+    pub fn start(command: &str) -> Result<ExecDut, AdapterError> {
         let mut adapter = Adapter::spawn(command, None)?;
         let deadline = Instant::now() + START_LIMIT;
         let line = adapter.exchange(
@@ -180,20 +292,26 @@ impl ExecDut {
         );
         let hello = line.and_then(|line| {
             serde_json::from_str::<Hello>(&line)
-                .map_err(|e| format!("its reply to hello is not a hello ({e}): {line}"))
+                .map_err(|source| ExchangeError::NotHello { source, line })
         });
         let hello = match hello {
             Ok(hello) => {
                 adapter.finish();
                 hello
             }
-            Err(e) => return Err(format!("exec:{command}: {e}{}", adapter.kill_and_stderr())),
+            Err(source) => {
+                return Err(AdapterError::Hello {
+                    command: command.into(),
+                    source,
+                    stderr: adapter.kill_and_stderr(),
+                })
+            }
         };
         if hello.protocol != PROTOCOL_VERSION {
-            return Err(format!(
-                "exec:{command}: it speaks protocol {}, tcptwin speaks {PROTOCOL_VERSION}",
-                hello.protocol
-            ));
+            return Err(AdapterError::Version {
+                command: command.into(),
+                protocol: hello.protocol,
+            });
         }
         if hello.name.is_empty()
             || !hello
@@ -201,10 +319,10 @@ impl ExecDut {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(format!(
-                "exec:{command}: its name {:?} is not [a-z0-9-]+",
-                hello.name
-            ));
+            return Err(AdapterError::Name {
+                command: command.into(),
+                name: hello.name,
+            });
         }
         let label = Box::leak(format!("exec:{}", hello.name).into_boxed_str());
         Ok(ExecDut {
@@ -312,19 +430,19 @@ impl Dut for ExecDut {
         let setup_deadline = deadline.min(Instant::now() + START_LIMIT);
         if let Err(e) = adapter.call(&setup, setup_deadline) {
             let why = match e {
-                Failure::Errno(errno) => format!("setup failed with {errno}"),
-                Failure::Machinery(text) => format!("setup failed: {text}"),
-                Failure::Interrupted => "setup did not answer in time".into(),
+                Failure::Errno(errno) => ExchangeError::SetupErrno { errno },
+                Failure::Machinery(text) => ExchangeError::SetupFailed(text),
+                Failure::Interrupted => ExchangeError::SetupTimeout,
             };
-            let note = adapter.fatal.take().unwrap_or(why);
+            let source = adapter.fatal.take().unwrap_or(why);
             let stderr = adapter.kill_and_stderr();
-            return Err(DutError::Adapter(format!("{note}{stderr}")));
+            return Err(DutError::Adapter(AdapterError::Run { source, stderr }));
         }
         adapter.deadline = deadline;
         let calls = steps::interpret(&mut adapter, &case.steps, spec.peer_ip);
-        if let Some(fatal) = adapter.fatal.take() {
+        if let Some(source) = adapter.fatal.take() {
             let stderr = adapter.kill_and_stderr();
-            return Err(DutError::Adapter(format!("{fatal}{stderr}")));
+            return Err(DutError::Adapter(AdapterError::Run { source, stderr }));
         }
         if adapter.timed_out {
             adapter.kill();
@@ -356,7 +474,7 @@ struct Adapter {
     deadline: Instant,
     /// Why the adapter can no longer be spoken to (it exited, wrote garbage): the run is an
     /// `error`, not a verdict on the stack.
-    fatal: Option<String>,
+    fatal: Option<ExchangeError>,
     /// A call outlived the case's time limit.
     timed_out: bool,
     /// Requests sent, to name the one a bad reply answered.
@@ -366,7 +484,7 @@ struct Adapter {
 impl Adapter {
     /// Starts `sh -c 'exec COMMAND'` in the network namespace `netns` (an fd), or in a new
     /// empty one when `None`; in a process group of its own, killed if tcptwin dies.
-    fn spawn(command: &str, netns: Option<i32>) -> Result<Adapter, String> {
+    fn spawn(command: &str, netns: Option<i32>) -> Result<Adapter, AdapterError> {
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(format!("exec {command}"))
@@ -389,9 +507,10 @@ impl Adapter {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("exec:{command}: starting it: {e}"))?;
+        let mut child = cmd.spawn().map_err(|source| AdapterError::Spawn {
+            command: command.into(),
+            source,
+        })?;
         let stdout = child.stdout.take().expect("piped");
         let mut stderr_pipe = child.stderr.take().expect("piped");
         let (tx, lines) = mpsc::channel();
@@ -434,28 +553,32 @@ impl Adapter {
     }
 
     /// Sends `request` and waits until `deadline` for one line back.
-    fn exchange(&mut self, request: &Request, deadline: Instant) -> Result<String, String> {
+    fn exchange(&mut self, request: &Request, deadline: Instant) -> Result<String, ExchangeError> {
         let op = request.op();
-        let stdin = self.stdin.as_mut().ok_or("its stdin is closed")?;
+        let stdin = self.stdin.as_mut().ok_or(ExchangeError::StdinClosed)?;
         let mut line = serde_json::to_string(request).expect("a request serializes");
         line.push('\n');
         stdin
             .write_all(line.as_bytes())
             .and_then(|()| stdin.flush())
-            .map_err(|e| format!("writing request {op}: {e}{}", self.exit_note()))?;
+            .map_err(|source| ExchangeError::Write {
+                op: op.clone(),
+                source,
+                exit: self.exit_note(),
+            })?;
         self.sent += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         match self.lines.recv_timeout(left) {
             Ok(Ok(line)) => Ok(line),
-            Ok(Err(e)) => Err(format!("reading its reply to {op}: {e}")),
+            Ok(Err(source)) => Err(ExchangeError::Read { op, source }),
             Err(RecvTimeoutError::Timeout) => {
                 self.timed_out = true;
-                Err(format!("no reply to {op} in time"))
+                Err(ExchangeError::NoReply { op })
             }
-            Err(RecvTimeoutError::Disconnected) => Err(format!(
-                "it closed its stdout instead of replying to {op}{}",
-                self.exit_note()
-            )),
+            Err(RecvTimeoutError::Disconnected) => Err(ExchangeError::StdoutClosed {
+                op,
+                exit: self.exit_note(),
+            }),
         }
     }
 
@@ -475,22 +598,22 @@ impl Adapter {
         };
         let reply: Reply = match serde_json::from_str(&line) {
             Ok(reply) => reply,
-            Err(e) => {
-                self.fatal = Some(format!(
-                    "reply {} (to {}) is not a reply ({e}): {}",
-                    self.sent,
-                    request.op(),
-                    shorten(&line)
-                ));
+            Err(source) => {
+                self.fatal = Some(ExchangeError::NotReply {
+                    n: self.sent,
+                    op: request.op(),
+                    source,
+                    line: shorten(&line),
+                });
                 return Err(Failure::Interrupted);
             }
         };
         if let Some(errno) = &reply.errno {
             if !crate::linux::errno::is_name(errno) {
-                self.fatal = Some(format!(
-                    "reply {} names no Linux errno: {errno:?}",
-                    self.sent
-                ));
+                self.fatal = Some(ExchangeError::UnknownErrno {
+                    n: self.sent,
+                    errno: errno.clone(),
+                });
                 return Err(Failure::Interrupted);
             }
             return Err(Failure::Errno(errno.clone()));
@@ -507,23 +630,20 @@ impl Adapter {
         let op = request.op();
         let reply = self.call(&request, deadline)?;
         reply.ret.ok_or_else(|| {
-            self.fatal = Some(format!("its reply to {op} has neither ret nor errno"));
+            self.fatal = Some(ExchangeError::NoRet { op });
             Failure::Interrupted
         })
     }
 
     /// How it exited, once it closed its end: it is given [`FINISH_GRACE`] to finish dying.
-    fn exit_note(&mut self) -> String {
+    fn exit_note(&mut self) -> ExitNote {
         self.wait_exit(FINISH_GRACE);
-        match self.child.try_wait() {
-            Ok(Some(status)) => format!(" (it exited: {status})"),
-            _ => " (it is still running)".into(),
-        }
+        ExitNote(self.child.try_wait().ok().flatten())
     }
 
     /// Kills it and returns the end of what it wrote to stderr, for an error message
     /// (read to its end: the pipe closes once the group is dead).
-    fn kill_and_stderr(&mut self) -> String {
+    fn kill_and_stderr(&mut self) -> StderrTail {
         self.kill();
         if let Some(reader) = self.stderr_reader.take() {
             let _ = reader.join();
@@ -532,14 +652,14 @@ impl Adapter {
             String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).into_owned();
         let text = text.trim_end();
         if text.is_empty() {
-            return String::new();
+            return StderrTail::default();
         }
         let start = text
             .char_indices()
             .map(|(i, _)| i)
             .find(|&i| text.len() - i <= STDERR_TAIL)
             .unwrap_or(0);
-        format!("; its stderr ends:\n{}", &text[start..])
+        StderrTail(text[start..].to_string())
     }
 
     /// Says `finish`, closes its stdin, and kills its group if it has not exited after
@@ -628,7 +748,7 @@ impl SocketApi for Adapter {
         match reply.value.map(i32::try_from) {
             Some(Ok(v)) => Ok(OptValue::Int(v)),
             _ => {
-                self.fatal = Some("its reply to getsockopt has no int value".into());
+                self.fatal = Some(ExchangeError::NoIntValue);
                 Err(Failure::Interrupted)
             }
         }
@@ -667,5 +787,38 @@ impl SocketApi for Adapter {
 
     fn stopped(&self) -> bool {
         self.fatal.is_some() || self.timed_out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_error_ends_with_its_stderr() {
+        let broke = AdapterError::Run {
+            source: ExchangeError::NoRet {
+                op: "connect".into(),
+            },
+            stderr: StderrTail("Traceback ...\nValueError".into()),
+        };
+        assert_eq!(
+            broke.to_string(),
+            "its reply to connect has neither ret nor errno; its stderr ends:\n\
+             Traceback ...\nValueError"
+        );
+        let quiet = AdapterError::Hello {
+            command: "./adapter".into(),
+            source: ExchangeError::StdoutClosed {
+                op: "hello".into(),
+                exit: ExitNote(None),
+            },
+            stderr: StderrTail::default(),
+        };
+        assert_eq!(
+            quiet.to_string(),
+            "exec:./adapter: it closed its stdout instead of replying to hello \
+             (it is still running)"
+        );
     }
 }

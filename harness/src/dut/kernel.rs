@@ -12,7 +12,7 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use crate::case::Case;
-use crate::dut::api::{Dut, DutError, Running};
+use crate::dut::api::{ConnectLoopError, Dut, DutError, Running};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::linux::errno;
 use crate::net::topology::Topology;
@@ -278,16 +278,16 @@ pub fn connect_loop(
     topology: &Topology,
     peer: std::net::SocketAddrV4,
     count: usize,
-) -> Result<Duration, String> {
+) -> Result<Duration, ConnectLoopError> {
     use socket2::{Domain, Socket, Type};
     topology
         .dut
-        .run(move || -> Result<Duration, String> {
+        .run(move || -> Result<Duration, ConnectLoopError> {
             crate::sys::priority::realtime_priority();
             let peer = peer.into();
             let started = std::time::Instant::now();
             for i in 0..count {
-                let failed = |e: std::io::Error| format!("kernel connect #{i}: {e}");
+                let failed = |source| ConnectLoopError::Kernel { index: i, source };
                 let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(failed)?;
                 socket
                     .set_write_timeout(Some(Duration::from_secs(5)))
@@ -295,6 +295,5 @@ pub fn connect_loop(
                 socket.connect(&peer).map_err(failed)?;
             }
             Ok(started.elapsed())
-        })
-        .map_err(|e| e.to_string())?
+        })?
 }

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tcptwin_stack::config::{Mutation, Profile, SYSCTL_NAMES};
+use tcptwin_stack::config::{ConfigError, Mutation, Profile, SYSCTL_NAMES};
 use tcptwin_stack::socket::poll as pollbits;
 use tcptwin_stack::{
     Config, Connect, Errno, Instant, SockAddr, SockOpt, SockOptName, SockOptValue, SocketHandle,
@@ -40,6 +40,19 @@ const CALL_COST: Duration = Duration::from_micros(10);
 /// Turns at one instant after which the world is taken to be stuck (a timer that is due
 /// but never handled): a fault of the stack, reported, never an endless loop.
 const MAX_TURNS_AT_ONE_INSTANT: u32 = 100_000;
+
+/// Why the in-memory DUT could not play a case at all (what goes wrong in a run it played
+/// is the record's failure).
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryDutError {
+    /// The stack refused one of the case's sysctls.
+    #[error("sysctl {name}: {source}")]
+    Sysctl {
+        name: String,
+        #[source]
+        source: ConfigError,
+    },
+}
 
 /// tcptwin-stack against the scripted peer, in memory and virtual time.
 #[derive(Debug, Default, Clone, Copy)]
@@ -78,14 +91,17 @@ impl Dut for MemoryDut {
     }
 
     fn run_elsewhere(&self, loaded: &LoadedCase) -> Option<Result<RunRecord, RecordError>> {
-        Some(self.record(&loaded.case).map_err(RecordError::Elsewhere))
+        Some(
+            self.record(&loaded.case)
+                .map_err(|e| RecordError::Elsewhere(e.to_string())),
+        )
     }
 }
 
 impl MemoryDut {
     /// Plays `case` in memory: the steps, then until the line has been quiet for the case's
     /// `settle_ms`, within its time limit.
-    pub fn record(&self, case: &Case) -> Result<RunRecord, String> {
+    pub fn record(&self, case: &Case) -> Result<RunRecord, MemoryDutError> {
         let started = std::time::Instant::now();
         let _dut = tracing::info_span!("dut", dut = self.name()).entered();
         let spec = TopologySpec::for_case(case, false);
@@ -134,7 +150,7 @@ impl MemoryDut {
     /// them ([`tcptwin_stack::driver::read_config`]): only the names it knows, a neighbour
     /// setting of the DUT's interface as its own (the namespace's `neigh.default` is written
     /// after the interface exists, so it does not reach it).
-    fn config(&self, case: &Case) -> Result<Config, String> {
+    fn config(&self, case: &Case) -> Result<Config, MemoryDutError> {
         let mut config = Config::default().with_profile(self.profile);
         config.mutation = self.mutation;
         let per_device = format!("net.ipv4.neigh.{DUT_IF}.");
@@ -147,7 +163,7 @@ impl MemoryDut {
             if SYSCTL_NAMES.contains(&name.as_str()) {
                 config
                     .set(&name, &value.to_string())
-                    .map_err(|e| format!("sysctl {name}: {e}"))?;
+                    .map_err(|source| MemoryDutError::Sysctl { name, source })?;
             }
         }
         Ok(config)

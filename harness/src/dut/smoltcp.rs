@@ -30,7 +30,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
 use crate::case::{Case, ConnectStep, Family, GetOpt, SockOpt, Step};
-use crate::dut::api::{Dut, DutError, Running};
+use crate::dut::api::{Dut, DutError, Running, SetupError};
 use crate::dut::encode::raw_sockopt;
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::net::netlink::RouteKind;
@@ -158,7 +158,7 @@ impl Dut for SmoltcpDut {
         let (stop2, cancel2) = (stop.clone(), cancel.clone());
         let handle = topology
             .dut
-            .spawn("dut-smoltcp", move || -> Result<(), String> {
+            .spawn("dut-smoltcp", move || -> Result<(), SetupError> {
                 let mut shim = Shim::open(&spec, &case2, cancel2)?;
                 let calls = steps::interpret(&mut shim, &case2.steps, spec.peer_ip);
                 let _ = calls_tx.send(calls);
@@ -337,9 +337,12 @@ fn seed() -> u64 {
 impl Shim {
     /// Opens the raw socket on the dut veth (this thread is in the dut namespace) and sets
     /// smoltcp up with the kernel DUT's MAC, address and routes.
-    fn open(spec: &TopologySpec, case: &Case, cancel: Arc<AtomicBool>) -> Result<Shim, String> {
-        let raw = RawSocket::new(DUT_IF, Medium::Ethernet)
-            .map_err(|e| format!("smoltcp RawSocket on {DUT_IF}: {e}"))?;
+    fn open(spec: &TopologySpec, case: &Case, cancel: Arc<AtomicBool>) -> Result<Shim, SetupError> {
+        let raw =
+            RawSocket::new(DUT_IF, Medium::Ethernet).map_err(|source| SetupError::RawSocket {
+                ifname: DUT_IF,
+                source,
+            })?;
         let fd = raw.as_raw_fd();
         let rst_seen = Rc::new(Cell::new(false));
         let mut device = Watched {

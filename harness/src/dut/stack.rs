@@ -26,7 +26,7 @@ use crate::observe::capture::realtime_ns;
 use tcptwin_stack::config::{Mutation, Profile};
 
 use crate::case::Case;
-use crate::dut::api::{Dut, DutError, Running};
+use crate::dut::api::{ConnectLoopError, Dut, DutError, Running, SetupError};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::net::netlink;
 use crate::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
@@ -48,27 +48,34 @@ pub struct StackDut {
 fn stack_parts(
     receiver: Option<Receiver>,
     adjust: impl FnOnce(&mut Config),
-) -> Result<(PacketSocket, Config, tokio::runtime::Runtime), String> {
+) -> Result<(PacketSocket, Config, tokio::runtime::Runtime), SetupError> {
     let sock = match receiver {
         Some(receiver) => PacketSocket::bind(DUT_IF, receiver),
         None => PacketSocket::open(DUT_IF),
     }
-    .map_err(|e| format!("AF_PACKET on {DUT_IF}: {e}"))?;
-    let mut config = read_config(Path::new("/proc/sys"), Some(DUT_IF))
-        .map_err(|e| format!("reading sysctls: {e}"))?;
+    .map_err(|source| SetupError::PacketSocket {
+        ifname: DUT_IF,
+        source,
+    })?;
+    let mut config =
+        read_config(Path::new("/proc/sys"), Some(DUT_IF)).map_err(SetupError::Sysctls)?;
     config.jiffies_offset = jiffies_offset();
     adjust(&mut config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+        .map_err(SetupError::Runtime)?;
     Ok((sock, config, runtime))
 }
 
 /// The stack on the topology's address and routes, and its driver (inside the runtime).
-fn driver_on(spec: &TopologySpec, config: Config, sock: PacketSocket) -> Result<Driver, String> {
+fn driver_on(
+    spec: &TopologySpec,
+    config: Config,
+    sock: PacketSocket,
+) -> Result<Driver, SetupError> {
     let stack = Stack::new(config, interface(spec), routes(spec), seed());
-    Driver::new(stack, sock).map_err(|e| format!("driver: {e}"))
+    Driver::new(stack, sock).map_err(SetupError::Driver)
 }
 
 /// Steps run until this fires (the case's time limit); the call in progress returns EINTR,
@@ -105,7 +112,7 @@ impl Dut for StackDut {
         let receiver = topology.dut_receiver.take();
         let handle = topology
             .dut
-            .spawn("dut-stack", move || -> Result<(), String> {
+            .spawn("dut-stack", move || -> Result<(), SetupError> {
                 let (sock, config, runtime) = stack_parts(receiver, |config| {
                     *config = std::mem::take(config).with_profile(profile);
                     config.mutation = mutation;
@@ -128,7 +135,7 @@ impl Dut for StackDut {
                     loop {
                         tokio::select! {
                             _ = &mut stop_rx => return Ok(()),
-                            turned = driver.turn(None) => turned.map_err(|e| format!("driver: {e}"))?,
+                            turned = driver.turn(None) => turned.map_err(SetupError::Driver)?,
                         }
                     }
                 })
@@ -409,12 +416,12 @@ pub fn connect_loop(
     topology: &Topology,
     peer: SocketAddrV4,
     count: usize,
-) -> Result<Duration, String> {
+) -> Result<Duration, ConnectLoopError> {
     let spec = topology.spec.clone();
     let receiver = topology.dut_receiver.take();
     topology
         .dut
-        .run(move || -> Result<Duration, String> {
+        .run(move || -> Result<Duration, ConnectLoopError> {
             crate::sys::priority::realtime_priority();
             let (sock, config, runtime) = stack_parts(receiver, |_| {})?;
             runtime.block_on(async move {
@@ -425,16 +432,15 @@ pub fn connect_loop(
                     driver
                         .connect(h, &SockAddr::inet(peer))
                         .await
-                        .map_err(|e| format!("driver: {e}"))?
-                        .map_err(|e| format!("stack connect #{i}: {}", e.name()))?;
+                        .map_err(ConnectLoopError::Driver)?
+                        .map_err(|errno| ConnectLoopError::Stack { index: i, errno })?;
                     let now = driver.now();
                     let _ = driver.stack().close(now, h);
-                    driver.flush().map_err(|e| format!("driver: {e}"))?;
+                    driver.flush().map_err(ConnectLoopError::Driver)?;
                 }
                 let elapsed = started.elapsed();
                 crate::sys::reaper::dispose(driver);
                 Ok(elapsed)
             })
-        })
-        .map_err(|e| e.to_string())?
+        })?
 }

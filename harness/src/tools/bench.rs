@@ -15,9 +15,13 @@ use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::case::suite::SuiteError;
 use crate::case::{LoadedCase, Suite};
+use crate::dut::api::ConnectLoopError;
+use crate::dut::exec::AdapterError;
 use crate::dut::{kernel, stack, Dut, ExecDut, KernelDut, MemoryDut, StackDut};
-use crate::net::topology::{Topology, TopologySpec};
+use crate::net::netns::NetnsError;
+use crate::net::topology::{Topology, TopologyError, TopologySpec};
 use crate::observe::decode::flags;
 use crate::observe::trace::{Dir, NormFrame, Trace};
 use crate::run::{self, PairResult};
@@ -41,6 +45,50 @@ pub struct BenchConfig {
     pub exec: Option<String>,
 }
 
+/// Why `tcptwin bench` stopped before its report.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The cases could not be loaded.
+    #[error(transparent)]
+    Load(#[from] SuiteError),
+    /// The overhead case (which the connect rate builds its network from) is not among them.
+    #[error("no case named {0}")]
+    NoCase(String),
+    /// The `--exec` adapter did not start.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// A run of the overhead case ended in error: it measures nothing.
+    #[error("{case} on {dut}: the run ended in error: {error}")]
+    RunFailed {
+        case: String,
+        dut: &'static str,
+        error: String,
+    },
+    #[error("building the topology for the connect rate: {0}")]
+    Topology(#[source] TopologyError),
+    #[error("adding the peer's address for the connect rate: {0}")]
+    PeerAddress(#[source] TopologyError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The kernel listener in the peer namespace could not be made.
+    #[error("the peer's listener: {step}: {source}")]
+    Listener {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listener panicked")]
+    ListenerPanicked,
+    #[error(transparent)]
+    ConnectLoop(#[from] ConnectLoopError),
+    #[error("{dut}: the listener accepted {accepted} of {count} connects")]
+    Accepted {
+        dut: &'static str,
+        accepted: usize,
+        count: usize,
+    },
+}
+
 /// Median, 90th percentile and maximum.
 fn spread(values: &mut [f64]) -> String {
     if values.is_empty() {
@@ -56,17 +104,27 @@ fn spread(values: &mut [f64]) -> String {
     )
 }
 
-fn load(config: &BenchConfig) -> Result<Vec<LoadedCase>, String> {
-    Suite::load(std::slice::from_ref(&config.cases_dir))
-        .map(|suite| suite.cases)
-        .map_err(|e| e.to_string())
+fn load(config: &BenchConfig) -> Result<Vec<LoadedCase>, BenchError> {
+    Ok(Suite::load(std::slice::from_ref(&config.cases_dir))?.cases)
 }
 
-fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Result<(), String> {
-    let case = cases
+/// The overhead case, which the connect rate also builds its network from.
+fn overhead_case<'a>(
+    config: &BenchConfig,
+    cases: &'a [LoadedCase],
+) -> Result<&'a LoadedCase, BenchError> {
+    cases
         .iter()
         .find(|c| c.case.name == config.overhead_case)
-        .ok_or_else(|| format!("no case named {}", config.overhead_case))?;
+        .ok_or_else(|| BenchError::NoCase(config.overhead_case.clone()))
+}
+
+fn overhead(
+    config: &BenchConfig,
+    cases: &[LoadedCase],
+    out: &mut String,
+) -> Result<(), BenchError> {
+    let case = overhead_case(config, cases)?;
     let _ = writeln!(
         out,
         "per-case overhead, ms ({} runs of {} per DUT, one at a time):",
@@ -90,13 +148,11 @@ fn overhead(config: &BenchConfig, cases: &[LoadedCase], out: &mut String) -> Res
         // A run that could not finish measures nothing (a stack that differs from Linux
         // still does).
         if let Some(failed) = runs.iter().find(|r| r.verdict == run::Verdict::Error) {
-            return Err(format!(
-                "{} on {}: {:?} {}",
-                case.case.name,
-                dut.name(),
-                failed.verdict,
-                failed.error.clone().unwrap_or_default()
-            ));
+            return Err(BenchError::RunFailed {
+                case: case.case.name.clone(),
+                dut: dut.name(),
+                error: failed.error.clone().unwrap_or_default(),
+            });
         }
         let mut whole: Vec<f64> = runs
             .iter()
@@ -250,11 +306,8 @@ fn connect_rate(
     config: &BenchConfig,
     cases: &[LoadedCase],
     out: &mut String,
-) -> Result<(), String> {
-    let base = cases
-        .iter()
-        .find(|c| c.case.name == config.overhead_case)
-        .ok_or("no overhead case")?;
+) -> Result<(), BenchError> {
+    let base = overhead_case(config, cases)?;
     let mut ratios = Vec::new();
     let mut per_dut: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..CONNECT_ROUNDS {
@@ -284,60 +337,66 @@ fn connect_rate(
 }
 
 /// `count` connects of `dut` to a kernel listener in the peer namespace, per second.
-fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result<f64, String> {
+fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result<f64, BenchError> {
     let topology = Topology::build(&TopologySpec::for_case(
         &base.case,
         dut.kernel_owns_address(),
     ))
-    .map_err(|e| e.to_string())?;
-    topology.add_peer_address().map_err(|e| e.to_string())?;
+    .map_err(BenchError::Topology)?;
+    topology
+        .add_peer_address()
+        .map_err(BenchError::PeerAddress)?;
     let peer = SocketAddrV4::new(topology.spec.peer_ip, 80);
     // The socket listens before the client starts: it is made on a thread inside the peer
     // namespace and handed back listening, and only then does a thread start accepting, so
     // no connect can reach the namespace before the port is open.
-    let listening = topology
-        .peer
-        .run(move || -> Result<std::net::TcpListener, String> {
-            // A backlog as deep as the run: with std's default (128), a client that got
-            // 129 connects ahead of the accepting thread had a SYN dropped and waited out a
-            // 1 s retransmission, so the rates measured stalls, not connects.
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .map_err(|e| e.to_string())?;
-            socket.set_reuse_address(true).map_err(|e| e.to_string())?;
-            let any: std::net::SocketAddr = ([0, 0, 0, 0], 80).into();
-            socket.bind(&any.into()).map_err(|e| e.to_string())?;
-            socket
-                .listen(i32::try_from(count).unwrap_or(i32::MAX))
-                .map_err(|e| e.to_string())?;
-            socket
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .map_err(|e| e.to_string())?;
-            Ok(socket.into())
-        })
-        .map_err(|e| e.to_string())??;
-    let listener = topology
-        .peer
-        .spawn("listener", move || -> Result<usize, String> {
-            let mut accepted = 0;
-            while accepted < count {
-                match listening.accept() {
-                    Ok(_) => accepted += 1,
-                    Err(_) => break,
-                }
+    let listening =
+        topology
+            .peer
+            .run(move || -> Result<std::net::TcpListener, BenchError> {
+                let failed = |step| move |source| BenchError::Listener { step, source };
+                // A backlog as deep as the run: with std's default (128), a client that got
+                // 129 connects ahead of the accepting thread had a SYN dropped and waited out a
+                // 1 s retransmission, so the rates measured stalls, not connects.
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .map_err(failed("socket"))?;
+                socket
+                    .set_reuse_address(true)
+                    .map_err(failed("SO_REUSEADDR"))?;
+                let any: std::net::SocketAddr = ([0, 0, 0, 0], 80).into();
+                socket
+                    .bind(&any.into())
+                    .map_err(failed("bind to port 80"))?;
+                socket
+                    .listen(i32::try_from(count).unwrap_or(i32::MAX))
+                    .map_err(failed("listen"))?;
+                socket
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .map_err(failed("SO_RCVTIMEO"))?;
+                Ok(socket.into())
+            })??;
+    let listener = topology.peer.spawn("listener", move || {
+        let mut accepted = 0;
+        while accepted < count {
+            match listening.accept() {
+                Ok(_) => accepted += 1,
+                Err(_) => break,
             }
-            Ok(accepted)
-        })
-        .map_err(|e| e.to_string())?;
+        }
+        accepted
+    })?;
     let elapsed = match dut.name() {
         "kernel" => kernel::connect_loop(&topology, peer, count)?,
         _ => stack::connect_loop(&topology, peer, count)?,
     };
-    let accepted = listener.join().map_err(|_| "listener panicked")??;
+    let accepted = listener.join().map_err(|_| BenchError::ListenerPanicked)?;
     if accepted != count {
-        return Err(format!(
-            "{}: the listener accepted {accepted} of {count} connects",
-            dut.name()
-        ));
+        return Err(BenchError::Accepted {
+            dut: dut.name(),
+            accepted,
+            count,
+        });
     }
     Ok(count as f64 / elapsed.as_secs_f64())
 }
@@ -394,7 +453,7 @@ pub enum Part {
 
 /// Runs the measurements in `config.only` (all when empty) and returns the report; peak
 /// memory comes last, always.
-pub fn run(config: &BenchConfig) -> Result<String, String> {
+pub fn run(config: &BenchConfig) -> Result<String, BenchError> {
     let cases = load(config)?;
     let wanted = |part: Part| config.only.is_empty() || config.only.contains(&part);
     let mut out = String::new();

@@ -21,8 +21,8 @@ pub enum RegistryError {
         #[source]
         source: VmError,
     },
-    #[error("{0}")]
-    Adapter(String),
+    #[error(transparent)]
+    Adapter(crate::dut::exec::AdapterError),
 }
 
 /// An implementation `--dut` or `--vs` names.
