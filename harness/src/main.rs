@@ -910,7 +910,7 @@ fn main() -> ExitCode {
                     print!("{report}");
                     Outcome::Passed
                 })
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
         }
         Command::Check { paths } => load_all(&paths, None).map(|cases| {
             println!("{} case file(s) are well-formed", cases.len());

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::case::suite::SuiteError;
-use crate::case::{LoadedCase, Suite};
+use crate::case::{CaseError, LoadedCase, Suite};
 use crate::dut::api::ConnectLoopError;
 use crate::dut::exec::AdapterError;
 use crate::dut::{kernel, stack, Dut, ExecDut, KernelDut, MemoryDut, StackDut};
@@ -51,6 +51,12 @@ pub enum BenchError {
     /// The cases could not be loaded.
     #[error(transparent)]
     Load(#[from] SuiteError),
+    /// A case's sysctl does not exist here, or this kernel refuses its value.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Sysctls(Vec<CaseError>),
+    /// The namespace that probes the cases' sysctls could not be built.
+    #[error("building a probe namespace to check the cases' sysctls: {0}")]
+    Probe(#[source] TopologyError),
     /// The overhead case (which the connect rate builds its network from) is not among them.
     #[error("no case named {0}")]
     NoCase(String),
@@ -104,8 +110,15 @@ fn spread(values: &mut [f64]) -> String {
     )
 }
 
+/// The suite, checked as `tcptwin run` checks it: every file, unique names, and every
+/// sysctl taken by this kernel.
 fn load(config: &BenchConfig) -> Result<Vec<LoadedCase>, BenchError> {
-    Ok(Suite::load(std::slice::from_ref(&config.cases_dir))?.cases)
+    let cases = Suite::load(std::slice::from_ref(&config.cases_dir))?.cases;
+    let refused = crate::tools::preflight::refused_sysctls(&cases).map_err(BenchError::Probe)?;
+    if !refused.is_empty() {
+        return Err(BenchError::Sysctls(refused));
+    }
+    Ok(cases)
 }
 
 /// The overhead case, which the connect rate also builds its network from.
