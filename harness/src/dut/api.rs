@@ -26,7 +26,7 @@ pub enum DutError {
     /// An adapter process (`exec:`) that crashed, hung at start, or broke the protocol;
     /// the text names how, with the end of its stderr.
     #[error(transparent)]
-    Adapter(crate::dut::exec::AdapterError),
+    Adapter(crate::dut::adapter_error::AdapterError),
     /// The case asks for something this implementation has no way to express (a socket
     /// option it lacks, a malformed `sockaddr` its typed API cannot take). Not a pass, not
     /// a failure: the runner reports it as its own verdict.

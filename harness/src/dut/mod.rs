@@ -5,6 +5,7 @@
 //! the capture's clock). [`steps`] turns the steps into calls and log records once, for
 //! every DUT that offers its calls as a [`steps::SocketApi`].
 
+pub mod adapter_error;
 pub mod api;
 pub mod encode;
 pub mod exec;
