@@ -52,7 +52,7 @@ fn canned_run(isn: u32, window: u16) -> RunRecord {
         calls: Vec::new(),
         failure: None,
         phases: Default::default(),
-        realtime_less_monotonic_ns: None,
+        clock_shift: None,
     }
 }
 

@@ -27,7 +27,7 @@ use crate::dut::api::{Dut, DutError, Running};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::net::topology::{Topology, TopologySpec, DUT_IF};
 use crate::peer::{PeerAddrs, PeerMachine};
-use crate::record::{Captured, Phases, RecordError, RunFailure, RunRecord, MAX_FRAMES};
+use crate::record::{Captured, ClockShift, Phases, RecordError, RunFailure, RunRecord, MAX_FRAMES};
 
 /// The capture's clock (CLOCK_REALTIME) at virtual time zero: 2027-01-01T00:00:00Z.
 const REALTIME_AT_ZERO_NS: i64 = 1_798_761_600_000_000_000;
@@ -142,7 +142,9 @@ impl MemoryDut {
                 settle_ms: started.elapsed().as_secs_f64() * 1e3 - run_ms,
                 ..Phases::default()
             },
-            realtime_less_monotonic_ns: Some(REALTIME_AT_ZERO_NS - MONOTONIC_AT_ZERO_NS as i64),
+            clock_shift: Some(ClockShift::constant(
+                REALTIME_AT_ZERO_NS - MONOTONIC_AT_ZERO_NS as i64,
+            )),
         })
     }
 

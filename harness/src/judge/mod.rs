@@ -13,7 +13,7 @@ use crate::case::LoadedCase;
 use crate::net::topology::DUT_MAC;
 use crate::observe::trace::{self, Trace};
 pub use crate::record::MAX_FRAMES;
-use crate::record::{Phases, RunFailure, RunRecord};
+use crate::record::{CallRecord, Captured, Phases, RunFailure, RunRecord};
 
 use diff::Divergence;
 use expect::Check;
@@ -47,18 +47,15 @@ pub fn judge_run(
         result.error = Some(reason.clone());
         return result;
     }
+    // The record's times, at the rate of the clock the DUT's timers and TSvals follow.
+    let (frames, calls) = at_monotonic_rate(record);
     // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
     // the pcap has them all.
-    let shown = record.frames.len().min(MAX_FRAMES);
-    let mut trace = trace::build_bound(
-        &record.frames[..shown],
-        &record.calls,
-        DUT_MAC,
-        &case.bind_ports(),
-    );
-    if let Some(shift_ns) = record.realtime_less_monotonic_ns {
+    let shown = frames.len().min(MAX_FRAMES);
+    let mut trace = trace::build_bound(&frames[..shown], &calls, DUT_MAC, &case.bind_ports());
+    if let Some(shift) = record.clock_shift {
         trace.raw.dut_ts_offset_ms = trace.first_dut_tsval().map(|(val, at_ns)| {
-            let mono_ms = ((at_ns - shift_ns) / 1_000_000) as u32;
+            let mono_ms = ((at_ns - shift.start_ns) / 1_000_000) as u32;
             i64::from(val.wrapping_sub(mono_ms) as i32)
         });
     }
@@ -80,6 +77,33 @@ pub fn judge_run(
         None => result.verdict = Verdict::Fail,
     }
     result
+}
+
+/// The record's frames and calls with their times taken to the monotonic clock's rate
+/// ([`crate::record::ClockShift`]): where the capture's realtime clock was slewed during the
+/// run, an interval on the wire is measured as the DUT's timers measured it.
+fn at_monotonic_rate(record: &RunRecord) -> (Vec<Captured>, Vec<CallRecord>) {
+    let Some(shift) = record.clock_shift else {
+        return (record.frames.clone(), record.calls.clone());
+    };
+    let frames = record
+        .frames
+        .iter()
+        .map(|f| Captured {
+            t_ns: shift.monotonic_rate(f.t_ns),
+            bytes: f.bytes.clone(),
+        })
+        .collect();
+    let calls = record
+        .calls
+        .iter()
+        .map(|c| CallRecord {
+            start_ns: shift.monotonic_rate(c.start_ns),
+            end_ns: shift.monotonic_rate(c.end_ns),
+            ..c.clone()
+        })
+        .collect();
+    (frames, calls)
 }
 
 /// Judges one case run on a reference implementation and on another: their differences
@@ -333,6 +357,87 @@ pub fn changed_verdicts<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::ClockShift;
+
+    /// A SYN from the DUT with TSval `tsval`, seen on the wire at realtime `t_ns`.
+    fn syn(t_ns: i64, tsval: u32) -> Captured {
+        let mut options = vec![2, 4, 5, 0xb4, 1, 1, 8, 10];
+        options.extend(tsval.to_be_bytes());
+        options.extend(0u32.to_be_bytes());
+        Captured {
+            t_ns,
+            bytes: crate::observe::craft::tcp(&crate::observe::craft::Segment {
+                src_mac: DUT_MAC,
+                dst_mac: crate::net::topology::PEER_MAC,
+                src_ip: [198, 18, 0, 1].into(),
+                dst_ip: [198, 18, 0, 2].into(),
+                ip_id: 1,
+                sport: 40000,
+                dport: 80,
+                seq: 7,
+                ack: 0,
+                flags: crate::observe::decode::flags::SYN,
+                window: 64240,
+                options,
+                payload_len: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_slewed_realtime_clock_is_taken_back_to_the_dut_s_rate() {
+        // The DUT's clock: SYNs 1000 ms apart, TSval 1000 apart. The capture's realtime
+        // clock ran 0.5% fast meanwhile (its shift against monotonic grew by 5 ms a second),
+        // so the wire shows 1005 ms.
+        let start = 1_700_000_000_000_000_000;
+        let shift = 1_699_000_000_000_000_000;
+        let record = RunRecord {
+            frames: vec![syn(start, 500), syn(start + 1_005_000_000, 1500)],
+            calls: Vec::new(),
+            failure: None,
+            phases: Phases::default(),
+            clock_shift: Some(ClockShift {
+                start_at_ns: start,
+                start_ns: shift,
+                end_at_ns: start + 1_005_000_000,
+                end_ns: shift + 5_000_000,
+            }),
+        };
+        let loaded = LoadedCase::parse(
+            std::path::Path::new("x.yaml"),
+            "name: x\nsteps:\n  - connect: {}\nexpect:\n  syn: { intervals_ms: [1000] }\n",
+        )
+        .unwrap();
+        let judging = Judging {
+            expectations_apply: true,
+            allowance_ms: 0.0,
+        };
+        let r = judge_run(&loaded, "stack", &record, &judging);
+        let frames = &r.trace.as_ref().unwrap().frames;
+        assert!((frames[1].t_ms - frames[0].t_ms - 1000.0).abs() < 0.01);
+        assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.checks);
+        // Without the shift's second sample the wire's 1005 ms stand.
+        let mut unslewed = record.clone();
+        unslewed.clock_shift = Some(ClockShift::constant(shift));
+        let r = judge_run(&loaded, "stack", &unslewed, &judging);
+        let frames = &r.trace.as_ref().unwrap().frames;
+        assert!((frames[1].t_ms - frames[0].t_ms - 1005.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_shift_is_interpolated_between_its_samples() {
+        let shift = ClockShift {
+            start_at_ns: 1_000,
+            start_ns: 100,
+            end_at_ns: 2_000,
+            end_ns: 110,
+        };
+        assert_eq!(shift.at(1_000), 100);
+        assert_eq!(shift.at(1_500), 105);
+        assert_eq!(shift.at(2_000), 110);
+        assert_eq!(shift.monotonic_rate(1_500), 1_495);
+        assert_eq!(ClockShift::constant(7).at(123), 7);
+    }
 
     #[test]
     fn a_verdict_that_changed_between_rounds_is_named_and_a_steady_one_is_not() {

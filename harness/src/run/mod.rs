@@ -15,7 +15,7 @@ use crate::judge::{self, Judging};
 use crate::net::topology::TopologySpec;
 use crate::observe::capture::{self, realtime_ns, Capture};
 use crate::peer::{Peer, PeerAddrs};
-use crate::record::{Phases, RecordError, RunFailure, RunRecord};
+use crate::record::{ClockShift, Phases, RecordError, RunFailure, RunRecord};
 
 pub use crate::judge::{CaseResult, PairResult, PairVerdict, Verdict, MAX_FRAMES};
 
@@ -108,6 +108,7 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordEr
         ms
     };
     let spec = TopologySpec::for_case(case, dut.kernel_owns_address());
+    let (start_at_ns, start_ns) = (realtime_ns(), capture::realtime_less_monotonic_ns());
     // The network and its capture were most likely built while an earlier case ran.
     let prewarm::Prepared {
         topology,
@@ -183,7 +184,12 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordEr
         calls,
         failure,
         phases,
-        realtime_less_monotonic_ns: Some(capture::realtime_less_monotonic_ns()),
+        clock_shift: Some(ClockShift {
+            start_at_ns,
+            start_ns,
+            end_at_ns: realtime_ns(),
+            end_ns: capture::realtime_less_monotonic_ns(),
+        }),
     })
 }
 

@@ -280,7 +280,7 @@ impl Dut for VmKernelDut {
                 .map(|mut record| {
                     // The guest stamps frames and calls from a clock of its own; the
                     // TSval offset is not read against it.
-                    record.realtime_less_monotonic_ns = None;
+                    record.clock_shift = None;
                     record
                 })
                 .map_err(|e| RecordError::Elsewhere(format!("{} DUT: {e}", self.name))),
