@@ -326,7 +326,7 @@ impl World {
         deadline: Option<Duration>,
         mut done: impl FnMut(&mut Stack, Instant) -> Option<T>,
     ) -> CallResult<Option<T>> {
-        let mut turns_now = (self.now, 0u32);
+        let mut stall = Stall::default();
         loop {
             let now = self.stack_now();
             if let Some(value) = done(&mut self.stack, now) {
@@ -337,15 +337,7 @@ impl World {
                 return Ok(None);
             }
             self.turn(deadline)?;
-            turns_now = match turns_now {
-                (at, n) if at == self.now => (at, n + 1),
-                _ => (self.now, 0),
-            };
-            if turns_now.1 > MAX_TURNS_AT_ONE_INSTANT {
-                let reason = format!(
-                    "the stack made no progress in {MAX_TURNS_AT_ONE_INSTANT} turns at {:?}",
-                    self.now
-                );
+            if let Some(reason) = stall.turned(self.now) {
                 self.fault = Some(reason.clone());
                 self.now = self.limit;
                 return Err(Failure::Machinery(reason));
@@ -358,7 +350,7 @@ impl World {
     /// the time limit came first (the runner's `settle`).
     fn settle(&mut self, quiet: Duration) -> bool {
         let since = self.now;
-        let mut turns_now = (self.now, 0u32);
+        let mut stall = Stall::default();
         loop {
             self.flush();
             self.drain();
@@ -371,20 +363,11 @@ impl World {
             if self.sleep_until(wake).is_err() {
                 return false;
             }
-            if let Err(Failure::Machinery(_)) | Err(Failure::Interrupted) =
-                self.turn(Some(self.now))
-            {
+            if self.turn(Some(self.now)).is_err() {
                 return false;
             }
-            turns_now = match turns_now {
-                (at, n) if at == self.now => (at, n + 1),
-                _ => (self.now, 0),
-            };
-            if turns_now.1 > MAX_TURNS_AT_ONE_INSTANT {
-                self.fault = Some(format!(
-                    "the stack made no progress in {MAX_TURNS_AT_ONE_INSTANT} turns at {:?}",
-                    self.now
-                ));
+            if let Some(reason) = stall.turned(self.now) {
+                self.fault = Some(reason);
                 return false;
             }
         }
@@ -397,6 +380,29 @@ impl World {
 
     fn handle(&self) -> CallResult<SocketHandle> {
         self.handle.ok_or(Failure::Errno("EBADF".into()))
+    }
+}
+
+/// Counts the turns that left virtual time where it was: a stack whose due timer is never
+/// handled would turn at one instant forever.
+#[derive(Debug, Default)]
+struct Stall {
+    at: Duration,
+    turns: u32,
+}
+
+impl Stall {
+    /// Notes a turn that ended at `now`; why the world is stuck, once too many turns in a
+    /// row ended at one instant.
+    fn turned(&mut self, now: Duration) -> Option<String> {
+        if now == self.at {
+            self.turns += 1;
+        } else {
+            *self = Stall { at: now, turns: 0 };
+        }
+        (self.turns > MAX_TURNS_AT_ONE_INSTANT).then(|| {
+            format!("the stack made no progress in {MAX_TURNS_AT_ONE_INSTANT} turns at {now:?}")
+        })
     }
 }
 
@@ -545,5 +551,23 @@ impl SocketApi for World {
 
     fn now_ns(&self) -> i64 {
         REALTIME_AT_ZERO_NS + self.now.as_nanos() as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_stuck_at_one_instant_is_a_fault_and_time_moving_on_is_not() {
+        let mut stall = Stall::default();
+        let at = Duration::from_millis(5);
+        // The first turn that ends at 5 ms moves time there; the next ones do not.
+        for _ in 0..=MAX_TURNS_AT_ONE_INSTANT {
+            assert_eq!(stall.turned(at), None);
+        }
+        let fault = stall.turned(at).expect("one turn too many at 5 ms");
+        assert!(fault.contains("no progress"), "{fault}");
+        assert_eq!(stall.turned(at + Duration::from_micros(1)), None);
     }
 }

@@ -47,12 +47,12 @@ pub fn judge_run(
         result.error = Some(reason.clone());
         return result;
     }
-    // The record's times, at the rate of the clock the DUT's timers and TSvals follow.
-    let (frames, calls) = at_monotonic_rate(record);
     // A runaway run (a flooding peer or DUT) keeps only its first MAX_FRAMES for the trace;
-    // the pcap has them all.
-    let shown = frames.len().min(MAX_FRAMES);
-    let mut trace = trace::build_bound(&frames[..shown], &calls, DUT_MAC, &case.bind_ports());
+    // the pcap has them all. Their times go to the rate of the clock the DUT's timers and
+    // TSvals follow.
+    let shown = record.frames.len().min(MAX_FRAMES);
+    let (frames, calls) = at_monotonic_rate(record, shown);
+    let mut trace = trace::build_bound(&frames, &calls, DUT_MAC, &case.bind_ports());
     if let Some(shift) = record.clock_shift {
         trace.raw.dut_ts_offset_ms = trace.first_dut_tsval().map(|(val, at_ns)| {
             let mono_ms = ((at_ns - shift.start_ns) / 1_000_000) as u32;
@@ -79,15 +79,16 @@ pub fn judge_run(
     result
 }
 
-/// The record's frames and calls with their times taken to the monotonic clock's rate
-/// ([`crate::record::ClockShift`]): where the capture's realtime clock was slewed during the
-/// run, an interval on the wire is measured as the DUT's timers measured it.
-fn at_monotonic_rate(record: &RunRecord) -> (Vec<Captured>, Vec<CallRecord>) {
+/// The record's first `shown` frames, and its calls, with their times taken to the monotonic
+/// clock's rate ([`crate::record::ClockShift`]): where the capture's realtime clock was
+/// slewed during the run, an interval on the wire is measured as the DUT's timers measured
+/// it.
+fn at_monotonic_rate(record: &RunRecord, shown: usize) -> (Vec<Captured>, Vec<CallRecord>) {
+    let frames = &record.frames[..shown];
     let Some(shift) = record.clock_shift else {
-        return (record.frames.clone(), record.calls.clone());
+        return (frames.to_vec(), record.calls.clone());
     };
-    let frames = record
-        .frames
+    let frames = frames
         .iter()
         .map(|f| Captured {
             t_ns: shift.monotonic_rate(f.t_ns),
