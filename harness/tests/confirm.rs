@@ -32,8 +32,8 @@ fn canned_run(isn: u32, window: u16) -> RunRecord {
     let syn = craft::tcp(&Segment {
         src_mac: DUT_MAC,
         dst_mac: PEER_MAC,
-        src_ip: Ipv4Addr::new(198, 18, 0, 1),
-        dst_ip: Ipv4Addr::new(198, 18, 0, 2),
+        src_ip: Ipv4Addr::new(198, 18, 0, 1).into(),
+        dst_ip: Ipv4Addr::new(198, 18, 0, 2).into(),
         ip_id: 1,
         sport: 40000,
         dport: 80,

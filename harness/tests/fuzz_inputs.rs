@@ -441,8 +441,8 @@ fn frame_seeds(syn: &[u8]) -> Vec<Vec<u8>> {
     let base = Segment {
         src_mac: PEER_MAC,
         dst_mac: DUT_MAC,
-        src_ip: PEER_IP,
-        dst_ip: DUT_IP,
+        src_ip: PEER_IP.into(),
+        dst_ip: DUT_IP.into(),
         ip_id: 1,
         sport: 80,
         dport: tcp.sport,
@@ -456,8 +456,19 @@ fn frame_seeds(syn: &[u8]) -> Vec<Vec<u8>> {
         payload_len: 0,
     };
     let quoted = &syn[14..];
-    let icmp =
-        |t, c, rest| craft::icmp_error(PEER_MAC, DUT_MAC, PEER_IP, DUT_IP, 2, t, c, rest, quoted);
+    let icmp = |t, c, rest| {
+        craft::icmp_error(
+            PEER_MAC,
+            DUT_MAC,
+            PEER_IP.into(),
+            DUT_IP.into(),
+            2,
+            t,
+            c,
+            rest,
+            quoted,
+        )
+    };
     // Who-has DUT_IP, from the peer (the stack must answer it).
     let mut arp_request = vec![0xff; 6];
     arp_request.extend(PEER_MAC);

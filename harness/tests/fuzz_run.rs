@@ -29,10 +29,11 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// sends nothing on the veth, where a changed TTL would show.
 fn reaches_the_peer_unbound(case: &case::Case) -> bool {
     case.steps.iter().all(|step| match step {
-        case::Step::Bind(b) => b.port == 0 && !b.addr.is_loopback(),
-        case::Step::Connect(c) => c
-            .addr
-            .is_none_or(|a| !a.is_loopback() && a.octets()[3] != 1),
+        case::Step::Bind(b) => b.port == 0 && !b.addr.is_some_and(|a| a.is_loopback()),
+        case::Step::Connect(c) => c.addr.is_none_or(|a| match a {
+            std::net::IpAddr::V4(v4) => !v4.is_loopback() && v4.octets()[3] != 1,
+            std::net::IpAddr::V6(v6) => !v6.is_loopback(),
+        }),
         _ => true,
     })
 }

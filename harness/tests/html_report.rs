@@ -12,7 +12,7 @@ use tcptwin::judge::diff::Divergence;
 use tcptwin::linux::tcp_options::TcpOption;
 use tcptwin::observe::decode;
 use tcptwin::observe::trace::{
-    Dir, IpId, NormFrame, NormIp, Port, RawValues, Trace, TraceCall, TraceFrame,
+    Dir, IpId, NormFrame, NormIp, NormIpv4, Port, RawValues, Trace, TraceCall, TraceFrame,
 };
 use tcptwin::record::CallRecord;
 use tcptwin::run::{CaseResult, PairResult, PairVerdict, Verdict};
@@ -33,7 +33,7 @@ fn tcp(
         Dir::In => (PEER, DUT, Port::Fixed(80), Port::Ephemeral(1)),
     };
     NormFrame::Tcp {
-        ip: NormIp {
+        ip: NormIp::V4(NormIpv4 {
             ihl: 5,
             tos: 0,
             ttl: 64,
@@ -43,7 +43,7 @@ fn tcp(
             src,
             dst,
             checksum_ok: true,
-        },
+        }),
         sport,
         dport,
         seq,

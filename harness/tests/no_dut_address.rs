@@ -31,7 +31,7 @@ fn failed_checks(result: &run::CaseResult) -> Vec<String> {
 #[test]
 fn the_kernel_and_the_stack_without_an_address_fail_with_enetunreach() {
     let loaded = LoadedCase::load(&case_path()).unwrap();
-    assert_eq!(loaded.case.topology.dut.0, None);
+    assert_eq!(loaded.case.topology.dut_for(loaded.case.family), None);
     let result = run::run_pair(&loaded, &KernelDut, &StackDut::default(), None);
     assert_eq!(
         result.verdict,

@@ -12,7 +12,7 @@ pub use suite::{Suite, SuiteError};
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -57,15 +57,6 @@ fn is_default_settle(v: &u64) -> bool {
 fn is_default_mtu(v: &Mtu) -> bool {
     *v == default_mtu()
 }
-fn is_default_dut(v: &DutAddress) -> bool {
-    *v == default_dut()
-}
-fn is_default_peer(v: &Ipv4Addr) -> bool {
-    *v == default_peer()
-}
-fn is_unspecified(v: &Ipv4Addr) -> bool {
-    *v == unspecified()
-}
 fn is_default_port(v: &u16) -> bool {
     *v == default_port()
 }
@@ -95,6 +86,10 @@ pub struct Case {
     pub description: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub tags: Vec<String>,
+    /// The address family: of the socket the steps use and of the network between the DUT
+    /// and the peer.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub family: IpFamily,
     #[serde(default, skip_serializing_if = "is_default")]
     pub topology: TopologyCase,
     /// Sysctls for the DUT's namespace, by their Linux names (`net.ipv4.tcp_sack: 0`).
@@ -128,6 +123,101 @@ pub struct Case {
 pub struct KnownDivergence {
     pub path: String,
     pub reason: String,
+}
+
+/// A case's address family, as packetdrill runs a script: IPv4, IPv6, or an `AF_INET6`
+/// socket reaching an IPv4 network through v4-mapped addresses (`::ffff:a.b.c.d`, which
+/// `tcp_v6_connect` hands to `tcp_v4_connect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+pub enum IpFamily {
+    /// `AF_INET` socket, IPv4 network (198.18.0.0/24).
+    #[default]
+    #[serde(rename = "inet")]
+    Inet,
+    /// `AF_INET6` socket, IPv6 network (2001:2::/64, in the benchmarking block of RFC 5180).
+    #[serde(rename = "inet6")]
+    Inet6,
+    /// `AF_INET6` socket, IPv4 network; addresses in the steps are v4-mapped.
+    #[serde(rename = "v4-mapped")]
+    V4Mapped,
+}
+
+impl IpFamily {
+    /// The three, in the order reports list them.
+    pub const ALL: [IpFamily; 3] = [IpFamily::Inet, IpFamily::Inet6, IpFamily::V4Mapped];
+
+    /// Its name in case files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            IpFamily::Inet => "inet",
+            IpFamily::Inet6 => "inet6",
+            IpFamily::V4Mapped => "v4-mapped",
+        }
+    }
+
+    /// Whether the socket is `AF_INET6`.
+    pub fn socket_is_inet6(self) -> bool {
+        self != IpFamily::Inet
+    }
+
+    /// Whether the network between the DUT and the peer is IPv6.
+    pub fn network_is_inet6(self) -> bool {
+        self == IpFamily::Inet6
+    }
+
+    /// The `sa_family` a `bind` or `connect` passes unless the step says otherwise.
+    pub fn sa_family(self) -> Family {
+        if self.socket_is_inet6() {
+            Family::Inet6
+        } else {
+            Family::Inet
+        }
+    }
+
+    /// The DUT interface's address when the case names none.
+    pub fn default_dut(self) -> IpCidr {
+        if self.network_is_inet6() {
+            IpCidr {
+                addr: IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1)),
+                prefix: 64,
+            }
+        } else {
+            // 198.18.0.0/15 is set aside for network device benchmarking (RFC 2544).
+            IpCidr {
+                addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                prefix: 24,
+            }
+        }
+    }
+
+    /// The peer's address when the case names none.
+    pub fn default_peer(self) -> IpAddr {
+        if self.network_is_inet6() {
+            IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))
+        }
+    }
+
+    /// Whether `addr` belongs on this family's network.
+    pub fn holds(self, addr: IpAddr) -> bool {
+        addr.is_ipv6() == self.network_is_inet6()
+    }
+}
+
+impl fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An address as a socket of `family` is given it: v4-mapped (`::ffff:a.b.c.d`) when a
+/// v4-mapped case names an IPv4 address, as it is otherwise.
+pub fn socket_address(family: IpFamily, addr: IpAddr) -> IpAddr {
+    match (family, addr) {
+        (IpFamily::V4Mapped, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+        _ => addr,
+    }
 }
 
 fn default_time_limit() -> TimeLimit {
@@ -254,12 +344,14 @@ pub struct TopologyCase {
     /// The veth MTU on both ends.
     #[serde(default = "default_mtu", skip_serializing_if = "is_default_mtu")]
     pub mtu: Mtu,
-    /// The DUT's address and prefix length, or `none` for an interface with no address.
-    #[serde(default = "default_dut", skip_serializing_if = "is_default_dut")]
-    pub dut: DutAddress,
-    /// The peer's address (the scripted peer answers ARP for it).
-    #[serde(default = "default_peer", skip_serializing_if = "is_default_peer")]
-    pub peer: Ipv4Addr,
+    /// The DUT's address and prefix length, or `none` for an interface with no address;
+    /// the family's default (198.18.0.1/24, 2001:2::1/64) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dut: Option<DutAddress>,
+    /// The peer's address (the scripted peer answers ARP or neighbour solicitations for
+    /// it); the family's default (198.18.0.2, 2001:2::2) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<IpAddr>,
     /// Extra routes (the connected route of `dut` is always there).
     #[serde(default, skip_serializing_if = "is_default")]
     pub routes: Vec<RouteCase>,
@@ -268,36 +360,37 @@ impl Default for TopologyCase {
     fn default() -> Self {
         TopologyCase {
             mtu: default_mtu(),
-            dut: default_dut(),
-            peer: default_peer(),
+            dut: None,
+            peer: None,
             routes: Vec::new(),
         }
+    }
+}
+impl TopologyCase {
+    /// The DUT interface's address in a case of `family`: its own, or the family's default.
+    pub fn dut_for(&self, family: IpFamily) -> Option<IpCidr> {
+        match self.dut {
+            Some(DutAddress(cidr)) => cidr,
+            None => Some(family.default_dut()),
+        }
+    }
+    /// The peer's address in a case of `family`: its own, or the family's default.
+    pub fn peer_for(&self, family: IpFamily) -> IpAddr {
+        self.peer.unwrap_or_else(|| family.default_peer())
     }
 }
 fn default_mtu() -> Mtu {
     Mtu(1500)
 }
-fn default_dut() -> DutAddress {
-    // 198.18.0.0/15 is set aside for network device benchmarking (RFC 2544): never routed.
-    DutAddress(Some(Ipv4Cidr {
-        addr: Ipv4Addr::new(198, 18, 0, 1),
-        prefix: default_prefix(),
-    }))
-}
-/// The subnet's prefix length; with `dut: none`, still the prefix of the address the peer
-/// gets when a real listener plays it.
-pub fn default_prefix() -> u8 {
-    24
-}
 
-/// The DUT interface's address and prefix length (`198.18.0.1/24`), or `none`: the
-/// interface is up with no IPv4 address, so there is no connected route and no source
-/// address, and a connect that needs a route fails with ENETUNREACH
-/// (`ip_route_output_key_hash_rcu` finds none).
+/// The DUT interface's address and prefix length (`198.18.0.1/24`, `2001:2::1/64`), or
+/// `none`: the interface is up with no address, so there is no connected route and no
+/// source address, and a connect that needs a route fails with ENETUNREACH
+/// (`ip_route_output_key_hash_rcu`, `ip6_route_output` find none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[schemars(extend("pattern" = r"^(none|([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2})$"))]
+#[schemars(extend("pattern" = r"^(none|[0-9a-fA-F:.]+/[0-9]{1,3})$"))]
 #[serde(try_from = "String", into = "String")]
-pub struct DutAddress(pub Option<Ipv4Cidr>);
+pub struct DutAddress(pub Option<IpCidr>);
 impl TryFrom<String> for DutAddress {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
@@ -306,19 +399,16 @@ impl TryFrom<String> for DutAddress {
         }
         if !text.contains('/') {
             return Err(format!(
-                "{text:?} is neither an address/prefix like 198.18.0.1/24 nor none"
+                "{text:?} is neither an address/prefix like 198.18.0.1/24 or 2001:2::1/64 nor none"
             ));
         }
-        Ipv4Cidr::try_from(text).map(|cidr| DutAddress(Some(cidr)))
+        IpCidr::try_from(text).map(|cidr| DutAddress(Some(cidr)))
     }
 }
 impl From<DutAddress> for String {
     fn from(v: DutAddress) -> String {
         v.0.map_or_else(|| "none".into(), String::from)
     }
-}
-fn default_peer() -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, 2)
 }
 
 /// An interface MTU: 68 (the IPv4 minimum) up to 65535.
@@ -342,15 +432,32 @@ impl From<Mtu> for u32 {
     }
 }
 
-/// `a.b.c.d/n`.
+/// `a.b.c.d/n` or `x:y::z/n`; `default` is `0.0.0.0/0` (read as `::/0` in an IPv6 case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[schemars(extend("pattern" = r"^(default|([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2})$"))]
+#[schemars(extend("pattern" = r"^(default|[0-9a-fA-F:.]+/[0-9]{1,3})$"))]
 #[serde(try_from = "String", into = "String")]
-pub struct Ipv4Cidr {
-    pub addr: Ipv4Addr,
+pub struct IpCidr {
+    pub addr: IpAddr,
     pub prefix: u8,
 }
-impl TryFrom<String> for Ipv4Cidr {
+impl IpCidr {
+    /// Whether this is the `default` route's destination of either family.
+    pub fn is_default_route(&self) -> bool {
+        self.prefix == 0 && self.addr.is_unspecified()
+    }
+    /// This prefix in `family`'s network: `default` becomes `::/0` in an IPv6 case.
+    pub fn in_family(self, family: IpFamily) -> IpCidr {
+        if self.is_default_route() && family.network_is_inet6() {
+            IpCidr {
+                addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                prefix: 0,
+            }
+        } else {
+            self
+        }
+    }
+}
+impl TryFrom<String> for IpCidr {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
         let text = if text == "default" {
@@ -358,22 +465,23 @@ impl TryFrom<String> for Ipv4Cidr {
         } else {
             text
         };
-        let (addr, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| format!("'{text}' is not an address/prefix like 198.18.0.1/24"))?;
-        let addr: Ipv4Addr = addr
+        let (addr, prefix) = text.split_once('/').ok_or_else(|| {
+            format!("'{text}' is not an address/prefix like 198.18.0.1/24 or 2001:2::1/64")
+        })?;
+        let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("'{addr}' is not an IPv4 address"))?;
+            .map_err(|_| format!("'{addr}' is not an IPv4 or IPv6 address"))?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = prefix
             .parse()
             .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("prefix length '{prefix}' is not 0..=32"))?;
-        Ok(Ipv4Cidr { addr, prefix })
+            .filter(|p| *p <= bits)
+            .ok_or_else(|| format!("prefix length '{prefix}' is not 0..={bits}"))?;
+        Ok(IpCidr { addr, prefix })
     }
 }
-impl From<Ipv4Cidr> for String {
-    fn from(v: Ipv4Cidr) -> String {
+impl From<IpCidr> for String {
+    fn from(v: IpCidr) -> String {
         format!("{}/{}", v.addr, v.prefix)
     }
 }
@@ -383,9 +491,9 @@ impl From<Ipv4Cidr> for String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCase {
-    pub to: Ipv4Cidr,
+    pub to: IpCidr,
     #[serde(default, skip_serializing_if = "is_default")]
-    pub via: Option<Ipv4Addr>,
+    pub via: Option<IpAddr>,
     #[serde(default, rename = "type", skip_serializing_if = "is_default")]
     pub kind: RouteType,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -397,7 +505,7 @@ pub struct RouteCase {
     #[serde(default, skip_serializing_if = "is_default")]
     pub initrwnd: Option<InitRwnd>,
     #[serde(default, skip_serializing_if = "is_default")]
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<IpAddr>,
 }
 
 /// An `initrwnd` route metric, 1 ≤ segments ≤ 1024.
@@ -513,6 +621,15 @@ pub enum SockOpt {
     IpOptions(HexBytes),
     #[serde(rename = "IP_BIND_ADDRESS_NO_PORT")]
     IpBindAddressNoPort(i32),
+    /// `IPV6_V6ONLY`: an `AF_INET6` socket that may not reach v4-mapped destinations.
+    #[serde(rename = "IPV6_V6ONLY")]
+    Ipv6V6only(i32),
+    /// `IPV6_TCLASS`: the traffic class of the socket's IPv6 packets (-1: the default).
+    #[serde(rename = "IPV6_TCLASS")]
+    Ipv6Tclass(i32),
+    /// `IPV6_UNICAST_HOPS`: the hop limit of the socket's IPv6 packets (-1: the route's).
+    #[serde(rename = "IPV6_UNICAST_HOPS")]
+    Ipv6UnicastHops(i32),
 }
 
 /// Options a case may read.
@@ -563,29 +680,36 @@ impl From<HexBytes> for String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindStep {
-    #[serde(default = "unspecified", skip_serializing_if = "is_unspecified")]
-    pub addr: Ipv4Addr,
+    /// The address; the family's unspecified address (`0.0.0.0`, `::`) when absent.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub addr: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub port: u16,
     /// Overrides the address length passed to the kernel (for the EINVAL scenarios).
     #[serde(default, skip_serializing_if = "is_default")]
     pub addrlen: Option<u32>,
 }
-fn unspecified() -> Ipv4Addr {
-    Ipv4Addr::UNSPECIFIED
-}
 
-/// `connect()`; by default to the peer's address, port 80, as a plain `sockaddr_in`.
+/// `connect()`; by default to the peer's address, port 80, as a plain `sockaddr_in` (or
+/// `sockaddr_in6` on an `AF_INET6` socket).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectStep {
-    /// The destination; the peer's address when absent.
+    /// The destination; the peer's address when absent. An IPv4 address in a `v4-mapped`
+    /// case is passed v4-mapped.
     #[serde(default, skip_serializing_if = "is_default")]
-    pub addr: Option<Ipv4Addr>,
+    pub addr: Option<IpAddr>,
     #[serde(default = "default_port", skip_serializing_if = "is_default_port")]
     pub port: u16,
+    /// The `sa_family` passed; the socket's own when absent.
     #[serde(default, skip_serializing_if = "is_default")]
-    pub family: Family,
+    pub family: Option<Family>,
+    /// `sin6_flowinfo` (an `AF_INET6` sockaddr only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub flowinfo: u32,
+    /// `sin6_scope_id` (an `AF_INET6` sockaddr only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scope_id: u32,
     /// Overrides the address length passed to the kernel (for the EINVAL scenarios).
     #[serde(default, skip_serializing_if = "is_default")]
     pub addrlen: Option<u32>,
@@ -773,6 +897,8 @@ fn default_peer_isn() -> u32 {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+/// Whether the peer resolves its address for the DUT: answers ARP requests (IPv4) or
+/// neighbour solicitations (IPv6), or stays silent.
 pub enum ArpMode {
     #[default]
     Reply,
@@ -947,7 +1073,7 @@ pub struct IcmpSpec {
     #[serde(default, skip_serializing_if = "is_default")]
     pub mtu: Option<u16>,
     #[serde(default, skip_serializing_if = "is_default")]
-    pub from: Option<Ipv4Addr>,
+    pub from: Option<IpAddr>,
     /// Added to the quoted sequence number (non-zero puts it out of the window).
     #[serde(default, skip_serializing_if = "is_default")]
     pub seq_delta: i64,
@@ -1576,6 +1702,74 @@ fn tidy_message(message: &str, line: u64, column: u64, path: &Path) -> String {
         .replace("<input>", &path.display().to_string())
 }
 
+/// Every address of the network (the DUT's, the peer's, routes', the ICMP sender's) in the
+/// case's family, and an IPv6 network's MTU at least IPv6's minimum (1280,
+/// `IPV6_MIN_MTU`: below it the kernel turns IPv6 off on the link). Steps may name
+/// either family: a wrong one is a scenario (`EAFNOSUPPORT`, a v4-mapped destination).
+fn check_family(case: &Case) -> Result<(), (String, String)> {
+    let family = case.family;
+    let want = if family.network_is_inet6() {
+        "an IPv6"
+    } else {
+        "an IPv4"
+    };
+    let wrong = |field: String, addr: IpAddr| {
+        Err((
+            field,
+            format!("{addr} is not {want} address, as the case's family {family} needs"),
+        ))
+    };
+    if let Some(DutAddress(Some(cidr))) = case.topology.dut {
+        if !family.holds(cidr.addr) {
+            return wrong("topology.dut".into(), cidr.addr);
+        }
+    }
+    if let Some(peer) = case.topology.peer {
+        if !family.holds(peer) {
+            return wrong("topology.peer".into(), peer);
+        }
+    }
+    for (i, route) in case.topology.routes.iter().enumerate() {
+        let to = route.to.in_family(family);
+        for (name, addr) in [
+            ("to", Some(to.addr)),
+            ("via", route.via),
+            ("src", route.src),
+        ] {
+            match addr {
+                Some(addr) if !family.holds(addr) => {
+                    return wrong(format!("topology.routes[{i}].{name}"), addr)
+                }
+                _ => {}
+            }
+        }
+    }
+    let reactions = case.peer.syn.iter().enumerate();
+    for (field, reaction) in reactions
+        .map(|(i, r)| (format!("peer.syn[{i}].icmp.from"), r))
+        .chain(std::iter::once((
+            "peer.then.icmp.from".to_string(),
+            &case.peer.then,
+        )))
+    {
+        if let SynReaction::Icmp(icmp) = reaction {
+            if let Some(from) = icmp.from.filter(|from| !family.holds(*from)) {
+                return wrong(field, from);
+            }
+        }
+    }
+    if family.network_is_inet6() && case.topology.mtu.0 < 1280 {
+        return Err((
+            "topology.mtu".into(),
+            format!(
+                "MTU {} is below IPv6's minimum of 1280 (IPV6_MIN_MTU)",
+                case.topology.mtu.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Rules that span fields (each field's own range is checked by its type while parsing).
 fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
     let invalid = |field: &str, message: String| CaseError::Invalid {
@@ -1608,16 +1802,19 @@ fn check(path: &Path, case: &Case) -> Result<(), CaseError> {
     if case.steps.is_empty() {
         return Err(invalid("steps", "a case needs at least one step".into()));
     }
+    check_family(case).map_err(|(field, message)| invalid(&field, message))?;
     let topo = &case.topology;
-    match topo.dut.0 {
+    let peer = topo.peer_for(case.family);
+    match topo.dut_for(case.family) {
         Some(dut) => {
-            if dut.prefix == 0 || dut.prefix > 30 {
+            let most = if dut.addr.is_ipv4() { 30 } else { 126 };
+            if dut.prefix == 0 || dut.prefix > most {
                 return Err(invalid(
                     "topology.dut",
                     format!("prefix /{} leaves no room for a peer", dut.prefix),
                 ));
             }
-            if topo.peer == dut.addr {
+            if peer == dut.addr {
                 return Err(invalid(
                     "topology.peer",
                     "the peer cannot share the DUT's address".into(),
@@ -1807,14 +2004,19 @@ mod tests {
     fn a_minimal_case_gets_the_documented_defaults() {
         let case = parse(Path::new("x.yaml"), MINIMAL).unwrap();
         assert_eq!(case.topology.mtu, Mtu(1500));
-        assert_eq!(case.topology.peer, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(
+            case.topology.peer_for(case.family),
+            Ipv4Addr::new(198, 18, 0, 2)
+        );
         assert_eq!(case.peer.then, SynReaction::Drop);
         assert_eq!(
             case.steps,
             vec![Step::Connect(ConnectStep {
                 addr: None,
                 port: 80,
-                family: Family::Inet,
+                family: None,
+                flowinfo: 0,
+                scope_id: 0,
                 addrlen: None
             })]
         );
@@ -1915,14 +2117,14 @@ mod tests {
     fn a_dut_without_an_address_is_spelled_none() {
         let text = "name: x\ntopology:\n  dut: none\nsteps:\n  - connect: {}\n";
         let case = parse(Path::new("x.yaml"), text).unwrap();
-        assert_eq!(case.topology.dut, DutAddress(None));
-        assert_eq!(case.topology.dut.0.map(|cidr| cidr.addr), None);
+        assert_eq!(case.topology.dut, Some(DutAddress(None)));
+        assert_eq!(case.topology.dut_for(case.family), None);
         let yaml = to_yaml(&case).unwrap();
         assert!(yaml.contains("dut: none"), "{yaml}");
         let case = parse(Path::new("x.yaml"), MINIMAL).unwrap();
         assert_eq!(
-            case.topology.dut.0.map(|cidr| cidr.addr),
-            Some(Ipv4Addr::new(198, 18, 0, 1))
+            case.topology.dut_for(case.family).map(|cidr| cidr.addr),
+            Some(Ipv4Addr::new(198, 18, 0, 1).into())
         );
         let e = err("name: x\ntopology:\n  dut: nothing\nsteps:\n  - close\n");
         assert!(

@@ -17,12 +17,15 @@ mod opt {
     pub const IP_TTL: i32 = 2;
     pub const IP_OPTIONS: i32 = 4;
     pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
+    pub const IPV6_UNICAST_HOPS: i32 = 16;
+    pub const IPV6_V6ONLY: i32 = 26;
+    pub const IPV6_TCLASS: i32 = 67;
 }
 
 /// A case's option as `setsockopt(level, name, bytes)` takes it, with its text for the log:
 /// one encoding for every DUT, so they are given exactly the same bytes.
 pub fn raw_sockopt(option: &SockOpt) -> (i32, i32, Vec<u8>, String) {
-    use libc::{IPPROTO_IP, IPPROTO_TCP, SOL_SOCKET};
+    use libc::{IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, SOL_SOCKET};
     let int = |level, name, v: i32, label: &str| {
         (
             level,
@@ -59,6 +62,14 @@ pub fn raw_sockopt(option: &SockOpt) -> (i32, i32, Vec<u8>, String) {
             *v,
             "IP_BIND_ADDRESS_NO_PORT",
         ),
+        SockOpt::Ipv6V6only(v) => int(IPPROTO_IPV6, opt::IPV6_V6ONLY, *v, "IPV6_V6ONLY"),
+        SockOpt::Ipv6Tclass(v) => int(IPPROTO_IPV6, opt::IPV6_TCLASS, *v, "IPV6_TCLASS"),
+        SockOpt::Ipv6UnicastHops(v) => int(
+            IPPROTO_IPV6,
+            opt::IPV6_UNICAST_HOPS,
+            *v,
+            "IPV6_UNICAST_HOPS",
+        ),
         SockOpt::SoSndtimeoMs(ms) => {
             let mut bytes = i64::from(*ms / 1000).to_ne_bytes().to_vec();
             bytes.extend(i64::from(*ms % 1000 * 1000).to_ne_bytes());
@@ -92,25 +103,37 @@ pub fn raw_getopt(option: crate::case::GetOpt) -> (i32, i32, &'static str) {
 }
 
 /// A connect step's `sockaddr` bytes as a C program would pass them: the family's natural
-/// structure, cut or zero-padded to `addrlen` when the case sets one.
+/// structure (`sockaddr_in`, `sockaddr_in6`), cut or zero-padded to `addrlen` when the case
+/// sets one. `addr` is the address already resolved for the socket (the peer's when the
+/// step names none, v4-mapped in a v4-mapped case); `family` is the socket's family, whose
+/// `sa_family` is passed unless the step names another.
 pub fn raw_sockaddr(
     step: &crate::case::ConnectStep,
-    peer: std::net::Ipv4Addr,
+    addr: std::net::IpAddr,
+    family: crate::case::IpFamily,
 ) -> (Vec<u8>, String) {
     use crate::case::Family;
-    let addr = step.addr.unwrap_or(peer);
-    let (mut bytes, family_name) = match step.family {
+    use std::net::IpAddr;
+    let sa_family = step.family.unwrap_or(family.sa_family());
+    let (mut bytes, family_name) = match sa_family {
         Family::Inet => {
             let mut b = vec![0u8; 16];
             b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
             b[2..4].copy_from_slice(&step.port.to_be_bytes());
-            b[4..8].copy_from_slice(&addr.octets());
+            if let IpAddr::V4(v4) = addr {
+                b[4..8].copy_from_slice(&v4.octets());
+            }
             (b, "")
         }
         Family::Inet6 => {
             let mut b = vec![0u8; 28];
             b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
             b[2..4].copy_from_slice(&step.port.to_be_bytes());
+            b[4..8].copy_from_slice(&step.flowinfo.to_be_bytes());
+            if let IpAddr::V6(v6) = addr {
+                b[8..24].copy_from_slice(&v6.octets());
+            }
+            b[24..28].copy_from_slice(&step.scope_id.to_ne_bytes());
             (b, "AF_INET6 ")
         }
         Family::Unspec => {
@@ -119,7 +142,26 @@ pub fn raw_sockaddr(
             (b, "AF_UNSPEC ")
         }
     };
-    let mut text = format!("{family_name}{addr}:{}", step.port);
+    // The text names what the bytes hold: an address of the other family is not passed.
+    let passed = matches!(
+        (sa_family, addr),
+        (Family::Inet, IpAddr::V4(_)) | (Family::Inet6, IpAddr::V6(_))
+    );
+    let shown = if passed || sa_family == Family::Unspec {
+        addr.to_string()
+    } else {
+        "(none)".to_string()
+    };
+    let mut text = match addr {
+        IpAddr::V6(_) if passed => format!("{family_name}[{shown}]:{}", step.port),
+        _ => format!("{family_name}{shown}:{}", step.port),
+    };
+    if step.flowinfo != 0 {
+        text.push_str(&format!(", flowinfo {:#x}", step.flowinfo));
+    }
+    if step.scope_id != 0 {
+        text.push_str(&format!(", scope_id {}", step.scope_id));
+    }
     if let Some(len) = step.addrlen {
         bytes.resize(len as usize, 0);
         text.push_str(&format!(", addrlen {len}"));

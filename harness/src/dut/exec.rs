@@ -285,6 +285,12 @@ impl Dut for ExecDut {
     }
 
     fn unsupported(&self, case: &Case) -> Option<String> {
+        if case.family != crate::case::IpFamily::Inet {
+            return Some(format!(
+                "family {}: the DUT protocol's `socket` request makes AF_INET sockets only",
+                case.family
+            ));
+        }
         for step in &case.steps {
             let name = step_name(step);
             if !self.hello.steps.contains(name) {
@@ -329,7 +335,7 @@ impl Dut for ExecDut {
             return Err(DutError::Adapter(AdapterError::Run { source, stderr }));
         }
         adapter.deadline = deadline;
-        let calls = steps::interpret(&mut adapter, &case.steps, spec.peer_ip);
+        let calls = steps::interpret(&mut adapter, &case.steps, steps::Target::of(spec));
         if let Some(source) = adapter.fatal.take() {
             let stderr = adapter.kill_and_stderr();
             return Err(DutError::Adapter(AdapterError::Run { source, stderr }));
@@ -618,7 +624,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl SocketApi for Adapter {
-    fn socket(&mut self) -> CallResult<i64> {
+    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
+        // Only AF_INET cases reach an adapter (see `unsupported`).
         self.call_ret(Request::Socket)
     }
 

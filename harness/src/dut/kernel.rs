@@ -43,7 +43,7 @@ impl Dut for KernelDut {
         let (tid_tx, tid_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let steps = case.steps.clone();
-        let peer_ip = topology.spec.peer_ip;
+        let target = steps::Target::of(&topology.spec);
         let abort2 = abort.clone();
         let handle = topology.dut.spawn("dut-kernel", move || {
             // SAFETY: pthread_self has no preconditions.
@@ -52,7 +52,7 @@ impl Dut for KernelDut {
                 fd: -1,
                 abort: &abort2,
             };
-            let log = steps::interpret(&mut socket, &steps, peer_ip);
+            let log = steps::interpret(&mut socket, &steps, target);
             drop(socket);
             let _ = done_tx.send(());
             log
@@ -133,9 +133,13 @@ struct KernelSocket<'a> {
 }
 
 impl SocketApi for KernelSocket<'_> {
-    fn socket(&mut self) -> CallResult<i64> {
+    fn socket(&mut self, domain: steps::Domain) -> CallResult<i64> {
+        let domain = match domain {
+            steps::Domain::Inet => libc::AF_INET,
+            steps::Domain::Inet6 => libc::AF_INET6,
+        };
         // SAFETY: plain socket(2).
-        self.fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        self.fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
         checked(self.fd).map(i64::from)
     }
 

@@ -80,6 +80,10 @@ impl Dut for MemoryDut {
         false
     }
 
+    fn unsupported(&self, case: &Case) -> Option<String> {
+        crate::dut::stack::unsupported_family(case)
+    }
+
     fn expectations_apply(&self) -> bool {
         self.profile == Profile::V6_18
     }
@@ -107,7 +111,7 @@ impl MemoryDut {
         let spec = TopologySpec::for_case(case, false);
         let config = self.config(case)?;
         let mut world = World::new(case, &spec, config);
-        let calls = steps::interpret(&mut world, &case.steps, spec.peer_ip);
+        let calls = steps::interpret(&mut world, &case.steps, steps::Target::of(&spec));
         let cut_off = world.stopped();
         let run_ms = started.elapsed().as_secs_f64() * 1e3;
         let settled = !cut_off && world.settle(Duration::from_millis(case.settle_ms));
@@ -420,7 +424,7 @@ fn errno(e: Errno) -> Failure {
 }
 
 impl SocketApi for World {
-    fn socket(&mut self) -> CallResult<i64> {
+    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
         self.enter();
         self.handle = Some(self.stack.socket());
         Ok(3)

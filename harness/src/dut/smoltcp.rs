@@ -54,8 +54,23 @@ mod bits {
 /// The longest the loop sleeps without looking at its stop and cancel flags.
 const FLAG_CHECK: StdDuration = StdDuration::from_millis(5);
 
+/// An address of an IPv4 case's topology as smoltcp types it (an IPv6 case never gets
+/// here: see [`unsupported_step`]; smoltcp is built without IPv6).
+fn smol_addr(addr: std::net::IpAddr) -> smoltcp::wire::IpAddress {
+    match addr {
+        std::net::IpAddr::V4(v4) => v4.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+    }
+}
+
 /// Why a case cannot run on smoltcp: the first step its API has no way to express.
 pub fn unsupported_step(case: &Case) -> Option<String> {
+    if case.family != crate::case::IpFamily::Inet {
+        return Some(format!(
+            "family {}: the adapter gives smoltcp an IPv4 interface only",
+            case.family
+        ));
+    }
     let mut connected = false;
     for (i, step) in case.steps.iter().enumerate() {
         let why = match step {
@@ -107,15 +122,17 @@ fn unsupported_option(option: &SockOpt, connected: bool) -> Option<String> {
         SockOpt::IpTos(_) => "smoltcp's TCP socket sets no TOS/DSCP",
         SockOpt::IpOptions(_) => "smoltcp's TCP socket sends no IP options",
         SockOpt::IpBindAddressNoPort(_) => "smoltcp has no bind(); the application picks the port",
+        SockOpt::Ipv6V6only(_) | SockOpt::Ipv6Tclass(_) | SockOpt::Ipv6UnicastHops(_) => {
+            "an IPv6 option: the adapter gives smoltcp an IPv4 interface only"
+        }
     };
     Some(format!("{text}: {why}"))
 }
 
 fn unsupported_connect(c: &ConnectStep) -> Option<String> {
-    if c.family != Family::Inet {
+    if let Some(family) = c.family.filter(|f| *f != Family::Inet) {
         return Some(format!(
-            "{:?}: smoltcp's connect takes a typed IPv4 endpoint, not a sockaddr",
-            c.family
+            "{family:?}: smoltcp's connect takes a typed IPv4 endpoint, not a sockaddr"
         ));
     }
     if let Some(len) = c.addrlen {
@@ -160,7 +177,7 @@ impl Dut for SmoltcpDut {
             .dut
             .spawn("dut-smoltcp", move || -> Result<(), SetupError> {
                 let mut shim = Shim::open(&spec, &case2, cancel2)?;
-                let calls = steps::interpret(&mut shim, &case2.steps, spec.peer_ip);
+                let calls = steps::interpret(&mut shim, &case2.steps, steps::Target::of(&spec));
                 let _ = calls_tx.send(calls);
                 // Keep answering the peer (FIN exchange, ACKs) as a kernel would by itself.
                 while !stop2.load(Ordering::Acquire) {
@@ -358,7 +375,7 @@ impl Shim {
         if let Some(addr) = spec.dut_ip {
             let prefix = spec.prefix;
             iface.update_ip_addrs(|addrs| {
-                let _ = addrs.push(IpCidr::new(addr.into(), prefix));
+                let _ = addrs.push(IpCidr::new(smol_addr(addr), prefix));
             });
         }
         // smoltcp routes are gateways only: a route with a type (unreachable, prohibit,
@@ -367,8 +384,8 @@ impl Shim {
         for r in &spec.routes {
             if let (RouteKind::Unicast, Some(via)) = (r.kind, r.via) {
                 let route = Route {
-                    cidr: IpCidr::new(r.dst.into(), r.prefix),
-                    via_router: via.into(),
+                    cidr: IpCidr::new(smol_addr(r.dst), r.prefix),
+                    via_router: smol_addr(via),
                     preferred_until: None,
                     expires_at: None,
                 };
@@ -698,8 +715,9 @@ fn sockaddr_in(addr: &[u8]) -> Option<(Ipv4Addr, u16)> {
 /// The BSD socket calls, on smoltcp: each waits on the socket's state as a blocking call
 /// would, and maps what smoltcp reports to the nearest Linux result.
 impl SocketApi for Shim {
-    fn socket(&mut self) -> CallResult<i64> {
-        // The one smoltcp socket of the case was made with the interface.
+    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
+        // The one smoltcp socket of the case was made with the interface (of an AF_INET
+        // case: see `unsupported_step`).
         Ok(3)
     }
 

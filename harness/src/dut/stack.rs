@@ -96,6 +96,10 @@ impl Dut for StackDut {
         false
     }
 
+    fn unsupported(&self, case: &Case) -> Option<String> {
+        unsupported_family(case)
+    }
+
     fn expectations_apply(&self) -> bool {
         // The cases' expectations were measured on Linux 6.18.
         self.profile == Profile::V6_18
@@ -127,7 +131,7 @@ impl Dut for StackDut {
                         nonblocking: false,
                     },
                     &steps,
-                    spec.peer_ip,
+                    steps::Target::of(&spec),
                 );
                 let _ = calls_tx.send(calls);
                 runtime.block_on(async move {
@@ -173,11 +177,31 @@ impl Dut for StackDut {
     }
 }
 
+/// Why tcptwin-stack cannot run `case` through this adapter: an IPv6 or v4-mapped case,
+/// whose `AF_INET6` socket the adapter does not make yet.
+pub(super) fn unsupported_family(case: &Case) -> Option<String> {
+    (case.family != crate::case::IpFamily::Inet).then(|| {
+        format!(
+            "family {}: the adapter makes tcptwin-stack's AF_INET sockets only",
+            case.family
+        )
+    })
+}
+
+/// An IPv4 address of an IPv4 case's topology (an IPv6 case never reaches the stack here:
+/// see [`unsupported_family`]).
+fn v4(addr: std::net::IpAddr) -> Option<std::net::Ipv4Addr> {
+    match addr {
+        std::net::IpAddr::V4(v4) => Some(v4),
+        std::net::IpAddr::V6(_) => None,
+    }
+}
+
 /// The stack's interface: the kernel DUT's MAC, address and MTU.
 pub(super) fn interface(spec: &TopologySpec) -> Interface {
     Interface {
         mac: EthernetAddress(DUT_MAC),
-        addr: spec.dut_ip,
+        addr: spec.dut_ip.and_then(v4),
         prefix_len: spec.prefix,
         mtu: spec.mtu,
     }
@@ -188,7 +212,11 @@ pub(super) fn routes(spec: &TopologySpec) -> Vec<Route> {
     spec.routes
         .iter()
         .map(|r| {
-            let mut route = Route::new(r.dst, r.prefix, r.via);
+            let mut route = Route::new(
+                v4(r.dst).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                r.prefix,
+                r.via.and_then(v4),
+            );
             route.kind = match r.kind {
                 netlink::RouteKind::Unicast => RouteKind::Unicast,
                 netlink::RouteKind::Unreachable => RouteKind::Unreachable,
@@ -198,7 +226,7 @@ pub(super) fn routes(spec: &TopologySpec) -> Vec<Route> {
             route.mtu = r.mtu;
             route.advmss = r.advmss;
             route.initrwnd = r.initrwnd;
-            route.src = r.src;
+            route.src = r.src.and_then(v4);
             route
         })
         .collect()
@@ -286,7 +314,7 @@ impl StackSocket<'_> {
 }
 
 impl SocketApi for StackSocket<'_> {
-    fn socket(&mut self) -> CallResult<i64> {
+    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
         self.handle = Some(self.driver.stack().socket());
         // The kernel's first free descriptor in a fresh thread; logged, not compared.
         Ok(3)

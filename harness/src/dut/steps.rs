@@ -6,10 +6,10 @@
 //! `outcome` the judge compares, and when the steps end are decided here once, so two DUTs
 //! given the same case log calls that differ only where their behaviour does.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::case::{ConnectStep, GetOpt, Step};
+use crate::case::{socket_address, ConnectStep, GetOpt, IpFamily, Step};
 use crate::dut::encode::{payload, poll_events, poll_names, raw_getopt, raw_sockaddr, raw_sockopt};
 use crate::linux::errno;
 use crate::observe::capture::realtime_ns;
@@ -39,6 +39,52 @@ impl From<&str> for Failure {
 /// What a call returns, or why it did not.
 pub type CallResult<T> = Result<T, Failure>;
 
+/// The domain a socket is made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// `AF_INET`.
+    Inet,
+    /// `AF_INET6`.
+    Inet6,
+}
+
+impl Domain {
+    /// `socket()`'s arguments as the log shows them.
+    pub fn text(self) -> &'static str {
+        match self {
+            Domain::Inet => "AF_INET, SOCK_STREAM",
+            Domain::Inet6 => "AF_INET6, SOCK_STREAM",
+        }
+    }
+}
+
+/// Where a case's steps reach: the family of their sockets and the peer's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub family: IpFamily,
+    /// Where a connect step without an address goes.
+    pub peer: IpAddr,
+}
+
+impl Target {
+    /// The steps' target on a topology.
+    pub fn of(spec: &crate::net::topology::TopologySpec) -> Target {
+        Target {
+            family: spec.family,
+            peer: spec.peer_ip,
+        }
+    }
+
+    /// The domain every socket of the case is made in.
+    pub fn domain(&self) -> Domain {
+        if self.family.socket_is_inet6() {
+            Domain::Inet6
+        } else {
+            Domain::Inet
+        }
+    }
+}
+
 /// An option's value as `getsockopt` read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptValue {
@@ -59,9 +105,9 @@ pub enum OptValue {
 /// limit passed: either [`Failure::Interrupted`], or an errno while
 /// [`SocketApi::stopped`] turns true.
 pub trait SocketApi {
-    /// `socket(AF_INET, SOCK_STREAM, 0)` (`__sys_socket`): the descriptor number, which is
+    /// `socket(domain, SOCK_STREAM, 0)` (`__sys_socket`): the descriptor number, which is
     /// logged but not compared.
-    fn socket(&mut self) -> CallResult<i64>;
+    fn socket(&mut self, domain: Domain) -> CallResult<i64>;
     /// `fcntl(F_SETFL, flags | O_NONBLOCK)` or without it (`setfl`): later calls return
     /// `EAGAIN`/`EINPROGRESS` rather than wait.
     fn set_nonblocking(&mut self, on: bool) -> CallResult<()>;
@@ -99,19 +145,19 @@ pub trait SocketApi {
 }
 
 /// Runs a case's steps on `api`: the socket, then each step in order, until they end, a
-/// call is interrupted, or `api` is stopped. `peer_ip` is where a connect step without an
-/// address goes. Returns the call log.
+/// call is interrupted, or `api` is stopped; `target` gives the sockets' family and where a
+/// connect step without an address goes. Returns the call log.
 ///
 /// A socket still open after the last step is closed then, as the kernel closes a
 /// process's descriptors when it exits (`do_exit` → `__fput` → `tcp_close`), so every DUT
 /// ends a case the same way; that close is not logged, as no step made it.
-pub fn interpret(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) -> Vec<CallRecord> {
+pub fn interpret(api: &mut impl SocketApi, steps: &[Step], target: Target) -> Vec<CallRecord> {
     let start = api.now_ns();
-    let socket = api.socket();
+    let socket = api.socket(target.domain());
     let mut open = socket.is_ok();
     let mut log = vec![logged(
         "socket",
-        "AF_INET, SOCK_STREAM".into(),
+        target.domain().text().into(),
         (start, api.now_ns()),
         socket.map(|fd| (fd, "fd".to_string())),
     )];
@@ -120,7 +166,7 @@ pub fn interpret(api: &mut impl SocketApi, steps: &[Step], peer_ip: Ipv4Addr) ->
             break;
         }
         let start = api.now_ns();
-        let outcome = call(api, step, peer_ip);
+        let outcome = call(api, step, target);
         let times = (start, api.now_ns());
         if matches!(step, Step::Close) && !matches!(outcome, Err(Failure::Interrupted)) {
             // close(2) releases the descriptor whatever it returns.
@@ -159,7 +205,7 @@ type Returned = CallResult<(i64, String)>;
 fn call(
     api: &mut impl SocketApi,
     step: &Step,
-    peer_ip: Ipv4Addr,
+    target: Target,
 ) -> CallResult<Option<(String, Returned)>> {
     let unit = |r: CallResult<()>| r.map(|()| (0, "0".to_string()));
     let counted = |r: CallResult<usize>| r.map(|n| (n as i64, n.to_string()));
@@ -193,17 +239,25 @@ fn call(
             (label.to_string(), result)
         }
         Step::Bind(bind) => {
+            let any = match target.domain() {
+                Domain::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Domain::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            let addr = bind.addr.map_or(any, |a| socket_address(target.family, a));
             let step = ConnectStep {
-                addr: Some(bind.addr),
+                addr: Some(addr),
                 port: bind.port,
-                family: Default::default(),
+                family: None,
+                flowinfo: 0,
+                scope_id: 0,
                 addrlen: bind.addrlen,
             };
-            let (bytes, text) = raw_sockaddr(&step, bind.addr);
+            let (bytes, text) = raw_sockaddr(&step, addr, target.family);
             (text, unit(api.bind(&bytes)))
         }
         Step::Connect(c) => {
-            let (bytes, text) = raw_sockaddr(c, peer_ip);
+            let addr = socket_address(target.family, c.addr.unwrap_or(target.peer));
+            let (bytes, text) = raw_sockaddr(c, addr, target.family);
             (text, unit(api.connect(&bytes)))
         }
         Step::Poll(p) => {
@@ -230,8 +284,8 @@ fn call(
         ),
         Step::Close => (String::new(), unit(api.close())),
         Step::Socket => (
-            "AF_INET, SOCK_STREAM".to_string(),
-            api.socket().map(|fd| (fd, "fd".to_string())),
+            target.domain().text().to_string(),
+            api.socket(target.domain()).map(|fd| (fd, "fd".to_string())),
         ),
     };
     match result {
@@ -296,7 +350,7 @@ mod tests {
     }
 
     impl SocketApi for Scripted {
-        fn socket(&mut self) -> CallResult<i64> {
+        fn socket(&mut self, _domain: Domain) -> CallResult<i64> {
             self.next("socket".into())
         }
         fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
@@ -343,6 +397,13 @@ mod tests {
     }
 
     /// (call, args, ret, errno, outcome) of each record.
+    fn inet_target(peer: Ipv4Addr) -> Target {
+        Target {
+            family: IpFamily::Inet,
+            peer: peer.into(),
+        }
+    }
+
     fn logged(log: &[CallRecord]) -> Vec<(String, String, i64, Option<String>, String)> {
         log.iter()
             .map(|c| {
@@ -393,7 +454,7 @@ mod tests {
                 {"getsockopt": "SO_ERROR"}, {"getsockopt": "TCP_MAXSEG"},
                 {"send": {"bytes": 5}}, {"recv": {"max": 10}}, "close"]"#,
         );
-        let log = interpret(&mut api, &script, Ipv4Addr::new(198, 18, 0, 2));
+        let log = interpret(&mut api, &script, inet_target(Ipv4Addr::new(198, 18, 0, 2)));
         assert_eq!(
             logged(&log),
             vec![
@@ -438,7 +499,7 @@ mod tests {
     fn a_timed_out_poll_returns_zero() {
         let mut api = Scripted::new(vec![Ok(3), Ok(0), Ok(0)]);
         let script = steps(r#"[{"poll": {"events": ["POLLIN"], "timeout_ms": 5}}]"#);
-        let log = interpret(&mut api, &script, Ipv4Addr::LOCALHOST);
+        let log = interpret(&mut api, &script, inet_target(Ipv4Addr::LOCALHOST));
         assert_eq!(logged(&log)[1], rec("poll", "POLLIN, 5 ms", 0, None, "0"));
     }
 
@@ -448,7 +509,7 @@ mod tests {
         let log = interpret(
             &mut api,
             &steps(r#"[{"connect": {}}]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(api.given.last().map(String::as_str), Some("close"));
         assert_eq!(log.len(), 2, "the closing is not a step: {log:?}");
@@ -457,12 +518,12 @@ mod tests {
         interpret(
             &mut api,
             &steps(r#"[{"connect": {}}, "close"]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(api.given.len(), 3, "closed twice: {:?}", api.given);
 
         let mut api = Scripted::new(vec![Err("EMFILE".into())]);
-        interpret(&mut api, &steps("[]"), [1, 2, 3, 4].into());
+        interpret(&mut api, &steps("[]"), inet_target([1, 2, 3, 4].into()));
         assert_eq!(api.given, ["socket"], "a socket never made was closed");
     }
 
@@ -474,7 +535,7 @@ mod tests {
         let log = interpret(
             &mut api,
             &steps(r#"["close", "socket", {"connect": {}}]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(api.given[..3], ["socket", "close", "socket"]);
         assert_eq!(api.given.last().map(String::as_str), Some("close"));
@@ -492,7 +553,7 @@ mod tests {
         interpret(
             &mut api,
             &steps(r#"["close", "socket", {"connect": {}}]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(api.given.len(), 4, "{:?}", api.given);
     }
@@ -503,7 +564,7 @@ mod tests {
         let log = interpret(
             &mut api,
             &steps(r#"[{"connect": {}}, "close"]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(
             logged(&log)[1..],
@@ -519,7 +580,7 @@ mod tests {
         let log = interpret(
             &mut api,
             &steps(r#"[{"connect": {}}, "close"]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(
             logged(&log)[1..],
@@ -537,7 +598,7 @@ mod tests {
         let log = interpret(
             &mut api,
             &steps(r#"[{"wait_ms": 1}, "close"]"#),
-            [1, 2, 3, 4].into(),
+            inet_target([1, 2, 3, 4].into()),
         );
         assert_eq!(
             logged(&log)[1..],

@@ -17,7 +17,7 @@ use crate::case::{EphemeralPorts, KnownDivergence};
 use crate::linux::tcp_options::{self, TcpOption, TsStyle};
 use crate::linux::timing;
 use crate::observe::decode::flags;
-use crate::observe::trace::{flags_text, IpId, NormFrame, NormIp, Trace};
+use crate::observe::trace::{flags_text, IpId, NormFrame, NormIp, NormIpv6, Trace};
 
 /// One difference between the reference run and the other.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +35,10 @@ pub struct Divergence {
 }
 
 fn ip_fields(prefix: &str, ip: &NormIp, out: &mut Vec<(String, String)>) {
+    let ip = match ip {
+        NormIp::V4(ip) => ip,
+        NormIp::V6(ip) => return ip6_fields(prefix, ip, out),
+    };
     let mut put = |k: &str, v: String| out.push((format!("{prefix}.ip.{k}"), v));
     put("ihl", ip.ihl.to_string());
     put("tos", format!("0x{:02x}", ip.tos));
@@ -54,6 +58,19 @@ fn ip_fields(prefix: &str, ip: &NormIp, out: &mut Vec<(String, String)>) {
     put("src", ip.src.to_string());
     put("dst", ip.dst.to_string());
     put("checksum_ok", ip.checksum_ok.to_string());
+}
+
+/// An IPv6 header's fields, under `ip6.` (they are not IPv4's: a hop limit, not a TTL; a
+/// flow label; no ID, no DF, no options, no header checksum).
+fn ip6_fields(prefix: &str, ip: &NormIpv6, out: &mut Vec<(String, String)>) {
+    let mut put = |k: &str, v: String| out.push((format!("{prefix}.ip6.{k}"), v));
+    put("tclass", format!("0x{:02x}", ip.tclass));
+    put("flow_label", ip.flow_label.to_string());
+    put("hop_limit", ip.hop_limit.to_string());
+    put("payload_len", ip.payload_len.to_string());
+    put("next_header", ip.next_header.to_string());
+    put("src", ip.src.to_string());
+    put("dst", ip.dst.to_string());
 }
 
 /// A TCP option as compared. Timestamps are clock readings: their presence and place are
@@ -96,16 +113,15 @@ pub fn ts_echoes(trace: &Trace) -> Vec<(String, String)> {
 
 /// The index of the timestamp option and its raw values.
 fn raw_ts(frame: &crate::observe::decode::Decoded) -> Option<(usize, u32, u32)> {
-    let crate::observe::decode::Body::Ipv4(ip) = &frame.body else {
-        return None;
-    };
-    let crate::observe::decode::L4::Tcp(tcp) = &ip.l4 else {
-        return None;
-    };
-    tcp.options.iter().enumerate().find_map(|(k, o)| match o {
-        TcpOption::Ts { val, ecr } => Some((k, *val, *ecr)),
-        _ => None,
-    })
+    frame
+        .tcp()?
+        .options
+        .iter()
+        .enumerate()
+        .find_map(|(k, o)| match o {
+            TcpOption::Ts { val, ecr } => Some((k, *val, *ecr)),
+            _ => None,
+        })
 }
 
 /// TSval is a millisecond clock (`tcp_time_stamp_ms`): between two consecutive timestamped
@@ -211,6 +227,31 @@ pub fn frame_fields(index: usize, frame: &NormFrame, dir: char) -> Vec<(String, 
             out.push((i("type"), icmp_type.to_string()));
             out.push((i("code"), code.to_string()));
             out.push((i("rest"), rest.iter().map(|b| format!("{b:02x}")).collect()));
+            out.push((
+                i("quoted_seq"),
+                quoted_seq.map_or("none".into(), |s| s.to_string()),
+            ));
+            out.push((i("checksum_ok"), checksum_ok.to_string()));
+        }
+        NormFrame::Icmpv6 {
+            ip,
+            eth_dst,
+            icmp_type,
+            code,
+            rest,
+            target,
+            lladdr,
+            quoted_seq,
+            checksum_ok,
+        } => {
+            ip6_fields(&p, ip, &mut out);
+            out.push((format!("{p}.eth.dst"), eth_dst.clone()));
+            let i = |k: &str| format!("{p}.icmp6.{k}");
+            out.push((i("type"), icmp_type.to_string()));
+            out.push((i("code"), code.to_string()));
+            out.push((i("rest"), rest.iter().map(|b| format!("{b:02x}")).collect()));
+            out.push((i("target"), target.map_or("none".into(), |t| t.to_string())));
+            out.push((i("lladdr"), lladdr.clone().unwrap_or_else(|| "none".into())));
             out.push((
                 i("quoted_seq"),
                 quoted_seq.map_or("none".into(), |s| s.to_string()),
@@ -597,8 +638,8 @@ mod tests {
             bytes: craft::tcp(&Segment {
                 src_mac: DUT,
                 dst_mac: PEER,
-                src_ip: Ipv4Addr::new(198, 18, 0, 1),
-                dst_ip: Ipv4Addr::new(198, 18, 0, 2),
+                src_ip: Ipv4Addr::new(198, 18, 0, 1).into(),
+                dst_ip: Ipv4Addr::new(198, 18, 0, 2).into(),
                 ip_id: 100,
                 sport,
                 dport: 80,
@@ -627,8 +668,8 @@ mod tests {
     #[test]
     fn every_frame_field_can_be_named_in_an_expect_pattern() {
         use crate::case::FieldPath;
-        use crate::observe::trace::{IpId, NormFrame, NormIp, Port};
-        let ip = NormIp {
+        use crate::observe::trace::{IpId, NormFrame, NormIpv4, Port};
+        let ip = NormIpv4 {
             ihl: 6,
             tos: 0,
             ttl: 64,
@@ -646,7 +687,7 @@ mod tests {
                 target_ip: ip.dst,
             },
             NormFrame::Tcp {
-                ip: ip.clone(),
+                ip: NormIp::V4(ip.clone()),
                 sport: Port::Ephemeral(1),
                 dport: Port::Fixed(80),
                 seq: 0,
@@ -660,7 +701,7 @@ mod tests {
                 checksum_ok: true,
             },
             NormFrame::Icmp {
-                ip,
+                ip: NormIp::V4(ip),
                 icmp_type: 3,
                 code: 4,
                 rest: [0; 4],
@@ -757,8 +798,8 @@ mod tests {
             bytes: craft::tcp(&Segment {
                 src_mac,
                 dst_mac,
-                src_ip,
-                dst_ip,
+                src_ip: src_ip.into(),
+                dst_ip: dst_ip.into(),
                 ip_id: 1,
                 sport,
                 dport,

@@ -4,7 +4,7 @@
 //! bound there at creation), so open it on a thread inside the namespace to configure. The
 //! calls are synchronous: each drives a small single-threaded tokio runtime to completion.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
@@ -36,15 +36,15 @@ pub use crate::case::RouteType as RouteKind;
 /// A route to add: destination prefix, optional gateway, device, and the TCP-relevant metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub prefix: u8,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     pub ifindex: Option<u32>,
     pub kind: RouteKind,
     pub mtu: Option<u32>,
     pub advmss: Option<u32>,
     pub initrwnd: Option<u32>,
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<IpAddr>,
 }
 
 /// A netlink connection in the namespace of the thread that opened it.
@@ -212,22 +212,90 @@ impl Netlink {
             .map_err(|e| fail(format!("bringing link {index} up with its MAC"), e))
     }
 
-    /// Adds an IPv4 address with its prefix length (this also installs the connected route).
-    pub fn add_address(&self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+    /// Adds an address with its prefix length (this also installs the connected route). An
+    /// IPv6 address is added `nodad`: usable at once, with no duplicate address detection
+    /// on the wire.
+    pub fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
+        use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+        let mut request = self.handle.address().add(index, addr, prefix);
+        if addr.is_ipv6() {
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         self.runtime
-            .block_on(
-                self.handle
-                    .address()
-                    .add(index, addr.into(), prefix)
-                    .execute(),
-            )
+            .block_on(request.execute())
             .map_err(|e| fail(format!("adding address {addr}/{prefix}"), e))
+    }
+
+    /// Waits until interface `index`'s operational state is up. Linkwatch sets it some time
+    /// after the link came up (`linkwatch_do_dev` → `rfc2863_policy`, net/core/link_watch.c),
+    /// and IPv6 counts a link ready only then (`addrconf_link_ready`): an IPv6 address
+    /// added earlier has its MLD reports sent when that happens, not when it is added.
+    pub fn wait_oper_up(
+        &self,
+        index: u32,
+        timeout: std::time::Duration,
+    ) -> Result<(), NetlinkError> {
+        use netlink_packet_route::link::State;
+        let started = std::time::Instant::now();
+        loop {
+            let state = self.runtime.block_on(async {
+                let mut links = self.handle.link().get().match_index(index).execute();
+                let link = links
+                    .try_next()
+                    .await
+                    .map_err(|e| fail(format!("reading link {index}'s state"), e))?
+                    .ok_or_else(|| fail(format!("reading link {index}'s state"), "no such link"))?;
+                Ok::<_, NetlinkError>(link.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::OperState(state) => Some(*state),
+                    _ => None,
+                }))
+            })?;
+            if state == Some(State::Up) {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(fail(
+                    format!("waiting for link {index} to be operationally up"),
+                    format!("still {state:?} after {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// How many packets interface `index` has sent (`IFLA_STATS64`).
+    pub fn tx_packets(&self, index: u32) -> Result<u64, NetlinkError> {
+        self.runtime.block_on(async {
+            let mut links = self.handle.link().get().match_index(index).execute();
+            let link = links
+                .try_next()
+                .await
+                .map_err(|e| fail(format!("reading link {index}'s counters"), e))?
+                .ok_or_else(|| fail(format!("reading link {index}'s counters"), "no such link"))?;
+            link.attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::Stats64(stats) => Some(stats.tx_packets),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    fail(
+                        format!("reading link {index}'s counters"),
+                        "no IFLA_STATS64",
+                    )
+                })
+        })
     }
 
     /// Adds (or replaces, for the connected route) a route in the main table.
     pub fn add_route(&self, route: &Route) -> Result<(), NetlinkError> {
-        let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+        let what = || format!("adding route {}/{}", route.dst, route.prefix);
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(route.dst, route.prefix)
+            .map_err(|e| fail(what(), e))?
             .kind(match route.kind {
                 RouteKind::Unicast => RouteType::Unicast,
                 RouteKind::Unreachable => RouteType::Unreachable,
@@ -235,7 +303,7 @@ impl Netlink {
                 RouteKind::Blackhole => RouteType::BlackHole,
             });
         if let Some(gateway) = route.gateway {
-            builder = builder.gateway(gateway);
+            builder = builder.gateway(gateway).map_err(|e| fail(what(), e))?;
         } else if route.kind == RouteKind::Unicast {
             builder = builder.scope(RouteScope::Link);
         }
@@ -243,7 +311,7 @@ impl Netlink {
             builder = builder.output_interface(index);
         }
         if let Some(src) = route.src {
-            builder = builder.pref_source(src);
+            builder = builder.pref_source(src).map_err(|e| fail(what(), e))?;
         }
         let mut metrics = Vec::new();
         if let Some(mtu) = route.mtu {
@@ -263,21 +331,16 @@ impl Netlink {
         }
         self.runtime
             .block_on(self.handle.route().add(builder.build()).replace().execute())
-            .map_err(|e| fail(format!("adding route {}/{}", route.dst, route.prefix), e))
+            .map_err(|e| fail(what(), e))
     }
 
     /// Adds a permanent neighbour (ARP) entry.
-    pub fn add_neighbour(
-        &self,
-        index: u32,
-        ip: Ipv4Addr,
-        mac: [u8; 6],
-    ) -> Result<(), NetlinkError> {
+    pub fn add_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<(), NetlinkError> {
         self.runtime
             .block_on(
                 self.handle
                     .neighbours()
-                    .add(index, ip.into())
+                    .add(index, ip)
                     .link_layer_address(&mac)
                     .state(NeighbourState::Permanent)
                     .replace()

@@ -5,10 +5,10 @@
 //! the DUT and the scripted peer send. The peer's kernel holds no address, so it stays silent.
 //! Dropping the [`Topology`] closes both namespace descriptors and the kernel frees the rest.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
-use crate::case::Case;
+use crate::case::{Case, IpFamily};
 use crate::net::ethtool;
 use crate::net::netlink::{Netlink, NetlinkError, Route, RouteKind};
 use crate::net::netns::{Netns, NetnsError};
@@ -33,28 +33,49 @@ pub const KERNEL_SIDE_MAC: [u8; 6] = [0x02, 0x74, 0x77, 0x00, 0x00, 0x03];
 
 /// How long a fresh veth may take to become able to transmit.
 const LINK_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the DUT's kernel may take to send its MLD reports once it has an IPv6 address.
+const MLD_REPORTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The MLDv2 reports a kernel sends when its IPv6 address joins the solicited-node group:
+/// one now and one more (`mc_qrv`, the robustness variable, is 2), `mldv2_unsolicited_report_interval`
+/// apart (`mld_ifc_work`, net/ipv6/mcast.c).
+const MLD_REPORTS: u64 = 2;
+
+/// How the DUT's kernel is set up for an IPv6 network, written on eth0 while IPv6 is still
+/// off there: no duplicate address detection, no link-local address (so no router
+/// solicitation or MLD report for it), no router advertisement taken, and the MLD reports
+/// of the one address all at once, so they are over before anything is captured.
+const IPV6_ON: [(&str, &str); 6] = [
+    ("net.ipv6.conf.eth0.accept_dad", "0"),
+    ("net.ipv6.conf.eth0.addr_gen_mode", "1"),
+    ("net.ipv6.conf.eth0.router_solicitations", "0"),
+    ("net.ipv6.conf.eth0.accept_ra", "0"),
+    ("net.ipv6.conf.eth0.mldv2_unsolicited_report_interval", "0"),
+    ("net.ipv6.conf.eth0.disable_ipv6", "0"),
+];
 
 /// A route as a case gives it, resolved against the topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub prefix: u8,
-    pub via: Option<Ipv4Addr>,
+    pub via: Option<IpAddr>,
     pub kind: RouteKind,
     pub mtu: Option<u32>,
     pub advmss: Option<u32>,
     pub initrwnd: Option<u32>,
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<IpAddr>,
 }
 
 /// Everything needed to build one run's network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopologySpec {
+    /// The case's family: an IPv6 network turns IPv6 on for the DUT's kernel.
+    pub family: IpFamily,
     pub mtu: u32,
     /// The DUT interface's address; `None` leaves the interface with none (`dut: none`).
-    pub dut_ip: Option<Ipv4Addr>,
+    pub dut_ip: Option<IpAddr>,
     pub prefix: u8,
-    pub peer_ip: Ipv4Addr,
+    pub peer_ip: IpAddr,
     pub routes: Vec<RouteSpec>,
     /// Sysctls for the dut namespace, by Linux name, written in this order.
     pub sysctls: Vec<(String, String)>,
@@ -66,19 +87,19 @@ impl TopologySpec {
     /// The topology `case` asks for, resolved into a build spec.
     pub fn for_case(case: &Case, dut_kernel_address: bool) -> TopologySpec {
         let topo = &case.topology;
+        let family = case.family;
+        let dut = topo.dut_for(family);
         TopologySpec {
+            family,
             mtu: topo.mtu.0,
-            dut_ip: topo.dut.0.map(|cidr| cidr.addr),
-            prefix: topo
-                .dut
-                .0
-                .map_or(crate::case::default_prefix(), |cidr| cidr.prefix),
-            peer_ip: topo.peer,
+            dut_ip: dut.map(|cidr| cidr.addr),
+            prefix: dut.map_or(family.default_dut().prefix, |cidr| cidr.prefix),
+            peer_ip: topo.peer_for(family),
             routes: topo
                 .routes
                 .iter()
                 .map(|r| RouteSpec {
-                    dst: r.to.addr,
+                    dst: r.to.in_family(family).addr,
                     prefix: r.to.prefix,
                     via: r.via,
                     kind: r.kind,
@@ -109,6 +130,8 @@ pub enum TopologyError {
     Sysctl(#[from] SysctlError),
     #[error("disabling offloads: {0}")]
     Offloads(std::io::Error),
+    #[error("the DUT's kernel sent {sent} of its {MLD_REPORTS} MLD reports within {MLD_REPORTS_TIMEOUT:?} of getting its IPv6 address")]
+    MldReports { sent: u64 },
 }
 
 /// A built topology; both namespaces live as long as this value.
@@ -227,13 +250,18 @@ fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
     for (name, value) in &spec.sysctls {
         sysctl::write(name, value)?;
     }
-    if let (true, Some(ip)) = (spec.dut_kernel_address, spec.dut_ip) {
-        netlink.add_address(eth, ip, spec.prefix)?;
+    let address = spec.dut_ip.filter(|_| spec.dut_kernel_address);
+    match address {
+        Some(ip @ IpAddr::V4(_)) => netlink.add_address(eth, ip, spec.prefix)?,
+        Some(IpAddr::V6(_)) | None => {}
     }
     if spec.dut_kernel_address {
         netlink.set_up(eth)?;
     } else {
         netlink.set_up_with_mac(eth, KERNEL_SIDE_MAC)?;
+    }
+    if let Some(ip @ IpAddr::V6(_)) = address {
+        add_ipv6_address(&netlink, eth, ip, spec.prefix)?;
     }
     if spec.dut_kernel_address {
         for route in &spec.routes {
@@ -251,4 +279,34 @@ fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
         }
     }
     Ok(())
+}
+
+/// Gives the DUT's kernel its IPv6 address on a link that is up, able to transmit and ready
+/// for IPv6, and waits for the MLD reports that joining the address's solicited-node group
+/// sends (`ipv6_dev_mc_inc` → `mld_ifc_event`): they are over before the case starts, and
+/// the run leaves what was captured until then out of its record.
+fn add_ipv6_address(
+    netlink: &Netlink,
+    eth: u32,
+    ip: IpAddr,
+    prefix: u8,
+) -> Result<(), TopologyError> {
+    netlink.wait_tx_ready(eth, LINK_READY_TIMEOUT)?;
+    netlink.wait_oper_up(eth, LINK_READY_TIMEOUT)?;
+    for (name, value) in IPV6_ON {
+        sysctl::write(name, value)?;
+    }
+    let before = netlink.tx_packets(eth)?;
+    netlink.add_address(eth, ip, prefix)?;
+    let started = std::time::Instant::now();
+    loop {
+        let sent = netlink.tx_packets(eth)? - before;
+        if sent >= MLD_REPORTS {
+            return Ok(());
+        }
+        if started.elapsed() > MLD_REPORTS_TIMEOUT {
+            return Err(TopologyError::MldReports { sent });
+        }
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
 }

@@ -4,7 +4,7 @@
 //! broken frame shows up in the trace instead of vanishing. Checksums are verified here
 //! (offloads are off, so every frame on the veth carries a real one).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{EtherType, NetSlice, SlicedPacket, TransportSlice};
 use serde::Serialize;
@@ -20,12 +20,36 @@ pub struct Decoded {
     pub body: Body,
 }
 
+impl Decoded {
+    /// The TCP segment the frame carries, over IPv4 or IPv6.
+    pub fn tcp(&self) -> Option<&TcpFields> {
+        match &self.body {
+            Body::Ipv4(Ipv4Fields {
+                l4: L4::Tcp(tcp), ..
+            })
+            | Body::Ipv6(Ipv6Fields {
+                l4: L4::Tcp(tcp), ..
+            }) => Some(tcp),
+            _ => None,
+        }
+    }
+
+    /// The IPv4 header's ID (an IPv6 packet has none).
+    pub fn ipv4_id(&self) -> Option<u16> {
+        match &self.body {
+            Body::Ipv4(ip) => Some(ip.id),
+            _ => None,
+        }
+    }
+}
+
 /// What a frame carries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Body {
     Arp(ArpFields),
     Ipv4(Ipv4Fields),
+    Ipv6(Ipv6Fields),
     Other { ethertype: u16 },
     Malformed { reason: String },
 }
@@ -56,11 +80,27 @@ pub struct Ipv4Fields {
     pub l4: L4,
 }
 
+/// An IPv6 header (extension headers are not followed: a packet with one shows its
+/// `next_header` and `L4::Other`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ipv6Fields {
+    pub tclass: u8,
+    /// The 20-bit flow label.
+    pub flow_label: u32,
+    pub payload_len: u16,
+    pub next_header: u8,
+    pub hop_limit: u8,
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub l4: L4,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "proto", rename_all = "snake_case")]
 pub enum L4 {
     Tcp(TcpFields),
     Icmp(IcmpFields),
+    Icmpv6(Icmpv6Fields),
     Other { payload_len: usize },
     Malformed { reason: String },
 }
@@ -111,10 +151,37 @@ pub struct IcmpFields {
     pub quoted: Option<Quoted>,
 }
 
+/// An ICMPv6 message: an error quoting a packet, or neighbour discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Icmpv6Fields {
+    pub icmp_type: u8,
+    pub code: u8,
+    /// Bytes 4..8 of the header (the MTU of a Packet Too Big, an NA's flags).
+    pub rest: [u8; 4],
+    /// Verified over the IPv6 pseudo-header.
+    pub checksum_ok: bool,
+    /// A neighbour solicitation's or advertisement's target address.
+    pub target: Option<Ipv6Addr>,
+    /// The link-layer address option of an NS (source) or NA (target), RFC 4861 §4.6.1.
+    pub lladdr: Option<[u8; 6]>,
+    /// An error's quoted segment, when it is IPv6 + at least 8 bytes of TCP.
+    pub quoted: Option<Quoted>,
+}
+
+/// ICMPv6 message types (RFC 4443, RFC 4861).
+pub mod icmpv6 {
+    pub const DEST_UNREACH: u8 = 1;
+    pub const PACKET_TOO_BIG: u8 = 2;
+    pub const TIME_EXCEEDED: u8 = 3;
+    pub const PARAM_PROBLEM: u8 = 4;
+    pub const NEIGHBOUR_SOLICITATION: u8 = 135;
+    pub const NEIGHBOUR_ADVERTISEMENT: u8 = 136;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quoted {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
@@ -160,19 +227,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                                 tcp.payload(),
                             )
                             .is_ok_and(|c| c == tcp.checksum());
-                        L4::Tcp(TcpFields {
-                            sport: tcp.source_port(),
-                            dport: tcp.destination_port(),
-                            seq: tcp.sequence_number(),
-                            ack: tcp.acknowledgment_number(),
-                            flags: u16::from_be_bytes([tcp.slice()[12], tcp.slice()[13]]) & 0x1ff,
-                            window: tcp.window_size(),
-                            urg_ptr: tcp.urgent_pointer(),
-                            doff: tcp.data_offset(),
-                            options: tcp_options::parse(tcp.options()),
-                            payload_len: tcp.payload().len(),
-                            checksum_ok,
-                        })
+                        L4::Tcp(tcp_fields(&tcp, checksum_ok))
                     }
                     Some(TransportSlice::Icmpv4(icmp)) => {
                         let raw = icmp.slice();
@@ -206,6 +261,38 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                     l4,
                 })
             }
+            Some(NetSlice::Ipv6(ip)) => {
+                let h = ip.header();
+                let (src, dst) = (h.source_addr(), h.destination_addr());
+                let l4 = match packet.transport {
+                    Some(TransportSlice::Tcp(tcp)) => {
+                        let checksum_ok = tcp
+                            .to_header()
+                            .calc_checksum_ipv6_raw(src.octets(), dst.octets(), tcp.payload())
+                            .is_ok_and(|c| c == tcp.checksum());
+                        L4::Tcp(tcp_fields(&tcp, checksum_ok))
+                    }
+                    Some(TransportSlice::Icmpv6(icmp)) => {
+                        L4::Icmpv6(icmpv6_fields(icmp.slice(), src, dst))
+                    }
+                    Some(_) => L4::Other {
+                        payload_len: ip.payload().payload.len(),
+                    },
+                    None => L4::Malformed {
+                        reason: "transport header cut short".into(),
+                    },
+                };
+                Body::Ipv6(Ipv6Fields {
+                    tclass: h.traffic_class(),
+                    flow_label: h.flow_label().value(),
+                    payload_len: h.payload_length(),
+                    next_header: h.next_header().0,
+                    hop_limit: h.hop_limit(),
+                    src,
+                    dst,
+                    l4,
+                })
+            }
             _ => Body::Other {
                 ethertype: packet
                     .link
@@ -222,6 +309,68 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         len: bytes.len(),
         body,
     }
+}
+
+fn tcp_fields(tcp: &etherparse::TcpSlice<'_>, checksum_ok: bool) -> TcpFields {
+    TcpFields {
+        sport: tcp.source_port(),
+        dport: tcp.destination_port(),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: u16::from_be_bytes([tcp.slice()[12], tcp.slice()[13]]) & 0x1ff,
+        window: tcp.window_size(),
+        urg_ptr: tcp.urgent_pointer(),
+        doff: tcp.data_offset(),
+        options: tcp_options::parse(tcp.options()),
+        payload_len: tcp.payload().len(),
+        checksum_ok,
+    }
+}
+
+/// An ICMPv6 message's fields; `raw` is the whole message (at least its 8-byte header).
+fn icmpv6_fields(raw: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Icmpv6Fields {
+    let icmp_type = raw[0];
+    let body = &raw[8..];
+    let neighbour = matches!(
+        icmp_type,
+        icmpv6::NEIGHBOUR_SOLICITATION | icmpv6::NEIGHBOUR_ADVERTISEMENT
+    );
+    let target = body
+        .get(..16)
+        .filter(|_| neighbour)
+        .map(|t| Ipv6Addr::from(<[u8; 16]>::try_from(t).expect("16 bytes")));
+    // Options follow the target, 8-byte units; kind 1 is the source, 2 the target
+    // link-layer address, each 8 bytes long on Ethernet.
+    let mut lladdr = None;
+    let mut options = body.get(16..).filter(|_| neighbour).unwrap_or(&[]);
+    while options.len() >= 8 && options[1] != 0 {
+        let len = usize::from(options[1]) * 8;
+        if matches!(options[0], 1 | 2) && len == 8 {
+            lladdr = Some(<[u8; 6]>::try_from(&options[2..8]).expect("6 bytes"));
+        }
+        options = options.get(len..).unwrap_or(&[]);
+    }
+    Icmpv6Fields {
+        icmp_type,
+        code: raw[1],
+        rest: [raw[4], raw[5], raw[6], raw[7]],
+        checksum_ok: ipv6_checksum(src, dst, 58, raw) == 0,
+        target,
+        lladdr,
+        quoted: if neighbour { None } else { quoted(body) },
+    }
+}
+
+/// The RFC 1071 sum of an upper-layer message over the IPv6 pseudo-header (RFC 8200
+/// §8.1): 0 when the message's checksum is right.
+pub fn ipv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, message: &[u8]) -> u16 {
+    let mut all = Vec::with_capacity(40 + message.len());
+    all.extend(src.octets());
+    all.extend(dst.octets());
+    all.extend((message.len() as u32).to_be_bytes());
+    all.extend([0, 0, 0, next_header]);
+    all.extend(message);
+    internet_checksum(&all)
 }
 
 /// The destination a TCP checksum's pseudo-header holds: the final one. A source-routed
@@ -263,19 +412,40 @@ fn pseudo_header_destination(options: &[u8], header_dst: Ipv4Addr) -> Ipv4Addr {
     header_dst
 }
 
-/// The segment an ICMP error quotes: an IPv4 header and the first 8 bytes of TCP.
+/// The segment an ICMP error quotes: an IPv4 or IPv6 header and the first 8 bytes of TCP.
 fn quoted(payload: &[u8]) -> Option<Quoted> {
-    let ihl = usize::from(payload.first()? & 0x0f) * 4;
-    if payload.first()? >> 4 != 4 || ihl < 20 || payload.len() < ihl + 8 || payload[9] != 6 {
-        return None;
-    }
     let at = |i: usize| [payload[i], payload[i + 1], payload[i + 2], payload[i + 3]];
+    let (src, dst, tcp_at) = match payload.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(payload[0] & 0x0f) * 4;
+            if ihl < 20 || payload.len() < ihl + 8 || payload[9] != 6 {
+                return None;
+            }
+            (
+                IpAddr::V4(Ipv4Addr::from(at(12))),
+                IpAddr::V4(Ipv4Addr::from(at(16))),
+                ihl,
+            )
+        }
+        6 => {
+            if payload.len() < 48 || payload[6] != 6 {
+                return None;
+            }
+            let addr = |i: usize| {
+                IpAddr::V6(Ipv6Addr::from(
+                    <[u8; 16]>::try_from(&payload[i..i + 16]).expect("16 bytes"),
+                ))
+            };
+            (addr(8), addr(24), 40)
+        }
+        _ => return None,
+    };
     Some(Quoted {
-        src: Ipv4Addr::from(at(12)),
-        dst: Ipv4Addr::from(at(16)),
-        sport: u16::from_be_bytes([payload[ihl], payload[ihl + 1]]),
-        dport: u16::from_be_bytes([payload[ihl + 2], payload[ihl + 3]]),
-        seq: u32::from_be_bytes(at(ihl + 4)),
+        src,
+        dst,
+        sport: u16::from_be_bytes([payload[tcp_at], payload[tcp_at + 1]]),
+        dport: u16::from_be_bytes([payload[tcp_at + 2], payload[tcp_at + 3]]),
+        seq: u32::from_be_bytes(at(tcp_at + 4)),
     })
 }
 

@@ -13,12 +13,12 @@
 //! ISN, since the next one follows from it (`tcp_disconnect`: `write_seq + max_window + 2`).
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
 use crate::linux::tcp_options::{self, TcpOption, TsStyle};
-use crate::observe::decode::{self, flags, Body, Decoded, Ipv4Fields, L4};
+use crate::observe::decode::{self, flags, Body, Decoded, Ipv4Fields, Ipv6Fields, L4};
 use crate::record::CallRecord;
 use crate::record::Captured;
 
@@ -66,9 +66,78 @@ impl Serialize for IpId {
     }
 }
 
+/// A frame's IP header fields, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum NormIp {
+    V4(NormIpv4),
+    V6(NormIpv6),
+}
+
+impl NormIp {
+    /// The TTL or hop limit.
+    pub fn hops(&self) -> u8 {
+        match self {
+            NormIp::V4(ip) => ip.ttl,
+            NormIp::V6(ip) => ip.hop_limit,
+        }
+    }
+    /// The TOS byte or traffic class.
+    pub fn tos(&self) -> u8 {
+        match self {
+            NormIp::V4(ip) => ip.tos,
+            NormIp::V6(ip) => ip.tclass,
+        }
+    }
+    /// The source and destination addresses.
+    pub fn addrs(&self) -> (IpAddr, IpAddr) {
+        match self {
+            NormIp::V4(ip) => (ip.src.into(), ip.dst.into()),
+            NormIp::V6(ip) => (ip.src.into(), ip.dst.into()),
+        }
+    }
+}
+
+/// A flow label as compared: 0 stays 0; any other is the n-th distinct label (from 1) its
+/// sender used in the run, since Linux draws it from the socket's random hash
+/// (`ip6_make_flowlabel` over `sk_txhash`) and draws anew when it rethinks the path
+/// (`sk_rethink_txhash`). JSON and text show `0` or `$flowN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowLabel {
+    Zero,
+    Nth(u8),
+}
+
+impl std::fmt::Display for FlowLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowLabel::Zero => f.write_str("0"),
+            FlowLabel::Nth(n) => write!(f, "$flow{n}"),
+        }
+    }
+}
+
+impl Serialize for FlowLabel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// IPv6 header fields, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NormIpv6 {
+    pub tclass: u8,
+    pub flow_label: FlowLabel,
+    pub hop_limit: u8,
+    pub payload_len: u16,
+    pub next_header: u8,
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+}
+
 /// IPv4 header fields, normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NormIp {
+pub struct NormIpv4 {
     pub ihl: u8,
     pub tos: u8,
     pub ttl: u8,
@@ -142,6 +211,20 @@ pub enum NormFrame {
         icmp_type: u8,
         code: u8,
         rest: [u8; 4],
+        quoted_seq: Option<u32>,
+        checksum_ok: bool,
+    },
+    /// An ICMPv6 message: neighbour discovery (its target and link-layer address option,
+    /// and the Ethernet destination, which an NS must send to the solicited-node group's
+    /// MAC) or an error quoting a segment.
+    Icmpv6 {
+        ip: NormIpv6,
+        eth_dst: String,
+        icmp_type: u8,
+        code: u8,
+        rest: [u8; 4],
+        target: Option<Ipv6Addr>,
+        lladdr: Option<String>,
         quoted_seq: Option<u32>,
         checksum_ok: bool,
     },
@@ -304,14 +387,9 @@ pub fn build_bound(
     }
 }
 
-fn tcp_of(frame: &Decoded) -> Option<(&Ipv4Fields, &decode::TcpFields)> {
-    match &frame.body {
-        Body::Ipv4(ip) => match &ip.l4 {
-            L4::Tcp(tcp) => Some((ip, tcp)),
-            _ => None,
-        },
-        _ => None,
-    }
+/// A frame's TCP segment with its IPv4 ID (`None` over IPv6, which has none).
+fn tcp_of(frame: &Decoded) -> Option<(Option<u16>, &decode::TcpFields)> {
+    frame.tcp().map(|tcp| (frame.ipv4_id(), tcp))
 }
 
 /// The indices of frames whose IP ID 0 is a step of their sender's 16-bit counter rather
@@ -325,10 +403,7 @@ fn counter_zeros(frames: &[(i64, Dir, Decoded)]) -> std::collections::HashSet<us
             .iter()
             .enumerate()
             .filter(|(_, (_, dir, _))| *dir == side)
-            .filter_map(|(i, (_, _, frame))| match &frame.body {
-                Body::Ipv4(ip) => Some((i, ip.id)),
-                _ => None,
-            })
+            .filter_map(|(i, (_, _, frame))| frame.ipv4_id().map(|id| (i, id)))
             .collect();
         for (k, &(i, id)) in ids.iter().enumerate() {
             let after_max = k > 0 && ids[k - 1].1 == u16::MAX;
@@ -347,7 +422,7 @@ fn raw_values(
 ) -> RawValues {
     let mut raw = RawValues::default();
     for (i, (_, dir, frame)) in frames.iter().enumerate() {
-        let Some((ip, tcp)) = tcp_of(frame) else {
+        let Some((ip_id, tcp)) = tcp_of(frame) else {
             continue;
         };
         let syn = tcp.has(flags::SYN);
@@ -357,8 +432,9 @@ fn raw_values(
                     raw.dut_isn = Some(tcp.seq);
                     raw.dut_port = Some(tcp.sport);
                 }
-                if raw.dut_first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
-                    raw.dut_first_ip_id = Some(ip.id);
+                let counted = ip_id.filter(|id| *id != 0 || counter_zeros.contains(&i));
+                if raw.dut_first_ip_id.is_none() && counted.is_some() {
+                    raw.dut_first_ip_id = counted;
                 }
                 if raw.dut_first_tsval.is_none() {
                     raw.dut_first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
@@ -392,6 +468,9 @@ struct Normalizer {
     bases: Vec<ConnectionBase>,
     /// The DUT's ephemeral ports in the order they appear.
     ephemeral_ports: Vec<u16>,
+    /// The distinct non-zero flow labels each side sent, in the order they appear
+    /// (the DUT's first, then the peer's).
+    flow_labels: [Vec<u32>; 2],
 }
 
 /// Where a connection's sequence numbers, IP IDs and TSvals count from.
@@ -462,9 +541,9 @@ impl Normalizer {
             if *dir != Dir::In {
                 continue;
             }
-            if let Body::Ipv4(ip) = &frame.body {
-                if peer_first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
-                    peer_first_ip_id = Some(ip.id);
+            if let Some(id) = frame.ipv4_id() {
+                if peer_first_ip_id.is_none() && (id != 0 || counter_zeros.contains(&i)) {
+                    peer_first_ip_id = Some(id);
                 }
             }
             if let Some((_, tcp)) = tcp_of(frame) {
@@ -486,15 +565,16 @@ impl Normalizer {
         bases[0].first_ip_id = raw.dut_first_ip_id;
         let mut ephemeral_ports = Vec::new();
         for (i, (t, dir, frame)) in frames.iter().enumerate() {
-            let (Dir::Out, Some((ip, tcp))) = (dir, tcp_of(frame)) else {
+            let (Dir::Out, Some((ip_id, tcp))) = (dir, tcp_of(frame)) else {
                 continue;
             };
             if raw.bound_port.is_none() && !ephemeral_ports.contains(&tcp.sport) {
                 ephemeral_ports.push(tcp.sport);
             }
             let base = &mut bases[connection_of[i]];
-            if base.first_ip_id.is_none() && (ip.id != 0 || counter_zeros.contains(&i)) {
-                base.first_ip_id = Some(ip.id);
+            let counted = ip_id.filter(|id| *id != 0 || counter_zeros.contains(&i));
+            if base.first_ip_id.is_none() && counted.is_some() {
+                base.first_ip_id = counted;
             }
             if base.first_tsval.is_none() {
                 base.first_tsval = ts_of(&tcp.options).map(|(v, _)| v);
@@ -515,6 +595,15 @@ impl Normalizer {
                 bases[k + 1].isn = tcp_of(&frames[pair[1]].2).map(|(_, tcp)| tcp.seq);
             }
         }
+        let mut flow_labels = [Vec::new(), Vec::new()];
+        for (_, dir, frame) in frames {
+            if let Body::Ipv6(ip) = &frame.body {
+                let seen = &mut flow_labels[usize::from(*dir == Dir::In)];
+                if ip.flow_label != 0 && !seen.contains(&ip.flow_label) {
+                    seen.push(ip.flow_label);
+                }
+            }
+        }
         Normalizer {
             raw: raw.clone(),
             peer_first_tsval,
@@ -523,6 +612,7 @@ impl Normalizer {
             connection_of,
             bases,
             ephemeral_ports,
+            flow_labels,
         }
     }
 
@@ -552,12 +642,28 @@ impl Normalizer {
         &self.bases[self.connection_of[index]]
     }
 
-    fn ip(&self, index: usize, dir: Dir, ip: &Ipv4Fields) -> NormIp {
+    fn ip6(&self, dir: Dir, ip: &Ipv6Fields) -> NormIpv6 {
+        let seen = &self.flow_labels[usize::from(dir == Dir::In)];
+        NormIpv6 {
+            tclass: ip.tclass,
+            flow_label: match seen.iter().position(|l| *l == ip.flow_label) {
+                Some(k) => FlowLabel::Nth(u8::try_from(k + 1).unwrap_or(u8::MAX)),
+                None => FlowLabel::Zero,
+            },
+            hop_limit: ip.hop_limit,
+            payload_len: ip.payload_len,
+            next_header: ip.next_header,
+            src: ip.src,
+            dst: ip.dst,
+        }
+    }
+
+    fn ip(&self, index: usize, dir: Dir, ip: &Ipv4Fields) -> NormIpv4 {
         let first = match dir {
             Dir::Out => self.base(index).first_ip_id,
             Dir::In => self.peer_first_ip_id,
         };
-        NormIp {
+        NormIpv4 {
             ihl: ip.ihl,
             tos: ip.tos,
             ttl: ip.ttl,
@@ -583,6 +689,8 @@ impl Normalizer {
 
     fn frame(&self, index: usize, dir: Dir, frame: &Decoded) -> NormFrame {
         let rel = |v: u32, base: Option<u32>| base.map_or(v, |b| v.wrapping_sub(b));
+        let quoted_seq =
+            |q: &Option<decode::Quoted>| q.as_ref().map(|q| rel(q.seq, self.base(index).isn));
         match &frame.body {
             Body::Arp(a) => NormFrame::Arp {
                 op: a.op,
@@ -590,55 +698,13 @@ impl Normalizer {
                 target_ip: a.target_ip,
             },
             Body::Ipv4(ip) => match &ip.l4 {
-                L4::Tcp(tcp) => {
-                    let ConnectionBase {
-                        isn: dut_isn,
-                        first_tsval: dut_ts,
-                        ..
-                    } = *self.base(index);
-                    let (own_isn, other_isn, own_ts, other_ts) = match dir {
-                        Dir::Out => (dut_isn, self.raw.peer_isn, dut_ts, self.peer_first_tsval),
-                        Dir::In => (self.raw.peer_isn, dut_isn, self.peer_first_tsval, dut_ts),
-                    };
-                    let options = tcp
-                        .options
-                        .iter()
-                        .map(|o| match o {
-                            TcpOption::Ts { val, ecr } => TcpOption::Ts {
-                                val: rel(*val, own_ts),
-                                ecr: if *ecr == 0 { 0 } else { rel(*ecr, other_ts) },
-                            },
-                            other => other.clone(),
-                        })
-                        .collect();
-                    NormFrame::Tcp {
-                        ip: self.ip(index, dir, ip),
-                        sport: self.port(tcp.sport),
-                        dport: self.port(tcp.dport),
-                        seq: rel(tcp.seq, own_isn),
-                        ack: if tcp.has(flags::ACK) {
-                            rel(tcp.ack, other_isn)
-                        } else {
-                            tcp.ack
-                        },
-                        flags: tcp.flags,
-                        window: tcp.window,
-                        urg_ptr: tcp.urg_ptr,
-                        doff: tcp.doff,
-                        options,
-                        payload_len: tcp.payload_len,
-                        checksum_ok: tcp.checksum_ok,
-                    }
-                }
+                L4::Tcp(tcp) => self.tcp(index, dir, NormIp::V4(self.ip(index, dir, ip)), tcp),
                 L4::Icmp(icmp) => NormFrame::Icmp {
-                    ip: self.ip(index, dir, ip),
+                    ip: NormIp::V4(self.ip(index, dir, ip)),
                     icmp_type: icmp.icmp_type,
                     code: icmp.code,
                     rest: icmp.rest,
-                    quoted_seq: icmp
-                        .quoted
-                        .as_ref()
-                        .map(|q| rel(q.seq, self.base(index).isn)),
+                    quoted_seq: quoted_seq(&icmp.quoted),
                     checksum_ok: icmp.checksum_ok,
                 },
                 L4::Other { payload_len } => NormFrame::Other {
@@ -647,8 +713,34 @@ impl Normalizer {
                         ip.protocol, ip.src, ip.dst
                     ),
                 },
+                L4::Icmpv6(_) => NormFrame::Other {
+                    text: format!("IPv4 proto 58 (ICMPv6) {} > {}", ip.src, ip.dst),
+                },
                 L4::Malformed { reason } => NormFrame::Other {
                     text: format!("IPv4 {} > {} malformed: {reason}", ip.src, ip.dst),
+                },
+            },
+            Body::Ipv6(ip) => match &ip.l4 {
+                L4::Tcp(tcp) => self.tcp(index, dir, NormIp::V6(self.ip6(dir, ip)), tcp),
+                L4::Icmpv6(icmp) => NormFrame::Icmpv6 {
+                    ip: self.ip6(dir, ip),
+                    eth_dst: mac_text(frame.dst_mac),
+                    icmp_type: icmp.icmp_type,
+                    code: icmp.code,
+                    rest: icmp.rest,
+                    target: icmp.target,
+                    lladdr: icmp.lladdr.map(mac_text),
+                    quoted_seq: quoted_seq(&icmp.quoted),
+                    checksum_ok: icmp.checksum_ok,
+                },
+                L4::Icmp(_) | L4::Other { .. } => NormFrame::Other {
+                    text: format!(
+                        "IPv6 next header {} {} > {} len {}",
+                        ip.next_header, ip.src, ip.dst, ip.payload_len
+                    ),
+                },
+                L4::Malformed { reason } => NormFrame::Other {
+                    text: format!("IPv6 {} > {} malformed: {reason}", ip.src, ip.dst),
                 },
             },
             Body::Other { ethertype } => NormFrame::Other {
@@ -659,6 +751,57 @@ impl Normalizer {
             },
         }
     }
+
+    /// A TCP segment with its sequence numbers, TSvals and ports normalized.
+    fn tcp(&self, index: usize, dir: Dir, ip: NormIp, tcp: &decode::TcpFields) -> NormFrame {
+        let rel = |v: u32, base: Option<u32>| base.map_or(v, |b| v.wrapping_sub(b));
+        let ConnectionBase {
+            isn: dut_isn,
+            first_tsval: dut_ts,
+            ..
+        } = *self.base(index);
+        let (own_isn, other_isn, own_ts, other_ts) = match dir {
+            Dir::Out => (dut_isn, self.raw.peer_isn, dut_ts, self.peer_first_tsval),
+            Dir::In => (self.raw.peer_isn, dut_isn, self.peer_first_tsval, dut_ts),
+        };
+        let options = tcp
+            .options
+            .iter()
+            .map(|o| match o {
+                TcpOption::Ts { val, ecr } => TcpOption::Ts {
+                    val: rel(*val, own_ts),
+                    ecr: if *ecr == 0 { 0 } else { rel(*ecr, other_ts) },
+                },
+                other => other.clone(),
+            })
+            .collect();
+        NormFrame::Tcp {
+            ip,
+            sport: self.port(tcp.sport),
+            dport: self.port(tcp.dport),
+            seq: rel(tcp.seq, own_isn),
+            ack: if tcp.has(flags::ACK) {
+                rel(tcp.ack, other_isn)
+            } else {
+                tcp.ack
+            },
+            flags: tcp.flags,
+            window: tcp.window,
+            urg_ptr: tcp.urg_ptr,
+            doff: tcp.doff,
+            options,
+            payload_len: tcp.payload_len,
+            checksum_ok: tcp.checksum_ok,
+        }
+    }
+}
+
+/// A MAC address as `33:33:ff:00:00:02`.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// TCP flags as tcpdump prints them (FIN S RST PSH . URG ECE CWR AE, in that order).
@@ -719,6 +862,10 @@ fn icmp_name(icmp_type: u8, code: u8) -> String {
 }
 
 fn ip_suffix(ip: &NormIp) -> String {
+    let ip = match ip {
+        NormIp::V4(ip) => ip,
+        NormIp::V6(ip) => return ip6_suffix(ip),
+    };
     let mut s = format!("ttl {}", ip.ttl);
     match ip.id {
         IpId::Zero => s.push_str(" id 0"),
@@ -739,6 +886,44 @@ fn ip_suffix(ip: &NormIp) -> String {
         s.push_str(" BAD-IP-CSUM");
     }
     s
+}
+
+fn ip6_suffix(ip: &NormIpv6) -> String {
+    let mut s = format!("hlim {} flow {}", ip.hop_limit, ip.flow_label);
+    if ip.tclass != 0 {
+        let _ = write!(s, " class 0x{:02x}", ip.tclass);
+    }
+    s
+}
+
+/// ICMPv6 message names (RFC 4443, RFC 4861) as tcpdump prints them.
+fn icmpv6_name(icmp_type: u8, code: u8) -> String {
+    const UNREACH: [&str; 9] = [
+        "no-route",
+        "admin-prohibited",
+        "beyond-scope",
+        "address",
+        "port",
+        "source-policy",
+        "reject-route",
+        "source-routing-header",
+        "headers-too-long",
+    ];
+    match icmp_type {
+        1 => format!(
+            "unreachable {}",
+            UNREACH.get(usize::from(code)).copied().unwrap_or("code?")
+        ),
+        2 => "packet-too-big".into(),
+        3 => "time-exceeded".into(),
+        4 => "parameter-problem".into(),
+        133 => "router-solicitation".into(),
+        134 => "router-advertisement".into(),
+        135 => "neighbor-solicitation".into(),
+        136 => "neighbor-advertisement".into(),
+        143 => "mldv2-report".into(),
+        _ => "type?".into(),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -792,13 +977,15 @@ impl NormFrame {
                 if !checksum_ok {
                     s.push_str(" BAD-TCP-CSUM");
                 }
-                let _ = write!(
-                    s,
-                    "  [{}:{sport} > {}:{dport} {}]",
-                    ip.src,
-                    ip.dst,
-                    ip_suffix(ip)
-                );
+                let (src, dst) = ip.addrs();
+                let _ = match ip {
+                    NormIp::V4(_) => {
+                        write!(s, "  [{src}:{sport} > {dst}:{dport} {}]", ip_suffix(ip))
+                    }
+                    NormIp::V6(_) => {
+                        write!(s, "  [[{src}]:{sport} > [{dst}]:{dport} {}]", ip_suffix(ip))
+                    }
+                };
                 s
             }
             NormFrame::Icmp {
@@ -819,11 +1006,83 @@ impl NormFrame {
                 if !checksum_ok {
                     s.push_str(" BAD-ICMP-CSUM");
                 }
-                let _ = write!(s, "  [{} > {} {}]", ip.src, ip.dst, ip_suffix(ip));
+                let (src, dst) = ip.addrs();
+                let _ = write!(s, "  [{src} > {dst} {}]", ip_suffix(ip));
+                s
+            }
+            NormFrame::Icmpv6 {
+                ip,
+                eth_dst,
+                icmp_type,
+                code,
+                rest,
+                target,
+                lladdr,
+                quoted_seq,
+                checksum_ok,
+            } => {
+                let mut s = match (*icmp_type, target) {
+                    (135, Some(target)) => format!("NS who-has {target}"),
+                    (136, Some(target)) => {
+                        format!(
+                            "NA {target} is-at {}",
+                            lladdr.as_deref().unwrap_or("(none)")
+                        )
+                    }
+                    _ => format!(
+                        "ICMP6 {} ({icmp_type}/{code})",
+                        icmpv6_name(*icmp_type, *code)
+                    ),
+                };
+                if *icmp_type == 135 {
+                    if let Some(mac) = lladdr {
+                        let _ = write!(s, " tell {mac}");
+                    }
+                }
+                if *icmp_type == 136 {
+                    let _ = write!(s, " flags 0x{:02x}", rest[0]);
+                }
+                if *icmp_type == 2 {
+                    let _ = write!(s, " mtu {}", u32::from_be_bytes(*rest));
+                }
+                if let Some(q) = quoted_seq {
+                    let _ = write!(s, " quoting seq {q}");
+                }
+                if !checksum_ok {
+                    s.push_str(" BAD-ICMP6-CSUM");
+                }
+                let _ = write!(
+                    s,
+                    "  [{} > {} (eth {eth_dst}) {}]",
+                    ip.src,
+                    ip.dst,
+                    ip6_suffix(ip)
+                );
                 s
             }
             NormFrame::Other { text } => text.clone(),
         }
+    }
+
+    /// Whether the frame resolves an address on the link: ARP, or an IPv6 neighbour
+    /// solicitation or advertisement.
+    pub fn is_resolution(&self) -> bool {
+        matches!(
+            self,
+            NormFrame::Arp { .. }
+                | NormFrame::Icmpv6 {
+                    icmp_type: 135 | 136,
+                    ..
+                }
+        )
+    }
+
+    /// Whether the frame asks for an address: an ARP request or a neighbour solicitation.
+    pub fn is_resolution_request(&self) -> bool {
+        matches!(
+            self,
+            NormFrame::Arp { op: 1, .. } | NormFrame::Icmpv6 { icmp_type: 135, .. }
+        )
     }
 
     /// A short label of the frame's kind, as `expect.frames` lists them.
@@ -843,6 +1102,11 @@ impl NormFrame {
             NormFrame::Icmp {
                 icmp_type, code, ..
             } => format!("ICMP {icmp_type}/{code}"),
+            NormFrame::Icmpv6 { icmp_type: 135, .. } => "NS".into(),
+            NormFrame::Icmpv6 { icmp_type: 136, .. } => "NA".into(),
+            NormFrame::Icmpv6 {
+                icmp_type, code, ..
+            } => format!("ICMP6 {icmp_type}/{code}"),
             NormFrame::Other { .. } => "other".into(),
         }
     }
@@ -925,8 +1189,8 @@ mod tests {
         craft::tcp(&Segment {
             src_mac: if from_dut { DUT } else { PEER },
             dst_mac: if from_dut { PEER } else { DUT },
-            src_ip: if from_dut { a } else { b },
-            dst_ip: if from_dut { b } else { a },
+            src_ip: if from_dut { a } else { b }.into(),
+            dst_ip: if from_dut { b } else { a }.into(),
             ip_id: id,
             sport: if from_dut { port } else { 80 },
             dport: if from_dut { 80 } else { port },
@@ -959,7 +1223,9 @@ mod tests {
             .frames
             .iter()
             .map(|f| match &f.norm {
-                NormFrame::Tcp { ip, .. } => ip.id,
+                NormFrame::Tcp {
+                    ip: NormIp::V4(ip), ..
+                } => ip.id,
                 other => panic!("not TCP: {other:?}"),
             })
             .collect()

@@ -5,7 +5,7 @@
 //! `clock: quiet`, each time the line has gone quiet.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::case::{
@@ -14,7 +14,7 @@ use crate::case::{
 };
 use crate::linux::tcp_options::TcpOption;
 use crate::observe::craft::{self, Segment};
-use crate::observe::decode::{self, flags, Body, TcpFields, L4};
+use crate::observe::decode::{self, flags, icmpv6, Body, TcpFields, L4};
 
 use super::{PeerAddrs, PeerStats};
 
@@ -40,8 +40,8 @@ const PEER_WSCALE: u8 = 7;
 #[derive(Debug, Clone)]
 struct Conn {
     dut_mac: [u8; 6],
-    dut_ip: Ipv4Addr,
-    local_ip: Ipv4Addr,
+    dut_ip: IpAddr,
+    local_ip: IpAddr,
     dut_port: u16,
     local_port: u16,
     /// Next sequence number the peer sends.
@@ -226,18 +226,47 @@ impl PeerMachine {
         match &frame.body {
             Body::Arp(arp)
                 if arp.op == 1
-                    && arp.target_ip == self.addrs.ip
+                    && IpAddr::V4(arp.target_ip) == self.addrs.ip
                     && self.script.arp == ArpMode::Reply =>
             {
-                let reply = craft::arp_reply(self.addrs.mac, self.addrs.ip, arp);
+                let IpAddr::V4(ip) = self.addrs.ip else {
+                    unreachable!("matched an IPv4 address")
+                };
+                let reply = craft::arp_reply(self.addrs.mac, ip, arp);
                 self.schedule(Duration::ZERO, Job::Frame(reply));
             }
             Body::Ipv4(ip) if frame.dst_mac == self.addrs.mac => {
                 if let L4::Tcp(tcp) = &ip.l4 {
                     let ip_packet = &bytes[14..];
-                    self.handle_tcp(frame.src_mac, ip.src, ip.dst, tcp, ip_packet);
+                    let (src, dst) = (IpAddr::V4(ip.src), IpAddr::V4(ip.dst));
+                    self.handle_tcp(frame.src_mac, src, dst, tcp, ip_packet);
                 }
             }
+            Body::Ipv6(ip) => match &ip.l4 {
+                // A solicitation for the peer's address, multicast to its solicited-node
+                // group or unicast to it; one from the unspecified address is duplicate
+                // address detection, which nothing here answers.
+                L4::Icmpv6(nd)
+                    if nd.icmp_type == icmpv6::NEIGHBOUR_SOLICITATION
+                        && nd.target.map(IpAddr::V6) == Some(self.addrs.ip)
+                        && !ip.src.is_unspecified()
+                        && self.script.arp == ArpMode::Reply =>
+                {
+                    let IpAddr::V6(target) = self.addrs.ip else {
+                        unreachable!("matched an IPv6 address")
+                    };
+                    let to_mac = nd.lladdr.unwrap_or(frame.src_mac);
+                    let reply =
+                        craft::neighbour_advertisement(self.addrs.mac, target, to_mac, ip.src);
+                    self.schedule(Duration::ZERO, Job::Frame(reply));
+                }
+                L4::Tcp(tcp) if frame.dst_mac == self.addrs.mac => {
+                    let ip_packet = &bytes[14..];
+                    let (src, dst) = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+                    self.handle_tcp(frame.src_mac, src, dst, tcp, ip_packet);
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -245,8 +274,8 @@ impl PeerMachine {
     fn handle_tcp(
         &mut self,
         dut_mac: [u8; 6],
-        dut_ip: Ipv4Addr,
-        local_ip: Ipv4Addr,
+        dut_ip: IpAddr,
+        local_ip: IpAddr,
         tcp: &TcpFields,
         ip_packet: &[u8],
     ) {
@@ -344,8 +373,8 @@ impl PeerMachine {
         &mut self,
         reaction: SynReaction,
         dut_mac: [u8; 6],
-        dut_ip: Ipv4Addr,
-        local_ip: Ipv4Addr,
+        dut_ip: IpAddr,
+        local_ip: IpAddr,
         syn: &TcpFields,
         ip_packet: &[u8],
     ) {
@@ -408,12 +437,20 @@ impl PeerMachine {
             }
             SynReaction::Icmp(icmp) => {
                 let mut quoted = ip_packet.to_vec();
-                let ihl = usize::from(quoted[0] & 0x0f) * 4;
-                if icmp.seq_delta != 0 && quoted.len() >= ihl + 8 {
+                // Where TCP starts and where the protocol is named: after the IPv4 header
+                // and its options, or after the fixed IPv6 header.
+                let (header_len, protocol_at) = if dut_ip.is_ipv4() {
+                    (usize::from(quoted[0] & 0x0f) * 4, 9)
+                } else {
+                    (40, 6)
+                };
+                if icmp.seq_delta != 0 && quoted.len() >= header_len + 8 {
                     let seq = syn.seq.wrapping_add(icmp.seq_delta as u32);
-                    quoted[ihl + 4..ihl + 8].copy_from_slice(&seq.to_be_bytes());
+                    quoted[header_len + 4..header_len + 8].copy_from_slice(&seq.to_be_bytes());
                 }
-                if let (Some(protocol), Some(field)) = (icmp.quote_protocol, quoted.get_mut(9)) {
+                if let (Some(protocol), Some(field)) =
+                    (icmp.quote_protocol, quoted.get_mut(protocol_at))
+                {
                     *field = protocol;
                 }
                 if let Some(bytes) = icmp.quote_bytes {
@@ -775,8 +812,8 @@ mod tests {
 
     const DUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-    const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-    const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const DUT_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 1));
+    const PEER_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 2));
 
     fn from_dut(seq: u32, ack: u32, seg_flags: u16, payload_len: usize) -> Vec<u8> {
         craft::tcp(&Segment {

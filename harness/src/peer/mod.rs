@@ -4,7 +4,7 @@
 
 pub mod machine;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -26,8 +26,9 @@ pub use machine::{linux_synack_options, PeerMachine, Transmit};
 pub struct PeerAddrs {
     pub ifname: String,
     pub mac: [u8; 6],
-    pub ip: Ipv4Addr,
-    /// The MSS the peer's default SYN-ACK advertises (the link MTU − 40).
+    pub ip: IpAddr,
+    /// The MSS the peer's default SYN-ACK advertises (the link MTU less the IP and TCP
+    /// headers: 40 bytes, 60 over IPv6).
     pub mss: u16,
 }
 
@@ -38,8 +39,17 @@ impl PeerAddrs {
             ifname: PEER_IF.into(),
             mac: PEER_MAC,
             ip: spec.peer_ip,
-            mss: (spec.mtu.saturating_sub(40)).min(65535) as u16,
+            mss: (spec.mtu.saturating_sub(headers(spec.peer_ip))).min(65535) as u16,
         }
+    }
+}
+
+/// The IP and TCP headers' bytes without options: what an MSS leaves out of the MTU.
+fn headers(ip: IpAddr) -> u32 {
+    if ip.is_ipv4() {
+        40
+    } else {
+        60
     }
 }
 

@@ -81,6 +81,11 @@ pub struct Phases {
     #[serde(default)]
     /// How long building the network and starting its capture took, wherever it happened.
     pub blank_ms: f64,
+    #[serde(default)]
+    /// Frames captured before the case's network was configured (the capture starts with
+    /// the blank network): the DUT kernel's own start-up traffic, such as the MLD reports
+    /// of a new IPv6 address, which belongs to no case and is left out of the record.
+    pub setup_frames: usize,
 }
 
 /// What one case's run left: the captured frames, the call log, where the time went, and

@@ -520,6 +520,11 @@ fn frame_row(
     let color = match frame {
         NormFrame::Arp { .. } => "#757575",
         NormFrame::Icmp { .. } => "#6a1b9a",
+        NormFrame::Icmpv6 {
+            icmp_type: 135 | 136,
+            ..
+        } => "#757575",
+        NormFrame::Icmpv6 { .. } => "#6a1b9a",
         NormFrame::Tcp { flags, .. } if flags & crate::observe::decode::flags::RST != 0 => {
             "#e65100"
         }

@@ -118,6 +118,8 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordEr
     } = prewarm::take(&spec)?;
     phases.prewarmed = provenance.prewarmed;
     phases.blank_ms = provenance.blank_ms;
+    // What was captured so far came from configuring the network, not from the case.
+    let configured_ns = realtime_ns();
     let peer = Peer::spawn(peer_socket, case.peer.clone(), PeerAddrs::on(&spec));
     let peer = match peer {
         Ok(peer) => peer,
@@ -155,9 +157,18 @@ pub fn run_raw(loaded: &LoadedCase, dut: &dyn Dut) -> Result<RunRecord, RecordEr
         }
     });
     let peer_error = peer.stop().err().map(|e| e.to_string());
-    let frames = capture
+    let (setup, frames): (Vec<_>, Vec<_>) = capture
         .stop()
-        .map_err(|e| RecordError::Capture(e.to_string()))?;
+        .map_err(|e| RecordError::Capture(e.to_string()))?
+        .into_iter()
+        .partition(|frame| frame.t_ns < configured_ns);
+    phases.setup_frames = setup.len();
+    if !setup.is_empty() {
+        tracing::debug!(
+            frames = setup.len(),
+            "left out the frames captured while the network was configured"
+        );
+    }
     drop(topology);
     phases.teardown_ms = lap();
     let interrupted = crate::sys::interrupt::requested();

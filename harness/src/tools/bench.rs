@@ -11,7 +11,6 @@
 //! - peak memory.
 
 use std::fmt::Write as _;
-use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -48,6 +47,9 @@ pub struct BenchConfig {
 /// Why `tcptwin bench` stopped before its report.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// The connect-rate case is not an IPv4 one, which its connect loops need.
+    #[error("the connect-rate benchmark's case must be an IPv4 (family inet) case")]
+    NotIpv4,
     /// The cases could not be loaded.
     #[error(transparent)]
     Load(#[from] SuiteError),
@@ -359,7 +361,11 @@ fn connects_per_second(count: usize, base: &LoadedCase, dut: &dyn Dut) -> Result
     topology
         .add_peer_address()
         .map_err(BenchError::PeerAddress)?;
-    let peer = SocketAddrV4::new(topology.spec.peer_ip, 80);
+    // The bench's cases are IPv4 ones (`connect-rate` is an AF_INET case).
+    let std::net::IpAddr::V4(peer_ip) = topology.spec.peer_ip else {
+        return Err(BenchError::NotIpv4);
+    };
+    let peer = std::net::SocketAddrV4::new(peer_ip, 80);
     // The socket listens before the client starts: it is made on a thread inside the peer
     // namespace and handed back listening, and only then does a thread start accepting, so
     // no connect can reach the namespace before the port is open.

@@ -20,9 +20,9 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::case::LoadedCase;
 use crate::case::{
-    self, ByteCount, Case, Expect, Family, GetOpt, HexBytes, IcmpSpec, PeerAction, PeerClock,
-    PeerOption, PeerScript, PollFlag, PollStep, RouteCase, RouteType, RstSpec, SendStep, SockOpt,
-    Step, SynAckSpec, SynReaction, SysctlName, SysctlValue, TimeLimit, TopologyCase,
+    self, ByteCount, Case, Expect, GetOpt, HexBytes, IcmpSpec, PeerAction, PeerClock, PeerOption,
+    PeerScript, PollFlag, PollStep, RouteCase, RouteType, RstSpec, SendStep, SockOpt, Step,
+    SynAckSpec, SynReaction, SysctlName, SysctlValue, TimeLimit, TopologyCase,
 };
 use crate::dut::Dut;
 use crate::run::{self, PairResult, PairVerdict};
@@ -172,11 +172,11 @@ fn sysctls() -> impl Strategy<Value = BTreeMap<SysctlName, SysctlValue>> {
 fn topology() -> impl Strategy<Value = TopologyCase> {
     let route =
         (576u32..9001, proptest::option::of(256u32..9000)).prop_map(|(mtu, advmss)| RouteCase {
-            to: case::Ipv4Cidr {
-                addr: Ipv4Addr::new(203, 0, 113, 0),
+            to: case::IpCidr {
+                addr: Ipv4Addr::new(203, 0, 113, 0).into(),
                 prefix: 24,
             },
-            via: Some(Ipv4Addr::new(198, 18, 0, 2)),
+            via: Some(Ipv4Addr::new(198, 18, 0, 2).into()),
             kind: RouteType::Unicast,
             mtu: Some(case::Mtu(mtu)),
             advmss,
@@ -441,7 +441,7 @@ fn bind_step() -> impl Strategy<Value = case::BindStep> {
         prop_oneof![3 => Just(0u16), 1 => Just(5555u16), 2 => 1024u16..=65535],
     )
         .prop_map(|(addr, port)| case::BindStep {
-            addr,
+            addr: Some(addr.into()),
             port,
             addrlen: None,
         })
@@ -504,18 +504,21 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
                 let routed = !topology.routes.is_empty();
                 let mut steps: Vec<Step> = options.into_iter().map(Step::Setsockopt).collect();
                 let (addr, port) = match (destination, &bind) {
-                    (Destination::Peer, _) => (routed.then_some(Ipv4Addr::new(203, 0, 113, 7)), 80),
-                    (Destination::Loopback, _) => (Some(Ipv4Addr::LOCALHOST), 80),
-                    (Destination::OwnAddress, _) => (Some(DUT_ADDRESS), 80),
-                    (Destination::ItsOwnPort, Some(b)) if b.port != 0 && b.addr != NOT_LOCAL => {
-                        let addr = if b.addr.is_unspecified() {
-                            Ipv4Addr::LOCALHOST
-                        } else {
-                            b.addr
-                        };
+                    (Destination::Peer, _) => {
+                        (routed.then_some(Ipv4Addr::new(203, 0, 113, 7).into()), 80)
+                    }
+                    (Destination::Loopback, _) => (Some(Ipv4Addr::LOCALHOST.into()), 80),
+                    (Destination::OwnAddress, _) => (Some(DUT_ADDRESS.into()), 80),
+                    (Destination::ItsOwnPort, Some(b))
+                        if b.port != 0 && b.addr != Some(NOT_LOCAL.into()) =>
+                    {
+                        let addr = b
+                            .addr
+                            .filter(|a| !a.is_unspecified())
+                            .unwrap_or(Ipv4Addr::LOCALHOST.into());
                         (Some(addr), b.port)
                     }
-                    (Destination::ItsOwnPort, _) => (Some(Ipv4Addr::LOCALHOST), 80),
+                    (Destination::ItsOwnPort, _) => (Some(Ipv4Addr::LOCALHOST.into()), 80),
                 };
                 steps.extend(bind.map(Step::Bind));
                 match sndtimeo {
@@ -525,7 +528,9 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
                 steps.push(Step::Connect(case::ConnectStep {
                     addr,
                     port,
-                    family: Family::Inet,
+                    family: None,
+                    flowinfo: 0,
+                    scope_id: 0,
                     addrlen: None,
                 }));
                 if sndtimeo.is_none() {
@@ -561,6 +566,7 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
                     name: "fuzz".into(),
                     description: String::new(),
                     tags: vec!["fuzz".into()],
+                    family: case::IpFamily::Inet,
                     topology,
                     sysctls,
                     steps,
@@ -1053,11 +1059,11 @@ mod tests {
                         reach.bind_explicit_port += 1;
                         bound = Some(b.port);
                     }
-                    Step::Connect(c) if c.addr == Some(Ipv4Addr::LOCALHOST) => {
+                    Step::Connect(c) if c.addr == Some(Ipv4Addr::LOCALHOST.into()) => {
                         reach.loopback += 1;
                         reach.self_connect += usize::from(bound == Some(c.port));
                     }
-                    Step::Connect(c) if c.addr == Some(DUT_ADDRESS) => {
+                    Step::Connect(c) if c.addr == Some(DUT_ADDRESS.into()) => {
                         reach.own_address += 1;
                         reach.self_connect += usize::from(bound == Some(c.port));
                     }

@@ -44,10 +44,11 @@ pub fn refused_sysctls(cases: &[LoadedCase]) -> Result<Vec<CaseError>, TopologyE
         })
         .collect();
     let probe = Topology::build(&TopologySpec {
+        family: crate::case::IpFamily::Inet,
         mtu: 1500,
-        dut_ip: Some(Ipv4Addr::new(198, 18, 0, 1)),
+        dut_ip: Some(Ipv4Addr::new(198, 18, 0, 1).into()),
         prefix: 24,
-        peer_ip: Ipv4Addr::new(198, 18, 0, 2),
+        peer_ip: Ipv4Addr::new(198, 18, 0, 2).into(),
         routes: Vec::new(),
         sysctls: Vec::new(),
         dut_kernel_address: true,

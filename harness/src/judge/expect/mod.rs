@@ -201,12 +201,12 @@ fn check_syn(expect: &SynExpect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
         out.extend(field(
             "SYN ttl",
             expect.ttl.map(|t| t.to_string()),
-            Some(ip.ttl.to_string()),
+            Some(ip.hops().to_string()),
         ));
         out.extend(field(
             "SYN tos",
             expect.tos.map(|t| format!("0x{t:02x}")),
-            Some(format!("0x{:02x}", ip.tos)),
+            Some(format!("0x{:02x}", ip.tos())),
         ));
     } else {
         for (what, wanted) in [
@@ -254,9 +254,9 @@ fn check_syn(expect: &SynExpect, trace: &Trace, extra_ms: f64) -> Vec<Check> {
                 .iter()
                 .filter(|f| f.t_ms <= t)
                 .rev()
-                .skip_while(|f| !matches!(f.norm, NormFrame::Arp { .. }))
-                .take_while(|f| matches!(f.norm, NormFrame::Arp { .. }))
-                .filter(|f| f.dir == Dir::Out && matches!(f.norm, NormFrame::Arp { op: 1, .. }))
+                .skip_while(|f| !f.norm.is_resolution())
+                .take_while(|f| f.norm.is_resolution())
+                .filter(|f| f.dir == Dir::Out && f.norm.is_resolution_request())
                 .map(|f| f.t_ms)
                 .last()
                 .unwrap_or(t)
@@ -323,8 +323,8 @@ mod tests {
         let seg = crate::observe::craft::Segment {
             src_mac: if from_dut { dut } else { peer },
             dst_mac: if from_dut { peer } else { dut },
-            src_ip: if from_dut { dut_ip } else { peer_ip },
-            dst_ip: if from_dut { peer_ip } else { dut_ip },
+            src_ip: if from_dut { dut_ip } else { peer_ip }.into(),
+            dst_ip: if from_dut { peer_ip } else { dut_ip }.into(),
             ip_id: 1,
             sport: if from_dut { port } else { 80 },
             dport: if from_dut { 80 } else { port },
@@ -550,8 +550,8 @@ mod tests {
             let mut s = crate::observe::craft::Segment {
                 src_mac: DUT_MAC,
                 dst_mac: [2, 0, 0, 0, 0, 2],
-                src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
-                dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+                src_ip: std::net::Ipv4Addr::new(198, 18, 0, 1).into(),
+                dst_ip: std::net::Ipv4Addr::new(198, 18, 0, 2).into(),
                 ip_id: 1,
                 sport: 40000,
                 dport: 80,
