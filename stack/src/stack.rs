@@ -738,7 +738,7 @@ impl Stack {
         match eth.ethertype() {
             EtherType::Arp => self.arp_input(now, eth.payload()),
             EtherType::Ipv4 => self.ipv4_input(now, eth.payload(), false),
-            EtherType::Unknown(_) => self.stats.rx_ignored += 1,
+            EtherType::Ipv6 | EtherType::Unknown(_) => self.stats.rx_ignored += 1,
         }
         self.process_loopback(now);
     }
