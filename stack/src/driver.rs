@@ -298,14 +298,15 @@ impl Driver {
 
 /// Read every sysctl the stack knows from a `/proc/sys` directory (e.g.
 /// `/proc/sys` as seen from a thread inside the namespace). Missing files
-/// keep their defaults. `dev` selects the `neigh/<dev>` directory (default
-/// `default`).
+/// keep their defaults. `dev` selects the `neigh/<dev>` and `conf/<dev>`
+/// directories (default `default`), for IPv4 and IPv6 alike.
 pub fn read_config(proc_sys: &Path, dev: Option<&str>) -> Result<Config, ReadConfigError> {
     let mut c = Config::default();
     for name in SYSCTL_NAMES {
         let mut rel = name.replace('.', "/");
         if let Some(d) = dev {
             rel = rel.replace("neigh/default/", &format!("neigh/{d}/"));
+            rel = rel.replace("conf/default/", &format!("conf/{d}/"));
         }
         let path = proc_sys.join(&rel);
         match std::fs::read_to_string(&path) {
