@@ -15,6 +15,7 @@
 //! | [`wire`] | packet formats |
 //! | [`neigh`] | `neigh_*`, `arp_*` |
 //! | [`route`] | `ip_route_connect`, `fib_lookup`, `ipv4_default_advmss` |
+//! | [`route6`] | `ip6_dst_lookup_flow`, `ip6_route_output`, `ip6_default_advmss` |
 //! | [`ports`] | `__inet_hash_connect`, `inet_csk_get_port` |
 //! | [`tcp`] | `tcp_v4_connect`, `tcp_connect`, `tcp_retransmit_timer`, `tcp_rcv_synsent_state_process`, `tcp_v4_err` |
 //! | [`socket`] | `__inet_stream_connect`, `sock_setsockopt`, `do_tcp_setsockopt`, `tcp_poll` |
@@ -25,6 +26,7 @@
 
 pub mod config;
 pub mod errno;
+pub mod flowlabel;
 pub mod rand;
 pub mod time;
 pub mod wire;
@@ -35,11 +37,13 @@ pub use time::Instant;
 pub mod neigh;
 pub mod ports;
 pub mod route;
+pub mod route6;
 pub mod socket;
 pub mod stack;
 pub mod tcp;
 
-pub use route::{Interface, Route, RouteKind};
+pub use route::{Interface, Ipv6Cidr, Route, RouteKind};
+pub use route6::Route6;
 pub use socket::{SockAddr, SockOpt, SockOptName, SockOptValue};
 pub use stack::{Connect, SocketHandle, Stack, Stats};
 pub use tcp::State;

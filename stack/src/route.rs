@@ -3,7 +3,16 @@
 
 use crate::errno::Errno;
 use crate::wire::EthernetAddress;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// An IPv6 address with its prefix length (`ip -6 addr add 2001:2::1/64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Cidr {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// The prefix length of its on-link subnet (0..=128).
+    pub prefix_len: u8,
+}
 
 /// The one Ethernet interface the stack owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,9 +26,56 @@ pub struct Interface {
     pub prefix_len: u8,
     /// Device MTU.
     pub mtu: u32,
+    /// Its global IPv6 address and on-link prefix; `None` for an interface without IPv6
+    /// (then no IPv6 route exists, not even the link-local one). With one, the interface
+    /// also has the link-local address [`Interface::ipv6_link_local`].
+    pub ipv6: Option<Ipv6Cidr>,
 }
 
 impl Interface {
+    /// An interface with an IPv4 address only (what existing callers build).
+    pub fn new(mac: EthernetAddress, addr: Option<Ipv4Addr>, prefix_len: u8, mtu: u32) -> Self {
+        Interface {
+            mac,
+            addr,
+            prefix_len,
+            mtu,
+            ipv6: None,
+        }
+    }
+    /// The same interface with the IPv6 address `addr/prefix_len` as well.
+    pub fn with_ipv6(mut self, addr: Ipv6Addr, prefix_len: u8) -> Self {
+        self.ipv6 = Some(Ipv6Cidr { addr, prefix_len });
+        self
+    }
+    /// The link-local address `addrconf_addr_gen` gives an Ethernet device
+    /// (`addr_gen_mode` eui64): fe80::/64 with the MAC's modified EUI-64.
+    pub fn ipv6_link_local(&self) -> Ipv6Addr {
+        let m = self.mac.0;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 2,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+    /// Whether `a` is one of the interface's IPv6 addresses.
+    pub fn is_local6(&self, a: Ipv6Addr) -> bool {
+        self.ipv6
+            .is_some_and(|c| c.addr == a || self.ipv6_link_local() == a)
+    }
     /// The connected subnet's broadcast address, when there is a subnet.
     pub fn broadcast(&self) -> Option<Ipv4Addr> {
         let m = mask(self.prefix_len);
@@ -156,12 +212,18 @@ pub fn default_advmss(mtu: u32) -> u32 {
 pub struct RouteTable {
     iface: Interface,
     routes: Vec<Route>,
+    /// IPv6 routes besides the connected ones ([`crate::route6`]).
+    pub(crate) routes6: Vec<crate::route6::Route6>,
 }
 
 impl RouteTable {
     /// A table for `iface` plus `routes`.
     pub fn new(iface: Interface, routes: Vec<Route>) -> Self {
-        RouteTable { iface, routes }
+        RouteTable {
+            iface,
+            routes,
+            routes6: Vec::new(),
+        }
     }
     /// The interface.
     pub fn interface(&self) -> &Interface {
@@ -286,6 +348,7 @@ mod tests {
             addr: Some(Ipv4Addr::new(10, 199, 0, 1)),
             prefix_len: 24,
             mtu: 1500,
+            ipv6: None,
         };
         let mut jumbo = Route::new(
             Ipv4Addr::new(192, 0, 2, 0),

@@ -180,6 +180,7 @@ pub(super) fn interface(spec: &TopologySpec) -> Interface {
         addr: spec.dut_ip,
         prefix_len: spec.prefix,
         mtu: spec.mtu,
+        ipv6: None,
     }
 }
 
