@@ -44,7 +44,7 @@ pub mod tcp;
 
 pub use route::{Interface, Ipv6Cidr, Route, RouteKind};
 pub use route6::Route6;
-pub use socket::{SockAddr, SockOpt, SockOptName, SockOptValue};
+pub use socket::{Domain, SockAddr, SockOpt, SockOptName, SockOptValue};
 pub use stack::{Connect, SocketHandle, Stack, Stats};
 pub use tcp::State;
 pub use wire::EthernetAddress;
