@@ -374,7 +374,20 @@ mod tests {
         std::fs::write(dir.join("net/ipv4/tcp_syn_retries"), "3\n").unwrap();
         std::fs::write(dir.join("net/ipv4/tcp_rmem"), "4096\t87380\t6291456\n").unwrap();
         std::fs::write(dir.join("net/ipv4/neigh/veth0/mcast_solicit"), "5\n").unwrap();
+        std::fs::create_dir_all(dir.join("net/ipv6/neigh/veth0")).unwrap();
+        std::fs::create_dir_all(dir.join("net/ipv6/conf/veth0")).unwrap();
+        std::fs::write(dir.join("net/ipv6/neigh/veth0/retrans_time_ms"), "250\n").unwrap();
+        std::fs::write(dir.join("net/ipv6/conf/veth0/hop_limit"), "33\n").unwrap();
+        std::fs::write(dir.join("net/ipv6/auto_flowlabels"), "0\n").unwrap();
         let c = read_config(&dir, Some("veth0")).unwrap();
+        assert_eq!(
+            (
+                c.ndisc_retrans_time_ms,
+                c.ipv6_hop_limit,
+                c.ipv6_auto_flowlabels
+            ),
+            (250, 33, 0)
+        );
         assert_eq!(c.tcp_syn_retries, 3);
         assert_eq!(c.tcp_rmem, [4096, 87380, 6291456]);
         assert_eq!(c.neigh_mcast_solicit, 5);
