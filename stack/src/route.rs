@@ -26,28 +26,9 @@ pub struct Interface {
     pub prefix_len: u8,
     /// Device MTU.
     pub mtu: u32,
-    /// Its global IPv6 address and on-link prefix; `None` for an interface without IPv6
-    /// (then no IPv6 route exists, not even the link-local one). With one, the interface
-    /// also has the link-local address [`Interface::ipv6_link_local`].
-    pub ipv6: Option<Ipv6Cidr>,
 }
 
 impl Interface {
-    /// An interface with an IPv4 address only (what existing callers build).
-    pub fn new(mac: EthernetAddress, addr: Option<Ipv4Addr>, prefix_len: u8, mtu: u32) -> Self {
-        Interface {
-            mac,
-            addr,
-            prefix_len,
-            mtu,
-            ipv6: None,
-        }
-    }
-    /// The same interface with the IPv6 address `addr/prefix_len` as well.
-    pub fn with_ipv6(mut self, addr: Ipv6Addr, prefix_len: u8) -> Self {
-        self.ipv6 = Some(Ipv6Cidr { addr, prefix_len });
-        self
-    }
     /// The link-local address `addrconf_addr_gen` gives an Ethernet device
     /// (`addr_gen_mode` eui64): fe80::/64 with the MAC's modified EUI-64.
     pub fn ipv6_link_local(&self) -> Ipv6Addr {
@@ -71,11 +52,7 @@ impl Interface {
             m[5],
         ])
     }
-    /// Whether `a` is one of the interface's IPv6 addresses.
-    pub fn is_local6(&self, a: Ipv6Addr) -> bool {
-        self.ipv6
-            .is_some_and(|c| c.addr == a || self.ipv6_link_local() == a)
-    }
+
     /// The connected subnet's broadcast address, when there is a subnet.
     pub fn broadcast(&self) -> Option<Ipv4Addr> {
         let m = mask(self.prefix_len);
@@ -212,6 +189,8 @@ pub fn default_advmss(mtu: u32) -> u32 {
 pub struct RouteTable {
     iface: Interface,
     routes: Vec<Route>,
+    /// The interface's global IPv6 address and prefix ([`crate::route6`]); `None`: no IPv6.
+    pub(crate) ipv6: Option<Ipv6Cidr>,
     /// IPv6 routes besides the connected ones ([`crate::route6`]).
     pub(crate) routes6: Vec<crate::route6::Route6>,
 }
@@ -222,6 +201,7 @@ impl RouteTable {
         RouteTable {
             iface,
             routes,
+            ipv6: None,
             routes6: Vec::new(),
         }
     }
@@ -348,7 +328,6 @@ mod tests {
             addr: Some(Ipv4Addr::new(10, 199, 0, 1)),
             prefix_len: 24,
             mtu: 1500,
-            ipv6: None,
         };
         let mut jumbo = Route::new(
             Ipv4Addr::new(192, 0, 2, 0),

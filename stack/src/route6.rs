@@ -1,11 +1,14 @@
 //! IPv6 routing: the FIB lookup, source address selection and path MTU/advmss that
 //! `tcp_v6_connect` gets from `ip6_dst_lookup_flow`.
 //!
-//! The interface's routes are implied by its addresses, as `addrconf` adds them: the
-//! global prefix and fe80::/64 on-link, and the addresses themselves local (via `lo`).
+//! The interface's IPv6 address is kept here, beside [`crate::Interface`] (whose fields
+//! IPv4 callers fill in): with one, the interface also has the link-local address
+//! [`crate::Interface::ipv6_link_local`]. Its routes are implied by its addresses, as
+//! `addrconf` adds them: the global prefix and fe80::/64 on-link, and the addresses
+//! themselves local (via `lo`). Without one there is no IPv6 route but `lo`'s.
 
 use crate::errno::Errno;
-use crate::route::{RouteKind, RouteTable, LOOPBACK_MTU};
+use crate::route::{Ipv6Cidr, RouteKind, RouteTable, LOOPBACK_MTU};
 use crate::wire::ipv6::MIN_MTU;
 use std::net::Ipv6Addr;
 
@@ -97,6 +100,19 @@ pub fn default_advmss6(mtu: u32) -> u32 {
 }
 
 impl RouteTable {
+    /// Give the interface its IPv6 address and on-link prefix (or take it away).
+    pub fn set_ipv6(&mut self, cidr: Option<Ipv6Cidr>) {
+        self.ipv6 = cidr;
+    }
+    /// The interface's IPv6 address and prefix.
+    pub fn ipv6(&self) -> Option<Ipv6Cidr> {
+        self.ipv6
+    }
+    /// Whether `a` is one of the interface's IPv6 addresses (global or link-local).
+    pub fn is_own6(&self, a: Ipv6Addr) -> bool {
+        self.ipv6
+            .is_some_and(|c| c.addr == a || self.interface().ipv6_link_local() == a)
+    }
     /// Add an IPv6 route.
     pub fn add_route6(&mut self, r: Route6) {
         self.routes6.push(r);
@@ -107,13 +123,13 @@ impl RouteTable {
     }
     /// Whether `a` is one of ours (`ipv6_chk_addr`, or `::1`).
     pub fn is_local6(&self, a: Ipv6Addr) -> bool {
-        a.is_loopback() || self.interface().is_local6(a)
+        a.is_loopback() || self.is_own6(a)
     }
 
     /// The longest-prefix match among the connected routes (the global prefix and
     /// fe80::/64) and the static ones; a static route with the connected prefix wins.
     fn fib6_lookup(&self, dst: Ipv6Addr) -> Option<Route6> {
-        let cidr = self.interface().ipv6?;
+        let cidr = self.ipv6?;
         let connected = [
             Route6 {
                 src: Some(cidr.addr),
@@ -164,7 +180,7 @@ impl RouteTable {
             RouteKind::Blackhole => return Err(Errno::EINVAL),
             RouteKind::Unreachable | RouteKind::Throw => return Err(Errno::ENETUNREACH),
         }
-        let cidr = self.interface().ipv6.ok_or(Errno::ENETUNREACH)?;
+        let cidr = self.ipv6.ok_or(Errno::ENETUNREACH)?;
         let next_hop = r.gateway.unwrap_or(dst);
         let on_link = is_link_local(next_hop) || in_prefix(next_hop, cidr.addr, cidr.prefix_len);
         if r.gateway.is_some() && !on_link {
@@ -196,10 +212,21 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn iface() -> Interface {
+        Interface {
+            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            addr: None,
+            prefix_len: 0,
+            mtu: 1500,
+        }
+    }
+
     fn table() -> RouteTable {
-        let iface = Interface::new(EthernetAddress([2, 0, 0, 0, 0, 1]), None, 0, 1500)
-            .with_ipv6(a("2001:2::1"), 64);
-        let mut t = RouteTable::new(iface, vec![]);
+        let mut t = RouteTable::new(iface(), vec![]);
+        t.set_ipv6(Some(Ipv6Cidr {
+            addr: a("2001:2::1"),
+            prefix_len: 64,
+        }));
         let mut via = Route6::new(a("2001:db8::"), 32, Some(a("2001:2::fe")));
         via.mtu = Some(1400);
         t.add_route6(via);
@@ -249,10 +276,7 @@ mod tests {
             (Ipv6Addr::LOCALHOST, None, 65476)
         );
         // Without IPv6 on the interface, nothing but lo routes.
-        let v4 = RouteTable::new(
-            Interface::new(EthernetAddress([2, 0, 0, 0, 0, 1]), None, 0, 1500),
-            vec![],
-        );
+        let v4 = RouteTable::new(iface(), vec![]);
         assert_eq!(v4.lookup6(a("fe80::2"), None), Err(Errno::ENETUNREACH));
     }
 

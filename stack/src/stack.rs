@@ -124,6 +124,18 @@ impl Stack {
     pub fn interface(&self) -> &Interface {
         self.routes.interface()
     }
+    /// The same stack with the IPv6 address `addr/prefix_len` on its interface (`ip -6
+    /// addr add … nodad`); the interface then also has its EUI-64 link-local address, and
+    /// the routes of both prefixes. Without it the stack has no IPv6 but `::1`.
+    pub fn with_ipv6(mut self, addr: std::net::Ipv6Addr, prefix_len: u8) -> Self {
+        self.routes
+            .set_ipv6(Some(crate::route::Ipv6Cidr { addr, prefix_len }));
+        self
+    }
+    /// The interface's IPv6 address and prefix, if it has one.
+    pub fn ipv6(&self) -> Option<crate::route::Ipv6Cidr> {
+        self.routes.ipv6()
+    }
     /// Add an IPv6 route (`ip -6 route add`); the interface's own prefixes need none.
     pub fn add_route6(&mut self, route: Route6) {
         self.routes.add_route6(route);

@@ -650,6 +650,31 @@ fn bind_checks_and_reports() {
         0,
     ));
     assert_eq!(sim.stack.bind(h, &mapped), Err(Errno::EINVAL));
+    // Bound to a v4-mapped address, a socket reaches IPv4 only: an IPv6 destination
+    // gets EAFNOSUPPORT (ip6_dst_lookup_tail), after the route lookup's own errors.
+    let h = sim.stack.socket_in(Domain::Inet6);
+    assert_eq!(sim.stack.bind(h, &mapped), Ok(()));
+    assert_eq!(
+        sim.stack.getsockname_addr(h),
+        Ok(SocketAddr::V6(SocketAddrV6::new(
+            Ipv4Addr::new(10, 199, 0, 1).to_ipv6_mapped(),
+            sim.stack.getsockname(h).unwrap().port(),
+            0,
+            0
+        )))
+    );
+    sim.stack
+        .setsockopt(sim.now, h, SockOpt::NonBlocking(true))
+        .unwrap();
+    let nowhere = SockAddr::inet6(SocketAddrV6::new("2001:9::1".parse().unwrap(), 80, 0, 0));
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &nowhere),
+        Connect::Done(Err(Errno::ENETUNREACH))
+    );
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &peer6()),
+        Connect::Done(Err(Errno::EAFNOSUPPORT))
+    );
 }
 
 #[test]

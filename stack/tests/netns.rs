@@ -93,7 +93,6 @@ fn handshake_send_close_with_kernel_listener() {
             addr: Some(Ipv4Addr::new(10, 199, 0, 1)),
             prefix_len: 24,
             mtu: 1500,
-            ipv6: None,
         };
         let stack = Stack::new(Config::default(), iface, vec![], 7);
         let rt = tokio::runtime::Builder::new_current_thread()

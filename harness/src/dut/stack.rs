@@ -180,7 +180,6 @@ pub(super) fn interface(spec: &TopologySpec) -> Interface {
         addr: spec.dut_ip,
         prefix_len: spec.prefix,
         mtu: spec.mtu,
-        ipv6: None,
     }
 }
 

@@ -111,7 +111,8 @@ impl Stack {
     /// or 127.0.0.1 for a socket bound to a v4-mapped address); multicast → ENETUNREACH;
     /// link-local without a scope id or bound interface → EINVAL; v4-mapped →
     /// ENETUNREACH on a v6-only socket, else `tcp_v4_connect` (an IPv4 SYN, the socket
-    /// stays AF_INET6). Otherwise the route (`ip6_dst_lookup_flow`), `mss_clamp` 1220, and
+    /// stays AF_INET6). Otherwise the route (`ip6_dst_lookup_flow`; a socket bound to a
+    /// v4-mapped address then gets EAFNOSUPPORT), `mss_clamp` 1220, and
     /// what IPv4 shares: the port, ISN, timestamp offset, `sk_set_txhash`, `tcp_connect`.
     pub(super) fn tcp_v6_connect(
         &mut self,
@@ -156,11 +157,16 @@ impl Stack {
             let sin = SockAddr::inet(SocketAddrV4::new(v4, a.port()));
             return self.tcp_v4_connect(now, idx, &sin);
         }
-        let bound = match s.bound_addr {
-            Some(IpAddr::V6(b)) => Some(b),
-            _ => None,
+        let (bound, mapped_source) = match s.bound_addr {
+            Some(IpAddr::V6(b)) => (Some(b), false),
+            Some(IpAddr::V4(_)) => (None, true),
+            None => (None, false),
         };
         let rt = self.routes.lookup6(daddr, bound)?;
+        // ip6_dst_lookup_tail: a v4-mapped source towards a real IPv6 destination.
+        if mapped_source {
+            return Err(Errno::EAFNOSUPPORT);
+        }
         self.finish_connect_setup(
             now,
             idx,
@@ -248,26 +254,21 @@ impl Stack {
     /// Whether `mac` is a multicast group the interface listens to: all-nodes and the
     /// solicited-node groups of its addresses (`ipv6_dev_mc_inc` in `addrconf`).
     pub(super) fn joined_multicast_mac(&self, mac: EthernetAddress) -> bool {
-        let iface = self.interface();
-        let Some(cidr) = iface.ipv6 else {
-            return false;
-        };
-        [
-            ALL_NODES,
-            solicited_node(cidr.addr),
-            solicited_node(iface.ipv6_link_local()),
-        ]
-        .into_iter()
-        .any(|g| EthernetAddress::from_ipv6_multicast(g) == mac)
+        self.joined_groups()
+            .into_iter()
+            .any(|g| EthernetAddress::from_ipv6_multicast(g) == mac)
     }
 
-    /// Whether `a` is a multicast group the interface listens to.
-    fn joined_multicast(&self, a: Ipv6Addr) -> bool {
-        let iface = self.interface();
-        iface.ipv6.is_some()
-            && (a == ALL_NODES
-                || iface.ipv6.is_some_and(|c| a == solicited_node(c.addr))
-                || a == solicited_node(iface.ipv6_link_local()))
+    /// The multicast groups the interface joined: none without IPv6.
+    fn joined_groups(&self) -> Vec<Ipv6Addr> {
+        match self.routes.ipv6() {
+            Some(cidr) => vec![
+                ALL_NODES,
+                solicited_node(cidr.addr),
+                solicited_node(self.interface().ipv6_link_local()),
+            ],
+            None => Vec::new(),
+        }
     }
 
     /// `ipv6_rcv` → `ip6_input`: TCP to our unicast addresses (`::1` only from `lo`),
@@ -289,12 +290,12 @@ impl Stack {
             return;
         };
         let (src, dst) = (ip.src_addr, ip.dst_addr);
-        let unicast = self.interface().is_local6(dst) || (from_lo && self.routes.is_local6(dst));
+        let unicast = self.routes.is_own6(dst) || (from_lo && self.routes.is_local6(dst));
         match ip.next_header {
             IpProtocol::Tcp if unicast => {
                 self.tcp_segment_input(now, src.into(), dst.into(), ip.traffic_class, p.payload())
             }
-            IpProtocol::Icmpv6 if unicast || self.joined_multicast(dst) => {
+            IpProtocol::Icmpv6 if unicast || self.joined_groups().contains(&dst) => {
                 let Ok(icmp) = Icmpv6Packet::new_checked(p.payload())
                     .and_then(|i| Icmpv6Repr::parse(&i, src, dst))
                 else {

@@ -23,13 +23,13 @@ impl Stack {
     /// link-layer address.
     pub(super) fn send_neighbour_solicitation(&mut self, target: Ipv6Addr, waiting: Option<&[u8]>) {
         let iface = *self.interface();
-        let Some(cidr) = iface.ipv6 else {
+        let Some(cidr) = self.routes.ipv6() else {
             return;
         };
         let waiting_src = waiting
             .and_then(|p| Ipv6Packet::new_checked(p).ok())
             .map(|p| p.src_addr())
-            .filter(|a| iface.is_local6(*a));
+            .filter(|a| self.routes.is_own6(*a));
         let src = waiting_src.unwrap_or(if is_link_local(target) {
             iface.ipv6_link_local()
         } else {
@@ -109,7 +109,7 @@ impl Stack {
         let inc = ip.dst_addr.is_multicast();
         let bad = target.is_multicast()
             || (dad && (ip.dst_addr != solicited_node(target) || lladdr.is_some()));
-        if bad || !self.interface().is_local6(target) {
+        if bad || !self.routes.is_own6(target) {
             self.stats.rx_ignored += 1;
             return;
         }
@@ -161,7 +161,7 @@ impl Stack {
         lladdr: Option<EthernetAddress>,
     ) {
         let invalid = target.is_multicast() || (ip.dst_addr.is_multicast() && solicited);
-        let (false, Some(mac)) = (invalid || self.interface().is_local6(target), lladdr) else {
+        let (false, Some(mac)) = (invalid || self.routes.is_own6(target), lladdr) else {
             self.stats.rx_ignored += 1;
             return;
         };

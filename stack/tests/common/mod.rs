@@ -66,7 +66,6 @@ pub fn iface(mtu: u32) -> Interface {
         addr: Some(LOCAL_IP),
         prefix_len: 24,
         mtu,
-        ipv6: None,
     }
 }
 

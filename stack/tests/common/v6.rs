@@ -99,11 +99,6 @@ pub fn decode6(bytes: &[u8]) -> Frame6 {
     }
 }
 
-/// The interface: 10.199.0.1/24 and 2001:2::1/64.
-pub fn iface6(mtu: u32) -> Interface {
-    super::iface(mtu).with_ipv6(LOCAL6, 64)
-}
-
 /// The stack on a dual-stack interface, a virtual clock, and what it sent.
 pub struct Sim6 {
     pub stack: Stack,
@@ -117,7 +112,8 @@ impl Sim6 {
     pub fn new(pairs: &[(&str, &str)]) -> Sim6 {
         let cfg = Config::from_pairs(pairs.iter().copied()).unwrap();
         Sim6 {
-            stack: Stack::new(cfg, iface6(1500), vec![], 42),
+            // 10.199.0.1/24 and 2001:2::1/64.
+            stack: Stack::new(cfg, super::iface(1500), vec![], 42).with_ipv6(LOCAL6, 64),
             now: Instant::ZERO,
             sent: Vec::new(),
             resolve: true,
