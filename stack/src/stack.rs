@@ -2,6 +2,10 @@
 //! table and the sockets. Frames in through [`Stack::handle_frame`], frames out
 //! through [`Stack::poll_transmit`], timers through [`Stack::poll_timeout`] and
 //! [`Stack::handle_timeout`]; the socket calls take `now` as well.
+//!
+//! This file holds the IPv4 side and what both families share; the IPv6 side is in
+//! `stack/ipv6.rs` (`tcp_v6_connect`, IPv6 input and output, `tcp_v6_err`) and
+//! `stack/ndisc.rs` (neighbour discovery on the wire).
 
 use crate::config::Config;
 use crate::errno::Errno;

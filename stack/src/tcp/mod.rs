@@ -612,7 +612,7 @@ impl Tcb {
     }
 
     /// `sk_set_txhash`: a random non-zero flow hash, drawn from `seed` (and later
-    /// redrawn from it by [`Tcb::rethink_txhash`]).
+    /// redrawn from it by `rethink_txhash` after each retransmission timeout).
     pub fn set_txhash(&mut self, seed: u64) {
         self.txhash_rng = seed;
         self.txhash = self.next_txhash();
