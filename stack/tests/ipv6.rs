@@ -65,6 +65,8 @@ fn solicitation_then_advertisement_then_syn() {
     assert_eq!(ip.traffic_class, 0);
     assert_ne!(ip.flow_label, 0, "auto_flowlabels=1 labels the flow");
     assert_eq!(tcp.mss(), Some(1440), "MTU 1500 − 40 − 20");
+    // tcp_select_initial_window rounds the 64 KiB window down to whole 1440-byte segments.
+    assert_eq!(tcp.window, 64800);
     assert_eq!(tcp.flags, TcpFlags(TcpFlags::SYN));
     assert_eq!(tcp.dst_port, PEER_PORT);
     // getsockname reports the IPv6 source and the chosen port.
@@ -123,6 +125,26 @@ fn hop_limit_and_traffic_class_from_sysctl_and_options() {
     assert_eq!(syn.ip6().hop_limit, 100);
     let (_, syn) = sim.connect_nb(vec![SockOpt::Ipv6UnicastHops(7), SockOpt::Ipv6Tclass(0x29)]);
     assert_eq!((syn.ip6().hop_limit, syn.ip6().traffic_class), (7, 0x28));
+}
+
+#[test]
+fn tcp_options_work_on_an_inet6_socket() {
+    let mut sim = Sim6::new(&[]);
+    let (h, syn) = sim.connect_nb(vec![SockOpt::TcpMaxSeg(1000), SockOpt::TcpSynCnt(1)]);
+    assert_eq!(syn.tcp().mss(), Some(1000));
+    assert_eq!(
+        sim.stack.getsockopt(h, SockOptName::TcpSynCnt),
+        Ok(SockOptValue::Int(1))
+    );
+    // TCP_SYNCNT 1: SYNs at 0, 1, 2 s and ETIMEDOUT at 3 s (retransmits_timed_out), as
+    // over IPv4.
+    sim.run_until(Instant::from_secs(10));
+    let times: Vec<u64> = sim.tcp_sent().iter().map(|(t, _)| t.as_millis()).collect();
+    assert_eq!(times, vec![0, 1024, 2048]);
+    assert_eq!(
+        sim.stack.getsockopt(h, SockOptName::SoError),
+        Ok(SockOptValue::Int(Errno::ETIMEDOUT.code()))
+    );
 }
 
 #[test]
