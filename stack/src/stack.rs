@@ -62,7 +62,7 @@ pub struct Stats {
     pub rx_ignored: u64,
     /// Frames handed out by `poll_transmit`.
     pub tx_frames: u64,
-    /// Packets dropped because ARP had no probes to send.
+    /// Packets dropped because neighbour resolution (ARP or ND) had no probes to send.
     pub tx_dropped: u64,
 }
 

@@ -48,7 +48,8 @@ impl Tcb {
     /// (whether `icmpv6_err_convert` calls it fatal or not: that only matters to
     /// request sockets), and later only sets `sk_err_soft` (no `IPV6_RECVERR`).
     pub fn icmpv6_error(&mut self, quoted_seq: u32, kind: Icmpv6Error) {
-        if self.state == super::State::Closed {
+        // A timewait socket ignores ICMPv6; so does a closed one.
+        if matches!(self.state, super::State::Closed | super::State::TimeWait) {
             return;
         }
         if !between(quoted_seq, self.snd_una, self.snd_nxt) {
