@@ -130,6 +130,25 @@ pub struct Config {
     pub neigh_app_solicit: u32,
     /// `net.ipv4.neigh.<dev>.retrans_time_ms`.
     pub neigh_retrans_time_ms: u32,
+    /// `net.ipv6.neigh.<dev>.mcast_solicit` (`nd_tbl` default: 3).
+    pub ndisc_mcast_solicit: u32,
+    /// `net.ipv6.neigh.<dev>.ucast_solicit` (3).
+    pub ndisc_ucast_solicit: u32,
+    /// `net.ipv6.neigh.<dev>.app_solicit` (0).
+    pub ndisc_app_solicit: u32,
+    /// `net.ipv6.neigh.<dev>.retrans_time_ms` (`ND_RETRANS_TIMER`, 1000).
+    pub ndisc_retrans_time_ms: u32,
+    /// `net.ipv6.conf.<dev>.hop_limit` (`ipv6_devconf.hop_limit`, `IPV6_DEFAULT_HOPLIMIT` = 64):
+    /// the hop limit of unicast packets without `IPV6_UNICAST_HOPS` or a route metric.
+    pub ipv6_hop_limit: u8,
+    /// `net.ipv6.auto_flowlabels` (0..=3; default `IP6_AUTO_FLOW_LABEL_OPTOUT` = 1):
+    /// 0 off, 1 on unless the socket opts out, 2 only if the socket opts in, 3 forced.
+    pub ipv6_auto_flowlabels: u8,
+    /// `net.ipv6.flowlabel_state_ranges` (default 0): set the high bit of automatic labels.
+    pub ipv6_flowlabel_state_ranges: bool,
+    /// `net.core.txrehash` (default `SOCK_TXREHASH_ENABLED` = 1): a retransmission timeout
+    /// draws a new `sk_txhash` (`sk_rethink_txhash`), so an automatic flow label changes.
+    pub core_txrehash: bool,
     /// Not a sysctl: a deliberate deviation from Linux, none by default. It is how tcptwin
     /// shows that its diffs and fuzzer catch a stack bug (`tcptwin fuzz --mutation`).
     pub mutation: Option<Mutation>,
@@ -206,6 +225,14 @@ impl Default for Config {
             neigh_ucast_solicit: 3,
             neigh_app_solicit: 0,
             neigh_retrans_time_ms: 1000,
+            ndisc_mcast_solicit: 3,
+            ndisc_ucast_solicit: 3,
+            ndisc_app_solicit: 0,
+            ndisc_retrans_time_ms: 1000,
+            ipv6_hop_limit: 64,
+            ipv6_auto_flowlabels: 1,
+            ipv6_flowlabel_state_ranges: false,
+            core_txrehash: true,
             mutation: None,
             jiffies_offset: 0,
         }
@@ -245,6 +272,14 @@ pub const SYSCTL_NAMES: &[&str] = &[
     "net.ipv4.neigh.default.ucast_solicit",
     "net.ipv4.neigh.default.app_solicit",
     "net.ipv4.neigh.default.retrans_time_ms",
+    "net.ipv6.neigh.default.mcast_solicit",
+    "net.ipv6.neigh.default.ucast_solicit",
+    "net.ipv6.neigh.default.app_solicit",
+    "net.ipv6.neigh.default.retrans_time_ms",
+    "net.ipv6.conf.default.hop_limit",
+    "net.ipv6.auto_flowlabels",
+    "net.ipv6.flowlabel_state_ranges",
+    "net.core.txrehash",
 ];
 
 fn ints(value: &str) -> Option<Vec<i64>> {
@@ -319,7 +354,30 @@ impl Config {
             }
             return Ok(());
         }
+        if let Some(rest) = name_n.strip_prefix("net.ipv6.neigh.") {
+            let param = rest.rsplit('.').next().unwrap_or("");
+            match param {
+                "mcast_solicit" => self.ndisc_mcast_solicit = one(0, int_max)? as u32,
+                "ucast_solicit" => self.ndisc_ucast_solicit = one(0, int_max)? as u32,
+                "app_solicit" => self.ndisc_app_solicit = one(0, int_max)? as u32,
+                "retrans_time_ms" => self.ndisc_retrans_time_ms = one(0, int_max)? as u32,
+                _ => return Err(ConfigError::Unknown(name_n)),
+            }
+            return Ok(());
+        }
+        // Per-device IPv6 settings: net.ipv6.conf.<dev>.<param>.
+        if let Some(rest) = name_n.strip_prefix("net.ipv6.conf.") {
+            match rest.rsplit('.').next().unwrap_or("") {
+                // addrconf_sysctl_hop_limit: 1..=255.
+                "hop_limit" => self.ipv6_hop_limit = one(1, 255)? as u8,
+                _ => return Err(ConfigError::Unknown(name_n)),
+            }
+            return Ok(());
+        }
         match name_n.as_str() {
+            "net.ipv6.auto_flowlabels" => self.ipv6_auto_flowlabels = one(0, 3)? as u8,
+            "net.ipv6.flowlabel_state_ranges" => self.ipv6_flowlabel_state_ranges = one(0, 1)? != 0,
+            "net.core.txrehash" => self.core_txrehash = one(0, 1)? != 0,
             "net.ipv4.tcp_timestamps" => self.tcp_timestamps = one(0, 2)? as u8,
             "net.ipv4.tcp_sack" => self.tcp_sack = one(0, 1)? != 0,
             "net.ipv4.tcp_window_scaling" => self.tcp_window_scaling = one(0, 1)? != 0,
@@ -391,8 +449,26 @@ impl Config {
                 _ => None,
             };
         }
+        if let Some(rest) = name_n.strip_prefix("net.ipv6.neigh.") {
+            return match rest.rsplit('.').next().unwrap_or("") {
+                "mcast_solicit" => Some(self.ndisc_mcast_solicit.to_string()),
+                "ucast_solicit" => Some(self.ndisc_ucast_solicit.to_string()),
+                "app_solicit" => Some(self.ndisc_app_solicit.to_string()),
+                "retrans_time_ms" => Some(self.ndisc_retrans_time_ms.to_string()),
+                _ => None,
+            };
+        }
+        if let Some(rest) = name_n.strip_prefix("net.ipv6.conf.") {
+            return match rest.rsplit('.').next().unwrap_or("") {
+                "hop_limit" => Some(self.ipv6_hop_limit.to_string()),
+                _ => None,
+            };
+        }
         let b = |x: bool| u8::from(x).to_string();
         Some(match name_n.as_str() {
+            "net.ipv6.auto_flowlabels" => self.ipv6_auto_flowlabels.to_string(),
+            "net.ipv6.flowlabel_state_ranges" => b(self.ipv6_flowlabel_state_ranges),
+            "net.core.txrehash" => b(self.core_txrehash),
             "net.ipv4.tcp_timestamps" => self.tcp_timestamps.to_string(),
             "net.ipv4.tcp_sack" => b(self.tcp_sack),
             "net.ipv4.tcp_window_scaling" => b(self.tcp_window_scaling),
@@ -541,6 +617,40 @@ mod tests {
             d.set(n, &v).unwrap();
             assert_eq!(d, c, "{n} round-trips");
         }
+    }
+
+    #[test]
+    fn ipv6_sysctls_by_their_linux_names() {
+        let c = Config::default();
+        assert_eq!(c.get("net.ipv6.conf.default.hop_limit").unwrap(), "64");
+        assert_eq!(c.get("net.ipv6.auto_flowlabels").unwrap(), "1");
+        assert_eq!(
+            c.get("net.ipv6.neigh.default.retrans_time_ms").unwrap(),
+            "1000"
+        );
+        assert_eq!(c.get("net.ipv6.neigh.default.mcast_solicit").unwrap(), "3");
+        let mut c = Config::from_pairs([
+            ("net.ipv6.conf.veth0.hop_limit", "200"),
+            ("net.ipv6.neigh.veth0.mcast_solicit", "5"),
+            ("net.ipv6.auto_flowlabels", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.ipv6_hop_limit,
+                c.ndisc_mcast_solicit,
+                c.ipv6_auto_flowlabels
+            ),
+            (200, 5, 0)
+        );
+        // The IPv4 neighbour settings are apart.
+        assert_eq!(c.neigh_mcast_solicit, 3);
+        assert!(c.set("net.ipv6.conf.all.hop_limit", "0").is_err());
+        assert!(c.set("net.ipv6.auto_flowlabels", "4").is_err());
+        assert!(matches!(
+            c.set("net.ipv6.conf.all.nope", "1"),
+            Err(ConfigError::Unknown(_))
+        ));
     }
 
     #[test]

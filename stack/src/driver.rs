@@ -298,14 +298,15 @@ impl Driver {
 
 /// Read every sysctl the stack knows from a `/proc/sys` directory (e.g.
 /// `/proc/sys` as seen from a thread inside the namespace). Missing files
-/// keep their defaults. `dev` selects the `neigh/<dev>` directory (default
-/// `default`).
+/// keep their defaults. `dev` selects the `neigh/<dev>` and `conf/<dev>`
+/// directories (default `default`), for IPv4 and IPv6 alike.
 pub fn read_config(proc_sys: &Path, dev: Option<&str>) -> Result<Config, ReadConfigError> {
     let mut c = Config::default();
     for name in SYSCTL_NAMES {
         let mut rel = name.replace('.', "/");
         if let Some(d) = dev {
             rel = rel.replace("neigh/default/", &format!("neigh/{d}/"));
+            rel = rel.replace("conf/default/", &format!("conf/{d}/"));
         }
         let path = proc_sys.join(&rel);
         match std::fs::read_to_string(&path) {
@@ -373,7 +374,20 @@ mod tests {
         std::fs::write(dir.join("net/ipv4/tcp_syn_retries"), "3\n").unwrap();
         std::fs::write(dir.join("net/ipv4/tcp_rmem"), "4096\t87380\t6291456\n").unwrap();
         std::fs::write(dir.join("net/ipv4/neigh/veth0/mcast_solicit"), "5\n").unwrap();
+        std::fs::create_dir_all(dir.join("net/ipv6/neigh/veth0")).unwrap();
+        std::fs::create_dir_all(dir.join("net/ipv6/conf/veth0")).unwrap();
+        std::fs::write(dir.join("net/ipv6/neigh/veth0/retrans_time_ms"), "250\n").unwrap();
+        std::fs::write(dir.join("net/ipv6/conf/veth0/hop_limit"), "33\n").unwrap();
+        std::fs::write(dir.join("net/ipv6/auto_flowlabels"), "0\n").unwrap();
         let c = read_config(&dir, Some("veth0")).unwrap();
+        assert_eq!(
+            (
+                c.ndisc_retrans_time_ms,
+                c.ipv6_hop_limit,
+                c.ipv6_auto_flowlabels
+            ),
+            (250, 33, 0)
+        );
         assert_eq!(c.tcp_syn_retries, 3);
         assert_eq!(c.tcp_rmem, [4096, 87380, 6291456]);
         assert_eq!(c.neigh_mcast_solicit, 5);

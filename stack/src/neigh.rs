@@ -1,16 +1,19 @@
-//! ARP neighbour resolution and the neighbour cache (`neigh_*` in
-//! net/core/neighbour.c, `arp_*` in net/ipv4/arp.c).
+//! Neighbour resolution and the neighbour cache (`neigh_*` in net/core/neighbour.c),
+//! for ARP (`arp_*`, net/ipv4/arp.c) and neighbour discovery (`ndisc_*`,
+//! net/ipv6/ndisc.c) alike: one cache keyed by address, each family with its own
+//! parameters (`net.ipv4.neigh.*`, `net.ipv6.neigh.*`). What goes on the wire for a
+//! probe (an ARP request, a neighbour solicitation) is the stack's business.
 
 use crate::config::Config;
 use crate::time::{msecs_to_jiffies, timer_wheel_expiry, Instant};
 use crate::wire::EthernetAddress;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-/// An IPv4 packet waiting for its next hop to resolve (`arp_queue`).
+/// An IP packet waiting for its next hop to resolve (`arp_queue`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    /// The whole IPv4 packet.
+    /// The whole IP packet (IPv4 or IPv6, as the next hop).
     pub packet: Vec<u8>,
     /// The socket that sent it (for `skb_still_in_host_queue`).
     pub owner: Option<usize>,
@@ -43,28 +46,57 @@ const UNRES_QLEN_BYTES: usize = 212_992;
 /// What the neighbour timer asks of the stack.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct NeighEvents {
-    /// Send a broadcast ARP request for each address.
-    pub probes: Vec<Ipv4Addr>,
-    /// Resolution failed: each queued packet gets `arp_error_report`.
-    pub failed: Vec<(Ipv4Addr, Vec<Pending>)>,
+    /// Send a broadcast ARP request (IPv4) or a multicast solicitation (IPv6) for each
+    /// address, with the packet last queued for it (`neigh_probe` passes the queue's
+    /// tail to `arp_solicit`/`ndisc_solicit`, which take its source address).
+    pub probes: Vec<(IpAddr, Option<Vec<u8>>)>,
+    /// Resolution failed: each queued packet gets `arp_error_report` / `ndisc_error_report`.
+    pub failed: Vec<(IpAddr, Vec<Pending>)>,
 }
 
 /// The neighbour table of the stack's one interface.
 #[derive(Debug, Clone, Default)]
 pub struct NeighCache {
-    entries: BTreeMap<Ipv4Addr, Entry>,
+    entries: BTreeMap<IpAddr, Entry>,
+}
+
+/// The `neigh_parms` of a table (`arp_tbl` or `nd_tbl`).
+#[derive(Debug, Clone, Copy)]
+struct Parms {
+    ucast_solicit: u32,
+    app_solicit: u32,
+    mcast_solicit: u32,
+    retrans_time_ms: u32,
+}
+
+/// The parameters of the table `addr` belongs to.
+fn parms(cfg: &Config, addr: IpAddr) -> Parms {
+    match addr {
+        IpAddr::V4(_) => Parms {
+            ucast_solicit: cfg.neigh_ucast_solicit,
+            app_solicit: cfg.neigh_app_solicit,
+            mcast_solicit: cfg.neigh_mcast_solicit,
+            retrans_time_ms: cfg.neigh_retrans_time_ms,
+        },
+        IpAddr::V6(_) => Parms {
+            ucast_solicit: cfg.ndisc_ucast_solicit,
+            app_solicit: cfg.ndisc_app_solicit,
+            mcast_solicit: cfg.ndisc_mcast_solicit,
+            retrans_time_ms: cfg.ndisc_retrans_time_ms,
+        },
+    }
 }
 
 /// `neigh_max_probes` for an INCOMPLETE entry: `ucast + app + mcast`.
-fn max_probes(cfg: &Config) -> u32 {
-    cfg.neigh_ucast_solicit + cfg.neigh_app_solicit + cfg.neigh_mcast_solicit
+fn max_probes(p: Parms) -> u32 {
+    p.ucast_solicit + p.app_solicit + p.mcast_solicit
 }
 
 /// The neighbour timer period: `max(retrans_time, HZ/100)`, armed with `mod_timer`.
-fn next_timer(now: Instant, cfg: &Config) -> Instant {
+fn next_timer(now: Instant, cfg: &Config, p: Parms) -> Instant {
     timer_wheel_expiry(
         now,
-        msecs_to_jiffies(cfg.neigh_retrans_time_ms as u64).max(1),
+        msecs_to_jiffies(p.retrans_time_ms as u64).max(1),
         cfg.jiffies_offset,
     )
 }
@@ -76,28 +108,28 @@ impl NeighCache {
     }
 
     /// The resolved MAC of `addr`, if any.
-    pub fn lookup(&self, addr: Ipv4Addr) -> Option<EthernetAddress> {
-        match self.entries.get(&addr)?.state {
+    pub fn lookup(&self, addr: impl Into<IpAddr>) -> Option<EthernetAddress> {
+        match self.entries.get(&addr.into())?.state {
             NeighState::Reachable(mac) => Some(mac),
             NeighState::Incomplete { .. } => None,
         }
     }
 
     /// The state of `addr`'s entry.
-    pub fn state(&self, addr: Ipv4Addr) -> Option<NeighState> {
-        self.entries.get(&addr).map(|e| e.state)
+    pub fn state(&self, addr: impl Into<IpAddr>) -> Option<NeighState> {
+        self.entries.get(&addr.into()).map(|e| e.state)
     }
 
     /// Queue `p` for `addr`, which has no MAC yet. Mirrors `__neigh_event_send`:
     /// a new entry becomes INCOMPLETE with `probes = ucast_solicit`, its timer is
     /// armed, and a request goes out at once (`immediate_probe`). Returns
-    /// whether the caller must send an ARP request now. With no probes
-    /// configured at all, the packet is dropped (returned as `Err`).
+    /// whether the caller must send a probe (ARP request, neighbour solicitation) now.
+    /// With no probes configured at all, the packet is dropped (returned as `Err`).
     pub fn enqueue(
         &mut self,
         now: Instant,
         cfg: &Config,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         p: Pending,
     ) -> Result<bool, Pending> {
         if let Some(e) = self.entries.get_mut(&addr) {
@@ -110,16 +142,17 @@ impl NeighCache {
             }
             return Ok(false);
         }
-        if cfg.neigh_mcast_solicit + cfg.neigh_app_solicit == 0 {
+        let parms = parms(cfg, addr);
+        if parms.mcast_solicit + parms.app_solicit == 0 {
             return Err(p);
         }
-        let probes = cfg.neigh_ucast_solicit + 1; // neigh_probe() increments
+        let probes = parms.ucast_solicit + 1; // neigh_probe() increments
         self.entries.insert(
             addr,
             Entry {
                 state: NeighState::Incomplete {
                     probes,
-                    timer: next_timer(now, cfg),
+                    timer: next_timer(now, cfg, parms),
                 },
                 queue: VecDeque::from([p]),
             },
@@ -127,10 +160,11 @@ impl NeighCache {
         Ok(true)
     }
 
-    /// A mapping learned from an ARP packet (`arp_process` → `neigh_update`).
+    /// A mapping learned from an ARP packet (`arp_process` → `neigh_update`) or a
+    /// neighbour advertisement or solicitation (`ndisc_recv_na`, `ndisc_recv_ns`).
     /// Only entries that exist are updated unless `create` (a request for
     /// us). Returns the packets that were waiting, to transmit in order.
-    pub fn update(&mut self, addr: Ipv4Addr, mac: EthernetAddress, create: bool) -> Vec<Pending> {
+    pub fn update(&mut self, addr: IpAddr, mac: EthernetAddress, create: bool) -> Vec<Pending> {
         match self.entries.get_mut(&addr) {
             Some(e) => {
                 e.state = NeighState::Reachable(mac);
@@ -193,12 +227,14 @@ impl NeighCache {
                 if *timer > now {
                     continue;
                 }
-                if *probes >= max_probes(cfg) {
+                let parms = parms(cfg, *addr);
+                if *probes >= max_probes(parms) {
                     failed.push(*addr);
                 } else {
                     *probes += 1;
-                    *timer = next_timer(now, cfg);
-                    ev.probes.push(*addr);
+                    *timer = next_timer(now, cfg, parms);
+                    let tail = e.queue.back().map(|p| p.packet.clone());
+                    ev.probes.push((*addr, tail));
                 }
             }
         }
@@ -215,6 +251,7 @@ impl NeighCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn p() -> Pending {
         Pending {
@@ -227,7 +264,7 @@ mod tests {
     fn three_requests_then_failure_at_about_3s() {
         let cfg = Config::default();
         let mut n = NeighCache::new();
-        let a = Ipv4Addr::new(10, 199, 0, 2);
+        let a = IpAddr::V4(Ipv4Addr::new(10, 199, 0, 2));
         assert_eq!(n.enqueue(Instant::ZERO, &cfg, a, p()), Ok(true));
         assert!(n.has_queued(3));
         assert_eq!(n.enqueue(Instant::ZERO, &cfg, a, p()), Ok(false));
@@ -254,10 +291,29 @@ mod tests {
     }
 
     #[test]
+    fn ndisc_follows_the_ipv6_parameters() {
+        // net.ipv6.neigh.*.mcast_solicit = 1, retrans_time_ms = 500: one solicitation,
+        // failure a retransmission time later; the IPv4 parameters do not apply.
+        let cfg = Config::from_pairs([
+            ("net.ipv6.neigh.default.mcast_solicit", "1"),
+            ("net.ipv6.neigh.default.retrans_time_ms", "500"),
+        ])
+        .unwrap();
+        let mut n = NeighCache::new();
+        let a = IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2));
+        assert_eq!(n.enqueue(Instant::ZERO, &cfg, a, p()), Ok(true));
+        let t = n.poll_timeout().unwrap();
+        assert_eq!(t, Instant::from_millis(512));
+        let ev = n.handle_timeout(t, &cfg);
+        assert!(ev.probes.is_empty());
+        assert_eq!(ev.failed.len(), 1);
+    }
+
+    #[test]
     fn reply_flushes_queue() {
         let cfg = Config::default();
         let mut n = NeighCache::new();
-        let a = Ipv4Addr::new(10, 199, 0, 2);
+        let a = IpAddr::V4(Ipv4Addr::new(10, 199, 0, 2));
         n.enqueue(Instant::ZERO, &cfg, a, p()).unwrap();
         let mac = EthernetAddress([2, 0, 0, 0, 0, 2]);
         assert_eq!(n.update(a, mac, false), vec![p()]);
@@ -265,7 +321,7 @@ mod tests {
         assert_eq!(n.poll_timeout(), None);
         // Unsolicited replies do not create entries.
         assert!(n
-            .update(Ipv4Addr::new(10, 199, 0, 9), mac, false)
+            .update(Ipv4Addr::new(10, 199, 0, 9).into(), mac, false)
             .is_empty());
         assert_eq!(n.lookup(Ipv4Addr::new(10, 199, 0, 9)), None);
     }

@@ -247,31 +247,44 @@ impl PacketSocket {
 /// by [`PacketSocket::send_batch`].
 pub const BATCH: usize = 8;
 
-/// Compute the TCP checksum of an Ethernet/IPv4/TCP frame in place.
+/// Compute the TCP checksum of an Ethernet/IPv4/TCP or Ethernet/IPv6/TCP frame in
+/// place (an IPv6 packet whose next header is TCP; extension headers are left alone).
 pub(crate) fn complete_checksum(frame: &mut [u8]) {
-    use crate::wire::{checksum, EtherType, EthernetFrame, IpProtocol, Ipv4Packet};
+    use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet};
+    use std::net::IpAddr;
     let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
         return;
     };
-    if eth.ethertype() != EtherType::Ipv4 {
-        return;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+    // (source, destination, where the segment starts and ends in the frame)
+    let tcp: Option<(IpAddr, IpAddr, usize, usize)> = match eth.ethertype() {
+        EtherType::Ipv4 => Ipv4Packet::new_checked(eth.payload())
+            .ok()
+            .filter(|ip| ip.protocol() == IpProtocol::Tcp)
+            .map(|ip| {
+                let start = 14 + ip.header_len() as usize;
+                let end = 14 + ip.total_len() as usize;
+                (ip.src_addr().into(), ip.dst_addr().into(), start, end)
+            }),
+        EtherType::Ipv6 => Ipv6Packet::new_checked(eth.payload())
+            .ok()
+            .filter(|ip| ip.next_header() == IpProtocol::Tcp)
+            .map(|ip| {
+                let start = 14 + crate::wire::ipv6::HEADER_LEN;
+                let end = start + ip.payload_len() as usize;
+                (ip.src_addr().into(), ip.dst_addr().into(), start, end)
+            }),
+        _ => None,
+    };
+    let Some((src, dst, start, end)) = tcp else {
         return;
     };
-    if ip.protocol() != IpProtocol::Tcp {
-        return;
-    }
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let start = 14 + ip.header_len() as usize;
-    let end = 14 + ip.total_len() as usize;
     if end > frame.len() || end < start + 20 {
         return;
     }
     let seg = &mut frame[start..end];
     seg[16] = 0;
     seg[17] = 0;
-    let c = checksum::transport(src, dst, 6, seg);
+    let c = crate::wire::checksum::transport(src, dst, 6, seg);
     seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -314,5 +327,38 @@ mod tests {
         let mut f = ethernet::build_frame(&eth, &ip.build(&seg));
         complete_checksum(&mut f);
         assert_eq!(&f[34..], &good[..]);
+    }
+
+    #[test]
+    fn checksum_completion_over_ipv6() {
+        use crate::wire::*;
+        let tcp = TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            flags: TcpFlags(TcpFlags::SYN),
+            ..TcpRepr::default()
+        };
+        let s: std::net::Ipv6Addr = "2001:2::2".parse().unwrap();
+        let d: std::net::Ipv6Addr = "2001:2::1".parse().unwrap();
+        let good = tcp.to_bytes(s, d);
+        let mut seg = good.clone();
+        seg[16] = 0x12;
+        let ip = Ipv6Repr {
+            src_addr: s,
+            dst_addr: d,
+            next_header: IpProtocol::Tcp,
+            traffic_class: 0,
+            flow_label: 7,
+            hop_limit: 64,
+            payload_len: seg.len(),
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2; 6]),
+            dst_addr: EthernetAddress([4; 6]),
+            ethertype: EtherType::Ipv6,
+        };
+        let mut f = ethernet::build_frame(&eth, &ip.build(&seg));
+        complete_checksum(&mut f);
+        assert_eq!(&f[54..], &good[..]);
     }
 }

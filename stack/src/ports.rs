@@ -1,12 +1,13 @@
 //! Local port allocation: the bind table, `__inet_hash_connect`'s ephemeral
 //! port search (net/ipv4/inet_hashtables.c) and `inet_csk_get_port` for `bind(0)`.
+//! IPv4 and IPv6 share the table, as `inet_hash_connect` and `inet6_hash_connect` do.
 
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::rand::{siphash, Rng, SipKey};
 use crate::time::{Instant, HZ};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// `INET_TABLE_PERTURB_SIZE` (`CONFIG_INET_TABLE_PERTURB_ORDER=16`).
 const TABLE_PERTURB_SIZE: usize = 1 << 16;
@@ -30,9 +31,9 @@ pub struct PortEntry {
     /// How it was taken.
     pub usage: PortUse,
     /// The remote end once connected (for the 4-tuple uniqueness check).
-    pub remote: Option<(Ipv4Addr, u16)>,
+    pub remote: Option<(IpAddr, u16)>,
     /// The local address.
-    pub local: Ipv4Addr,
+    pub local: IpAddr,
 }
 
 /// The port table and the secrets of the search.
@@ -86,7 +87,7 @@ impl Ports {
     }
 
     /// Record the 4-tuple of `owner` once its connect goes ahead.
-    pub fn set_remote(&mut self, owner: usize, remote: Option<(Ipv4Addr, u16)>, local: Ipv4Addr) {
+    pub fn set_remote(&mut self, owner: usize, remote: Option<(IpAddr, u16)>, local: IpAddr) {
         for port in self.by_owner.get(&owner).into_iter().flatten() {
             let holders = self.by_port.get_mut(port).into_iter().flatten();
             for e in holders.filter(|e| e.owner == owner) {
@@ -99,9 +100,9 @@ impl Ports {
     fn established_clash(
         &self,
         owner: usize,
-        local: Ipv4Addr,
+        local: IpAddr,
         port: u16,
-        remote: (Ipv4Addr, u16),
+        remote: (IpAddr, u16),
     ) -> bool {
         self.holders(port)
             .iter()
@@ -117,7 +118,7 @@ impl Ports {
         cfg: &Config,
         rng: &mut Rng,
         owner: usize,
-        local: Ipv4Addr,
+        local: IpAddr,
         port: u16,
         no_port: bool,
     ) -> Result<Option<u16>, Errno> {
@@ -167,9 +168,9 @@ impl Ports {
     pub fn check_established(
         &self,
         owner: usize,
-        local: Ipv4Addr,
+        local: IpAddr,
         port: u16,
-        remote: (Ipv4Addr, u16),
+        remote: (IpAddr, u16),
     ) -> Result<(), Errno> {
         if self.established_clash(owner, local, port, remote) {
             Err(Errno::EADDRNOTAVAIL)
@@ -178,14 +179,14 @@ impl Ports {
         }
     }
 
-    /// `secure_ipv4_port_ephemeral` (net/core/secure_seq.c): a 64-bit keyed hash
-    /// of (saddr, daddr, dport) and `jiffies / (10 * HZ)`.
-    fn port_offset(&self, now: Instant, saddr: Ipv4Addr, daddr: Ipv4Addr, dport: u16) -> u64 {
-        let mut d = [0u8; 18];
-        d[..4].copy_from_slice(&saddr.octets());
-        d[4..8].copy_from_slice(&daddr.octets());
-        d[8..10].copy_from_slice(&dport.to_be_bytes());
-        d[10..].copy_from_slice(&(now.jiffies() / (10 * HZ)).to_le_bytes());
+    /// `secure_ipv4_port_ephemeral` / `secure_ipv6_port_ephemeral`
+    /// (net/core/secure_seq.c): a 64-bit keyed hash of (saddr, daddr, dport) and
+    /// `jiffies / (10 * HZ)`.
+    fn port_offset(&self, now: Instant, saddr: IpAddr, daddr: IpAddr, dport: u16) -> u64 {
+        let mut d = crate::rand::addr_bytes(saddr);
+        d.extend(crate::rand::addr_bytes(daddr));
+        d.extend(dport.to_be_bytes());
+        d.extend((now.jiffies() / (10 * HZ)).to_le_bytes());
         siphash(self.key, &d)
     }
 
@@ -204,8 +205,8 @@ impl Ports {
         rng: &mut Rng,
         now: Instant,
         owner: usize,
-        local: Ipv4Addr,
-        remote: (Ipv4Addr, u16),
+        local: IpAddr,
+        remote: (IpAddr, u16),
     ) -> Result<u16, Errno> {
         let (low, high) = (
             cfg.ip_local_port_range.0 as u32,
@@ -260,8 +261,10 @@ impl Ports {
 mod tests {
     use super::*;
 
-    const L: Ipv4Addr = Ipv4Addr::new(10, 199, 0, 1);
-    const P: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 199, 0, 2), 8080);
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const L: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 199, 0, 1));
+    const P: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(10, 199, 0, 2)), 8080);
 
     #[test]
     fn connect_ports_are_even_and_in_range() {
@@ -295,7 +298,7 @@ mod tests {
             Err(Errno::EADDRNOTAVAIL)
         );
         // Another destination can reuse 40000.
-        let other = (Ipv4Addr::new(10, 199, 0, 3), 8080);
+        let other = (IpAddr::V4(Ipv4Addr::new(10, 199, 0, 3)), 8080);
         assert_eq!(
             ports.hash_connect(&cfg, &mut rng, Instant::ZERO, 3, L, other),
             Ok(40000)
@@ -339,6 +342,26 @@ mod tests {
         assert_eq!(
             ports.hash_connect(&cfg, &mut rng, Instant::ZERO, 0, L, P),
             Ok(40001)
+        );
+    }
+
+    #[test]
+    fn ipv6_connects_share_the_table() {
+        // inet6_hash_connect searches the same bind hash: with a two-port range a v6
+        // connect takes the port a v4 connect left, and a v6 4-tuple is its own.
+        let cfg = Config::from_pairs([("net.ipv4.ip_local_port_range", "40000 40001")]).unwrap();
+        let mut rng = Rng::new(6);
+        let mut ports = Ports::new(&mut rng);
+        let l6 = IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1));
+        let p6 = (IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2)), 8080);
+        ports.bind(&cfg, &mut rng, 9, L, 40000, false).unwrap();
+        assert_eq!(
+            ports.hash_connect(&cfg, &mut rng, Instant::ZERO, 0, l6, p6),
+            Ok(40001)
+        );
+        assert_eq!(
+            ports.hash_connect(&cfg, &mut rng, Instant::ZERO, 1, l6, p6),
+            Err(Errno::EADDRNOTAVAIL)
         );
     }
 

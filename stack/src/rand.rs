@@ -46,6 +46,14 @@ impl Rng {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SipKey(pub u64, pub u64);
 
+/// An address as the kernel's keyed hashes take it: 4 bytes for IPv4, 16 for IPv6.
+pub fn addr_bytes(a: std::net::IpAddr) -> Vec<u8> {
+    match a {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 /// SipHash-2-4 of `data` under `key` (lib/siphash.c semantics for byte input).
 pub fn siphash(key: SipKey, data: &[u8]) -> u64 {
     let (k0, k1) = (key.0, key.1);

@@ -3,7 +3,16 @@
 
 use crate::errno::Errno;
 use crate::wire::EthernetAddress;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// An IPv6 address with its prefix length (`ip -6 addr add 2001:2::1/64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Cidr {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// The prefix length of its on-link subnet (0..=128).
+    pub prefix_len: u8,
+}
 
 /// The one Ethernet interface the stack owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +29,30 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// The link-local address `addrconf_addr_gen` gives an Ethernet device
+    /// (`addr_gen_mode` eui64): fe80::/64 with the MAC's modified EUI-64.
+    pub fn ipv6_link_local(&self) -> Ipv6Addr {
+        let m = self.mac.0;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 2,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+
     /// The connected subnet's broadcast address, when there is a subnet.
     pub fn broadcast(&self) -> Option<Ipv4Addr> {
         let m = mask(self.prefix_len);
@@ -156,12 +189,21 @@ pub fn default_advmss(mtu: u32) -> u32 {
 pub struct RouteTable {
     iface: Interface,
     routes: Vec<Route>,
+    /// The interface's global IPv6 address and prefix ([`crate::route6`]); `None`: no IPv6.
+    pub(crate) ipv6: Option<Ipv6Cidr>,
+    /// IPv6 routes besides the connected ones ([`crate::route6`]).
+    pub(crate) routes6: Vec<crate::route6::Route6>,
 }
 
 impl RouteTable {
     /// A table for `iface` plus `routes`.
     pub fn new(iface: Interface, routes: Vec<Route>) -> Self {
-        RouteTable { iface, routes }
+        RouteTable {
+            iface,
+            routes,
+            ipv6: None,
+            routes6: Vec::new(),
+        }
     }
     /// The interface.
     pub fn interface(&self) -> &Interface {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::tcp::{Tcb, TcpParams, SOCK_MIN_RCVBUF};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
 /// `AF_UNSPEC`.
@@ -16,6 +16,22 @@ pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 /// `sizeof(struct sockaddr_in)`.
 pub const SOCKADDR_IN_LEN: usize = 16;
+/// `SIN6_LEN_RFC2133`: a `sockaddr_in6` without `sin6_scope_id`, the shortest
+/// `inet6_bind` and `tcp_v6_connect` accept.
+pub const SIN6_LEN_RFC2133: usize = 24;
+/// `sizeof(struct sockaddr_in6)`.
+pub const SOCKADDR_IN6_LEN: usize = 28;
+
+/// The address family a socket was made with (`socket(domain, SOCK_STREAM, 0)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Domain {
+    /// `AF_INET`
+    #[default]
+    Inet,
+    /// `AF_INET6`: connects to IPv6 addresses, and to IPv4 ones written as
+    /// `::ffff:a.b.c.d` unless `IPV6_V6ONLY` is set.
+    Inet6,
+}
 /// `sizeof(struct sockaddr_storage)`.
 pub const SOCKADDR_STORAGE_LEN: usize = 128;
 
@@ -34,6 +50,16 @@ impl SockAddr {
         b[..2].copy_from_slice(&AF_INET.to_ne_bytes());
         b[2..4].copy_from_slice(&a.port().to_be_bytes());
         b[4..8].copy_from_slice(&a.ip().octets());
+        SockAddr { bytes: b }
+    }
+    /// A `sockaddr_in6` (28 bytes): family, port, `sin6_flowinfo`, address, `sin6_scope_id`.
+    pub fn inet6(a: SocketAddrV6) -> Self {
+        let mut b = vec![0u8; SOCKADDR_IN6_LEN];
+        b[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
+        b[2..4].copy_from_slice(&a.port().to_be_bytes());
+        b[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+        b[8..24].copy_from_slice(&a.ip().octets());
+        b[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
         SockAddr { bytes: b }
     }
     /// A `sockaddr` with family `AF_UNSPEC` (16 bytes), for disconnect.
@@ -76,6 +102,20 @@ impl SockAddr {
         let ip = Ipv4Addr::new(self.bytes[4], self.bytes[5], self.bytes[6], self.bytes[7]);
         Some(SocketAddrV4::new(ip, port))
     }
+    /// The IPv6 address, port, flow info and scope id, if at least
+    /// `SIN6_LEN_RFC2133` bytes (family not checked); the scope id is 0 unless all
+    /// 28 bytes are there, as `tcp_v6_connect` reads it.
+    pub fn inet6_addr(&self) -> Option<SocketAddrV6> {
+        let b = self.bytes.get(..SIN6_LEN_RFC2133)?;
+        let port = u16::from_be_bytes([b[2], b[3]]);
+        let flowinfo = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+        let ip = Ipv6Addr::from(<[u8; 16]>::try_from(&b[8..24]).ok()?);
+        let scope = match self.bytes.get(24..28) {
+            Some(s) => u32::from_ne_bytes([s[0], s[1], s[2], s[3]]),
+            None => 0,
+        };
+        Some(SocketAddrV6::new(ip, port, flowinfo, scope))
+    }
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -85,6 +125,12 @@ impl SockAddr {
 impl From<SocketAddrV4> for SockAddr {
     fn from(a: SocketAddrV4) -> Self {
         SockAddr::inet(a)
+    }
+}
+
+impl From<SocketAddrV6> for SockAddr {
+    fn from(a: SocketAddrV6) -> Self {
+        SockAddr::inet6(a)
     }
 }
 
@@ -119,6 +165,12 @@ pub enum SockOpt {
     IpOptions(Vec<u8>),
     /// `IP_BIND_ADDRESS_NO_PORT`.
     IpBindAddressNoPort(bool),
+    /// `IPV6_V6ONLY` (AF_INET6 only): no IPv4 through v4-mapped addresses.
+    Ipv6V6Only(bool),
+    /// `IPV6_TCLASS` (AF_INET6 only): -1..=255, -1 for the default 0; ECN bits ignored for TCP.
+    Ipv6Tclass(i32),
+    /// `IPV6_UNICAST_HOPS` (AF_INET6 only): -1..=255, -1 for the route's or the device's.
+    Ipv6UnicastHops(i32),
     /// `O_NONBLOCK` (fcntl, not a socket option, but set the same way here).
     NonBlocking(bool),
 }
@@ -146,6 +198,12 @@ pub enum SockOptName {
     IpTtl,
     /// `IP_BIND_ADDRESS_NO_PORT`.
     IpBindAddressNoPort,
+    /// `IPV6_V6ONLY`.
+    Ipv6V6Only,
+    /// `IPV6_TCLASS`.
+    Ipv6Tclass,
+    /// `IPV6_UNICAST_HOPS`.
+    Ipv6UnicastHops,
 }
 
 /// A `getsockopt` result.
@@ -169,7 +227,7 @@ impl SockOptValue {
 
 impl SockOpt {
     /// Decode a raw `setsockopt(level, name, value)` as Linux numbers it
-    /// (`SOL_SOCKET`/`IPPROTO_IP`/`IPPROTO_TCP`); unknown → ENOPROTOOPT,
+    /// (`SOL_SOCKET`/`IPPROTO_IP`/`IPPROTO_IPV6`/`IPPROTO_TCP`); unknown → ENOPROTOOPT,
     /// short `int` → EINVAL.
     pub fn from_raw(level: i32, name: i32, value: &[u8]) -> Result<SockOpt, Errno> {
         let int = || -> Result<i32, Errno> {
@@ -211,6 +269,9 @@ impl SockOpt {
             (IPPROTO_IP, IP_TTL) => SockOpt::IpTtl(int()?),
             (IPPROTO_IP, IP_OPTIONS) => SockOpt::IpOptions(value.to_vec()),
             (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT) => SockOpt::IpBindAddressNoPort(int()? != 0),
+            (IPPROTO_IPV6, IPV6_V6ONLY) => SockOpt::Ipv6V6Only(int()? != 0),
+            (IPPROTO_IPV6, IPV6_TCLASS) => SockOpt::Ipv6Tclass(int()?),
+            (IPPROTO_IPV6, IPV6_UNICAST_HOPS) => SockOpt::Ipv6UnicastHops(int()?),
             _ => return Err(Errno::ENOPROTOOPT),
         })
     }
@@ -255,6 +316,14 @@ mod uapi {
     pub const IP_OPTIONS: i32 = 4;
     /// `IP_BIND_ADDRESS_NO_PORT` (include/uapi/linux/in.h).
     pub const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
+    /// `IPPROTO_IPV6` (include/uapi/linux/in.h).
+    pub const IPPROTO_IPV6: i32 = 41;
+    /// `IPV6_UNICAST_HOPS` (include/uapi/linux/in6.h).
+    pub const IPV6_UNICAST_HOPS: i32 = 16;
+    /// `IPV6_V6ONLY` (include/uapi/linux/in6.h).
+    pub const IPV6_V6ONLY: i32 = 26;
+    /// `IPV6_TCLASS` (include/uapi/linux/in6.h).
+    pub const IPV6_TCLASS: i32 = 67;
 }
 
 /// Poll bits (`include/uapi/asm-generic/poll.h`).
@@ -434,10 +503,22 @@ pub struct Socket {
     pub ip_options: IpOptions,
     /// `IP_BIND_ADDRESS_NO_PORT`.
     pub bind_address_no_port: bool,
+    /// The family of `socket()`.
+    pub domain: Domain,
+    /// `sk_ipv6only` (`IPV6_V6ONLY`, or a bind to a specific IPv6 address).
+    pub v6only: bool,
+    /// `np->tclass` (`IPV6_TCLASS`).
+    pub tclass: u8,
+    /// `np->hop_limit` (`IPV6_UNICAST_HOPS`; None = -1, the route's or the device's).
+    pub unicast_hops: Option<u8>,
+    /// `sk_bound_dev_if` from a link-local destination's `sin6_scope_id` (0: none).
+    pub bound_dev_if: u32,
     /// `sock->state`; changed only by [`Socket::set_state`].
     state: SockState,
-    /// `inet_saddr` / `inet_rcv_saddr` from bind (`SOCK_BINDADDR_LOCK` when set).
-    pub bound_addr: Option<Ipv4Addr>,
+    /// `inet_saddr` / `inet_rcv_saddr` (`sk_v6_rcv_saddr`) from bind
+    /// (`SOCK_BINDADDR_LOCK` when set): IPv4 also for an AF_INET6 socket bound to a
+    /// v4-mapped address.
+    pub bound_addr: Option<IpAddr>,
     /// A port held since bind (`SOCK_BINDPORT_LOCK` if explicit).
     pub bound_port: Option<u16>,
     /// The port was given explicitly to bind (`SOCK_BINDPORT_LOCK`).
@@ -445,9 +526,9 @@ pub struct Socket {
     /// The local port in use (bound or chosen by connect).
     pub local_port: Option<u16>,
     /// The source address in use.
-    pub local_addr: Option<Ipv4Addr>,
+    pub local_addr: Option<IpAddr>,
     /// Next hop of the connection (None = `lo`).
-    pub next_hop: Option<Ipv4Addr>,
+    pub next_hop: Option<IpAddr>,
     /// Route hoplimit.
     pub route_ttl: Option<u8>,
     /// `sk_disconnects`.
@@ -461,6 +542,13 @@ pub struct Socket {
 impl Socket {
     /// A fresh `socket(AF_INET, SOCK_STREAM, 0)` (`tcp_init_sock`).
     pub fn new(cfg: &Config) -> Self {
+        Socket::new_in(cfg, Domain::Inet)
+    }
+
+    /// A fresh `socket(domain, SOCK_STREAM, 0)`: an AF_INET6 socket starts with
+    /// `ipv6_specific` (a 40-byte network header) and `sk_ipv6only` from
+    /// `net.ipv6.bindv6only` (0).
+    pub fn new_in(cfg: &Config, domain: Domain) -> Self {
         let params = TcpParams {
             user_mss: 0,
             syn_retries: 0,
@@ -472,7 +560,16 @@ impl Socket {
             nodelay: false,
             jiffies_offset: cfg.jiffies_offset,
         };
+        let mut tcb = Tcb::new(params);
+        if domain == Domain::Inet6 {
+            tcb.net_header_len = 40;
+        }
         Socket {
+            domain,
+            v6only: false,
+            tclass: 0,
+            unicast_hops: None,
+            bound_dev_if: 0,
             nonblocking: false,
             sndtimeo: None,
             rcvbuf: cfg.tcp_rmem[1],
@@ -491,7 +588,7 @@ impl Socket {
             route_ttl: None,
             disconnects: 0,
             orphan: false,
-            tcb: Tcb::new(params),
+            tcb,
         }
     }
 
@@ -512,8 +609,18 @@ impl Socket {
     }
 
     /// Apply an option: `sock_setsockopt`, `do_ip_setsockopt`, `do_tcp_setsockopt`.
+    /// Options of level `IPPROTO_IPV6` on an AF_INET socket get ENOPROTOOPT
+    /// (`ip_setsockopt` knows only `SOL_IP`); `IPPROTO_IP` ones work on both families
+    /// (`ipv6_setsockopt` hands `SOL_IP` to `ip_setsockopt`).
     pub fn setsockopt(&mut self, cfg: &Config, opt: SockOpt) -> Result<(), Errno> {
         let closed = self.tcb.state() == crate::tcp::State::Closed;
+        let ipv6_level = matches!(
+            opt,
+            SockOpt::Ipv6V6Only(_) | SockOpt::Ipv6Tclass(_) | SockOpt::Ipv6UnicastHops(_)
+        );
+        if ipv6_level && self.domain != Domain::Inet6 {
+            return Err(Errno::ENOPROTOOPT);
+        }
         let p = &mut self.tcb.params;
         match opt {
             SockOpt::TcpMaxSeg(v) => {
@@ -594,13 +701,46 @@ impl Socket {
                 self.tcb.set_ext_hdr_len(self.ip_options.bytes.len() as u32);
             }
             SockOpt::IpBindAddressNoPort(b) => self.bind_address_no_port = b,
+            // do_ipv6_setsockopt: not once the socket has a port (`inet_num`).
+            SockOpt::Ipv6V6Only(b) => {
+                if self.local_port.is_some() {
+                    return Err(Errno::EINVAL);
+                }
+                self.v6only = b;
+            }
+            // do_ipv6_setsockopt: -1 is the default 0; a stream socket keeps its ECN bits.
+            SockOpt::Ipv6Tclass(v) => {
+                if !(-1..=255).contains(&v) {
+                    return Err(Errno::EINVAL);
+                }
+                let v = v.max(0) as u8;
+                self.tclass = (v & !3) | (self.tclass & 3);
+            }
+            SockOpt::Ipv6UnicastHops(v) => {
+                if !(-1..=255).contains(&v) {
+                    return Err(Errno::EINVAL);
+                }
+                self.unicast_hops = (v >= 0).then_some(v as u8);
+            }
             SockOpt::NonBlocking(b) => self.nonblocking = b,
         }
         Ok(())
     }
 
     /// Read an option. `SO_ERROR` returns and clears `sk_err`, else `sk_err_soft`.
-    pub fn getsockopt(&mut self, name: SockOptName) -> Result<SockOptValue, Errno> {
+    /// `IPV6_UNICAST_HOPS` unset reads as `default_hops` (`ip6_dst_hoplimit`).
+    pub fn getsockopt(
+        &mut self,
+        name: SockOptName,
+        default_hops: u8,
+    ) -> Result<SockOptValue, Errno> {
+        let ipv6_level = matches!(
+            name,
+            SockOptName::Ipv6V6Only | SockOptName::Ipv6Tclass | SockOptName::Ipv6UnicastHops
+        );
+        if ipv6_level && self.domain != Domain::Inet6 {
+            return Err(Errno::ENOPROTOOPT);
+        }
         let p = &self.tcb.params;
         let int = SockOptValue::Int;
         Ok(match name {
@@ -628,6 +768,9 @@ impl Socket {
             SockOptName::IpTos => int(self.tos as i32),
             SockOptName::IpTtl => int(self.ttl.map_or(-1, i32::from)),
             SockOptName::IpBindAddressNoPort => int(self.bind_address_no_port as i32),
+            SockOptName::Ipv6V6Only => int(self.v6only as i32),
+            SockOptName::Ipv6Tclass => int(self.tclass as i32),
+            SockOptName::Ipv6UnicastHops => int(self.unicast_hops.unwrap_or(default_hops) as i32),
         })
     }
 
@@ -696,7 +839,7 @@ mod tests {
         assert_eq!(s.tos, 0x10);
         s.setsockopt(&cfg, SockOpt::SoRcvBuf(4096)).unwrap();
         assert_eq!(
-            s.getsockopt(SockOptName::SoRcvBuf),
+            s.getsockopt(SockOptName::SoRcvBuf, 64),
             Ok(SockOptValue::Int(8192))
         );
         s.setsockopt(&cfg, SockOpt::SoRcvBuf(1 << 30)).unwrap();
@@ -735,6 +878,74 @@ mod tests {
         assert_eq!(IP_TTL, libc::IP_TTL);
         assert_eq!(IP_OPTIONS, libc::IP_OPTIONS);
         assert_eq!(IP_BIND_ADDRESS_NO_PORT, libc::IP_BIND_ADDRESS_NO_PORT);
+        assert_eq!(IPPROTO_IPV6, libc::IPPROTO_IPV6);
+        assert_eq!(IPV6_V6ONLY, libc::IPV6_V6ONLY);
+        assert_eq!(IPV6_TCLASS, libc::IPV6_TCLASS);
+        assert_eq!(IPV6_UNICAST_HOPS, libc::IPV6_UNICAST_HOPS);
+        assert_eq!(AF_INET6 as i32, libc::AF_INET6);
+        assert_eq!(SOCKADDR_IN6_LEN, std::mem::size_of::<libc::sockaddr_in6>());
+    }
+
+    #[test]
+    fn sockaddr_in6_layout() {
+        let ip: Ipv6Addr = "fe80::2".parse().unwrap();
+        let a = SockAddr::inet6(SocketAddrV6::new(ip, 8080, 0x12345, 3));
+        assert_eq!((a.len(), a.family()), (28, Some(AF_INET6)));
+        assert_eq!(&a.as_bytes()[2..4], &[0x1f, 0x90]);
+        assert_eq!(
+            a.inet6_addr(),
+            Some(SocketAddrV6::new(ip, 8080, 0x12345, 3))
+        );
+        // 24 bytes (RFC 2133): no scope id; 23: none at all.
+        let short = SockAddr::from_bytes(&a.as_bytes()[..24]);
+        assert_eq!(
+            short.inet6_addr(),
+            Some(SocketAddrV6::new(ip, 8080, 0x12345, 0))
+        );
+        assert_eq!(SockAddr::from_bytes(&a.as_bytes()[..23]).inet6_addr(), None);
+    }
+
+    #[test]
+    fn ipv6_options_need_an_inet6_socket() {
+        let cfg = Config::default();
+        let mut v4 = Socket::new(&cfg);
+        assert_eq!(
+            v4.setsockopt(&cfg, SockOpt::Ipv6V6Only(true)),
+            Err(Errno::ENOPROTOOPT)
+        );
+        assert_eq!(
+            v4.getsockopt(SockOptName::Ipv6Tclass, 64),
+            Err(Errno::ENOPROTOOPT)
+        );
+        let mut v6 = Socket::new_in(&cfg, Domain::Inet6);
+        assert_eq!(v6.tcb.net_header_len, 40);
+        v6.setsockopt(&cfg, SockOpt::Ipv6Tclass(0xbb)).unwrap();
+        assert_eq!(v6.tclass, 0xb8, "a stream socket keeps its ECN bits");
+        assert_eq!(
+            v6.setsockopt(&cfg, SockOpt::Ipv6Tclass(256)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            v6.getsockopt(SockOptName::Ipv6UnicastHops, 64),
+            Ok(SockOptValue::Int(64))
+        );
+        v6.setsockopt(&cfg, SockOpt::Ipv6UnicastHops(7)).unwrap();
+        assert_eq!(
+            v6.getsockopt(SockOptName::Ipv6UnicastHops, 64),
+            Ok(SockOptValue::Int(7))
+        );
+        v6.setsockopt(&cfg, SockOpt::Ipv6V6Only(true)).unwrap();
+        v6.local_port = Some(40000);
+        assert_eq!(
+            v6.setsockopt(&cfg, SockOpt::Ipv6V6Only(false)),
+            Err(Errno::EINVAL)
+        );
+        // IP-level options work on AF_INET6 sockets (for v4-mapped connections).
+        v6.setsockopt(&cfg, SockOpt::IpTos(0x20)).unwrap();
+        assert_eq!(
+            SockOpt::from_raw(41, 26, &1i32.to_ne_bytes()),
+            Ok(SockOpt::Ipv6V6Only(true))
+        );
     }
 
     /// The socket states `__inet_stream_connect` moves between, pinned pair by pair.

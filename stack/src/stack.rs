@@ -2,6 +2,10 @@
 //! table and the sockets. Frames in through [`Stack::handle_frame`], frames out
 //! through [`Stack::poll_transmit`], timers through [`Stack::poll_timeout`] and
 //! [`Stack::handle_timeout`]; the socket calls take `now` as well.
+//!
+//! This file holds the IPv4 side and what both families share; the IPv6 side is in
+//! `stack/ipv6.rs` (`tcp_v6_connect`, IPv6 input and output, `tcp_v6_err`) and
+//! `stack/ndisc.rs` (neighbour discovery on the wire).
 
 use crate::config::Config;
 use crate::errno::Errno;
@@ -9,8 +13,9 @@ use crate::neigh::{NeighCache, Pending};
 use crate::ports::Ports;
 use crate::rand::{siphash, Rng, SipKey};
 use crate::route::{Interface, Route, RouteTable};
+use crate::route6::Route6;
 use crate::socket::{
-    SockAddr, SockOpt, SockOptName, SockOptValue, SockState, Socket, AF_INET, AF_UNSPEC,
+    Domain, SockAddr, SockOpt, SockOptName, SockOptValue, SockState, Socket, AF_INET, AF_UNSPEC,
     SOCKADDR_IN_LEN, SOCKADDR_STORAGE_LEN,
 };
 use crate::tcp::{self, ConnectInit, Output, State, Tcb, RCV_SHUTDOWN, SEND_SHUTDOWN};
@@ -21,7 +26,10 @@ use crate::wire::{
     IcmpPacket, IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
 };
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+
+mod ipv6;
+mod ndisc;
 
 /// A socket of the stack (an index; stale handles give EBADF).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,7 +62,7 @@ pub struct Stats {
     pub rx_ignored: u64,
     /// Frames handed out by `poll_transmit`.
     pub tx_frames: u64,
-    /// Packets dropped because ARP had no probes to send.
+    /// Packets dropped because neighbour resolution (ARP or ND) had no probes to send.
     pub tx_dropped: u64,
 }
 
@@ -68,6 +76,9 @@ pub struct Stack {
     rng: Rng,
     isn_key: SipKey,
     ts_key: SipKey,
+    /// The key of the flow hash of packets no socket sends (`skb_get_hash_flowi6`'s
+    /// `hashrnd`), from which their automatic IPv6 flow label comes.
+    flow_key: SipKey,
     sockets: Vec<Option<Socket>>,
     /// Lookup structures over `sockets`, so that neither a frame nor a timer
     /// query walks every socket (a connect loop leaves thousands in TIME-WAIT).
@@ -87,6 +98,7 @@ impl Stack {
         let isn_key = rng.key();
         let ts_key = rng.key();
         let ports = Ports::new(&mut rng);
+        let flow_key = rng.key();
         Stack {
             cfg: config,
             routes: RouteTable::new(iface, routes),
@@ -95,6 +107,7 @@ impl Stack {
             rng,
             isn_key,
             ts_key,
+            flow_key,
             sockets: Vec::new(),
             index: SocketIndex::default(),
             tx: VecDeque::new(),
@@ -114,6 +127,22 @@ impl Stack {
     /// The interface.
     pub fn interface(&self) -> &Interface {
         self.routes.interface()
+    }
+    /// The same stack with the IPv6 address `addr/prefix_len` on its interface (`ip -6
+    /// addr add … nodad`); the interface then also has its EUI-64 link-local address, and
+    /// the routes of both prefixes. Without it the stack has no IPv6 but `::1`.
+    pub fn with_ipv6(mut self, addr: std::net::Ipv6Addr, prefix_len: u8) -> Self {
+        self.routes
+            .set_ipv6(Some(crate::route::Ipv6Cidr { addr, prefix_len }));
+        self
+    }
+    /// The interface's IPv6 address and prefix, if it has one.
+    pub fn ipv6(&self) -> Option<crate::route::Ipv6Cidr> {
+        self.routes.ipv6()
+    }
+    /// Add an IPv6 route (`ip -6 route add`); the interface's own prefixes need none.
+    pub fn add_route6(&mut self, route: Route6) {
+        self.routes.add_route6(route);
     }
     /// Counters.
     pub fn stats(&self) -> Stats {
@@ -161,7 +190,15 @@ impl Stack {
 
     /// `socket(AF_INET, SOCK_STREAM, 0)`.
     pub fn socket(&mut self) -> SocketHandle {
-        let s = Socket::new(&self.cfg);
+        self.socket_in(Domain::Inet)
+    }
+
+    /// `socket(domain, SOCK_STREAM, 0)`: [`Domain::Inet6`] makes an AF_INET6 socket,
+    /// whose `bind`/`connect` take a `sockaddr_in6` ([`SockAddr::inet6`]) and whose
+    /// addresses [`Stack::getsockname_addr`]/[`Stack::getpeername_addr`] report as IPv6
+    /// (`::ffff:a.b.c.d` for an IPv4 connection).
+    pub fn socket_in(&mut self, domain: Domain) -> SocketHandle {
+        let s = Socket::new_in(&self.cfg, domain);
         // The lowest free slot, as before: handles are small and reused.
         let i = match self.index.free.pop_first() {
             Some(i) => {
@@ -201,7 +238,11 @@ impl Stack {
         h: SocketHandle,
         name: SockOptName,
     ) -> Result<SockOptValue, Errno> {
-        self.sock_mut(h)?.getsockopt(name)
+        let default_hops = self.cfg.ipv6_hop_limit;
+        let s = self.sock_mut(h)?;
+        // ip6_dst_hoplimit: the route's metric, else the device's hop_limit.
+        let hops = s.route_ttl.unwrap_or(default_hops);
+        s.getsockopt(name, hops)
     }
 
     /// `poll`: the `tcp_poll` mask (see [`crate::socket::poll`]).
@@ -209,10 +250,14 @@ impl Stack {
         Ok(self.sock(h)?.poll())
     }
 
-    /// Mirrors `inet_bind`/`__inet_bind` (net/ipv4/af_inet.c).
+    /// Mirrors `inet_bind`/`__inet_bind` (net/ipv4/af_inet.c), or `inet6_bind`/`__inet6_bind`
+    /// (net/ipv6/af_inet6.c) for an AF_INET6 socket.
     pub fn bind(&mut self, h: SocketHandle, addr: &SockAddr) -> Result<(), Errno> {
         let idx = h.0;
         let s = self.sock(h)?;
+        if s.domain == Domain::Inet6 {
+            return self.inet6_bind(idx, addr);
+        }
         if addr.len() > SOCKADDR_STORAGE_LEN || addr.len() < SOCKADDR_IN_LEN {
             return Err(Errno::EINVAL);
         }
@@ -229,11 +274,12 @@ impl Stack {
             return Err(Errno::EINVAL);
         }
         let no_port = s.bind_address_no_port;
+        let ip = IpAddr::V4(*a.ip());
         let port = self
             .ports
-            .bind(&self.cfg, &mut self.rng, idx, *a.ip(), a.port(), no_port)?;
+            .bind(&self.cfg, &mut self.rng, idx, ip, a.port(), no_port)?;
         let s = self.sk(idx);
-        s.bound_addr = (!a.ip().is_unspecified()).then_some(*a.ip());
+        s.bound_addr = (!a.ip().is_unspecified()).then_some(ip);
         s.local_addr = s.bound_addr;
         s.bound_port = port;
         s.local_port = port;
@@ -241,22 +287,40 @@ impl Stack {
         Ok(())
     }
 
-    /// `getsockname`.
+    /// `getsockname` of an AF_INET socket. For an AF_INET6 socket this gives the IPv4
+    /// address of an IPv4 (v4-mapped) binding or connection and EAFNOSUPPORT otherwise;
+    /// [`Stack::getsockname_addr`] reports either family.
     pub fn getsockname(&self, h: SocketHandle) -> Result<SocketAddrV4, Errno> {
-        let s = self.sock(h)?;
-        Ok(SocketAddrV4::new(
-            s.local_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            s.local_port.unwrap_or(0),
-        ))
+        v4_only(self.getsockname_addr(h)?)
     }
 
-    /// `getpeername` (ENOTCONN in CLOSE and SYN_SENT, as `inet_getname`).
+    /// `getpeername` of an AF_INET socket (ENOTCONN in CLOSE and SYN_SENT, as
+    /// `inet_getname`); see [`Stack::getsockname`] for AF_INET6 sockets.
     pub fn getpeername(&self, h: SocketHandle) -> Result<SocketAddrV4, Errno> {
+        v4_only(self.getpeername_addr(h)?)
+    }
+
+    /// `getsockname` as the socket's family writes it (`inet_getname`, `inet6_getname`):
+    /// a `SocketAddr::V4` for an AF_INET socket, a `SocketAddr::V6` for an AF_INET6 one
+    /// (an IPv4 address as `::ffff:a.b.c.d`; scope id = the bound interface for a
+    /// link-local address).
+    pub fn getsockname_addr(&self, h: SocketHandle) -> Result<SocketAddr, Errno> {
+        let s = self.sock(h)?;
+        let ip = s.local_addr.unwrap_or(match s.domain {
+            Domain::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Domain::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        });
+        Ok(ipv6::in_domain(s, ip, s.local_port.unwrap_or(0)))
+    }
+
+    /// `getpeername` as the socket's family writes it (ENOTCONN in CLOSE and SYN_SENT);
+    /// see [`Stack::getsockname_addr`].
+    pub fn getpeername_addr(&self, h: SocketHandle) -> Result<SocketAddr, Errno> {
         let s = self.sock(h)?;
         if matches!(s.tcb.state(), State::Closed | State::SynSent) || s.tcb.remote.port() == 0 {
             return Err(Errno::ENOTCONN);
         }
-        Ok(s.tcb.remote)
+        Ok(ipv6::in_domain(s, s.tcb.remote.ip(), s.tcb.remote.port()))
     }
 
     /// `connect()`: mirrors `__inet_stream_connect` (net/ipv4/af_inet.c) and
@@ -294,7 +358,11 @@ impl Stack {
                 if s.tcb.state() != State::Closed {
                     return Connect::Done(Err(Errno::EISCONN));
                 }
-                if let Err(e) = self.tcp_v4_connect(now, idx, addr) {
+                let r = match s.domain {
+                    Domain::Inet => self.tcp_v4_connect(now, idx, addr),
+                    Domain::Inet6 => self.tcp_v6_connect(now, idx, addr),
+                };
+                if let Err(e) = r {
                     return Connect::Done(Err(e));
                 }
                 self.sk(idx).set_state(SockState::Connecting);
@@ -363,19 +431,17 @@ impl Stack {
         self.ports.release(idx);
     }
 
-    /// `secure_tcp_seq` (net/core/secure_seq.c): keyed hash of the 4-tuple plus the 64 ns clock.
+    /// `secure_tcp_seq` / `secure_tcpv6_seq` (net/core/secure_seq.c): keyed hash of the
+    /// 4-tuple plus the 64 ns clock.
     fn secure_tcp_seq(
         &self,
         now: Instant,
-        saddr: Ipv4Addr,
-        daddr: Ipv4Addr,
+        saddr: IpAddr,
+        daddr: IpAddr,
         sport: u16,
         dport: u16,
     ) -> u32 {
-        let mut d = [0u8; 12];
-        d[..4].copy_from_slice(&saddr.octets());
-        d[4..8].copy_from_slice(&daddr.octets());
-        d[8..].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_be_bytes());
+        let d = four_tuple_bytes(saddr, daddr, sport, dport);
         (siphash(self.isn_key, &d) as u32).wrapping_add((now.as_nanos() >> 6) as u32)
     }
 
@@ -383,15 +449,11 @@ impl Stack {
     /// `tcp_timestamps == 1`, else 0. Linux 6.18 keys it by the ports too: a socket that
     /// connects again from a new port starts from a new TSval base (measured by
     /// `reconnect-forgets-window-clamp`).
-    fn secure_tcp_ts_off(&self, saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16) -> u32 {
+    fn secure_tcp_ts_off(&self, saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16) -> u32 {
         if self.cfg.tcp_timestamps != 1 {
             return 0;
         }
-        let mut d = [0u8; 12];
-        d[..4].copy_from_slice(&saddr.octets());
-        d[4..8].copy_from_slice(&daddr.octets());
-        d[8..].copy_from_slice(&(((sport as u32) << 16) | dport as u32).to_be_bytes());
-        siphash(self.ts_key, &d) as u32
+        siphash(self.ts_key, &four_tuple_bytes(saddr, daddr, sport, dport)) as u32
     }
 
     /// Mirrors `tcp_v4_connect` (net/ipv4/tcp_ipv4.c), KERNEL-CONNECT.md §2.
@@ -412,12 +474,52 @@ impl Stack {
             }
             nexthop = f;
         }
-        let bound = s.bound_addr;
+        // An AF_INET6 socket bound to an IPv6 address is v6-only, so never gets here.
+        let bound = match s.bound_addr {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
         let ext_hdr_len = s.ip_options.bytes.len() as u32;
         let rt = self.routes.lookup(nexthop, bound)?;
-        let daddr = if srr.is_some() { *dst.ip() } else { rt.dst };
-        let saddr = rt.src;
+        let daddr = IpAddr::V4(if srr.is_some() { *dst.ip() } else { rt.dst });
+        let saddr = IpAddr::V4(rt.src);
         let dport = dst.port();
+        self.finish_connect_setup(
+            now,
+            idx,
+            ConnectRoute {
+                saddr,
+                daddr,
+                dport,
+                mtu: rt.mtu,
+                advmss: rt.advmss,
+                next_hop: rt.next_hop.map(IpAddr::V4),
+                hoplimit: rt.hoplimit,
+                window: rt.window,
+                initrwnd: rt.initrwnd,
+                ecn: rt.ecn,
+                ext_hdr_len,
+                net_header_len: 20,
+                mss_clamp: tcp::TCP_MSS_DEFAULT,
+            },
+        )
+    }
+
+    /// What `tcp_v4_connect` and `tcp_v6_connect` share once the route is known: the
+    /// port (`inet_hash_connect`/`inet6_hash_connect`), the ISN and timestamp offset,
+    /// `sk_set_txhash`, and `tcp_connect`.
+    fn finish_connect_setup(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        rt: ConnectRoute,
+    ) -> Result<(), Errno> {
+        let ConnectRoute {
+            saddr,
+            daddr,
+            dport,
+            ..
+        } = rt;
         let lport = match self.sk(idx).bound_port {
             Some(p) => {
                 self.ports
@@ -437,9 +539,10 @@ impl Stack {
         let isn = self.secure_tcp_seq(now, saddr, daddr, lport, dport);
         let ts_offset = self.secure_tcp_ts_off(saddr, daddr, lport, dport);
         let ip_id = self.rng.next_u16();
+        let txhash_seed = self.rng.next_u64();
         let init = ConnectInit {
-            local: SocketAddrV4::new(saddr, lport),
-            remote: SocketAddrV4::new(daddr, dport),
+            local: SocketAddr::new(saddr, lport),
+            remote: SocketAddr::new(daddr, dport),
             isn,
             ts_offset,
             mtu: rt.mtu,
@@ -447,7 +550,9 @@ impl Stack {
             route_window: rt.window,
             route_initrwnd: rt.initrwnd,
             route_ecn: rt.ecn,
-            ext_hdr_len,
+            ext_hdr_len: rt.ext_hdr_len,
+            net_header_len: rt.net_header_len,
+            mss_clamp: rt.mss_clamp,
         };
         let cfg = self.cfg.clone();
         let s = self.sk(idx);
@@ -456,6 +561,7 @@ impl Stack {
         s.next_hop = rt.next_hop;
         s.route_ttl = rt.hoplimit;
         s.tcb.ip_id = ip_id;
+        s.tcb.set_txhash(txhash_seed);
         let mut out = Vec::new();
         s.tcb.connect(now, &cfg, &init, &mut out);
         tracing::trace!(local = %init.local, remote = %init.remote, isn = s.tcb.iss, "connect: SYN");
@@ -570,20 +676,22 @@ impl Stack {
                 Output::Segment { repr, ect } => self.emit_segment(now, idx, &repr, ect),
                 Output::ControlReset { repr, tos } => {
                     let t = &self.sk(idx).tcb;
-                    let (src, dst) = (*t.local.ip(), *t.remote.ip());
-                    self.emit_control_reset(now, src, dst, &repr, tos);
+                    let (src, dst, hash) = (t.local.ip(), t.remote.ip(), t.txhash);
+                    self.emit_control(now, src, dst, &repr, tos, None, Some(hash));
                 }
                 Output::ControlAck { repr, oow } => {
-                    let default_ttl = self.cfg.ip_default_ttl;
                     let s = self.sk(idx);
-                    let (src, dst) = (*s.tcb.local.ip(), *s.tcb.remote.ip());
+                    let (src, dst) = (s.tcb.local.ip(), s.tcb.remote.ip());
+                    let hash = s.tcb.txhash;
                     // tw_tos (inet->tos with the ECT bit of the last segment
                     // sent); ip_select_ttl with the control socket's uc_ttl
                     // of -1: the route's hoplimit or ip_default_ttl.
-                    let tw_tos = s.tos | if s.tos_ect { 0b10 } else { 0 };
+                    // (tw_tclass for IPv6.)
+                    let base = if dst.is_ipv6() { s.tclass } else { s.tos };
+                    let tw_tos = base | if s.tos_ect { 0b10 } else { 0 };
                     let tos = if oow { tw_tos & !3 } else { tw_tos };
-                    let ttl = s.route_ttl.unwrap_or(default_ttl);
-                    self.emit_control(now, src, dst, &repr, tos, ttl);
+                    let hops = s.route_ttl;
+                    self.emit_control(now, src, dst, &repr, tos, hops, Some(hash));
                 }
             }
         }
@@ -592,11 +700,14 @@ impl Stack {
     /// `__ip_queue_xmit` for a connection's segment: TOS from `IP_TOS`, TTL
     /// from `IP_TTL`/route/`ip_default_ttl`, DF, `inet_id++`, IP options.
     fn emit_segment(&mut self, now: Instant, idx: usize, repr: &TcpRepr, ect: bool) {
+        let (IpAddr::V4(src), IpAddr::V4(final_dst)) =
+            (self.sk(idx).tcb.local.ip(), self.sk(idx).tcb.remote.ip())
+        else {
+            return self.emit_segment_v6(now, idx, repr, ect);
+        };
         let default_ttl = self.cfg.ip_default_ttl;
         let s = self.sk(idx);
         s.tos_ect = ect;
-        let src = *s.tcb.local.ip();
-        let final_dst = *s.tcb.remote.ip();
         let hdr_dst = s.ip_options.faddr.unwrap_or(final_dst);
         let tcp = repr.to_bytes(src, final_dst);
         let ip = Ipv4Repr {
@@ -620,23 +731,36 @@ impl Stack {
         self.ip_output(now, next_hop, packet, Some(idx));
     }
 
-    /// `tcp_v4_send_reset` from the per-netns control socket: IP ID 0, DF,
-    /// default TTL, TOS of the offending segment without ECN bits.
-    fn emit_control_reset(
+    /// A segment from the per-netns control socket (`tcp_v4_send_reset`,
+    /// `tcp_v4_send_ack`; `tcp_v6_send_response` for IPv6), routed afresh. `hops`: the
+    /// route's hop limit, None for the default (`ip_default_ttl`, `hop_limit`); `txhash`:
+    /// the flow hash of the socket it answers for, None for none (IPv6 flow label).
+    #[allow(clippy::too_many_arguments)]
+    fn emit_control(
         &mut self,
         now: Instant,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         repr: &TcpRepr,
         tos: u8,
+        hops: Option<u8>,
+        txhash: Option<u32>,
     ) {
-        let ttl = self.cfg.ip_default_ttl;
-        self.emit_control(now, src, dst, repr, tos, ttl);
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let ttl = hops.unwrap_or(self.cfg.ip_default_ttl);
+                self.emit_control_v4(now, s, d, repr, tos, ttl);
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                self.emit_control_v6(now, s, d, repr, tos, hops, txhash);
+            }
+            _ => {}
+        }
     }
 
     /// `ip_send_unicast_reply` from the per-netns control socket: IP ID 0
     /// (no `inet_daddr`, DF), no IP options, routed afresh.
-    fn emit_control(
+    fn emit_control_v4(
         &mut self,
         now: Instant,
         src: Ipv4Addr,
@@ -662,15 +786,16 @@ impl Stack {
             payload_len: tcp.len(),
         };
         let packet = ip.build(&tcp);
-        self.ip_output(now, next_hop, packet, None);
+        self.ip_output(now, next_hop.map(IpAddr::V4), packet, None);
     }
 
-    /// `ip_finish_output2` → `neigh_output`: to `lo`, straight out with a
-    /// resolved MAC, or into the ARP queue (sending the first request).
+    /// `ip_finish_output2` / `ip6_finish_output2` → `neigh_output`: to `lo`, straight
+    /// out with a resolved MAC, or into the neighbour queue (sending the first ARP
+    /// request or neighbour solicitation).
     fn ip_output(
         &mut self,
         now: Instant,
-        next_hop: Option<Ipv4Addr>,
+        next_hop: Option<IpAddr>,
         packet: Vec<u8>,
         owner: Option<usize>,
     ) {
@@ -679,24 +804,39 @@ impl Stack {
             return;
         };
         if let Some(mac) = self.neigh.lookup(nh) {
-            self.send_ipv4_frame(mac, &packet);
+            self.send_ip_frame(mac, nh, &packet);
             return;
         }
+        let source = packet.clone();
         match self
             .neigh
             .enqueue(now, &self.cfg, nh, Pending { packet, owner })
         {
-            Ok(true) => self.send_arp_request(nh),
+            Ok(true) => self.solicit(nh, Some(&source)),
             Ok(false) => {}
             Err(_) => self.stats.tx_dropped += 1,
         }
     }
 
-    fn send_ipv4_frame(&mut self, dst: EthernetAddress, packet: &[u8]) {
+    /// A probe for `target`: `arp_solicit` or `ndisc_solicit`, given the packet waiting
+    /// for it (whose source address a solicitation takes).
+    fn solicit(&mut self, target: IpAddr, waiting: Option<&[u8]>) {
+        match target {
+            IpAddr::V4(a) => self.send_arp_request(a),
+            IpAddr::V6(a) => self.send_neighbour_solicitation(a, waiting),
+        }
+    }
+
+    /// An IP packet to `mac`, with the EtherType of `next_hop`'s family.
+    fn send_ip_frame(&mut self, mac: EthernetAddress, next_hop: IpAddr, packet: &[u8]) {
+        let ethertype = match next_hop {
+            IpAddr::V4(_) => EtherType::Ipv4,
+            IpAddr::V6(_) => EtherType::Ipv6,
+        };
         let eth = EthernetRepr {
             src_addr: self.interface().mac,
-            dst_addr: dst,
-            ethertype: EtherType::Ipv4,
+            dst_addr: mac,
+            ethertype,
         };
         self.tx.push_back(build_frame(&eth, packet));
     }
@@ -731,13 +871,17 @@ impl Stack {
             return;
         };
         let me = self.interface().mac;
-        if eth.dst_addr() != me && eth.dst_addr() != EthernetAddress::BROADCAST {
+        let to_us = eth.dst_addr() == me
+            || eth.dst_addr() == EthernetAddress::BROADCAST
+            || self.joined_multicast_mac(eth.dst_addr());
+        if !to_us {
             self.stats.rx_ignored += 1;
             return;
         }
         match eth.ethertype() {
             EtherType::Arp => self.arp_input(now, eth.payload()),
             EtherType::Ipv4 => self.ipv4_input(now, eth.payload(), false),
+            EtherType::Ipv6 => self.ipv6_input(now, eth.src_addr(), eth.payload(), false),
             EtherType::Unknown(_) => self.stats.rx_ignored += 1,
         }
         self.process_loopback(now);
@@ -758,9 +902,11 @@ impl Stack {
         }
         let for_us = Some(arp.target_protocol_addr) == iface.addr;
         let create = for_us && arp.operation == ArpOperation::Request;
-        let flushed = self.neigh.update(sip, arp.source_hardware_addr, create);
+        let flushed = self
+            .neigh
+            .update(IpAddr::V4(sip), arp.source_hardware_addr, create);
         for p in flushed {
-            self.send_ipv4_frame(arp.source_hardware_addr, &p.packet);
+            self.send_ip_frame(arp.source_hardware_addr, IpAddr::V4(sip), &p.packet);
         }
         if let (true, Some(addr)) = (create, iface.addr) {
             let reply = ArpRepr {
@@ -796,14 +942,8 @@ impl Stack {
         }
         match ip.protocol {
             IpProtocol::Tcp => {
-                let Ok((seg, auth_bad)) = TcpPacket::new_checked(p.payload()).and_then(|t| {
-                    let seg = TcpRepr::parse(&t, ip.src_addr, ip.dst_addr)?;
-                    Ok((seg, crate::tcp::auth_options_invalid(t.options())))
-                }) else {
-                    self.stats.rx_malformed += 1;
-                    return;
-                };
-                self.tcp_input(now, &ip, &seg, auth_bad);
+                let (src, dst) = (IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr));
+                self.tcp_segment_input(now, src, dst, ip.tos, p.payload());
             }
             IpProtocol::Icmp => {
                 let Ok(icmp) =
@@ -818,8 +958,21 @@ impl Stack {
         }
     }
 
+    /// Parse a TCP segment (checksum over the pseudo-header of `src`/`dst`'s family)
+    /// and hand it to [`Stack::tcp_input`]; malformed ones are counted and dropped.
+    fn tcp_segment_input(&mut self, now: Instant, src: IpAddr, dst: IpAddr, tos: u8, bytes: &[u8]) {
+        let Ok((seg, auth_bad)) = TcpPacket::new_checked(bytes).and_then(|t| {
+            let seg = TcpRepr::parse(&t, src, dst)?;
+            Ok((seg, crate::tcp::auth_options_invalid(t.options())))
+        }) else {
+            self.stats.rx_malformed += 1;
+            return;
+        };
+        self.tcp_input(now, src, dst, tos, &seg, auth_bad);
+    }
+
     /// The lowest-numbered socket not in CLOSE with this 4-tuple.
-    fn find_socket(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<usize> {
+    fn find_socket(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
         self.index.find(&self.sockets, local, remote)
     }
 
@@ -829,9 +982,17 @@ impl Stack {
     /// dropped by a full socket (`tcp_inbound_hash`) and never answered
     /// with a RST (`tcp_v4_send_reset` returns early); a timewait socket
     /// still processes it.
-    fn tcp_input(&mut self, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr, auth_bad: bool) {
-        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
-        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
+    fn tcp_input(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        tos: u8,
+        seg: &TcpRepr,
+        auth_bad: bool,
+    ) {
+        let local = SocketAddr::new(dst, seg.dst_port);
+        let remote = SocketAddr::new(src, seg.src_port);
         match self.find_socket(local, remote) {
             Some(idx) => {
                 let timewait = self.sk(idx).tcb.state() == State::TimeWait;
@@ -841,7 +1002,7 @@ impl Stack {
                 }
                 let cfg = self.cfg.clone();
                 let mut out = Vec::new();
-                self.sk(idx).tcb.input(now, &cfg, seg, ip.tos, &mut out);
+                self.sk(idx).tcb.input(now, &cfg, seg, tos, &mut out);
                 if auth_bad {
                     out.retain(|o| !matches!(o, Output::ControlReset { .. }));
                 }
@@ -850,8 +1011,8 @@ impl Stack {
             }
             None if auth_bad => {}
             None => {
-                if let Some(Output::ControlReset { repr, tos }) = Tcb::reset_for(seg, ip.tos) {
-                    self.emit_control_reset(now, ip.dst_addr, ip.src_addr, &repr, tos);
+                if let Some(Output::ControlReset { repr, tos }) = Tcb::reset_for(seg, tos) {
+                    self.emit_control(now, dst, src, &repr, tos, None, None);
                 }
             }
         }
@@ -880,11 +1041,11 @@ impl Stack {
             self.stats.rx_ignored += 1;
             return;
         };
-        let local = SocketAddrV4::new(qsrc, sport);
+        let local = SocketAddr::from((qsrc, sport));
         // __inet_lookup_established by the quoted addresses. A source-routed SYN's header
         // names the first hop, not the destination the socket is hashed under, so an
         // error quoting it finds no socket and is dropped.
-        let Some(idx) = self.find_socket(local, SocketAddrV4::new(qdst, dport)) else {
+        let Some(idx) = self.find_socket(local, SocketAddr::from((qdst, dport))) else {
             self.stats.rx_ignored += 1;
             return;
         };
@@ -896,7 +1057,10 @@ impl Stack {
     fn process_loopback(&mut self, now: Instant) {
         let mut budget = 64;
         while let Some(p) = self.loopback.pop_front() {
-            self.ipv4_input(now, &p, true);
+            match p.first().map(|b| b >> 4) {
+                Some(6) => self.ipv6_input(now, EthernetAddress::default(), &p, true),
+                _ => self.ipv4_input(now, &p, true),
+            }
             budget -= 1;
             if budget == 0 {
                 self.loopback.clear();
@@ -925,10 +1089,14 @@ impl Stack {
     /// → `ipv4_send_dest_unreach` does), then TCP timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         let ev = self.neigh.handle_timeout(now, &self.cfg);
-        for a in ev.probes {
-            self.send_arp_request(a);
+        for (a, waiting) in ev.probes {
+            self.solicit(a, waiting.as_deref());
         }
-        for (_addr, pending) in ev.failed {
+        for (addr, pending) in ev.failed {
+            if addr.is_ipv6() {
+                self.ndisc_error_report(pending);
+                continue;
+            }
             for p in pending {
                 let Ok(ip) = Ipv4Packet::new_checked(&p.packet[..]) else {
                     continue;
@@ -962,13 +1130,52 @@ impl Stack {
     }
 }
 
+/// What the route lookup of `tcp_v4_connect` or `tcp_v6_connect` gave for the connect.
+#[derive(Debug, Clone, Copy)]
+struct ConnectRoute {
+    saddr: IpAddr,
+    daddr: IpAddr,
+    dport: u16,
+    mtu: u32,
+    advmss: u32,
+    next_hop: Option<IpAddr>,
+    hoplimit: Option<u8>,
+    window: Option<u32>,
+    initrwnd: Option<u32>,
+    ecn: bool,
+    ext_hdr_len: u32,
+    net_header_len: u32,
+    mss_clamp: u32,
+}
+
+/// The bytes the kernel's keyed hashes of a connection take: both addresses
+/// (4 or 16 bytes each), then the ports.
+fn four_tuple_bytes(saddr: IpAddr, daddr: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
+    let mut d = crate::rand::addr_bytes(saddr);
+    d.extend(crate::rand::addr_bytes(daddr));
+    d.extend((((sport as u32) << 16) | dport as u32).to_be_bytes());
+    d
+}
+
+/// The IPv4 form of an address an AF_INET caller asked for: an IPv6 one (or
+/// `::ffff:a.b.c.d`, given back as IPv4) has none.
+fn v4_only(a: SocketAddr) -> Result<SocketAddrV4, Errno> {
+    match a {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(ip) => Ok(SocketAddrV4::new(ip, a.port())),
+            None => Err(Errno::EAFNOSUPPORT),
+        },
+    }
+}
+
 /// What [`SocketIndex`] recorded for one slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Indexed {
     /// `Tcb::poll_timeout`.
     deadline: Option<Instant>,
     /// (local, remote) unless the socket is in CLOSE.
-    tuple: Option<(SocketAddrV4, SocketAddrV4)>,
+    tuple: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Indexed {
@@ -991,7 +1198,7 @@ impl Indexed {
 struct SocketIndex {
     recorded: Vec<Indexed>,
     timers: BTreeSet<(Instant, usize)>,
-    tuples: HashMap<(SocketAddrV4, SocketAddrV4), Vec<usize>>,
+    tuples: HashMap<(SocketAddr, SocketAddr), Vec<usize>>,
     free: BTreeSet<usize>,
     dirty: Option<usize>,
 }
@@ -1040,8 +1247,8 @@ impl SocketIndex {
     fn find(
         &self,
         sockets: &[Option<Socket>],
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
     ) -> Option<usize> {
         let dirty = self.dirty_now(sockets);
         let indexed = self

@@ -1,6 +1,6 @@
 //! Namespace tier: the stack, attached through its driver to a veth in one
 //! network namespace, completes a handshake, a small send and a close with a
-//! kernel listener in another. Needs CAP_SYS_ADMIN/CAP_NET_ADMIN and `ip`;
+//! kernel listener in another, over IPv4 and over IPv6 (neighbour discovery included). Needs CAP_SYS_ADMIN/CAP_NET_ADMIN and `ip`;
 //! skipped (with a message) otherwise. Both namespaces are anonymous and
 //! belong to the test's threads: they vanish when the threads end.
 
@@ -10,7 +10,7 @@ mod namespaces;
 
 use namespaces::{ip, wait_until_up};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, TcpListener};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,8 +23,64 @@ fn gettid() -> i64 {
     unsafe { libc::syscall(libc::SYS_gettid) }
 }
 
+/// The address family a namespace test connects over.
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    /// 10.199.0.1/24 → 10.199.0.2:8080.
+    V4,
+    /// 2001:2::1/64 → [2001:2::2]:8080 (the peer's address without duplicate address
+    /// detection, so that it is usable at once).
+    V6,
+}
+
+const LOCAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+
+impl Family {
+    fn peer_addr_args(self) -> Vec<&'static str> {
+        match self {
+            Family::V4 => vec!["addr", "add", "10.199.0.2/24", "dev", "pb"],
+            Family::V6 => vec!["addr", "add", "2001:2::2/64", "dev", "pb", "nodad"],
+        }
+    }
+    fn listen_on(self) -> &'static str {
+        match self {
+            Family::V4 => "10.199.0.2:8080",
+            Family::V6 => "[2001:2::2]:8080",
+        }
+    }
+    fn domain(self) -> Domain {
+        match self {
+            Family::V4 => Domain::Inet,
+            Family::V6 => Domain::Inet6,
+        }
+    }
+    fn peer(self) -> SockAddr {
+        match self {
+            Family::V4 => SockAddr::inet(SocketAddrV4::new(Ipv4Addr::new(10, 199, 0, 2), 8080)),
+            Family::V6 => SockAddr::inet6(SocketAddrV6::new(PEER6, 8080, 0, 0)),
+        }
+    }
+    fn stack(self, iface: Interface) -> Stack {
+        let stack = Stack::new(Config::default(), iface, vec![], 7);
+        match self {
+            Family::V4 => stack,
+            Family::V6 => stack.with_ipv6(LOCAL6, 64),
+        }
+    }
+}
+
 #[test]
 fn handshake_send_close_with_kernel_listener() {
+    handshake_send_close(Family::V4);
+}
+
+#[test]
+fn ipv6_handshake_send_close_with_kernel_listener() {
+    handshake_send_close(Family::V6);
+}
+
+fn handshake_send_close(family: Family) {
     // The peer: a fresh netns on its own thread with a kernel listener.
     let (tid_tx, tid_rx) = mpsc::channel::<Result<i64, String>>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -42,10 +98,10 @@ fn handshake_send_close_with_kernel_listener() {
         }
         let r = (|| -> Result<Vec<u8>, String> {
             ip(&["link", "set", "lo", "up"])?;
-            ip(&["addr", "add", "10.199.0.2/24", "dev", "pb"])?;
+            ip(&family.peer_addr_args())?;
             ip(&["link", "set", "pb", "up"])?;
             wait_until_up("pb")?;
-            let l = TcpListener::bind("10.199.0.2:8080").map_err(|e| e.to_string())?;
+            let l = TcpListener::bind(family.listen_on()).map_err(|e| e.to_string())?;
             let _ = listening_tx.send(());
             let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -94,7 +150,7 @@ fn handshake_send_close_with_kernel_listener() {
             prefix_len: 24,
             mtu: 1500,
         };
-        let stack = Stack::new(Config::default(), iface, vec![], 7);
+        let stack = family.stack(iface);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -105,13 +161,8 @@ fn handshake_send_close_with_kernel_listener() {
             listening_rx
                 .recv()
                 .map_err(|_| "the peer stopped before it listened".to_string())?;
-            let h = d.stack().socket();
-            let r = d
-                .connect(
-                    h,
-                    &SockAddr::inet(SocketAddrV4::new(Ipv4Addr::new(10, 199, 0, 2), 8080)),
-                )
-                .await;
+            let h = d.stack().socket_in(family.domain());
+            let r = d.connect(h, &family.peer()).await;
             let r = r.map_err(|e| e.to_string())?;
             if r != Ok(()) {
                 return Err(format!("connect: {r:?}"));

@@ -8,7 +8,7 @@ use super::ack::AckState;
 use super::window::{full_space, select_initial_window};
 use super::{
     ms, ConnectInit, Output, State, Tcb, TCP_DEFAULT_SCALING_RATIO, TCP_HEADER_LEN, TCP_INIT_CWND,
-    TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT,
+    TCP_TIMEOUT_INIT,
 };
 use crate::config::Config;
 use crate::time::Instant;
@@ -29,15 +29,17 @@ impl Tcb {
         self.pmtu = init.mtu;
         self.pmtu_reduced = false;
         self.ext_hdr_len = init.ext_hdr_len;
+        self.net_header_len = init.net_header_len;
         self.ts_offset = init.ts_offset;
         if self.write_seq == 0 {
             self.write_seq = init.isn;
         }
-        // tcp_v4_connect: mss_clamp = TCP_MSS_DEFAULT; tcp_connect_init: user_mss wins.
+        // tcp_v4_connect: mss_clamp = TCP_MSS_DEFAULT (tcp_v6_connect: IPV6_MIN_MTU − 60);
+        // tcp_connect_init: user_mss wins.
         self.mss_clamp = if self.params.user_mss != 0 {
             self.params.user_mss
         } else {
-            TCP_MSS_DEFAULT
+            init.mss_clamp
         };
         self.syn_offer_ts = cfg.tcp_timestamps != 0;
         self.tcp_header_len = TCP_HEADER_LEN + if self.syn_offer_ts { 12 } else { 0 };

@@ -224,7 +224,7 @@ impl Tcb {
         }
         // tcp_data_queue.
         let len = seg.payload.len() as u32;
-        let frame_len = 14 + 20 + seg.header_len() as u32 + len;
+        let frame_len = 14 + self.net_header_len + seg.header_len() as u32 + len;
         let truesize = rx_truesize(frame_len);
         let mut ack_now = false;
         let mut queued = false;

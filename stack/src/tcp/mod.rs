@@ -21,11 +21,13 @@
 //! | `time_wait` | TIME-WAIT | `tcp_time_wait`, `tcp_timewait_state_process` |
 //! | `close` | close, abort, disconnect | `tcp_close`, `tcp_disconnect` |
 //! | `icmp` | ICMP errors | `icmp_err_convert[]`, `tcp_v4_err` |
+//! | `icmpv6` | ICMPv6 errors | `icmpv6_err_convert`, `tcp_v6_err`, `tcp_v6_mtu_reduced` |
 
 mod ack;
 mod close;
 mod connect;
 mod icmp;
+mod icmpv6;
 mod input;
 mod loss_probe;
 mod mss;
@@ -43,6 +45,7 @@ mod xmit;
 
 pub use ack::{ack_flags, AckState};
 pub use icmp::icmp_error;
+pub use icmpv6::{icmpv6_error, Icmpv6Error};
 pub use input::auth_options_invalid;
 pub use recv::{rx_truesize, SOCK_MIN_RCVBUF};
 pub use timers::{jiffies_to_duration, model_timeout_ms};
@@ -55,7 +58,7 @@ use crate::wire::TcpRepr;
 use recv::RxSkb;
 use send::TxSkb;
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 use timers::XmitTimer;
 
@@ -220,10 +223,10 @@ pub enum Output {
 /// What connect needs from the route and the stack's secrets.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectInit {
-    /// Local address and port.
-    pub local: SocketAddrV4,
+    /// Local address and port (IPv4 for an AF_INET6 socket connected to a v4-mapped address).
+    pub local: SocketAddr,
     /// Remote address and port.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// `secure_tcp_seq` for this 4-tuple and `now` (used only if no ISN is carried over).
     pub isn: u32,
     /// `secure_tcp_ts_off` (0 unless `tcp_timestamps == 1`).
@@ -240,6 +243,12 @@ pub struct ConnectInit {
     pub route_ecn: bool,
     /// IP options length (`icsk_ext_hdr_len`).
     pub ext_hdr_len: u32,
+    /// `icsk_af_ops->net_header_len`: 20 (`ipv4_specific`, `ipv6_mapped`) or 40
+    /// (`ipv6_specific`).
+    pub net_header_len: u32,
+    /// `rx_opt.mss_clamp` before the SYN-ACK: `TCP_MSS_DEFAULT` from `tcp_v4_connect`,
+    /// `IPV6_MIN_MTU − 60` (1220) from `tcp_v6_connect`.
+    pub mss_clamp: u32,
 }
 
 /// One TCP connection (`struct tcp_sock` as far as an active open needs it).
@@ -255,9 +264,9 @@ pub struct Tcb {
     /// later); the 6.1 profile has no ratio to update.
     ratio_follows_skbs: bool,
     /// Local address and port.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// Remote address and port.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Options from the socket.
     pub params: TcpParams,
 
@@ -335,6 +344,13 @@ pub struct Tcb {
     pub pmtu_locked: bool,
     /// `icsk_ext_hdr_len` (IP options).
     pub ext_hdr_len: u32,
+    /// `icsk_af_ops->net_header_len`: the IP header the MSS leaves room for (20 or 40).
+    pub net_header_len: u32,
+    /// `sk_txhash`: the flow hash of the connection's packets, from which an automatic
+    /// IPv6 flow label is made (`ip6_make_flowlabel`). 0 until connect.
+    pub txhash: u32,
+    /// The state `sk_rethink_txhash` draws the next `sk_txhash` from.
+    txhash_rng: u64,
     /// Timestamps in use (our SYN offers them; `tstamp_ok` after the SYN-ACK).
     pub tstamp_ok: bool,
     /// SACK in use.
@@ -445,7 +461,7 @@ fn ms(now: Instant) -> u32 {
 impl Tcb {
     /// A closed connection with the socket's options.
     pub fn new(params: TcpParams) -> Self {
-        let any = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+        let any = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
         Tcb {
             state: State::Closed,
             local: any,
@@ -488,6 +504,9 @@ impl Tcb {
             pmtu_locked: false,
             pmtu: 0,
             ext_hdr_len: 0,
+            net_header_len: 20,
+            txhash: 0,
+            txhash_rng: 0,
             tstamp_ok: false,
             sack_ok: false,
             wscale_ok: false,
@@ -590,6 +609,36 @@ impl Tcb {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// `sk_set_txhash`: a random non-zero flow hash, drawn from `seed` (and later
+    /// redrawn from it by `rethink_txhash` after each retransmission timeout).
+    pub fn set_txhash(&mut self, seed: u64) {
+        self.txhash_rng = seed;
+        self.txhash = self.next_txhash();
+    }
+
+    /// `sk_rethink_txhash` (include/net/sock.h), called by `tcp_write_timeout` after every
+    /// retransmission timeout that does not give up: with `net.core.txrehash` the socket
+    /// draws a new hash, so an automatic IPv6 flow label changes (the path may change).
+    pub(super) fn rethink_txhash(&mut self, cfg: &crate::config::Config) {
+        if self.txhash != 0 && cfg.core_txrehash {
+            self.txhash = self.next_txhash();
+        }
+    }
+
+    /// `net_tx_rndhash`: a random u32, never 0 (splitmix64 over the per-socket state).
+    fn next_txhash(&mut self) -> u32 {
+        loop {
+            self.txhash_rng = self.txhash_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.txhash_rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let h = (z ^ (z >> 31)) as u32;
+            if h != 0 {
+                return h;
+            }
+        }
     }
 
     /// Take the next IP ID (`ip_select_ident_segs`: `inet_id++`).

@@ -12,17 +12,26 @@ impl Tcb {
     /// `tcp_advertise_mss`: advmss, lowered if the path MTU dropped since.
     pub(super) fn advertise_mss(&self) -> u32 {
         if self.pmtu_reduced {
-            self.advmss.min(crate::route::default_advmss(self.pmtu))
+            let route_advmss = if self.net_header_len == 40 {
+                crate::route6::default_advmss6(self.pmtu)
+            } else {
+                crate::route::default_advmss(self.pmtu)
+            };
+            self.advmss.min(route_advmss)
         } else {
             self.advmss
         }
     }
 
     /// Mirrors `tcp_sync_mss` → `__tcp_mtu_to_mss` and `tcp_bound_to_half_wnd`:
-    /// the send MSS from the path MTU and `mss_clamp`, minus IP options, floored
+    /// the send MSS from the path MTU less the IP (`net_header_len`) and TCP headers
+    /// and `mss_clamp`, minus IP options, floored
     /// at `tcp_min_snd_mss` (48).
     pub(super) fn sync_mss(&mut self) {
-        let mut mss = self.pmtu.saturating_sub(40).min(self.mss_clamp);
+        let mut mss = self
+            .pmtu
+            .saturating_sub(self.net_header_len + TCP_HEADER_LEN)
+            .min(self.mss_clamp);
         mss = mss.saturating_sub(self.ext_hdr_len);
         if self.mutation != Some(Mutation::NoMinSndMss) {
             mss = mss.max(48);

@@ -174,7 +174,8 @@ impl Tcb {
             self.update_pacing_rate(self.current_mss(), self.cwnd, 1);
             if self.params.fastopen_connect && (!seg.payload.is_empty() || seg.flags.fin()) {
                 // tcp_rcv_fastopen_synack → tcp_fastopen_add_skb: keep payload and FIN.
-                let frame_len = 14 + 20 + seg.header_len() as u32 + seg.payload.len() as u32;
+                let frame_len =
+                    14 + self.net_header_len + seg.header_len() as u32 + seg.payload.len() as u32;
                 self.queue_rcv(&seg.payload, seg.flags.fin(), frame_len);
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(seg.payload.len() as u32);
                 if seg.flags.fin() {

@@ -147,6 +147,7 @@ impl Tcb {
                 self.done_with_error(err);
                 return;
             }
+            self.rethink_txhash(cfg);
             self.retransmits += 1;
             self.total_rto += 1;
             if still_queued {
@@ -191,6 +192,7 @@ impl Tcb {
             self.done_with_error(err);
             return;
         }
+        self.rethink_txhash(cfg);
         if self.retransmits == 0 {
             self.retrans_stamp_ms = ms(now);
         }

@@ -10,6 +10,12 @@ pub struct EthernetAddress(pub [u8; 6]);
 impl EthernetAddress {
     /// ff:ff:ff:ff:ff:ff.
     pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
+    /// The multicast MAC of an IPv6 multicast address (`ipv6_eth_mc_map`,
+    /// include/net/if_inet6.h): 33:33 followed by the address's last 4 bytes.
+    pub fn from_ipv6_multicast(a: std::net::Ipv6Addr) -> EthernetAddress {
+        let o = a.octets();
+        EthernetAddress([0x33, 0x33, o[12], o[13], o[14], o[15]])
+    }
     /// Whether the group bit is set (broadcast or multicast).
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 != 0
@@ -40,6 +46,8 @@ pub enum EtherType {
     Ipv4,
     /// 0x0806
     Arp,
+    /// 0x86DD
+    Ipv6,
     /// Anything else.
     Unknown(u16),
 }
@@ -49,6 +57,7 @@ impl From<u16> for EtherType {
         match v {
             0x0800 => EtherType::Ipv4,
             0x0806 => EtherType::Arp,
+            0x86dd => EtherType::Ipv6,
             x => EtherType::Unknown(x),
         }
     }
@@ -59,6 +68,7 @@ impl From<EtherType> for u16 {
         match v {
             EtherType::Ipv4 => 0x0800,
             EtherType::Arp => 0x0806,
+            EtherType::Ipv6 => 0x86dd,
             EtherType::Unknown(x) => x,
         }
     }

@@ -13,6 +13,8 @@ pub enum IpProtocol {
     Tcp,
     /// 17
     Udp,
+    /// 58
+    Icmpv6,
     /// Anything else.
     Unknown(u8),
 }
@@ -23,6 +25,7 @@ impl From<u8> for IpProtocol {
             1 => IpProtocol::Icmp,
             6 => IpProtocol::Tcp,
             17 => IpProtocol::Udp,
+            58 => IpProtocol::Icmpv6,
             x => IpProtocol::Unknown(x),
         }
     }
@@ -33,6 +36,7 @@ impl From<IpProtocol> for u8 {
             IpProtocol::Icmp => 1,
             IpProtocol::Tcp => 6,
             IpProtocol::Udp => 17,
+            IpProtocol::Icmpv6 => 58,
             IpProtocol::Unknown(x) => x,
         }
     }

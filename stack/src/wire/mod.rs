@@ -1,4 +1,5 @@
-//! Packet parsing and emission: Ethernet, ARP, IPv4 (+options), ICMP, TCP (+options).
+//! Packet parsing and emission: Ethernet, ARP, IPv4 (+options), ICMP, IPv6, ICMPv6 and
+//! neighbour discovery, TCP (+options).
 //!
 //! Two views of every packet, as in smoltcp: a zero-copy `Packet<T: AsRef<[u8]>>`
 //! whose accessors cannot panic once `check_len()` has passed, and a typed
@@ -9,13 +10,19 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ndisc;
 pub mod tcp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmp::{IcmpPacket, IcmpRepr};
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6Packet, Ipv6Repr};
+pub use ndisc::NdiscRepr;
 pub use tcp::{TcpFlags, TcpOption, TcpPacket, TcpRepr};
 
 /// The wire layer's error: the bytes are truncated or malformed.

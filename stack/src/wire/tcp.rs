@@ -2,7 +2,7 @@
 
 use super::checksum;
 use super::{get_u16, get_u32, put_u16, put_u32, Error, Result};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// TCP flag bits as they sit in bytes 12..14 (with the AE/NS bit 0x100).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -320,8 +320,9 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn payload(&self) -> &[u8] {
         &self.b()[self.header_len() as usize..]
     }
-    /// Whether the checksum verifies against the pseudo-header.
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    /// Whether the checksum verifies against the pseudo-header (IPv4 or IPv6,
+    /// by the addresses' family).
+    pub fn verify_checksum(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
         checksum::transport(src, dst, 6, self.b()) == 0
     }
 }
@@ -350,8 +351,12 @@ pub struct TcpRepr {
 }
 
 impl TcpRepr {
-    /// Parse a segment; the checksum is verified against `src`/`dst`.
-    pub fn parse<T: AsRef<[u8]>>(p: &TcpPacket<T>, src: Ipv4Addr, dst: Ipv4Addr) -> Result<Self> {
+    /// Parse a segment; the checksum is verified against `src`/`dst` (IPv4 or IPv6).
+    pub fn parse<T: AsRef<[u8]>>(
+        p: &TcpPacket<T>,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+    ) -> Result<Self> {
         p.check_len()?;
         if !p.verify_checksum(src, dst) {
             return Err(Error);
@@ -386,7 +391,7 @@ impl TcpRepr {
     }
     /// Write into `buf[..buffer_len()]` with the checksum for `src`/`dst`.
     /// The options must fit in 40 bytes.
-    pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn emit(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         let hl = self.header_len();
         let total = self.buffer_len();
         buf[..hl].fill(0);
@@ -411,7 +416,7 @@ impl TcpRepr {
         put_u16(buf, field::CHECKSUM, c);
     }
     /// The segment as bytes.
-    pub fn to_bytes(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    pub fn to_bytes(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Vec<u8> {
         let mut b = vec![0; self.buffer_len()];
         self.emit(&mut b, src, dst);
         b
@@ -455,6 +460,7 @@ impl TcpRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const SRC: Ipv4Addr = Ipv4Addr::new(10, 199, 0, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(10, 199, 0, 2);
@@ -513,6 +519,25 @@ mod tests {
         assert_eq!(p.flags(), TcpFlags(TcpFlags::SYN));
         assert_eq!(TcpRepr::parse(&p, SRC, DST).unwrap(), syn_repr());
         assert!(TcpRepr::parse(&p, SRC, Ipv4Addr::new(1, 2, 3, 4)).is_err());
+    }
+
+    #[test]
+    fn ipv6_pseudo_header_checksum() {
+        // The same SYN from 2001:2::1 to 2001:2::2: the checksum field is what
+        // the v6 pseudo-header gives, and a v4 pair does not verify it.
+        let s: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let d: Ipv6Addr = "2001:2::2".parse().unwrap();
+        let b = syn_repr().to_bytes(s, d);
+        let mut zeroed = b.clone();
+        zeroed[16..18].fill(0);
+        let sum = checksum::finish(checksum::sum(
+            checksum::pseudo_header_v6(s, d, 6, 40),
+            &zeroed,
+        ));
+        assert_eq!(&b[16..18], &sum.to_be_bytes());
+        let p = TcpPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(TcpRepr::parse(&p, s, d).unwrap(), syn_repr());
+        assert!(TcpRepr::parse(&p, SRC, DST).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A simulated peer on a virtual wire for in-memory tests of the core.
 #![allow(dead_code)]
 
+pub mod v6;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use tcptwin_stack::wire::ethernet::build_frame;
 use tcptwin_stack::wire::*;
