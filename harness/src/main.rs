@@ -167,6 +167,10 @@ struct RunArgs {
     /// Only cases whose name or a tag contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// Run the IPv4 cases as IPv6 (inet6) or through v4-mapped addresses on an AF_INET6
+    /// socket (v4-mapped), judged by the diff alone; the cases that cannot be are listed.
+    #[arg(long, value_parser = parse_family)]
+    as_family: Option<tcptwin::case::IpFamily>,
     /// Cases run at once (they mostly wait on kernel timers). Eight end the suite with its
     /// longest case on 2 cores; more only crowd the measured threads, which matters where
     /// they cannot have real-time priority (rootless runs).
@@ -240,6 +244,16 @@ fn fuzz_dut_flags(args: &FuzzArgs) -> String {
 }
 
 /// `--jobs`: at least one case (or scenario) must run at a time.
+fn parse_family(text: &str) -> Result<tcptwin::case::IpFamily, String> {
+    match text {
+        "inet6" => Ok(tcptwin::case::IpFamily::Inet6),
+        "v4-mapped" => Ok(tcptwin::case::IpFamily::V4Mapped),
+        other => Err(format!(
+            "'{other}' is not a family to run as: inet6 or v4-mapped"
+        )),
+    }
+}
+
 fn parse_jobs(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("0 would run nothing; give 1 or more".into()),
@@ -541,6 +555,23 @@ fn write_report(
 fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let mut cases = load_all(&args.paths, args.filter.as_deref())?;
+    if let Some(family) = args.as_family {
+        let mut suite = tcptwin::case::Suite { cases };
+        let left_out = suite.as_family(family);
+        eprintln!(
+            "running {} case(s) as {family}: their expect blocks were measured in their own \
+             family and are not judged, the diff is; {} left out:",
+            suite.cases.len(),
+            left_out.len()
+        );
+        for why in &left_out {
+            eprintln!("  {why}");
+        }
+        cases = suite.cases;
+        if cases.is_empty() {
+            return Err(exit::usage(format!("no case can run as {family}")));
+        }
+    }
     if let Some((i, n)) = args.shard {
         cases = cases
             .into_iter()

@@ -7,6 +7,7 @@
 //! parsing, so the error still points at the file, line and column.
 
 pub mod suite;
+pub mod translate;
 
 pub use suite::{Suite, SuiteError};
 
@@ -116,6 +117,18 @@ pub struct Case {
     pub known_divergences: Vec<KnownDivergence>,
 }
 
+impl Case {
+    /// The known divergences that hold in the family the case runs in: those without a
+    /// family, and those of its own.
+    pub fn known_in_own_family(&self) -> Vec<KnownDivergence> {
+        self.known_divergences
+            .iter()
+            .filter(|k| k.family.is_none_or(|f| f == self.family))
+            .cloned()
+            .collect()
+    }
+}
+
 /// A divergence the case accepts: a field path (`*` for any index; a prefix covers the
 /// fields below it) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -123,6 +136,10 @@ pub struct Case {
 pub struct KnownDivergence {
     pub path: String,
     pub reason: String,
+    /// Only when the case runs as this family (`tcptwin run --as-family`): a difference
+    /// the case shows in that family alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<IpFamily>,
 }
 
 /// A case's address family, as packetdrill runs a script: IPv4, IPv6, or an `AF_INET6`
@@ -212,9 +229,13 @@ impl fmt::Display for IpFamily {
 }
 
 /// An address as a socket of `family` is given it: v4-mapped (`::ffff:a.b.c.d`) when a
-/// v4-mapped case names an IPv4 address, as it is otherwise.
+/// v4-mapped case names an IPv4 address (`0.0.0.0` is `::`, the any address a dual-stack
+/// program binds), as it is otherwise.
 pub fn socket_address(family: IpFamily, addr: IpAddr) -> IpAddr {
     match (family, addr) {
+        (IpFamily::V4Mapped, IpAddr::V4(v4)) if v4.is_unspecified() => {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }
         (IpFamily::V4Mapped, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
         _ => addr,
     }

@@ -80,10 +80,6 @@ impl Dut for MemoryDut {
         false
     }
 
-    fn unsupported(&self, case: &Case) -> Option<String> {
-        crate::dut::stack::unsupported_family(case)
-    }
-
     fn expectations_apply(&self) -> bool {
         self.profile == Profile::V6_18
     }
@@ -200,12 +196,7 @@ struct World {
 
 impl World {
     fn new(case: &Case, spec: &TopologySpec, config: Config) -> World {
-        let stack = Stack::new(
-            config,
-            super::stack::interface(spec),
-            super::stack::routes(spec),
-            seed(&case.name),
-        );
+        let stack = super::stack::stack_on(spec, config, seed(&case.name));
         let peer_epoch = std::time::Instant::now();
         let peer = PeerMachine::new(case.peer.clone(), PeerAddrs::on(spec), peer_epoch);
         World {
@@ -424,9 +415,10 @@ fn errno(e: Errno) -> Failure {
 }
 
 impl SocketApi for World {
-    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
+    fn socket(&mut self, domain: steps::Domain) -> CallResult<i64> {
         self.enter();
-        self.handle = Some(self.stack.socket());
+        let domain = super::stack::stack_domain(domain);
+        self.handle = Some(self.stack.socket_in(domain));
         Ok(3)
     }
 

@@ -8,7 +8,7 @@
 //! step (a stack has to keep answering the peer, as a kernel does by itself) until the
 //! runner stops it.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tcptwin_stack::driver::{read_config, Driver};
 use tcptwin_stack::packet_socket::{PacketSocket, Receiver};
 use tcptwin_stack::socket::poll as pollbits;
 use tcptwin_stack::{
-    Config, Errno, EthernetAddress, Interface, Route, RouteKind, SockAddr, SockOpt, SockOptName,
+    Config, Errno, EthernetAddress, Interface, Route, Route6, RouteKind, SockAddr, SockOpt, SockOptName,
     SockOptValue, Stack,
 };
 
@@ -74,8 +74,7 @@ fn driver_on(
     config: Config,
     sock: PacketSocket,
 ) -> Result<Driver, SetupError> {
-    let stack = Stack::new(config, interface(spec), routes(spec), seed());
-    Driver::new(stack, sock).map_err(SetupError::Driver)
+    Driver::new(stack_on(spec, config, seed()), sock).map_err(SetupError::Driver)
 }
 
 /// Steps run until this fires (the case's time limit); the call in progress returns EINTR,
@@ -94,10 +93,6 @@ impl Dut for StackDut {
 
     fn kernel_owns_address(&self) -> bool {
         false
-    }
-
-    fn unsupported(&self, case: &Case) -> Option<String> {
-        unsupported_family(case)
     }
 
     fn expectations_apply(&self) -> bool {
@@ -177,23 +172,64 @@ impl Dut for StackDut {
     }
 }
 
-/// Why tcptwin-stack cannot run `case` through this adapter: an IPv6 or v4-mapped case,
-/// whose `AF_INET6` socket the adapter does not make yet.
-pub(super) fn unsupported_family(case: &Case) -> Option<String> {
-    (case.family != crate::case::IpFamily::Inet).then(|| {
-        format!(
-            "family {}: the adapter makes tcptwin-stack's AF_INET sockets only",
-            case.family
-        )
-    })
+/// tcptwin-stack on a topology: its interface with the IPv4 address, or the IPv6 one
+/// (`Stack::with_ipv6`), and the case's routes of that family.
+pub(super) fn stack_on(spec: &TopologySpec, config: Config, seed: u64) -> Stack {
+    let mut stack = Stack::new(config, interface(spec), routes(spec), seed);
+    if let Some(IpAddr::V6(addr)) = spec.dut_ip {
+        stack = stack.with_ipv6(addr, spec.prefix);
+    }
+    for route in routes6(spec) {
+        stack.add_route6(route);
+    }
+    stack
 }
 
-/// An IPv4 address of an IPv4 case's topology (an IPv6 case never reaches the stack here:
-/// see [`unsupported_family`]).
-fn v4(addr: std::net::IpAddr) -> Option<std::net::Ipv4Addr> {
+/// An IPv4 address of the topology (the IPv4 half of the stack's configuration).
+fn v4(addr: IpAddr) -> Option<Ipv4Addr> {
     match addr {
-        std::net::IpAddr::V4(v4) => Some(v4),
-        std::net::IpAddr::V6(_) => None,
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// An IPv6 address of the topology (the IPv6 half of the stack's configuration).
+fn v6(addr: IpAddr) -> Option<Ipv6Addr> {
+    match addr {
+        IpAddr::V6(v6) => Some(v6),
+        IpAddr::V4(_) => None,
+    }
+}
+
+fn route_kind(kind: netlink::RouteKind) -> RouteKind {
+    match kind {
+        netlink::RouteKind::Unicast => RouteKind::Unicast,
+        netlink::RouteKind::Unreachable => RouteKind::Unreachable,
+        netlink::RouteKind::Prohibit => RouteKind::Prohibit,
+        netlink::RouteKind::Blackhole => RouteKind::Blackhole,
+    }
+}
+
+/// The case's IPv6 routes (the connected one comes with the address).
+fn routes6(spec: &TopologySpec) -> Vec<Route6> {
+    spec.routes
+        .iter()
+        .filter_map(|r| {
+            let mut route = Route6::new(v6(r.dst)?, r.prefix, r.via.and_then(v6));
+            route.kind = route_kind(r.kind);
+            route.mtu = r.mtu;
+            route.advmss = r.advmss;
+            route.src = r.src.and_then(v6);
+            Some(route)
+        })
+        .collect()
+}
+
+/// The stack's socket domain for the interpreter's.
+pub(super) fn stack_domain(domain: steps::Domain) -> tcptwin_stack::Domain {
+    match domain {
+        steps::Domain::Inet => tcptwin_stack::Domain::Inet,
+        steps::Domain::Inet6 => tcptwin_stack::Domain::Inet6,
     }
 }
 
@@ -211,23 +247,14 @@ pub(super) fn interface(spec: &TopologySpec) -> Interface {
 pub(super) fn routes(spec: &TopologySpec) -> Vec<Route> {
     spec.routes
         .iter()
-        .map(|r| {
-            let mut route = Route::new(
-                v4(r.dst).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-                r.prefix,
-                r.via.and_then(v4),
-            );
-            route.kind = match r.kind {
-                netlink::RouteKind::Unicast => RouteKind::Unicast,
-                netlink::RouteKind::Unreachable => RouteKind::Unreachable,
-                netlink::RouteKind::Prohibit => RouteKind::Prohibit,
-                netlink::RouteKind::Blackhole => RouteKind::Blackhole,
-            };
+        .filter_map(|r| {
+            let mut route = Route::new(v4(r.dst)?, r.prefix, r.via.and_then(v4));
+            route.kind = route_kind(r.kind);
             route.mtu = r.mtu;
             route.advmss = r.advmss;
             route.initrwnd = r.initrwnd;
             route.src = r.src.and_then(v4);
-            route
+            Some(route)
         })
         .collect()
 }
@@ -314,8 +341,8 @@ impl StackSocket<'_> {
 }
 
 impl SocketApi for StackSocket<'_> {
-    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
-        self.handle = Some(self.driver.stack().socket());
+    fn socket(&mut self, domain: steps::Domain) -> CallResult<i64> {
+        self.handle = Some(self.driver.stack().socket_in(stack_domain(domain)));
         // The kernel's first free descriptor in a fresh thread; logged, not compared.
         Ok(3)
     }

@@ -120,7 +120,7 @@ pub fn judge_pair(
         (Some(rt), Some(ot)) => diff::diff_with_allowance(
             rt,
             ot,
-            &loaded.case.known_divergences,
+            &loaded.case.known_in_own_family(),
             &loaded.case.ephemeral_ports(),
             allowance_ms,
         ),

@@ -250,18 +250,17 @@ fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
     for (name, value) in &spec.sysctls {
         sysctl::write(name, value)?;
     }
-    let address = spec.dut_ip.filter(|_| spec.dut_kernel_address);
-    match address {
-        Some(ip @ IpAddr::V4(_)) => netlink.add_address(eth, ip, spec.prefix)?,
-        Some(IpAddr::V6(_)) | None => {}
+    let ipv6 = spec.dut_kernel_address && spec.family.network_is_inet6();
+    if let (Some(ip @ IpAddr::V4(_)), true) = (spec.dut_ip, spec.dut_kernel_address) {
+        netlink.add_address(eth, ip, spec.prefix)?;
     }
     if spec.dut_kernel_address {
         netlink.set_up(eth)?;
     } else {
         netlink.set_up_with_mac(eth, KERNEL_SIDE_MAC)?;
     }
-    if let Some(ip @ IpAddr::V6(_)) = address {
-        add_ipv6_address(&netlink, eth, ip, spec.prefix)?;
+    if ipv6 {
+        turn_ipv6_on(&netlink, eth, spec.dut_ip.map(|ip| (ip, spec.prefix)))?;
     }
     if spec.dut_kernel_address {
         for route in &spec.routes {
@@ -281,21 +280,25 @@ fn configure_dut(spec: &TopologySpec) -> Result<(), TopologyError> {
     Ok(())
 }
 
-/// Gives the DUT's kernel its IPv6 address on a link that is up, able to transmit and ready
-/// for IPv6, and waits for the MLD reports that joining the address's solicited-node group
+/// Turns IPv6 on for the DUT's kernel (eth0 and loopback) once its link is up, able to
+/// transmit and ready for IPv6; gives eth0 its IPv6 address, if it has one, and waits for the MLD reports that joining the address's solicited-node group
 /// sends (`ipv6_dev_mc_inc` → `mld_ifc_event`): they are over before the case starts, and
 /// the run leaves what was captured until then out of its record.
-fn add_ipv6_address(
+fn turn_ipv6_on(
     netlink: &Netlink,
     eth: u32,
-    ip: IpAddr,
-    prefix: u8,
+    address: Option<(IpAddr, u8)>,
 ) -> Result<(), TopologyError> {
     netlink.wait_tx_ready(eth, LINK_READY_TIMEOUT)?;
     netlink.wait_oper_up(eth, LINK_READY_TIMEOUT)?;
     for (name, value) in IPV6_ON {
         sysctl::write(name, value)?;
     }
+    // Loopback gets ::1, as on any host with IPv6.
+    sysctl::write("net.ipv6.conf.lo.disable_ipv6", "0")?;
+    let Some((ip, prefix)) = address else {
+        return Ok(());
+    };
     let before = netlink.tx_packets(eth)?;
     netlink.add_address(eth, ip, prefix)?;
     let started = std::time::Instant::now();
