@@ -14,9 +14,13 @@
 //! nothing of smoltcp's: the local port is a random even port in `ip_local_port_range`
 //! (`__inet_hash_connect`), the buffers are `tcp_rmem[1]`/`tcp_wmem[1]` bytes, the
 //! timestamp clock (when a case turns timestamps on) counts milliseconds.
+//!
+//! An `inet` case gives smoltcp an IPv4 interface, an `inet6` case an IPv6 one (its
+//! neighbour discovery answers the peer's solicitations and resolves the peer); a
+//! `v4-mapped` case cannot run, smoltcp having no `AF_INET6` socket that reaches IPv4.
 
 use std::cell::Cell;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +33,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
-use crate::case::{Case, ConnectStep, Family, GetOpt, SockOpt, Step};
+use crate::case::{Case, ConnectStep, Family, GetOpt, IpFamily, SockOpt, Step};
 use crate::dut::api::{Dut, DutError, Running, SetupError};
 use crate::dut::encode::raw_sockopt;
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
@@ -54,33 +58,32 @@ mod bits {
 /// The longest the loop sleeps without looking at its stop and cancel flags.
 const FLAG_CHECK: StdDuration = StdDuration::from_millis(5);
 
-/// An address of an IPv4 case's topology as smoltcp types it (an IPv6 case never gets
-/// here: see [`unsupported_step`]; smoltcp is built without IPv6).
-fn smol_addr(addr: std::net::IpAddr) -> smoltcp::wire::IpAddress {
+/// An address of a case's topology as smoltcp types it.
+fn smol_addr(addr: IpAddr) -> smoltcp::wire::IpAddress {
     match addr {
-        std::net::IpAddr::V4(v4) => v4.into(),
-        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V4(v4) => v4.into(),
+        IpAddr::V6(v6) => v6.into(),
     }
 }
 
 /// Why a case cannot run on smoltcp: the first step its API has no way to express.
 pub fn unsupported_step(case: &Case) -> Option<String> {
-    if case.family != crate::case::IpFamily::Inet {
+    if case.family == IpFamily::V4Mapped {
         return Some(format!(
-            "family {}: the adapter gives smoltcp an IPv4 interface only",
+            "family {}: smoltcp has no v4-mapped sockets (an IPv6 socket reaches IPv6 only)",
             case.family
         ));
     }
     let mut connected = false;
     for (i, step) in case.steps.iter().enumerate() {
         let why = match step {
-            Step::Setsockopt(option) => unsupported_option(option, connected),
+            Step::Setsockopt(option) => unsupported_option(option, connected, case.family),
             Step::Getsockopt(GetOpt::TcpMaxseg) => {
                 Some("getsockopt TCP_MAXSEG: smoltcp does not expose the MSS it uses".into())
             }
             Step::Connect(c) => {
                 connected = true;
-                unsupported_connect(c)
+                unsupported_connect(c, case.family)
             }
             Step::Socket => Some("the adapter drives one smoltcp socket per case".into()),
             Step::Bind(b) => b.addrlen.map(|len| {
@@ -95,12 +98,16 @@ pub fn unsupported_step(case: &Case) -> Option<String> {
     None
 }
 
-fn unsupported_option(option: &SockOpt, connected: bool) -> Option<String> {
+fn unsupported_option(option: &SockOpt, connected: bool, family: IpFamily) -> Option<String> {
     let (_, _, _, text) = raw_sockopt(option);
     let why = match option {
         SockOpt::TcpNodelay(_) => return None,
         SockOpt::TcpUserTimeout(v) if *v >= 0 => return None,
         SockOpt::TcpUserTimeout(_) => "a negative timeout has no smoltcp value",
+        // On an AF_INET6 socket IP_TTL governs v4-mapped traffic only, which smoltcp has not.
+        SockOpt::IpTtl(_) if family != IpFamily::Inet => {
+            "on an AF_INET6 socket IP_TTL is for v4-mapped traffic; smoltcp has one hop limit"
+        }
         SockOpt::IpTtl(v) if *v == -1 || (1..=255).contains(v) => return None,
         SockOpt::IpTtl(_) => "set_hop_limit takes 1..=255 (or the default)",
         SockOpt::SoRcvbuf(v) | SockOpt::SoSndbuf(v) if *v >= 1 && *v <= 1 << 30 && !connected => {
@@ -122,23 +129,59 @@ fn unsupported_option(option: &SockOpt, connected: bool) -> Option<String> {
         SockOpt::IpTos(_) => "smoltcp's TCP socket sets no TOS/DSCP",
         SockOpt::IpOptions(_) => "smoltcp's TCP socket sends no IP options",
         SockOpt::IpBindAddressNoPort(_) => "smoltcp has no bind(); the application picks the port",
+        SockOpt::Ipv6UnicastHops(v)
+            if family == IpFamily::Inet6 && (*v == -1 || (1..=255).contains(v)) =>
+        {
+            return None
+        }
+        SockOpt::Ipv6UnicastHops(_) if family == IpFamily::Inet6 => {
+            "set_hop_limit takes 1..=255 (or the default)"
+        }
+        SockOpt::Ipv6V6only(_) if family == IpFamily::Inet6 => {
+            "smoltcp has no v4-mapped sockets, so nothing for IPV6_V6ONLY to turn off"
+        }
+        SockOpt::Ipv6Tclass(_) if family == IpFamily::Inet6 => {
+            "smoltcp's TCP socket sets no traffic class"
+        }
         SockOpt::Ipv6V6only(_) | SockOpt::Ipv6Tclass(_) | SockOpt::Ipv6UnicastHops(_) => {
-            "an IPv6 option: the adapter gives smoltcp an IPv4 interface only"
+            "an IPv6 option on an AF_INET socket: smoltcp has no setsockopt to refuse it"
         }
     };
     Some(format!("{text}: {why}"))
 }
 
-fn unsupported_connect(c: &ConnectStep) -> Option<String> {
-    if let Some(family) = c.family.filter(|f| *f != Family::Inet) {
+fn unsupported_connect(c: &ConnectStep, family: IpFamily) -> Option<String> {
+    let own = family.sa_family();
+    if let Some(f) = c.family.filter(|f| *f != own) {
         return Some(format!(
-            "{family:?}: smoltcp's connect takes a typed IPv4 endpoint, not a sockaddr"
+            "{f:?}: smoltcp's connect takes a typed {} endpoint, not a sockaddr",
+            if own == Family::Inet6 { "IPv6" } else { "IPv4" }
         ));
     }
     if let Some(len) = c.addrlen {
         return Some(format!(
             "addrlen {len}: smoltcp's connect takes a typed endpoint, there is no length to get wrong"
         ));
+    }
+    if family == IpFamily::Inet6 {
+        match c.addr {
+            Some(a @ IpAddr::V4(_)) => {
+                return Some(format!(
+                    "{a}: an IPv4 address on an AF_INET6 socket is not passed"
+                ))
+            }
+            // Linux connects `::` to the loopback; smoltcp has none.
+            Some(IpAddr::V6(a)) if a.is_unspecified() || a.is_loopback() => {
+                return Some(format!("{a}: smoltcp has no loopback interface"))
+            }
+            // A link-local destination needs its scope (interface), which smoltcp ignores.
+            Some(IpAddr::V6(a)) if a.is_unicast_link_local() => {
+                return Some(format!(
+                    "{a}: smoltcp has no scope ids for link-local destinations"
+                ))
+            }
+            _ => {}
+        }
     }
     None
 }
@@ -149,7 +192,7 @@ impl Dut for SmoltcpDut {
     }
 
     fn about(&self) -> String {
-        "smoltcp 0.14 (crates.io; std, medium-ethernet, proto-ipv4, socket-tcp, \
+        "smoltcp 0.14 (crates.io; std, medium-ethernet, proto-ipv4, proto-ipv6, socket-tcp, \
          phy-raw_socket) on a raw-socket device, behind tcptwin's socket layer \
          (docs/smoltcp.md)"
             .into()
@@ -242,12 +285,15 @@ impl phy::RxToken for WatchedRx {
     }
 }
 
-/// An Ethernet IPv4 TCP segment with RST set.
+/// An Ethernet IPv4 or IPv6 (no extension headers) TCP segment with RST set.
 fn is_tcp_rst(frame: &[u8]) -> bool {
-    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[23] != 6 {
-        return false;
-    }
-    let tcp = 14 + usize::from(frame[14] & 0x0f) * 4;
+    let tcp = match frame.get(12..14) {
+        Some([0x08, 0x00]) if frame.len() >= 34 && frame[23] == 6 => {
+            14 + usize::from(frame[14] & 0x0f) * 4
+        }
+        Some([0x86, 0xdd]) if frame.len() >= 54 && frame[20] == 6 => 54,
+        _ => return false,
+    };
     frame.get(tcp + 13).is_some_and(|flags| flags & 0x04 != 0)
 }
 
@@ -320,7 +366,9 @@ struct Shim {
     /// (Linux's `SS_CONNECTING`: the next connect reports the outcome once).
     connecting: bool,
     nonblocking: bool,
-    local: Option<(Ipv4Addr, u16)>,
+    /// The socket's family (`AF_INET` in an inet case, `AF_INET6` in an inet6 one).
+    family: IpFamily,
+    local: Option<(IpAddr, u16)>,
     port_range: (u16, u16),
     rng: u64,
     cancel: Arc<AtomicBool>,
@@ -381,8 +429,12 @@ impl Shim {
         // smoltcp routes are gateways only: a route with a type (unreachable, prohibit,
         // blackhole) or without `via` has no smoltcp form and is left out, so that
         // destination simply has no route.
+        // A gateway of the other family (IPv4 via IPv6) has no smoltcp form either.
         for r in &spec.routes {
             if let (RouteKind::Unicast, Some(via)) = (r.kind, r.via) {
+                if via.is_ipv4() != r.dst.is_ipv4() {
+                    continue;
+                }
                 let route = Route {
                     cidr: IpCidr::new(smol_addr(r.dst), r.prefix),
                     via_router: smol_addr(via),
@@ -435,6 +487,7 @@ impl Shim {
             ever_connected: false,
             connecting: false,
             nonblocking: false,
+            family: case.family,
             local: None,
             port_range,
             rng,
@@ -576,7 +629,7 @@ impl Shim {
         self.pending_error.take().unwrap_or(fallback).to_string()
     }
 
-    fn connect(&mut self, remote: Ipv4Addr, port: u16) -> Result<Result<i64, String>, Interrupted> {
+    fn connect(&mut self, remote: IpAddr, port: u16) -> Result<Result<i64, String>, Interrupted> {
         // __inet_stream_connect: the first connect after a nonblocking one finished reports
         // how it ended (0 or the error); after that, EISCONN.
         let connecting = std::mem::take(&mut self.connecting);
@@ -596,14 +649,14 @@ impl Shim {
         }
         let (addr, lport) = match self.local {
             Some((a, p)) => (a, p),
-            None => (Ipv4Addr::UNSPECIFIED, self.ephemeral_port()),
+            None => (unspecified(self.family), self.ephemeral_port()),
         };
         let local = IpListenEndpoint {
-            addr: (!addr.is_unspecified()).then(|| addr.into()),
+            addr: (!addr.is_unspecified()).then(|| smol_addr(addr)),
             port: lport,
         };
         self.local = Some((addr, lport));
-        let remote = IpEndpoint::new(remote.into(), port);
+        let remote = IpEndpoint::new(smol_addr(remote), port);
         let h = self.h;
         let socket = self.sockets.get_mut::<tcp::Socket>(h);
         match socket.connect(self.iface.context(), remote, local) {
@@ -702,22 +755,58 @@ fn errno_result<T>(r: Result<Result<T, String>, Interrupted>) -> CallResult<T> {
     }
 }
 
-/// An IPv4 `sockaddr_in` as the step interpreter passes it: the address and port.
-/// [`unsupported_step`] refused every other shape before the case ran.
-fn sockaddr_in(addr: &[u8]) -> Option<(Ipv4Addr, u16)> {
-    if addr.len() < 8 || u16::from_ne_bytes([addr[0], addr[1]]) != libc::AF_INET as u16 {
-        return None;
+/// The unspecified address of a socket of `family`.
+fn unspecified(family: IpFamily) -> IpAddr {
+    if family.socket_is_inet6() {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     }
-    let port = u16::from_be_bytes([addr[2], addr[3]]);
-    Some((Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7]), port))
+}
+
+/// A `sockaddr_in` (on an `AF_INET` socket) or `sockaddr_in6` (on an `AF_INET6` one) as
+/// the step interpreter passes it: the address and port, or why it is not one.
+/// [`unsupported_step`] refused every other shape before the case ran. `sin6_flowinfo` and
+/// `sin6_scope_id` are dropped, as Linux drops them for a global destination without
+/// `IPV6_FLOWINFO_SEND`.
+fn sockaddr(addr: &[u8], family: IpFamily) -> Result<(IpAddr, u16), String> {
+    let sa_family = addr.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+    if family.socket_is_inet6() {
+        // SIN6_LEN_RFC2133: Linux's inet6 calls take a sockaddr_in6 without its scope id.
+        if addr.len() < 24 {
+            return Err(format!(
+                "a sockaddr_in6 of {} bytes (at least 24)",
+                addr.len()
+            ));
+        }
+        if sa_family != Some(libc::AF_INET6 as u16) {
+            return Err(format!(
+                "family {} on an AF_INET6 socket (smoltcp takes IPv6 endpoints only)",
+                sa_family.unwrap_or_default()
+            ));
+        }
+        let port = u16::from_be_bytes([addr[2], addr[3]]);
+        let mut octets = [0u8; 16];
+        octets.copy_from_slice(&addr[8..24]);
+        Ok((IpAddr::V6(Ipv6Addr::from(octets)), port))
+    } else {
+        if addr.len() < 8 || sa_family != Some(libc::AF_INET as u16) {
+            return Err("smoltcp takes IPv4 endpoints only on an AF_INET socket".into());
+        }
+        let port = u16::from_be_bytes([addr[2], addr[3]]);
+        Ok((
+            IpAddr::V4(Ipv4Addr::new(addr[4], addr[5], addr[6], addr[7])),
+            port,
+        ))
+    }
 }
 
 /// The BSD socket calls, on smoltcp: each waits on the socket's state as a blocking call
 /// would, and maps what smoltcp reports to the nearest Linux result.
 impl SocketApi for Shim {
     fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
-        // The one smoltcp socket of the case was made with the interface (of an AF_INET
-        // case: see `unsupported_step`).
+        // The one smoltcp socket of the case was made with the interface; its family is
+        // the case's (`unsupported_step` refused v4-mapped cases).
         Ok(3)
     }
 
@@ -742,7 +831,7 @@ impl SocketApi for Shim {
                 let t = self.settings.timeout;
                 self.socket().set_timeout(t);
             }
-            (libc::IPPROTO_IP, libc::IP_TTL) => {
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
                 self.settings.hop_limit = u8::try_from(v).ok();
                 let hl = self.settings.hop_limit;
                 self.socket().set_hop_limit(hl);
@@ -783,8 +872,7 @@ impl SocketApi for Shim {
     }
 
     fn bind(&mut self, addr: &[u8]) -> CallResult<()> {
-        let (ip, port) = sockaddr_in(addr)
-            .ok_or_else(|| Failure::Machinery("smoltcp binds IPv4 endpoints only".into()))?;
+        let (ip, port) = sockaddr(addr, self.family).map_err(Failure::Machinery)?;
         let port = if port == 0 {
             self.ephemeral_port()
         } else {
@@ -795,8 +883,7 @@ impl SocketApi for Shim {
     }
 
     fn connect(&mut self, addr: &[u8]) -> CallResult<()> {
-        let (remote, port) = sockaddr_in(addr)
-            .ok_or_else(|| Failure::Machinery("smoltcp connects to IPv4 endpoints only".into()))?;
+        let (remote, port) = sockaddr(addr, self.family).map_err(Failure::Machinery)?;
         errno_result(Shim::connect(self, remote, port)).map(drop)
     }
 
@@ -850,4 +937,90 @@ fn make_socket(s: &Settings) -> tcp::Socket<'static> {
         socket.set_tsval_generator(Some(tsval_ms));
     }
     socket
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sockaddr_in6(addr: Ipv6Addr, port: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 28];
+        b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        b[2..4].copy_from_slice(&port.to_be_bytes());
+        b[4..8].copy_from_slice(&0x12345u32.to_be_bytes());
+        b[8..24].copy_from_slice(&addr.octets());
+        b[24..28].copy_from_slice(&7u32.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn sockaddr_in6_gives_address_and_port() {
+        let peer: Ipv6Addr = "2001:2::2".parse().unwrap();
+        let b = sockaddr_in6(peer, 80);
+        assert_eq!(sockaddr(&b, IpFamily::Inet6), Ok((IpAddr::V6(peer), 80)));
+        // Without the scope id (SIN6_LEN_RFC2133) it is still one.
+        assert_eq!(
+            sockaddr(&b[..24], IpFamily::Inet6),
+            Ok((IpAddr::V6(peer), 80))
+        );
+    }
+
+    #[test]
+    fn sockaddr_in6_refuses_short_or_other_family() {
+        let b = sockaddr_in6("2001:2::2".parse().unwrap(), 80);
+        let short = sockaddr(&b[..23], IpFamily::Inet6).unwrap_err();
+        assert!(short.contains("23 bytes"), "{short}");
+        let mut v4 = b.clone();
+        v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        let other = sockaddr(&v4, IpFamily::Inet6).unwrap_err();
+        assert!(other.contains("AF_INET6 socket"), "{other}");
+        // A sockaddr_in6 on an AF_INET socket is not a sockaddr_in.
+        assert!(sockaddr(&b, IpFamily::Inet).is_err());
+    }
+
+    #[test]
+    fn sockaddr_in_unchanged() {
+        let mut b = vec![0u8; 16];
+        b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        b[2..4].copy_from_slice(&80u16.to_be_bytes());
+        b[4..8].copy_from_slice(&[198, 18, 0, 2]);
+        assert_eq!(
+            sockaddr(&b, IpFamily::Inet),
+            Ok((IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), 80))
+        );
+        assert!(sockaddr(&b[..7], IpFamily::Inet).is_err());
+    }
+
+    #[test]
+    fn rst_is_seen_in_ipv4_and_ipv6() {
+        let mut v4 = vec![0u8; 54];
+        v4[12..14].copy_from_slice(&[0x08, 0x00]);
+        v4[14] = 0x45;
+        v4[23] = 6;
+        v4[34 + 13] = 0x04;
+        assert!(is_tcp_rst(&v4));
+        let mut v6 = vec![0u8; 74];
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        v6[20] = 6;
+        v6[54 + 13] = 0x14;
+        assert!(is_tcp_rst(&v6));
+        v6[54 + 13] = 0x12;
+        assert!(!is_tcp_rst(&v6));
+        v6[20] = 58;
+        assert!(!is_tcp_rst(&v6));
+    }
+
+    #[test]
+    fn v4_mapped_refused_and_v6_options_by_family() {
+        let inet6 = IpFamily::Inet6;
+        assert!(unsupported_option(&SockOpt::Ipv6UnicastHops(32), false, inet6).is_none());
+        assert!(unsupported_option(&SockOpt::Ipv6UnicastHops(-1), false, inet6).is_none());
+        assert!(unsupported_option(&SockOpt::Ipv6UnicastHops(0), false, inet6).is_some());
+        assert!(unsupported_option(&SockOpt::Ipv6V6only(1), false, inet6).is_some());
+        assert!(unsupported_option(&SockOpt::Ipv6Tclass(4), false, inet6).is_some());
+        assert!(unsupported_option(&SockOpt::IpTtl(9), false, inet6).is_some());
+        let inet = IpFamily::Inet;
+        assert!(unsupported_option(&SockOpt::IpTtl(9), false, inet).is_none());
+        assert!(unsupported_option(&SockOpt::Ipv6UnicastHops(32), false, inet).is_some());
+    }
 }
