@@ -1360,6 +1360,24 @@ impl FieldPath {
     ];
     const ICMP: [&'static str; 5] = ["type", "code", "rest", "quoted_seq", "checksum_ok"];
     const ARP: [&'static str; 3] = ["op", "sender_ip", "target_ip"];
+    const IP6: [&'static str; 7] = [
+        "tclass",
+        "flow_label",
+        "hop_limit",
+        "payload_len",
+        "next_header",
+        "src",
+        "dst",
+    ];
+    const ICMP6: [&'static str; 7] = [
+        "type",
+        "code",
+        "rest",
+        "target",
+        "lladdr",
+        "quoted_seq",
+        "checksum_ok",
+    ];
 
     /// Whether `path` names a field the trace has for some frame (`tcp.options[3]` for any
     /// index). `diff::frame_fields` produces these; a test there keeps the two in step.
@@ -1380,6 +1398,9 @@ impl FieldPath {
             "ip" => FieldPath::IP.contains(&field),
             "arp" => FieldPath::ARP.contains(&field),
             "icmp" => FieldPath::ICMP.contains(&field),
+            "ip6" => FieldPath::IP6.contains(&field),
+            "icmp6" => FieldPath::ICMP6.contains(&field),
+            "eth" => field == "dst",
             "tcp" => match indexed(field) {
                 Some("") | Some(".ecr") => true,
                 Some(_) => false,

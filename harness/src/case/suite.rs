@@ -77,22 +77,17 @@ impl Suite {
 
     /// Replaces the suite's IPv4 cases with themselves run as `family`
     /// ([`super::translate::as_family`]); returns why each other case was left out.
-    pub fn as_family(
-        &mut self,
-        family: super::IpFamily,
-    ) -> Vec<super::translate::Untranslatable> {
+    pub fn as_family(&mut self, family: super::IpFamily) -> Vec<super::translate::Untranslatable> {
         let mut left_out = Vec::new();
         self.cases = std::mem::take(&mut self.cases)
             .into_iter()
-            .filter_map(
-                |l| match super::translate::as_family(&l.case, family) {
-                    Ok(case) => Some(LoadedCase { case, path: l.path }),
-                    Err(why) => {
-                        left_out.push(why);
-                        None
-                    }
-                },
-            )
+            .filter_map(|l| match super::translate::as_family(&l.case, family) {
+                Ok(case) => Some(LoadedCase { case, path: l.path }),
+                Err(why) => {
+                    left_out.push(why);
+                    None
+                }
+            })
             .collect();
         left_out
     }

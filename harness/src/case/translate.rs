@@ -10,10 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{
-    Case, DutAddress, Expect, Family, IcmpSpec, IpFamily, SockOpt, Step,
-    SynReaction,
-};
+use super::{Case, DutAddress, Expect, Family, IcmpSpec, IpFamily, SockOpt, Step, SynReaction};
 
 /// Why a case cannot be run in another family.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +69,10 @@ pub fn as_family(case: &Case, family: IpFamily) -> Result<Case, Untranslatable> 
         Some(DutAddress(None)) => Some(DutAddress(None)),
         Some(DutAddress(Some(cidr))) if cidr == IpFamily::Inet.default_dut() => None,
         Some(DutAddress(Some(cidr))) => {
-            return Err(refuse(format!("the DUT's address {}/{}", cidr.addr, cidr.prefix)))
+            return Err(refuse(format!(
+                "the DUT's address {}/{}",
+                cidr.addr, cidr.prefix
+            )))
         }
     };
     out.topology.peer = match topo.peer {
@@ -192,7 +192,10 @@ mod tests {
         };
         assert_eq!(b.addr, Some("::".parse().unwrap()));
         let mapped = as_family(&plain, IpFamily::V4Mapped).unwrap();
-        assert_eq!(mapped.steps, plain.steps, "the interpreter maps the addresses");
+        assert_eq!(
+            mapped.steps, plain.steps,
+            "the interpreter maps the addresses"
+        );
         assert_eq!(mapped.family, IpFamily::V4Mapped);
     }
 

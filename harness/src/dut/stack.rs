@@ -18,8 +18,8 @@ use tcptwin_stack::driver::{read_config, Driver};
 use tcptwin_stack::packet_socket::{PacketSocket, Receiver};
 use tcptwin_stack::socket::poll as pollbits;
 use tcptwin_stack::{
-    Config, Errno, EthernetAddress, Interface, Route, Route6, RouteKind, SockAddr, SockOpt, SockOptName,
-    SockOptValue, Stack,
+    Config, Errno, EthernetAddress, Interface, Route, Route6, RouteKind, SockAddr, SockOpt,
+    SockOptName, SockOptValue, Stack,
 };
 
 use crate::observe::capture::realtime_ns;

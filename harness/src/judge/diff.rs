@@ -1145,6 +1145,7 @@ mod tests {
         let known = [KnownDivergence {
             path: "frame[*].tcp.window".into(),
             reason: "issue 12".into(),
+            family: None,
         }];
         let d = diff(&a, &b, &known, &EphemeralPorts::default());
         assert_eq!(d.len(), 1);

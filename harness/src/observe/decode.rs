@@ -226,7 +226,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                                 destination.octets(),
                                 tcp.payload(),
                             )
-                            .is_ok_and(|c| c == tcp.checksum());
+                            .is_ok_and(|c| same_checksum(c, tcp.checksum()));
                         L4::Tcp(tcp_fields(&tcp, checksum_ok))
                     }
                     Some(TransportSlice::Icmpv4(icmp)) => {
@@ -269,7 +269,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                         let checksum_ok = tcp
                             .to_header()
                             .calc_checksum_ipv6_raw(src.octets(), dst.octets(), tcp.payload())
-                            .is_ok_and(|c| c == tcp.checksum());
+                            .is_ok_and(|c| same_checksum(c, tcp.checksum()));
                         L4::Tcp(tcp_fields(&tcp, checksum_ok))
                     }
                     Some(TransportSlice::Icmpv6(icmp)) => {
@@ -309,6 +309,13 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         len: bytes.len(),
         body,
     }
+}
+
+/// Whether a checksum field holds the computed sum: 0x0000 and 0xffff are the same one's
+/// complement zero, and a sum computed as 0 may be written either way (Linux's
+/// `csum_fold` after `skb_checksum_help` writes 0xffff, `CSUM_MANGLED_0`).
+fn same_checksum(computed: u16, field: u16) -> bool {
+    computed == field || (computed == 0 && field == 0xffff) || (computed == 0xffff && field == 0)
 }
 
 fn tcp_fields(tcp: &etherparse::TcpSlice<'_>, checksum_ok: bool) -> TcpFields {
