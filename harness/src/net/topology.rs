@@ -1,8 +1,9 @@
 //! One run's network: a `dut` and a `peer` namespace joined by a veth pair.
 //!
-//! Built over netlink (no `ip` process), with IPv6 and every offload off on both ends, so the
-//! capture on the peer's end shows wire-sized frames with real checksums and nothing but what
-//! the DUT and the scripted peer send. The peer's kernel holds no address, so it stays silent.
+//! Built over netlink (no `ip` process), with every offload off on both ends, and IPv6 off
+//! except on the DUT's kernel in an IPv6 case (then without DAD, link-local address or
+//! router solicitation), so the capture on the peer's end shows wire-sized frames with real
+//! checksums and nothing but what the DUT and the scripted peer send. The peer's kernel holds no address, so it stays silent.
 //! Dropping the [`Topology`] closes both namespace descriptors and the kernel frees the rest.
 
 use std::net::IpAddr;
