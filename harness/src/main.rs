@@ -202,6 +202,10 @@ struct FuzzArgs {
     /// The seed: the same seed draws the same scenarios.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The families scenarios are drawn in (repeat the flag): inet, inet6, v4-mapped.
+    /// All three by default.
+    #[arg(long = "family", value_parser = parse_any_family)]
+    families: Vec<tcptwin::case::IpFamily>,
     /// How long kernel timers may run in a scenario: SYNs are dropped, and a blocking
     /// connect and send wait up to an SO_SNDTIMEO of at most this. 0 keeps scenarios
     /// timer-free, so each takes milliseconds.
@@ -243,7 +247,15 @@ fn fuzz_dut_flags(args: &FuzzArgs) -> String {
     flags
 }
 
-/// `--jobs`: at least one case (or scenario) must run at a time.
+/// `fuzz --family`: any of the three.
+fn parse_any_family(text: &str) -> Result<tcptwin::case::IpFamily, String> {
+    match text {
+        "inet" => Ok(tcptwin::case::IpFamily::Inet),
+        other => parse_family(other)
+            .map_err(|_| format!("'{other}' is not a family: inet, inet6 or v4-mapped")),
+    }
+}
+
 fn parse_family(text: &str) -> Result<tcptwin::case::IpFamily, String> {
     match text {
         "inet6" => Ok(tcptwin::case::IpFamily::Inet6),
@@ -254,6 +266,7 @@ fn parse_family(text: &str) -> Result<tcptwin::case::IpFamily, String> {
     }
 }
 
+/// `--jobs`: at least one case (or scenario) must run at a time.
 fn parse_jobs(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("0 would run nothing; give 1 or more".into()),
@@ -299,6 +312,11 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<Outcome> {
         stop_at_first: !args.all,
         shrink: !args.no_shrink,
         dut_flags: fuzz_dut_flags(&args),
+        families: if args.families.is_empty() {
+            tcptwin::case::IpFamily::ALL.to_vec()
+        } else {
+            args.families.clone()
+        },
     };
     println!(
         "fuzz: seed {}, {}, {} at once, kernel timers up to {} s: the scenarios end within \

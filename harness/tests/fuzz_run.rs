@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use tcptwin::case;
-use tcptwin::case::LoadedCase;
+use tcptwin::case::{IpFamily, LoadedCase};
 use tcptwin::dut::{Dut, DutError, KernelDut, Running};
 use tcptwin::net::topology::Topology;
 use tcptwin::run::{self, PairVerdict};
@@ -43,7 +43,7 @@ fn reaches_the_peer_unbound(case: &case::Case) -> bool {
 fn seed_reaching_the_peer_unbound(from: u64, n: usize) -> u64 {
     (from..)
         .find(|&seed| {
-            fuzz::scenarios(seed, n, 0.0)
+            fuzz::scenarios(seed, n, 0.0, &[IpFamily::Inet])
                 .iter()
                 .all(reaches_the_peer_unbound)
         })
@@ -70,6 +70,7 @@ fn config(cases: u64, save_dir: Option<PathBuf>, stop_at_first: bool) -> FuzzCon
         stop_at_first,
         shrink: true,
         dut_flags: String::new(),
+        families: vec![IpFamily::Inet],
     }
 }
 
@@ -95,6 +96,31 @@ fn generated_scenarios_raise_no_false_alarm_kernel_against_kernel() {
         .map(|f| tcptwin::report::pair_text(&f.result, false))
         .collect();
     assert!(found.is_empty(), "{}", found.join("\n"));
+    assert!(
+        outcome.errors.is_empty(),
+        "{:?}",
+        outcome.errors.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
+}
+
+/// Scenarios drawn on IPv6 and through v4-mapped addresses run end to end: every one
+/// reaches a verdict on both DUTs, none is a harness error (a network that cannot be
+/// built, a peer that does not answer neighbour solicitations).
+#[test]
+fn ipv6_and_v4_mapped_scenarios_run_to_a_verdict() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let config = FuzzConfig {
+        families: vec![IpFamily::Inet6, IpFamily::V4Mapped],
+        shrink: false,
+        ..config(12, None, false)
+    };
+    let outcome = fuzz::run(
+        &config,
+        &KernelDut,
+        &tcptwin::dut::StackDut::default(),
+        |_, _| {},
+    );
+    assert_eq!(outcome.scenarios, 12);
     assert!(
         outcome.errors.is_empty(),
         "{:?}",
@@ -156,10 +182,12 @@ fn a_deliberate_stack_bug_is_found_and_the_same_run_without_it_is_clean() {
         ..config(23, save_dir, true)
     };
     assert!(
-        fuzz::scenarios(133, 23, 0.0).iter().all(|c| c
-            .steps
+        fuzz::scenarios(133, 23, 0.0, &[IpFamily::Inet])
             .iter()
-            .all(|s| !matches!(s, case::Step::Bind(b) if b.port != 0))),
+            .all(|c| c
+                .steps
+                .iter()
+                .all(|s| !matches!(s, case::Step::Bind(b) if b.port != 0))),
         "a scenario of seed 133 binds an explicit port"
     );
     let mutated = tcptwin::dut::StackDut {

@@ -101,6 +101,7 @@ fn the_stack_passes_every_case_and_a_bounded_fuzz_run() {
             stop_at_first: false,
             shrink: false,
             dut_flags: String::new(),
+            families: vec![tcptwin::case::IpFamily::Inet],
         };
         let outcome = fuzz::run(&config, &KernelDut, &StackDut::default(), |_, _| {});
         for found in &outcome.found {

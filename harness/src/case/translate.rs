@@ -23,6 +23,21 @@ pub struct Untranslatable {
 
 /// `case`, an IPv4 (`inet`) case, as a case of `family`. Its name gets `-as-<family>`.
 pub fn as_family(case: &Case, family: IpFamily) -> Result<Case, Untranslatable> {
+    let mut out = in_family(case, family)?;
+    out.name = format!("{}-as-{}", case.name, family.name());
+    out.description = format!(
+        "{} [run as {family}: the expect block was measured as inet and is not judged; \
+         the diff against the reference DUT is]",
+        case.description
+    );
+    out.expect = Expect::default();
+    out.tags.push(format!("as-{}", family.name()));
+    Ok(out)
+}
+
+/// `case`, an IPv4 (`inet`) case, as the same scenario in `family`, under its own name
+/// and with its `expect` block as it is (for a case that has none, as the fuzzer's).
+pub fn in_family(case: &Case, family: IpFamily) -> Result<Case, Untranslatable> {
     let refuse = |reason: String| Untranslatable {
         case: case.name.clone(),
         family,
@@ -33,14 +48,6 @@ pub fn as_family(case: &Case, family: IpFamily) -> Result<Case, Untranslatable> 
     }
     let mut out = case.clone();
     out.family = family;
-    out.name = format!("{}-as-{}", case.name, family.name());
-    out.description = format!(
-        "{} [run as {family}: the expect block was measured as inet and is not judged; \
-         the diff against the reference DUT is]",
-        case.description
-    );
-    out.expect = Expect::default();
-    out.tags.push(format!("as-{}", family.name()));
     if family == IpFamily::V4Mapped {
         // The same network; the steps' IPv4 addresses are passed v4-mapped by the
         // interpreter ([`super::socket_address`]).

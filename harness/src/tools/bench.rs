@@ -432,6 +432,7 @@ fn fuzz_rate(config: &BenchConfig, out: &mut String) {
         stop_at_first: false,
         shrink: false,
         dut_flags: String::new(),
+        families: vec![crate::case::IpFamily::Inet],
     };
     let outcome = crate::tools::fuzz::run(&fuzz, &KernelDut, &StackDut::default(), |_, _| {});
     let rate = outcome.scenarios as f64 / outcome.elapsed.as_secs_f64().max(1e-9);

@@ -80,6 +80,8 @@ pub struct FuzzConfig {
     /// The command-line flags that chose the implementations (`--vs smoltcp`, `--mutation
     /// …`), written into a saved case's comment so that its replay line runs the same pair.
     pub dut_flags: String,
+    /// The families a scenario is drawn in ([`scenario`]).
+    pub families: Vec<case::IpFamily>,
 }
 
 /// A divergence found and shrunk.
@@ -473,8 +475,25 @@ pub fn time_limit_s(max_timer_s: f64) -> f64 {
 }
 
 /// The strategy over connect scenarios. `max_timer_s` > 0 allows dropped SYNs and blocking
-/// connects bounded by `SO_SNDTIMEO`.
-pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
+/// connects bounded by `SO_SNDTIMEO`. Each is drawn in one of `families`: an IPv4 scenario
+/// as drawn, or the same scenario on an `AF_INET6` socket over IPv6 or through v4-mapped
+/// addresses ([`crate::case::translate::in_family`]); one whose route has no IPv6
+/// counterpart stays IPv4. With one family nothing is drawn for it, so an IPv4-only run
+/// of a seed draws the scenarios it always drew.
+pub fn scenario(max_timer_s: f64, families: &[case::IpFamily]) -> impl Strategy<Value = Case> {
+    let family = match families {
+        [] => Just(case::IpFamily::Inet).sboxed(),
+        [one] => Just(*one).sboxed(),
+        many => proptest::sample::select(many.to_vec()).sboxed(),
+    };
+    (scenario_inet(max_timer_s), family).prop_map(|(case, family)| match family {
+        case::IpFamily::Inet => case,
+        other => case::translate::in_family(&case, other).unwrap_or(case),
+    })
+}
+
+/// An IPv4 scenario.
+fn scenario_inet(max_timer_s: f64) -> impl Strategy<Value = Case> {
     let timers = max_timer_s > 0.0;
     let max_ms = (max_timer_s * 1000.0) as u32;
     let blocking = if timers {
@@ -589,6 +608,17 @@ pub fn scenario(max_timer_s: f64) -> impl Strategy<Value = Case> {
         )
 }
 
+/// The `--family` flags that draw the same scenarios as `families`; none for all three.
+fn family_flags(families: &[case::IpFamily]) -> String {
+    if families.len() == case::IpFamily::ALL.len() {
+        return String::new();
+    }
+    families
+        .iter()
+        .map(|f| format!(" --family {}", f.name()))
+        .collect()
+}
+
 /// How many scenarios a run draws at most: `--cases`, or 100 when neither `--cases` nor
 /// `--time` is given; `None` when only the time ends it.
 fn scenario_limit(config: &FuzzConfig) -> Option<u64> {
@@ -616,9 +646,9 @@ pub fn scenario_wall_bound(config: &FuzzConfig) -> Duration {
 
 /// The first `n` scenarios a run with `seed` and `max_timer_s` draws, in order (what
 /// [`run`] runs as scenarios 0 to n-1).
-pub fn scenarios(seed: u64, n: usize, max_timer_s: f64) -> Vec<Case> {
+pub fn scenarios(seed: u64, n: usize, max_timer_s: f64, families: &[case::IpFamily]) -> Vec<Case> {
     let mut runner = TestRunner::new_with_rng(Config::default(), seeded_rng(seed));
-    let strategy = scenario(max_timer_s);
+    let strategy = scenario(max_timer_s, families);
     (0..n)
         .map(|_| {
             strategy
@@ -670,7 +700,7 @@ pub fn run(
     mut on_progress: impl FnMut(u64, &[Found]),
 ) -> FuzzOutcome {
     let started = Instant::now();
-    let strategy = scenario(config.max_timer_s).sboxed();
+    let strategy = scenario(config.max_timer_s, &config.families).sboxed();
     let rng = seeded_rng(config.seed);
     let draw = std::sync::Mutex::new((TestRunner::new_with_rng(Config::default(), rng), 0u64));
     let limit = scenario_limit(config);
@@ -885,13 +915,14 @@ fn save(
     };
     let path = dir.join(file);
     let mut text = format!(
-        "# Found by: tcptwin fuzz --seed {} --max-timer {}{flags} ({}).\n# Replay: tcptwin run \
+        "# Found by: tcptwin fuzz --seed {} --max-timer {}{families}{flags} ({}).\n# Replay: tcptwin run \
          {}{flags}\n",
         config.seed,
         config.max_timer_s,
         case.name,
         shell_quote(&path.display().to_string()),
         flags = config.dut_flags,
+        families = family_flags(&config.families),
     );
     if kind == Kind::Error {
         for side in [&result.reference, &result.other] {
@@ -957,7 +988,29 @@ mod tests {
     }
 
     fn draw(seed: u64, n: usize, max_timer: f64) -> Vec<Case> {
-        scenarios(seed, n, max_timer)
+        scenarios(seed, n, max_timer, &[case::IpFamily::Inet])
+    }
+
+    #[test]
+    fn every_family_is_drawn_and_the_scenario_stays_the_same_otherwise() {
+        let all = scenarios(5, 200, 3.0, &case::IpFamily::ALL);
+        for family in case::IpFamily::ALL {
+            assert!(
+                all.iter().any(|c| c.family == family),
+                "200 scenarios drew no {family} one"
+            );
+        }
+        // One family draws nothing for it: the first scenario of a seed is the same
+        // whether one family or three are allowed (the family comes after it).
+        assert_eq!(all[0].peer, draw(5, 1, 3.0)[0].peer);
+        // An IPv6 scenario names IPv6 addresses only.
+        for c in all.iter().filter(|c| c.family == case::IpFamily::Inet6) {
+            for step in &c.steps {
+                if let Step::Connect(case::ConnectStep { addr: Some(a), .. }) = step {
+                    assert!(a.is_ipv6(), "{a} in an inet6 scenario");
+                }
+            }
+        }
     }
 
     #[test]
@@ -1138,6 +1191,7 @@ mod tests {
             stop_at_first: true,
             shrink: true,
             dut_flags: String::new(),
+            families: vec![case::IpFamily::Inet],
         };
         // 100 scenarios by default, 16 at once: 7 rounds of at most 8 s.
         assert_eq!(
