@@ -712,6 +712,41 @@ mod tests {
                 text: "ipv6".into(),
             },
         ];
+        let ip6 = crate::observe::trace::NormIpv6 {
+            tclass: 0,
+            flow_label: crate::observe::trace::FlowLabel::Nth(1),
+            hop_limit: 64,
+            payload_len: 40,
+            next_header: 6,
+            src: "2001:2::1".parse().unwrap(),
+            dst: "2001:2::2".parse().unwrap(),
+        };
+        let mut frames = frames.to_vec();
+        frames.push(NormFrame::Tcp {
+            ip: NormIp::V6(ip6.clone()),
+            sport: Port::Ephemeral(1),
+            dport: Port::Fixed(80),
+            seq: 0,
+            ack: 0,
+            flags: flags::SYN,
+            window: 1,
+            urg_ptr: 0,
+            doff: 10,
+            options: tcp_options::parse(&LINUX),
+            payload_len: 0,
+            checksum_ok: true,
+        });
+        frames.push(NormFrame::Icmpv6 {
+            ip: ip6,
+            eth_dst: "33:33:ff:00:00:02".into(),
+            icmp_type: 135,
+            code: 0,
+            rest: [0; 4],
+            target: Some("2001:2::2".parse().unwrap()),
+            lladdr: Some("02:00:00:00:00:01".into()),
+            quoted_seq: None,
+            checksum_ok: true,
+        });
         let mut paths: Vec<String> = frames
             .iter()
             .flat_map(|f| frame_fields(0, f, '>'))
@@ -727,6 +762,64 @@ mod tests {
                 "{below} cannot be named in expect.frames"
             );
         }
+    }
+
+    /// A SYN of the DUT's over IPv6 with this traffic class.
+    fn syn6(isn: u32, tclass: u8) -> Captured {
+        Captured {
+            t_ns: 1_000_000_000,
+            bytes: craft::tcp_with_tos(
+                &Segment {
+                    src_mac: DUT,
+                    dst_mac: PEER,
+                    src_ip: "2001:2::1".parse().unwrap(),
+                    dst_ip: "2001:2::2".parse().unwrap(),
+                    ip_id: 0,
+                    sport: 40000,
+                    dport: 80,
+                    seq: isn,
+                    ack: 0,
+                    flags: flags::SYN,
+                    window: 64800,
+                    options: LINUX.to_vec(),
+                    payload_len: 0,
+                },
+                tclass,
+            ),
+        }
+    }
+
+    #[test]
+    fn ipv6_header_fields_are_compared_and_a_family_change_is_a_divergence() {
+        let a = trace(&[syn6(1000, 0)]);
+        assert_eq!(
+            diff(&a, &trace(&[syn6(5, 0)]), &[], &EphemeralPorts::default()),
+            vec![]
+        );
+        let found: Vec<(String, String, String)> = diff(
+            &a,
+            &trace(&[syn6(1000, 0x10)]),
+            &[],
+            &EphemeralPorts::default(),
+        )
+        .into_iter()
+        .map(|d| (d.path, d.reference, d.other))
+        .collect();
+        assert_eq!(
+            found,
+            vec![("frame[0].ip6.tclass".into(), "0x00".into(), "0x10".into())]
+        );
+        // The same SYN over IPv4: every IPv6 field is absent, every IPv4 one new.
+        let v4 = trace(&[syn(0, 1000, 64800, LINUX.to_vec())]);
+        let paths: Vec<String> = diff(&a, &v4, &[], &EphemeralPorts::default())
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert!(
+            paths.contains(&"frame[0].ip6.hop_limit".to_string()),
+            "{paths:?}"
+        );
+        assert!(paths.contains(&"frame[0].ip.ttl".to_string()), "{paths:?}");
     }
 
     #[test]

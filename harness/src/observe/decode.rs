@@ -473,6 +473,43 @@ pub fn internet_checksum(bytes: &[u8]) -> u16 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_zero_sum_may_be_written_either_way_and_nothing_else_is_taken() {
+        assert!(same_checksum(0, 0xffff) && same_checksum(0xffff, 0));
+        assert!(same_checksum(0x1234, 0x1234));
+        assert!(!same_checksum(0x1234, 0x1235) && !same_checksum(0, 1));
+    }
+
+    #[test]
+    fn an_ipv6_segment_is_decoded_and_a_bit_flip_fails_its_checksum() {
+        let mut bytes = crate::observe::craft::tcp(&crate::observe::craft::Segment {
+            src_mac: [2, 0, 0, 0, 0, 2],
+            dst_mac: [2, 0, 0, 0, 0, 1],
+            src_ip: "2001:2::2".parse().unwrap(),
+            dst_ip: "2001:2::1".parse().unwrap(),
+            ip_id: 0,
+            sport: 80,
+            dport: 40000,
+            seq: 5,
+            ack: 6,
+            flags: flags::ACK,
+            window: 100,
+            options: vec![],
+            payload_len: 3,
+        });
+        let Body::Ipv6(ip) = decode(&bytes).body else {
+            panic!("IPv6")
+        };
+        assert_eq!((ip.hop_limit, ip.next_header, ip.payload_len), (64, 6, 23));
+        assert_eq!(
+            decode(&bytes).tcp().map(|t| (t.seq, t.checksum_ok)),
+            Some((5, true))
+        );
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(decode(&bytes).tcp().map(|t| t.checksum_ok), Some(false));
+    }
+
     /// A Linux 6.18 SYN as captured on the host: 198.18.0.1:33506 → 198.18.0.2:80.
     fn linux_syn() -> Vec<u8> {
         let mut f = vec![

@@ -863,6 +863,116 @@ mod tests {
         peer
     }
 
+    /// A neighbour solicitation from the DUT (2001:2::1) for `target`.
+    fn solicitation(target: &str) -> Vec<u8> {
+        use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6Header};
+        let target: std::net::Ipv6Addr = target.parse().unwrap();
+        let ip = Ipv6Header {
+            traffic_class: 0,
+            flow_label: Ipv6FlowLabel::ZERO,
+            payload_length: 0,
+            next_header: IpNumber::IPV6_ICMP,
+            hop_limit: 255,
+            source: "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            destination: "ff02::1:ff00:2"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        };
+        let mut body = target.octets().to_vec();
+        body.extend([1, 1]);
+        body.extend(DUT_MAC);
+        let mut bytes = Vec::new();
+        etherparse::PacketBuilder::ethernet2(DUT_MAC, [0x33, 0x33, 0xff, 0, 0, 2])
+            .ip(IpHeaders::Ipv6(ip, Ipv6Extensions::default()))
+            .icmpv6_raw(135, 0, [0; 4])
+            .write(&mut bytes, &body)
+            .unwrap();
+        bytes
+    }
+
+    fn v6_peer(arp: ArpMode) -> PeerMachine {
+        PeerMachine::new(
+            PeerScript {
+                arp,
+                syn: vec![SynReaction::Synack(SynAckSpec::default())],
+                ..PeerScript::default()
+            },
+            PeerAddrs {
+                ifname: "peer".into(),
+                mac: PEER_MAC,
+                ip: "2001:2::2".parse().unwrap(),
+                mss: 1440,
+            },
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn an_ipv6_peer_answers_a_solicitation_for_its_address_only_and_not_when_silent() {
+        let mut peer = v6_peer(ArpMode::Reply);
+        peer.handle(Instant::now(), &solicitation("2001:2::2"));
+        let na = peer
+            .poll_transmit(Instant::now())
+            .expect("an advertisement");
+        let frame = decode::decode(&na.bytes);
+        assert_eq!(frame.dst_mac, DUT_MAC);
+        let Body::Ipv6(ip) = &frame.body else {
+            panic!("IPv6: {frame:?}")
+        };
+        assert_eq!((ip.hop_limit, ip.dst), (255, "2001:2::1".parse().unwrap()));
+        let L4::Icmpv6(nd) = &ip.l4 else {
+            panic!("ICMPv6: {ip:?}")
+        };
+        assert_eq!(nd.icmp_type, icmpv6::NEIGHBOUR_ADVERTISEMENT);
+        assert_eq!(nd.rest[0], 0x60, "solicited and override");
+        assert_eq!(nd.target, Some("2001:2::2".parse().unwrap()));
+        assert_eq!(nd.lladdr, Some(PEER_MAC));
+        assert!(nd.checksum_ok);
+        // Another target, or a silent peer: nothing.
+        peer.handle(Instant::now(), &solicitation("2001:2::3"));
+        assert!(peer.poll_transmit(Instant::now()).is_none());
+        let mut silent = v6_peer(ArpMode::Silent);
+        silent.handle(Instant::now(), &solicitation("2001:2::2"));
+        assert!(silent.poll_transmit(Instant::now()).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_syn_gets_an_ipv6_synack_with_the_ipv6_mss() {
+        let mut peer = v6_peer(ArpMode::Reply);
+        let syn = craft::tcp(&Segment {
+            src_mac: DUT_MAC,
+            dst_mac: PEER_MAC,
+            src_ip: "2001:2::1".parse().unwrap(),
+            dst_ip: "2001:2::2".parse().unwrap(),
+            ip_id: 0,
+            sport: 40000,
+            dport: 80,
+            seq: 1000,
+            ack: 0,
+            flags: flags::SYN,
+            window: 64800,
+            options: vec![2, 4, 5, 0xa0],
+            payload_len: 0,
+        });
+        peer.handle(Instant::now(), &syn);
+        let reply = peer.poll_transmit(Instant::now()).expect("a SYN-ACK");
+        let frame = decode::decode(&reply.bytes);
+        let Body::Ipv6(ip) = &frame.body else {
+            panic!("IPv6: {frame:?}")
+        };
+        let L4::Tcp(tcp) = &ip.l4 else {
+            panic!("TCP: {ip:?}")
+        };
+        assert!(tcp.checksum_ok);
+        assert_eq!((tcp.flags, tcp.ack), (flags::SYN | flags::ACK, 1001));
+        assert_eq!(
+            tcp.options.first(),
+            Some(&TcpOption::Mss { value: 1440 }),
+            "the MTU less 60"
+        );
+    }
+
     fn answers_queued(peer: &PeerMachine) -> usize {
         peer.queue
             .iter()

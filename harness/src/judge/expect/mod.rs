@@ -677,6 +677,184 @@ mod tests {
         assert!(!all_ok(missing, &handshake()));
     }
 
+    /// A frame of the DUT's (2001:2::1, port 40000) over IPv6 with this flow label.
+    fn v6_from_dut(t_ms: i64, bits: u16, seq: u32, flow: u32) -> crate::record::Captured {
+        use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6Header};
+        let ip = Ipv6Header {
+            traffic_class: 0,
+            flow_label: Ipv6FlowLabel::try_new(flow).expect("20 bits"),
+            payload_length: 0,
+            next_header: IpNumber::TCP,
+            hop_limit: 64,
+            source: "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            destination: "2001:2::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        };
+        let mut tcp = etherparse::TcpHeader::new(40000, 80, seq, 64800);
+        tcp.syn = bits & flags::SYN != 0;
+        tcp.ack = bits & flags::ACK != 0;
+        let mut bytes = Vec::new();
+        etherparse::PacketBuilder::ethernet2(DUT_MAC, [2, 0, 0, 0, 0, 2])
+            .ip(IpHeaders::Ipv6(ip, Ipv6Extensions::default()))
+            .tcp_header(tcp)
+            .write(&mut bytes, &[])
+            .unwrap();
+        crate::record::Captured {
+            t_ns: t_ms * 1_000_000,
+            bytes,
+        }
+    }
+
+    /// The DUT's neighbour solicitation for 2001:2::2, to its solicited-node group.
+    fn v6_solicitation(t_ms: i64) -> crate::record::Captured {
+        use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6Header};
+        let group: std::net::Ipv6Addr = "ff02::1:ff00:2".parse().unwrap();
+        let ip = Ipv6Header {
+            traffic_class: 0,
+            flow_label: Ipv6FlowLabel::ZERO,
+            payload_length: 0,
+            next_header: IpNumber::IPV6_ICMP,
+            hop_limit: 255,
+            source: "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            destination: group.octets(),
+        };
+        let mut body = "2001:2::2"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+            .to_vec();
+        body.extend([1, 1]);
+        body.extend(DUT_MAC);
+        let mut bytes = Vec::new();
+        etherparse::PacketBuilder::ethernet2(DUT_MAC, [0x33, 0x33, 0xff, 0, 0, 2])
+            .ip(IpHeaders::Ipv6(ip, Ipv6Extensions::default()))
+            .icmpv6_raw(135, 0, [0; 4])
+            .write(&mut bytes, &body)
+            .unwrap();
+        crate::record::Captured {
+            t_ns: t_ms * 1_000_000,
+            bytes,
+        }
+    }
+
+    /// NS, NA, a SYN, the same SYN again with another flow label, the peer's RST.
+    fn v6_trace(second_flow: u32) -> Trace {
+        let na = crate::observe::craft::neighbour_advertisement(
+            [2, 0, 0, 0, 0, 2],
+            "2001:2::2".parse().unwrap(),
+            DUT_MAC,
+            "2001:2::1".parse().unwrap(),
+        );
+        let rst = crate::observe::craft::tcp(&crate::observe::craft::Segment {
+            src_mac: [2, 0, 0, 0, 0, 2],
+            dst_mac: DUT_MAC,
+            src_ip: "2001:2::2".parse().unwrap(),
+            dst_ip: "2001:2::1".parse().unwrap(),
+            ip_id: 0,
+            sport: 80,
+            dport: 40000,
+            seq: 0,
+            ack: 8,
+            flags: flags::RST | flags::ACK,
+            window: 0,
+            options: vec![],
+            payload_len: 0,
+        });
+        let frames = [
+            v6_solicitation(0),
+            crate::record::Captured {
+                t_ns: 1_000_000,
+                bytes: na,
+            },
+            v6_from_dut(2, flags::SYN, 7, 0x5_1234),
+            v6_from_dut(1002, flags::SYN, 7, second_flow),
+            crate::record::Captured {
+                t_ns: 1_003_000_000,
+                bytes: rst,
+            },
+        ];
+        crate::observe::trace::build(&frames, &[], DUT_MAC)
+    }
+
+    #[test]
+    fn ipv6_frames_are_judged_by_their_own_fields_and_fail_on_a_wrong_value() {
+        let rehashed = v6_trace(0x2_abcd);
+        let labels = "  frames: [\"> NS\", \"< NA\", \"> S\", \"> S\", \"< R.\"]\n";
+        assert!(
+            all_ok(labels, &rehashed),
+            "{:?}",
+            verdicts(labels, &rehashed)
+        );
+        let arp = "  frames: [\"> ARP who-has\", \"< NA\", \"> S\", \"> S\", \"< R.\"]\n";
+        assert!(!all_ok(arp, &rehashed));
+        let at = |index: usize, label: &str, fields: &str| {
+            let mut text = String::from("  frames:\n");
+            for (i, l) in ["> NS", "< NA", "> S", "> S", "< R."].iter().enumerate() {
+                if i == index {
+                    text.push_str(&format!(
+                        "    - {{ frame: \"{label}\", fields: {{ {fields} }} }}\n"
+                    ));
+                } else {
+                    text.push_str(&format!("    - \"{l}\"\n"));
+                }
+            }
+            text
+        };
+        for (index, label, good) in [
+            (
+                0,
+                "> NS",
+                "eth.dst: \"33:33:ff:00:00:02\", icmp6.target: 2001:2::2",
+            ),
+            (
+                0,
+                "> NS",
+                "icmp6.lladdr: \"02:00:00:00:00:01\", ip6.hop_limit: 255",
+            ),
+            (
+                0,
+                "> NS",
+                "ip6.dst: ff02::1:ff00:2, icmp6.type: 135, ip6.flow_label: 0",
+            ),
+            (
+                1,
+                "< NA",
+                "icmp6.type: 136, icmp6.lladdr: \"02:00:00:00:00:02\"",
+            ),
+            (
+                2,
+                "> S",
+                "ip6.hop_limit: 64, ip6.tclass: 0x00, ip6.flow_label: $flow1",
+            ),
+            (3, "> S", "ip6.flow_label: $flow2, ip6.src: 2001:2::1"),
+        ] {
+            let yaml = at(index, label, good);
+            assert!(
+                all_ok(&yaml, &rehashed),
+                "{good}: {:?}",
+                verdicts(&yaml, &rehashed)
+            );
+        }
+        for (index, label, bad) in [
+            (0, "> NS", "eth.dst: \"ff:ff:ff:ff:ff:ff\""),
+            (0, "> NS", "icmp6.target: 2001:2::3"),
+            (0, "> NS", "ip6.hop_limit: 64"),
+            (2, "> S", "ip6.hop_limit: 63"),
+            (2, "> S", "ip6.tclass: 0x10"),
+            (2, "> S", "ip6.flow_label: 0"),
+            (3, "> S", "ip6.flow_label: $flow1"),
+        ] {
+            let v = verdicts(&at(index, label, bad), &rehashed);
+            assert_eq!(v.iter().filter(|(_, ok)| !ok).count(), 1, "{bad}: {v:?}");
+        }
+        // A DUT that keeps its flow label on the retransmission shows $flow1 twice.
+        let kept = v6_trace(0x5_1234);
+        assert!(!all_ok(&at(3, "> S", "ip6.flow_label: $flow2"), &kept));
+        // expect.syn reads the hop limit and traffic class of an IPv6 SYN.
+        assert!(all_ok("  syn: { ttl: 64, tos: 0, count: 2 }\n", &rehashed));
+        assert!(!all_ok("  syn: { ttl: 63 }\n", &rehashed));
+        assert!(!all_ok("  syn: { tos: 16 }\n", &rehashed));
+    }
+
     #[test]
     fn field_matchers_check_any_field_of_the_matched_frame() {
         let pattern = |fields: &str| {
