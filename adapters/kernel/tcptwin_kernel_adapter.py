@@ -18,7 +18,8 @@ import time
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 MSG_NOSIGNAL = 0x4000
-AF_INET, SOCK_STREAM, SOCK_CLOEXEC = 2, 1, 0o2000000
+AF_INET, AF_INET6, SOCK_STREAM, SOCK_CLOEXEC = 2, 10, 1, 0o2000000
+FAMILIES = {"AF_INET": AF_INET, "AF_INET6": AF_INET6}
 F_GETFL, F_SETFL, O_NONBLOCK = 3, 4, 0o4000
 
 STEPS = ["socket", "nonblocking", "setsockopt", "getsockopt", "bind", "connect",
@@ -26,7 +27,7 @@ STEPS = ["socket", "nonblocking", "setsockopt", "getsockopt", "bind", "connect",
 SOCKOPTS = ["TCP_MAXSEG", "TCP_NODELAY", "TCP_SYNCNT", "TCP_WINDOW_CLAMP", "TCP_QUICKACK",
             "TCP_USER_TIMEOUT", "TCP_FASTOPEN_CONNECT", "TCP_RTO_MAX_MS", "SO_RCVBUF",
             "SO_SNDBUF", "SO_SNDTIMEO", "SO_ERROR", "IP_TOS", "IP_TTL", "IP_OPTIONS",
-            "IP_BIND_ADDRESS_NO_PORT"]
+            "IP_BIND_ADDRESS_NO_PORT", "IPV6_V6ONLY", "IPV6_TCLASS", "IPV6_UNICAST_HOPS"]
 
 
 class Failed(Exception):
@@ -48,8 +49,9 @@ class Socket:
     def __init__(self):
         self.fd = -1
 
-    def socket(self, _req):
-        self.fd = check(LIBC.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0))
+    def socket(self, req):
+        family = FAMILIES[req.get("family", "AF_INET")]
+        self.fd = check(LIBC.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0))
         return {"ret": self.fd}
 
     def nonblocking(self, req):
@@ -109,7 +111,8 @@ def main():
         op = req["op"]
         if op == "hello":
             reply = {"protocol": 1, "name": "kernel-sockets", "version": os.uname().release,
-                     "address": "kernel", "steps": STEPS, "sockopts": SOCKOPTS}
+                     "address": "kernel", "steps": STEPS, "sockopts": SOCKOPTS,
+                     "families": list(FAMILIES)}
         elif op == "setup":
             # The namespace's kernel holds the address already; nothing to bring up.
             reply = {"ret": 0}

@@ -44,6 +44,8 @@
 #include "lwip/tcpip.h"
 #include "lwip/netif.h"
 #include "lwip/etharp.h"
+#include "lwip/ethip6.h"
+#include "lwip/priv/nd6_priv.h"
 #include "lwip/pbuf.h"
 #include "lwip/sockets.h"
 #include "netif/ethernet.h"
@@ -264,6 +266,7 @@ static err_t dut_netif_init(struct netif *netif)
     netif->name[0] = 'e';
     netif->name[1] = 't';
     netif->output = etharp_output;   /* IPv4 → ARP resolution → linkoutput */
+    netif->output_ip6 = ethip6_output; /* IPv6 → neighbour discovery → linkoutput */
     netif->linkoutput = dut_linkoutput;
     netif->mtu = (u16_t)lp->mtu;
     netif->hwaddr_len = ETH_HWADDR_LEN;
@@ -317,9 +320,33 @@ static void tcpip_init_done(void *arg)
     sys_sem_signal(&tcpip_ready);
 }
 
+/* An IPv6 address for the netif (an inet6 case), set up as quietly as the kernel DUT's:
+ * the kernel gets its address without DAD, no link-local one, no router solicitation
+ * and no MLD report in the capture. So the address goes into slot 0 already PREFERRED
+ * (netif_ip6_addr_set_state from nothing to PREFERRED: no DAD, whose tentative state
+ * nd6_tmr would probe; no MLD join of its solicited-node group either, as the netif has
+ * no NETIF_FLAG_MLD6), rs_count is zeroed after netif_set_up (no router solicitation),
+ * and the on-link prefix goes straight into nd6's prefix list (where a router
+ * advertisement would put it; lwIP compares prefixes as /64 whatever prefix_len says),
+ * so the peer is resolved by neighbour solicitation, not looked for behind a router.
+ * Must hold the core lock. */
+static int ip6_setup(const char *addr)
+{
+    ip6_addr_t ip6;
+    if (!ip6addr_aton(addr, &ip6))
+        return -1;
+    netif_ip6_addr_set(&dut_netif, 0, &ip6);
+    netif_ip6_addr_set_state(&dut_netif, 0, IP6_ADDR_PREFERRED);
+    ip6_addr_copy(prefix_list[0].prefix, ip6);
+    prefix_list[0].netif = &dut_netif;
+    prefix_list[0].invalidation_timer = 0xffffffffu;
+    return 0;
+}
+
 /* setup: the AF_PACKET socket, lwIP's tcpip thread, and a netif with the case's MAC,
- * MTU and address. No gateway and no default netif: the peer is on-link, and an
- * off-link destination gets what lwIP's ip4_route gives when nothing matches. */
+ * MTU and address (IPv4, or IPv6 in an inet6 case: see ip6_setup). No gateway and no
+ * default netif: the peer is on-link, and an off-link destination gets what lwIP's
+ * ip4_route gives when nothing matches. */
 static void do_setup(void)
 {
     static struct link_params lp;
@@ -329,7 +356,7 @@ static void do_setup(void)
 
     if (!ifname || !mac ||
         sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6 ||
-        prefix < 0 || prefix > 32 || mtu < 68 || mtu > 65535) {
+        prefix < 0 || prefix > 128 || mtu < 68 || mtu > 65535) {
         reply_error("setup: bad interface, mac, mtu or prefix_len");
         return;
     }
@@ -358,11 +385,18 @@ static void do_setup(void)
     tcpip_init(tcpip_init_done, NULL);
     sys_sem_wait(&tcpip_ready);
 
+    char *peer = get_str("peer");
+    int ipv6 = peer && strchr(peer, ':');   /* the case's network is IPv6 */
+    free(peer);
     ip4_addr_t ip, mask, gw;
     ip4_addr_set_zero(&ip);
     ip4_addr_set_zero(&mask);
     ip4_addr_set_zero(&gw);
-    if (addr) {
+    if (addr && !ipv6) {
+        if (prefix > 32) {
+            reply_error("setup: prefix_len %lld for an IPv4 address", prefix);
+            return;
+        }
         if (!ip4addr_aton(addr, &ip)) {
             reply_error("setup: bad address %s", addr);
             return;
@@ -378,6 +412,11 @@ static void do_setup(void)
         reply_error("setup: netif_add failed");
         return;
     }
+    if (addr && ipv6 && ip6_setup(addr) < 0) {
+        UNLOCK_TCPIP_CORE();
+        reply_error("setup: bad address %s", addr);
+        return;
+    }
     /* netif_set_up / netif_set_link_up announce the address with a gratuitous ARP
      * (netif_issue_reports → etharp_gratuitous) when NETIF_FLAG_ETHARP is set. That is
      * the interface coming up, not the connect under test, and the kernel DUT's interface
@@ -386,6 +425,7 @@ static void do_setup(void)
     netif_set_up(&dut_netif);
     netif_set_link_up(&dut_netif);
     dut_netif.flags |= NETIF_FLAG_ETHARP;
+    dut_netif.rs_count = 0;
     UNLOCK_TCPIP_CORE();
 
     pthread_t rx;
@@ -403,7 +443,9 @@ static int fd = -1;   /* the case's socket, an lwIP descriptor */
 static void do_socket(void)
 {
     /* lwip_socket: a NETCONN_TCP netconn behind an lwIP descriptor (LWIP_SOCKET_OFFSET 1). */
-    fd = lwip_socket(AF_INET, SOCK_STREAM, 0);
+    char *family = get_str("family");   /* absent: AF_INET */
+    fd = lwip_socket(family && !strcmp(family, "AF_INET6") ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    free(family);
     reply_call(fd);
 }
 
@@ -537,7 +579,9 @@ static const char HELLO[] =
      * TCP_MAXSEG, TCP_SYNCNT, TCP_WINDOW_CLAMP, TCP_QUICKACK, TCP_USER_TIMEOUT,
      * TCP_FASTOPEN_CONNECT, TCP_RTO_MAX_MS, SO_SNDBUF, IP_OPTIONS, IP_BIND_ADDRESS_NO_PORT. */
     "\"sockopts\":[\"TCP_NODELAY\",\"SO_RCVBUF\",\"SO_SNDTIMEO\",\"SO_ERROR\",\"IP_TOS\","
-    "\"IP_TTL\"]}";
+    "\"IP_TTL\"],"
+    /* LWIP_IPV6 is on in Debian's build (lwipopts.h): AF_INET6 sockets, ethip6_output. */
+    "\"families\":[\"AF_INET\",\"AF_INET6\"]}";
 
 int main(void)
 {

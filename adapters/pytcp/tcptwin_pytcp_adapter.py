@@ -17,15 +17,24 @@ itself, from the same pieces `TcpIpStack.__init__`/`start()` use:
     `PacketHandler._create_stack_ip4_addressing` puts it once its ARP probing (three
     probes and 3-6 s of sleeps, then an announcement) finds no conflict: the probing is
     skipped, nothing else about the address differs;
-  * IPv6 and DHCP are off (`config.IP6_SUPPORT`, `config.IP4_HOST_DHCP`), so
-    `acquire_ip6_addresses`/`acquire_ip4_addresses` are not called at all; no gateway
-    is set (the peer is on-link);
+  * on an IPv6 network (an `inet6` case: `setup` carries IPv6 addresses) the address
+    goes straight into `PacketHandler.ip6_host` and its solicited-node group and
+    ff02::1 into `ip6_multicast`/`mac_multicast`, which is what `_assign_ip6_host` and
+    `_assign_ip6_multicast` do after a clean ND DAD, less the DAD's neighbour
+    solicitation and the MLD report each join sends; no link-local address is made
+    (`config.IP6_LLA_AUTOCONFIG`) and no router solicited (`IP6_GUA_AUTOCONFIG`), like
+    the kernel DUT, which has neither; IPv4 is then off;
+  * on an IPv4 network IPv6 is off (`config.IP6_SUPPORT`); DHCP is off
+    (`config.IP4_HOST_DHCP`); `acquire_ip6_addresses`/`acquire_ip4_addresses` are not
+    called at all; no gateway is set (the peer is on-link);
   * PyTCP's logger `print()`s to stdout: stdout (fd 1) is moved to stderr before PyTCP
     is imported, and the protocol is written to a private duplicate of the original fd 1.
     Logging is off unless the adapter is started with `--log` (then it goes to stderr).
 
 Requests map onto PyTCP's BSD-like socket API (`pytcp.lib.socket.socket()` returning a
-`pytcp.protocols.tcp.socket.TcpSocket`): socket -> `socket(AF_INET4, SOCK_STREAM)`,
+`pytcp.protocols.tcp.socket.TcpSocket`): socket -> `socket(AF_INET4, SOCK_STREAM)`
+(`socket(AF_INET6, SOCK_STREAM)` when the request's `family` is AF_INET6; PyTCP has no
+v4-mapped addresses, so a v4-mapped case gets PyTCP's own answer for one),
 bind -> `TcpSocket.bind((addr, port))`, connect -> `TcpSocket.connect((addr, port))`
 (blocking: PyTCP has no other kind), send -> `TcpSocket.send(data)`, recv ->
 `TcpSocket.recv(max)` (blocking), close -> `TcpSocket.close()`. PyTCP has no
@@ -135,10 +144,11 @@ def described(exc):
 def decode_sockaddr(hexstr):
     """A raw Linux `struct sockaddr` as the (address, port) tuple PyTCP's calls take.
 
-    PyTCP never sees a family or a length: its socket was made AF_INET4 and its calls
-    take a tuple. So only what the bytes hold is decoded (an AF_INET6 address is passed
-    on as its IPv6 text, and PyTCP itself answers what an IPv4 socket does with it);
-    bytes too short to hold an address, or another family, have no tuple form at all.
+    PyTCP never sees a family or a length: its socket's family was fixed by `socket` and
+    its calls take a tuple. So only what the bytes hold is decoded (an address of the
+    other family is passed on as its text, and PyTCP itself answers what its socket does
+    with it; a v4-mapped one as `::ffff:a.b.c.d`); bytes too short to hold an address,
+    or another family, have no tuple form at all.
     """
     raw = bytes.fromhex(hexstr)
     if len(raw) < 2:
@@ -161,11 +171,13 @@ class Stack:
     def __init__(self, req):
         from pytcp import config
 
+        # The case's network is IPv6 when its addresses are (setup's peer always is one).
+        ipv6 = ":" in req["peer"]
         config.LOG_CHANEL = set(config.LOG_CHANEL) if LOG else set()
-        config.IP6_SUPPORT = False
+        config.IP6_SUPPORT = ipv6
         config.IP6_LLA_AUTOCONFIG = False
         config.IP6_GUA_AUTOCONFIG = False
-        config.IP4_SUPPORT = True
+        config.IP4_SUPPORT = not ipv6
         config.IP4_HOST_DHCP = False
         # The interface MTU: PyTCP's MSS (TcpSession._rcv_mss = TAP_MTU - 40), IPv4
         # fragmentation and the TX ring's frame limit all come from it.
@@ -176,14 +188,26 @@ class Stack:
         # TxRing, ArpCache, NdCache, PacketHandler); none starts a thread yet.
         from pytcp.lib import stack
         from pytcp.lib.ip4_address import Ip4Host
+        from pytcp.lib.ip6_address import Ip6Address, Ip6Host
         from pytcp.lib.mac_address import MacAddress
 
         self.stack = stack
-        stack.packet_handler.assign_mac_address(MacAddress(req["mac"]))
-        if req.get("address"):
+        handler = stack.packet_handler
+        handler.assign_mac_address(MacAddress(req["mac"]))
+        if ipv6:
+            # What acquire_ip6_addresses() and _assign_ip6_host() do after a clean ND DAD,
+            # without the DAD and without _assign_ip6_multicast()'s MLD report per group.
+            groups = [Ip6Address("ff02::1")]
+            if req.get("address"):
+                host = Ip6Host(f"{req['address']}/{req['prefix_len']}")
+                handler.ip6_host.append(host)
+                groups.append(host.address.solicited_node_multicast)
+            for group in groups:
+                handler.ip6_multicast.append(group)
+                handler.mac_multicast.append(group.multicast_mac)
+        elif req.get("address"):
             # What _create_stack_ip4_addressing() does after a clean ARP DAD, without it.
-            stack.packet_handler.ip4_host.append(
-                Ip4Host(f"{req['address']}/{req['prefix_len']}"))
+            handler.ip4_host.append(Ip4Host(f"{req['address']}/{req['prefix_len']}"))
 
         # The NIC: a packet socket on eth0 that reads every frame arriving there (the
         # kernel side of eth0 has another MAC, so PyTCP's own MAC filter in _phrx_ether
@@ -193,10 +217,14 @@ class Stack:
         self.nic.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         self.nic.bind((req["interface"], ETH_P_ALL))
 
-        # TcpIpStack.start() without nd_cache (IPv6 is off) and without the address
-        # acquisition (done above); each start() spawns its thread and sleeps 0.1 s.
+        # TcpIpStack.start() without the address acquisition (done above), and with only
+        # the neighbour cache of the network's family; each start() spawns its thread and
+        # sleeps 0.1 s.
         stack.timer.start()
-        stack.arp_cache.start()
+        if ipv6:
+            stack.nd_cache.start()
+        else:
+            stack.arp_cache.start()
         stack.rx_ring.start(self.nic.fileno())
         stack.tx_ring.start(self.nic.fileno())
         stack.packet_handler.start()
@@ -214,10 +242,12 @@ class Adapter:
         self.stack = Stack(req)
         return {"ret": 0}
 
-    def socket(self, _req):
-        # pytcp.lib.socket.socket(): a TcpSocket(AF_INET4); it cannot fail.
+    def socket(self, req):
+        # pytcp.lib.socket.socket(): a TcpSocket(AF_INET4 or AF_INET6); it cannot fail.
         from pytcp.lib import socket as pytcp_socket
-        self.sock = pytcp_socket.socket(pytcp_socket.AF_INET4, pytcp_socket.SOCK_STREAM)
+        family = {"AF_INET": pytcp_socket.AF_INET4,
+                  "AF_INET6": pytcp_socket.AF_INET6}[req.get("family", "AF_INET")]
+        self.sock = pytcp_socket.socket(family, pytcp_socket.SOCK_STREAM)
         self.fd += 1
         return {"ret": self.fd}
 
@@ -260,7 +290,8 @@ def answer(adapter, req):
     op = req["op"]
     if op == "hello":
         return {"protocol": 1, "name": "pytcp", "version": pytcp_version(),
-                "address": "interface", "steps": STEPS, "sockopts": SOCKOPTS}
+                "address": "interface", "steps": STEPS, "sockopts": SOCKOPTS,
+                "families": ["AF_INET", "AF_INET6"]}
     handler = getattr(adapter, op, None) if op in ("setup", "socket", "bind", "connect",
                                                     "send", "recv", "close",
                                                     "wait") else None

@@ -81,6 +81,33 @@ fn lwip_connects_with_its_own_syn_and_errnos() {
         run(&exec, "tcp-maxseg-536").verdict,
         PairVerdict::Unsupported
     );
+
+    // IPv6: lwIP's own AF_INET6 socket and neighbour discovery; its hop limit is 255 too.
+    let pair = run(&exec, "inet6/v6-handshake");
+    assert_eq!(pair.verdict, PairVerdict::Diverged);
+    assert_quiet_ipv6_start(&pair);
+    let hops = divergence(&pair, "frame[2].ip6.hop_limit");
+    assert_eq!(
+        (hops.reference.as_str(), hops.other.as_str()),
+        ("64", "255")
+    );
+    assert_eq!(divergence(&pair, "frame[2].tcp.options[1]").other, "nop");
+}
+
+/// An IPv6 pair whose first two frames, the DUT's neighbour solicitation for the peer
+/// and the advertisement answering it, are the kernel's: the adapter brought its stack
+/// up without a frame of its own (DAD, router solicitation, MLD report), and every call
+/// returned as the kernel's did.
+fn assert_quiet_ipv6_start(pair: &PairResult) {
+    assert!(
+        pair.divergences
+            .iter()
+            .all(|d| !d.path.starts_with("frame[0].")
+                && !d.path.starts_with("frame[1].")
+                && !d.path.starts_with("call[")),
+        "{}",
+        tcptwin::report::pair_text(pair, true)
+    );
 }
 
 #[test]
@@ -104,5 +131,16 @@ fn pytcp_connects_with_its_own_syn() {
     assert_eq!(
         run(&exec, "nonblocking-connect-success").verdict,
         PairVerdict::Unsupported
+    );
+
+    // IPv6: PyTCP's own AF_INET6 socket and neighbour discovery. Its MSS is the MTU less
+    // 40 whatever the family, so 1460 where IPv6's header leaves the kernel 1440.
+    let pair = run(&exec, "inet6/v6-handshake");
+    assert_eq!(pair.verdict, PairVerdict::Diverged);
+    assert_quiet_ipv6_start(&pair);
+    let mss = divergence(&pair, "frame[2].tcp.options[0]");
+    assert_eq!(
+        (mss.reference.as_str(), mss.other.as_str()),
+        ("mss 1440", "mss 1460")
     );
 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use tcptwin::case::LoadedCase;
+use tcptwin::dut::exec::SocketFamily;
 use tcptwin::dut::{Dut, ExecDut, KernelDut};
 use tcptwin::run::{self, PairVerdict, Verdict};
 
@@ -63,6 +64,62 @@ fn the_kernel_sockets_adapter_agrees_with_the_kernel() {
             tcptwin::report::pair_text(&pair, true)
         );
     }
+}
+
+#[test]
+fn the_kernel_sockets_adapter_runs_inet6_and_v4_mapped_cases() {
+    // It declares AF_INET6, so `socket` carries the family and the kernel's AF_INET6
+    // socket gets the raw sockaddr_in6 (or v4-mapped) bytes the kernel DUT passes.
+    let exec = kernel_adapter();
+    assert!(exec.hello().families.contains(&SocketFamily::Inet6));
+    for name in [
+        "inet6/v6-handshake",
+        "inet6/v6-rst-econnrefused",
+        "inet6/v6-connect-sockaddr-errors",
+        "inet6/v6-tclass",
+        "inet6/v4mapped-handshake",
+        "inet6/v4mapped-v6only-enetunreach",
+    ] {
+        let pair = run::run_pair(&loaded(name), &KernelDut, &exec, None);
+        assert_eq!(
+            pair.verdict,
+            PairVerdict::Pass,
+            "{name}:\n{}",
+            tcptwin::report::pair_text(&pair, true)
+        );
+        let first = pair.other.trace.as_ref().and_then(|t| t.calls.first());
+        assert!(
+            first.is_some_and(|c| c.record.call == "socket"
+                && c.record.args == "AF_INET6, SOCK_STREAM"
+                && c.record.errno.is_none()),
+            "{name}: {first:?}"
+        );
+    }
+}
+
+#[test]
+fn an_adapter_declaring_no_families_is_unsupported_for_inet6_and_v4_mapped() {
+    // The broken adapter's hello has no `families`: AF_INET only.
+    let exec = ExecDut::start(&broken_command("wrong-errno")).unwrap();
+    assert_eq!(
+        exec.hello().families.iter().collect::<Vec<_>>(),
+        [&SocketFamily::Inet]
+    );
+    for (name, family) in [
+        ("inet6/v6-handshake", "inet6"),
+        ("inet6/v4mapped-handshake", "v4-mapped"),
+    ] {
+        let result = run::run_case(&loaded(name), &exec, None);
+        let why = result.error.unwrap_or_default();
+        assert_eq!(result.verdict, Verdict::Unsupported, "{name}: {why}");
+        assert_eq!(
+            why,
+            format!("family {family} needs AF_INET6 sockets; exec:broken makes AF_INET only")
+        );
+    }
+    // An inet case still reaches it.
+    let result = run::run_case(&loaded("handshake-default"), &exec, None);
+    assert_ne!(result.verdict, Verdict::Unsupported);
 }
 
 #[test]

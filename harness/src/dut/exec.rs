@@ -62,6 +62,56 @@ pub struct Hello {
     /// is `unsupported` on it.
     #[serde(default)]
     pub sockopts: BTreeSet<String>,
+    /// The socket domains its `socket` makes; absent: `AF_INET` only. A case whose socket
+    /// is of another (`inet6` and `v4-mapped` cases need `AF_INET6`) is `unsupported` on it.
+    #[serde(default = "inet_only")]
+    pub families: BTreeSet<SocketFamily>,
+}
+
+/// What an adapter that declares no `families` makes: `AF_INET` sockets.
+fn inet_only() -> BTreeSet<SocketFamily> {
+    BTreeSet::from([SocketFamily::Inet])
+}
+
+/// A socket's domain, by its Linux name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum SocketFamily {
+    /// `AF_INET`: IPv4.
+    #[serde(rename = "AF_INET")]
+    Inet,
+    /// `AF_INET6`: IPv6, and IPv4 through v4-mapped addresses.
+    #[serde(rename = "AF_INET6")]
+    Inet6,
+}
+
+impl SocketFamily {
+    /// Its Linux name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketFamily::Inet => "AF_INET",
+            SocketFamily::Inet6 => "AF_INET6",
+        }
+    }
+
+    /// The domain a case of `family` makes its socket in.
+    pub fn of_case(family: crate::case::IpFamily) -> SocketFamily {
+        if family.socket_is_inet6() {
+            SocketFamily::Inet6
+        } else {
+            SocketFamily::Inet
+        }
+    }
+}
+
+impl From<steps::Domain> for SocketFamily {
+    fn from(domain: steps::Domain) -> SocketFamily {
+        match domain {
+            steps::Domain::Inet => SocketFamily::Inet,
+            steps::Domain::Inet6 => SocketFamily::Inet6,
+        }
+    }
 }
 
 impl Hello {
@@ -118,8 +168,13 @@ pub enum Request {
         prefix_len: u8,
         peer: String,
     },
-    /// `socket(AF_INET, SOCK_STREAM, 0)`: `ret` is the descriptor.
-    Socket,
+    /// `socket(family, SOCK_STREAM, 0)`: `ret` is the descriptor. `family` is sent only
+    /// when it is not `AF_INET` (absent: `AF_INET`), and only to an adapter whose hello
+    /// lists it in `families`.
+    Socket {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        family: Option<SocketFamily>,
+    },
     /// `fcntl(F_SETFL)` with `O_NONBLOCK` on or off.
     Nonblocking { on: bool },
     /// `setsockopt(level, name, value, len(value))`.
@@ -234,11 +289,13 @@ impl ExecDut {
             AddressOwner::Interface => "owns the interface (the namespace's kernel has no address)",
             AddressOwner::Kernel => "uses the namespace kernel's sockets",
         };
+        let families: Vec<&str> = hello.families.iter().map(|f| f.name()).collect();
         format!(
-            "{}: {}, protocol {}; {owner}",
+            "{}: {}, protocol {}; {owner}; {} sockets",
             self.label,
             hello.name_and_version(),
-            hello.protocol
+            hello.protocol,
+            families.join(" and ")
         )
     }
 }
@@ -285,10 +342,15 @@ impl Dut for ExecDut {
     }
 
     fn unsupported(&self, case: &Case) -> Option<String> {
-        if case.family != crate::case::IpFamily::Inet {
+        let domain = SocketFamily::of_case(case.family);
+        if !self.hello.families.contains(&domain) {
+            let listed: Vec<&str> = self.hello.families.iter().map(|f| f.name()).collect();
             return Some(format!(
-                "family {}: the DUT protocol's `socket` request makes AF_INET sockets only",
-                case.family
+                "family {} needs {} sockets; {} makes {} only",
+                case.family,
+                domain.name(),
+                self.label,
+                listed.join(", ")
             ));
         }
         for step in &case.steps {
@@ -624,9 +686,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl SocketApi for Adapter {
-    fn socket(&mut self, _domain: steps::Domain) -> CallResult<i64> {
-        // Only AF_INET cases reach an adapter (see `unsupported`).
-        self.call_ret(Request::Socket)
+    fn socket(&mut self, domain: steps::Domain) -> CallResult<i64> {
+        // Only a domain the adapter declared reaches it (see `unsupported`); AF_INET goes
+        // without the field, as before there was one.
+        let family = Some(SocketFamily::from(domain)).filter(|f| *f != SocketFamily::Inet);
+        self.call_ret(Request::Socket { family })
     }
 
     fn set_nonblocking(&mut self, on: bool) -> CallResult<()> {
@@ -690,6 +754,40 @@ impl SocketApi for Adapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_carries_a_family_only_when_it_is_not_af_inet() {
+        let line = |r: &Request| serde_json::to_string(r).unwrap();
+        assert_eq!(
+            line(&Request::Socket { family: None }),
+            r#"{"op":"socket"}"#
+        );
+        assert_eq!(
+            line(&Request::Socket {
+                family: Some(SocketFamily::Inet6)
+            }),
+            r#"{"op":"socket","family":"AF_INET6"}"#
+        );
+        let back: Request = serde_json::from_str(r#"{"op":"socket"}"#).unwrap();
+        assert_eq!(back, Request::Socket { family: None });
+    }
+
+    #[test]
+    fn a_hello_without_families_makes_af_inet_sockets_only() {
+        let old = r#"{"protocol":1,"name":"x","address":"interface","steps":["connect"]}"#;
+        let hello: Hello = serde_json::from_str(old).unwrap();
+        assert_eq!(hello.families, BTreeSet::from([SocketFamily::Inet]));
+        let new = r#"{"protocol":1,"name":"x","address":"kernel","steps":[],
+                      "families":["AF_INET6","AF_INET"]}"#;
+        let hello: Hello = serde_json::from_str(new).unwrap();
+        assert_eq!(
+            hello.families,
+            BTreeSet::from([SocketFamily::Inet, SocketFamily::Inet6])
+        );
+        let unknown = r#"{"protocol":1,"name":"x","address":"kernel","steps":[],
+                          "families":["AF_UNIX"]}"#;
+        assert!(serde_json::from_str::<Hello>(unknown).is_err());
+    }
 
     #[test]
     fn an_adapter_error_ends_with_its_stderr() {

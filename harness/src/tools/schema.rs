@@ -114,6 +114,12 @@ mod tests {
             r#"{"ret":0}"#.into(),
             r#"{"errno":"ECONNREFUSED"}"#.into(),
             r#"{"protocol":1,"name":"x","address":"interface","steps":["connect"]}"#.into(),
+            r#"{"op":"socket","family":"AF_INET6"}"#.into(),
+            r#"{"protocol":1,"name":"x","address":"kernel","steps":[],"families":["AF_INET6"]}"#
+                .into(),
+            r#"{"op":"setup","interface":"eth0","mac":"02:74:77:00:00:01","mtu":1500,
+                "address":"2001:2::1","prefix_len":64,"peer":"2001:2::2"}"#
+                .into(),
         ] {
             let value: serde_json::Value = serde_json::from_str(&good).unwrap();
             assert!(validator.is_valid(&value), "{good}");
@@ -123,6 +129,8 @@ mod tests {
             r#"{"op":"dance"}"#,
             r#"{"ret":"zero"}"#,
             r#"{"protocol":1,"name":"x","address":"both","steps":[]}"#,
+            r#"{"op":"socket","family":"AF_UNIX"}"#,
+            r#"{"protocol":1,"name":"x","address":"kernel","steps":[],"families":["AF_PACKET"]}"#,
         ] {
             let value: serde_json::Value = serde_json::from_str(bad).unwrap();
             assert!(!validator.is_valid(&value), "{bad}");
