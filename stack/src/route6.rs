@@ -72,6 +72,18 @@ pub fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
+/// `ip6_rt_type_to_error` (net/ipv6/route.c, the `fib6_prop` table): the `dst.error` of
+/// a route of this type, `None` for one that forwards.
+pub fn ip6_rt_type_to_error(kind: RouteKind) -> Option<Errno> {
+    match kind {
+        RouteKind::Unicast => None,
+        RouteKind::Blackhole => Some(Errno::EINVAL),
+        RouteKind::Unreachable => Some(Errno::EHOSTUNREACH),
+        RouteKind::Prohibit => Some(Errno::EACCES),
+        RouteKind::Throw => Some(Errno::EAGAIN),
+    }
+}
+
 /// What a successful lookup gives `tcp_v6_connect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route6Result {
@@ -153,8 +165,8 @@ impl RouteTable {
     /// (net/ipv6/route.c, net/ipv6/ip6_output.c) for a connect:
     ///
     /// * our own addresses and `::1` → `lo` (MTU 65536);
-    /// * no matching route → ENETUNREACH; route types per `ip6_rt_type_to_error`
-    ///   (unreachable → ENETUNREACH, prohibit → EACCES, blackhole → EINVAL);
+    /// * no matching route → ENETUNREACH (`ip6_null_entry`); a reject route's error
+    ///   per [`ip6_rt_type_to_error`];
     /// * the source: the bound one, else the route's `src`, else the interface's
     ///   address of the destination's scope (`ipv6_dev_get_saddr`: link-local for
     ///   link-local destinations, the global address otherwise).
@@ -174,11 +186,13 @@ impl RouteTable {
             });
         }
         let r = self.fib6_lookup(dst).ok_or(Errno::ENETUNREACH)?;
-        match r.kind {
-            RouteKind::Unicast => {}
-            RouteKind::Prohibit => return Err(Errno::EACCES),
-            RouteKind::Blackhole => return Err(Errno::EINVAL),
-            RouteKind::Unreachable | RouteKind::Throw => return Err(Errno::ENETUNREACH),
+        match ip6_rt_type_to_error(r.kind) {
+            None => {}
+            // `fib6_rule_action` (net/ipv6/fib6_rules.c): -EAGAIN from a throw route
+            // goes on to the next rule; after the main table only the default one is
+            // left, empty, so `fib6_rule_lookup` ends at `ip6_null_entry`.
+            Some(Errno::EAGAIN) => return Err(Errno::ENETUNREACH),
+            Some(e) => return Err(e),
         }
         let cidr = self.ipv6.ok_or(Errno::ENETUNREACH)?;
         let next_hop = r.gateway.unwrap_or(dst);
@@ -241,6 +255,14 @@ mod tests {
             kind: RouteKind::Prohibit,
             ..Route6::new(a("2001:dbb::"), 32, None)
         });
+        t.add_route6(Route6 {
+            kind: RouteKind::Blackhole,
+            ..Route6::new(a("2001:dbc::"), 32, None)
+        });
+        t.add_route6(Route6 {
+            kind: RouteKind::Throw,
+            ..Route6::new(a("2001:dbd::"), 32, None)
+        });
         t
     }
 
@@ -268,8 +290,10 @@ mod tests {
     fn errors_and_loopback() {
         let t = table();
         assert_eq!(t.lookup6(a("2001:1::1"), None), Err(Errno::ENETUNREACH));
-        assert_eq!(t.lookup6(a("2001:dba::1"), None), Err(Errno::ENETUNREACH));
+        assert_eq!(t.lookup6(a("2001:dba::1"), None), Err(Errno::EHOSTUNREACH));
         assert_eq!(t.lookup6(a("2001:dbb::1"), None), Err(Errno::EACCES));
+        assert_eq!(t.lookup6(a("2001:dbc::1"), None), Err(Errno::EINVAL));
+        assert_eq!(t.lookup6(a("2001:dbd::1"), None), Err(Errno::ENETUNREACH));
         let r = t.lookup6(Ipv6Addr::LOCALHOST, None).unwrap();
         assert_eq!(
             (r.src, r.next_hop, r.advmss),
@@ -278,6 +302,26 @@ mod tests {
         // Without IPv6 on the interface, nothing but lo routes.
         let v4 = RouteTable::new(iface(), vec![]);
         assert_eq!(v4.lookup6(a("fe80::2"), None), Err(Errno::ENETUNREACH));
+    }
+
+    #[test]
+    fn route_type_errors() {
+        // Measured on 6.18: unreachable EHOSTUNREACH (unlike the null entry's
+        // ENETUNREACH), blackhole EINVAL, prohibit EACCES, throw ENETUNREACH.
+        assert_eq!(ip6_rt_type_to_error(RouteKind::Unicast), None);
+        assert_eq!(
+            ip6_rt_type_to_error(RouteKind::Unreachable),
+            Some(Errno::EHOSTUNREACH)
+        );
+        assert_eq!(
+            ip6_rt_type_to_error(RouteKind::Blackhole),
+            Some(Errno::EINVAL)
+        );
+        assert_eq!(
+            ip6_rt_type_to_error(RouteKind::Prohibit),
+            Some(Errno::EACCES)
+        );
+        assert_eq!(ip6_rt_type_to_error(RouteKind::Throw), Some(Errno::EAGAIN));
     }
 
     #[test]
