@@ -141,6 +141,11 @@ pub struct Config {
     /// `net.ipv6.conf.<dev>.hop_limit` (`ipv6_devconf.hop_limit`, `IPV6_DEFAULT_HOPLIMIT` = 64):
     /// the hop limit of unicast packets without `IPV6_UNICAST_HOPS` or a route metric.
     pub ipv6_hop_limit: u8,
+    /// `net.ipv6.conf.<dev>.addr_gen_mode` (`IN6_ADDR_GEN_MODE_EUI64` = 0 by default):
+    /// 0 gives the interface its EUI-64 link-local address when IPv6 comes up on it
+    /// (`addrconf_addr_gen`), 1 (none) no link-local address and no fe80::/64 route.
+    /// Stable privacy (2) and random (3) are not modelled.
+    pub ipv6_addr_gen_mode: u8,
     /// `net.ipv6.auto_flowlabels` (0..=3; default `IP6_AUTO_FLOW_LABEL_OPTOUT` = 1):
     /// 0 off, 1 on unless the socket opts out, 2 only if the socket opts in, 3 forced.
     pub ipv6_auto_flowlabels: u8,
@@ -230,6 +235,7 @@ impl Default for Config {
             ndisc_app_solicit: 0,
             ndisc_retrans_time_ms: 1000,
             ipv6_hop_limit: 64,
+            ipv6_addr_gen_mode: 0,
             ipv6_auto_flowlabels: 1,
             ipv6_flowlabel_state_ranges: false,
             core_txrehash: true,
@@ -277,6 +283,7 @@ pub const SYSCTL_NAMES: &[&str] = &[
     "net.ipv6.neigh.default.app_solicit",
     "net.ipv6.neigh.default.retrans_time_ms",
     "net.ipv6.conf.default.hop_limit",
+    "net.ipv6.conf.default.addr_gen_mode",
     "net.ipv6.auto_flowlabels",
     "net.ipv6.flowlabel_state_ranges",
     "net.core.txrehash",
@@ -370,6 +377,7 @@ impl Config {
             match rest.rsplit('.').next().unwrap_or("") {
                 // addrconf_sysctl_hop_limit: 1..=255.
                 "hop_limit" => self.ipv6_hop_limit = one(1, 255)? as u8,
+                "addr_gen_mode" => self.ipv6_addr_gen_mode = one(0, 1)? as u8,
                 _ => return Err(ConfigError::Unknown(name_n)),
             }
             return Ok(());
@@ -461,6 +469,7 @@ impl Config {
         if let Some(rest) = name_n.strip_prefix("net.ipv6.conf.") {
             return match rest.rsplit('.').next().unwrap_or("") {
                 "hop_limit" => Some(self.ipv6_hop_limit.to_string()),
+                "addr_gen_mode" => Some(self.ipv6_addr_gen_mode.to_string()),
                 _ => None,
             };
         }
@@ -646,6 +655,13 @@ mod tests {
         // The IPv4 neighbour settings are apart.
         assert_eq!(c.neigh_mcast_solicit, 3);
         assert!(c.set("net.ipv6.conf.all.hop_limit", "0").is_err());
+        assert_eq!(c.get("net.ipv6.conf.default.addr_gen_mode").unwrap(), "0");
+        c.set("net.ipv6.conf.eth0.addr_gen_mode", "1").unwrap();
+        assert_eq!(c.ipv6_addr_gen_mode, 1);
+        assert!(
+            c.set("net.ipv6.conf.eth0.addr_gen_mode", "2").is_err(),
+            "stable privacy is not modelled"
+        );
         assert!(c.set("net.ipv6.auto_flowlabels", "4").is_err());
         assert!(matches!(
             c.set("net.ipv6.conf.all.nope", "1"),

@@ -29,9 +29,10 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// The link-local address `addrconf_addr_gen` gives an Ethernet device
-    /// (`addr_gen_mode` eui64): fe80::/64 with the MAC's modified EUI-64.
-    pub fn ipv6_link_local(&self) -> Ipv6Addr {
+    /// The link-local address `addrconf_addr_gen` gives an Ethernet device in
+    /// `addr_gen_mode` eui64 (0): fe80::/64 with the MAC's modified EUI-64. Whether the
+    /// interface has it is [`RouteTable::ipv6_link_local`]'s business.
+    pub fn eui64_link_local(&self) -> Ipv6Addr {
         let m = self.mac.0;
         Ipv6Addr::from([
             0xfe,
@@ -193,7 +194,18 @@ pub struct RouteTable {
     pub(crate) ipv6: Option<Ipv6Cidr>,
     /// IPv6 routes besides the connected ones ([`crate::route6`]).
     pub(crate) routes6: Vec<crate::route6::Route6>,
+    /// Whether IPv6 gives the interface its EUI-64 link-local address
+    /// (`net.ipv6.conf.<dev>.addr_gen_mode` 0) or none (1).
+    pub(crate) eui64_link_local: bool,
+    /// The interface's `ifindex`, what a `sin6_scope_id` or `sk_bound_dev_if` names it by.
+    pub(crate) ifindex: u32,
 }
+
+/// The `ifindex` of `lo`, the first device of every namespace (`LOOPBACK_IFINDEX`).
+pub const LOOPBACK_IFINDEX: u32 = 1;
+/// The `ifindex` an interface made next in a fresh namespace gets (after `lo`): the
+/// interface's, unless told otherwise ([`RouteTable::set_ifindex`]).
+pub const DEFAULT_IFINDEX: u32 = 2;
 
 impl RouteTable {
     /// A table for `iface` plus `routes`.
@@ -203,6 +215,8 @@ impl RouteTable {
             routes,
             ipv6: None,
             routes6: Vec::new(),
+            eui64_link_local: true,
+            ifindex: DEFAULT_IFINDEX,
         }
     }
     /// The interface.

@@ -94,6 +94,8 @@ impl Stack {
     /// and all randomness (secrets, ISN keys, IP IDs, port offsets) derived
     /// from `seed`.
     pub fn new(config: Config, iface: Interface, routes: Vec<Route>, seed: u64) -> Self {
+        let mut table = RouteTable::new(iface, routes);
+        table.set_eui64_link_local(config.ipv6_addr_gen_mode == 0);
         let mut rng = Rng::new(seed);
         let isn_key = rng.key();
         let ts_key = rng.key();
@@ -101,7 +103,7 @@ impl Stack {
         let flow_key = rng.key();
         Stack {
             cfg: config,
-            routes: RouteTable::new(iface, routes),
+            routes: table,
             neigh: NeighCache::new(),
             ports,
             rng,
@@ -129,11 +131,17 @@ impl Stack {
         self.routes.interface()
     }
     /// The same stack with the IPv6 address `addr/prefix_len` on its interface (`ip -6
-    /// addr add … nodad`); the interface then also has its EUI-64 link-local address, and
-    /// the routes of both prefixes. Without it the stack has no IPv6 but `::1`.
+    /// addr add … nodad`); the interface then also has its EUI-64 link-local address (unless
+    /// `addr_gen_mode` is none), and the routes of its prefixes. Without it the stack has no IPv6 but `::1`.
     pub fn with_ipv6(mut self, addr: std::net::Ipv6Addr, prefix_len: u8) -> Self {
         self.routes
             .set_ipv6(Some(crate::route::Ipv6Cidr { addr, prefix_len }));
+        self
+    }
+    /// The same stack with its interface known by `ifindex` (by default
+    /// [`crate::route::DEFAULT_IFINDEX`]), as a `sin6_scope_id` names it.
+    pub fn with_ifindex(mut self, ifindex: u32) -> Self {
+        self.routes.set_ifindex(ifindex);
         self
     }
     /// The interface's IPv6 address and prefix, if it has one.

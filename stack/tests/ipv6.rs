@@ -536,6 +536,39 @@ fn link_local_with_scope_id_solicits_from_the_link_local_address() {
 }
 
 #[test]
+fn a_scope_id_not_ours_binds_the_socket_to_no_device() {
+    // tcp_v6_connect sets sk_bound_dev_if from sin6_scope_id before the route lookup;
+    // a strict lookup on a device that does not exist ends at the null entry, and the
+    // binding stays for the next connect, to a global address too.
+    let mut sim = Sim6::new(&[]);
+    let ll = SockAddr::inet6(SocketAddrV6::new("fe80::2".parse().unwrap(), 80, 0, 99));
+    let (h, r, f) = sim.connect6(vec![], &ll);
+    assert_eq!(r, Connect::Done(Err(Errno::ENETUNREACH)));
+    assert!(f.is_empty() && sim.sent.is_empty(), "nothing sent");
+    assert_eq!(
+        sim.stack.connect(sim.now, h, &peer6()),
+        Connect::Done(Err(Errno::ENETUNREACH))
+    );
+    sim.pump();
+    assert!(sim.sent.is_empty(), "nothing sent");
+}
+
+#[test]
+fn addr_gen_mode_none_leaves_no_link_local_address() {
+    // addrconf_addr_gen in IN6_ADDR_GEN_MODE_NONE adds neither fe80::/64 nor an address:
+    // a link-local destination on our own interface has no route.
+    let mut sim = Sim6::new(&[("net.ipv6.conf.eth0.addr_gen_mode", "1")]);
+    sim.resolve = false;
+    let ll = SockAddr::inet6(SocketAddrV6::new("fe80::2".parse().unwrap(), 80, 0, 2));
+    let (_, r, _) = sim.connect6(vec![], &ll);
+    assert_eq!(r, Connect::Done(Err(Errno::ENETUNREACH)));
+    assert!(sim.sent.is_empty(), "no solicitation: {:?}", sim.sent);
+    // The global address still works.
+    let (_, r, _) = sim.connect6(vec![], &peer6());
+    assert_eq!(r, Connect::Done(Err(Errno::EINPROGRESS)));
+}
+
+#[test]
 fn any_address_connects_to_loopback_and_is_refused() {
     let mut sim = Sim6::new(&[]);
     let h = sim.stack.socket_in(Domain::Inet6);

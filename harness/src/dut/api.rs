@@ -52,6 +52,13 @@ pub enum SetupError {
     /// are done.
     #[error("driver: {0}")]
     Driver(#[source] std::io::Error),
+    /// The DUT's interface has no `ifindex` in its namespace.
+    #[error("if_nametoindex({ifname}): {source}")]
+    Ifindex {
+        ifname: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("smoltcp RawSocket on {ifname}: {source}")]
     RawSocket {
         ifname: &'static str,

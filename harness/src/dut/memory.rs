@@ -196,7 +196,13 @@ struct World {
 
 impl World {
     fn new(case: &Case, spec: &TopologySpec, config: Config) -> World {
-        let stack = super::stack::stack_on(spec, config, seed(&case.name));
+        // No namespace here: the ifindex eth0 gets in a fresh one, as in the kernel DUT's.
+        let stack = super::stack::stack_on(
+            spec,
+            config,
+            seed(&case.name),
+            tcptwin_stack::route::DEFAULT_IFINDEX,
+        );
         let peer_epoch = std::time::Instant::now();
         let peer = PeerMachine::new(case.peer.clone(), PeerAddrs::on(spec), peer_epoch);
         World {

@@ -23,13 +23,13 @@ use tcptwin_stack::{
 };
 
 use crate::observe::capture::realtime_ns;
-use tcptwin_stack::config::{Mutation, Profile};
+use tcptwin_stack::config::{Mutation, Profile, SYSCTL_NAMES};
 
 use crate::case::Case;
 use crate::dut::api::{ConnectLoopError, Dut, DutError, Running, SetupError};
 use crate::dut::steps::{self, CallResult, Failure, OptValue, SocketApi};
 use crate::net::netlink;
-use crate::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC};
+use crate::net::topology::{Topology, TopologySpec, DUT_IF, DUT_MAC, IPV6_ON};
 use crate::record::CallRecord;
 
 /// tcptwin's own stack as the device under test.
@@ -74,7 +74,23 @@ fn driver_on(
     config: Config,
     sock: PacketSocket,
 ) -> Result<Driver, SetupError> {
-    Driver::new(stack_on(spec, config, seed()), sock).map_err(SetupError::Driver)
+    let ifindex = dut_ifindex()?;
+    Driver::new(stack_on(spec, config, seed(), ifindex), sock).map_err(SetupError::Driver)
+}
+
+/// The `ifindex` of the DUT's interface in this namespace (call it there): the number a
+/// `sin6_scope_id` names it by. The kernel DUT's namespace is built the same way, so its
+/// eth0 has the same one.
+fn dut_ifindex() -> Result<u32, SetupError> {
+    let name = std::ffi::CString::new(DUT_IF).expect("no NUL in an interface name");
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(SetupError::Ifindex {
+            ifname: DUT_IF,
+            source: std::io::Error::last_os_error(),
+        }),
+        index => Ok(index),
+    }
 }
 
 /// Steps run until this fires (the case's time limit); the call in progress returns EINTR,
@@ -172,10 +188,14 @@ impl Dut for StackDut {
     }
 }
 
-/// tcptwin-stack on a topology: its interface with the IPv4 address, or the IPv6 one
-/// (`Stack::with_ipv6`), and the case's routes of that family.
-pub(super) fn stack_on(spec: &TopologySpec, config: Config, seed: u64) -> Stack {
-    let mut stack = Stack::new(config, interface(spec), routes(spec), seed);
+/// tcptwin-stack on a topology: its interface (known by `ifindex`) with the IPv4 address,
+/// or the IPv6 one (`Stack::with_ipv6`), and the case's routes of that family. On an IPv6
+/// network the stack's configuration gets what [`IPV6_ON`] gives the kernel DUT's eth0.
+pub(super) fn stack_on(spec: &TopologySpec, mut config: Config, seed: u64, ifindex: u32) -> Stack {
+    if spec.family.network_is_inet6() {
+        ipv6_on(&mut config);
+    }
+    let mut stack = Stack::new(config, interface(spec), routes(spec), seed).with_ifindex(ifindex);
     if let Some(IpAddr::V6(addr)) = spec.dut_ip {
         stack = stack.with_ipv6(addr, spec.prefix);
     }
@@ -183,6 +203,19 @@ pub(super) fn stack_on(spec: &TopologySpec, config: Config, seed: u64) -> Stack 
         stack.add_route6(route);
     }
     stack
+}
+
+/// The settings of [`IPV6_ON`] the stack models (the names [`SYSCTL_NAMES`] lists, with
+/// `default` for the device), set in `config` as the topology writes them on eth0.
+fn ipv6_on(config: &mut Config) {
+    for (name, value) in IPV6_ON {
+        let generic = name.replace(&format!(".{DUT_IF}."), ".default.");
+        if SYSCTL_NAMES.contains(&generic.as_str()) {
+            config
+                .set(name, value)
+                .expect("IPV6_ON's values are ones the stack takes");
+        }
+    }
 }
 
 /// An IPv4 address of the topology (the IPv4 half of the stack's configuration).
@@ -498,4 +531,19 @@ pub fn connect_loop(
                 Ok(elapsed)
             })
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stack takes from the kernel DUT's IPv6 settings the one it models: no
+    /// link-local address (`addr_gen_mode` 1).
+    #[test]
+    fn ipv6_on_reaches_the_stack_config() {
+        let mut config = Config::default();
+        assert_eq!(config.ipv6_addr_gen_mode, 0);
+        ipv6_on(&mut config);
+        assert_eq!(config.ipv6_addr_gen_mode, 1);
+    }
 }

@@ -45,7 +45,11 @@ const MLD_REPORTS: u64 = 2;
 /// off there: no duplicate address detection, no link-local address (so no router
 /// solicitation or MLD report for it), no router advertisement taken, and the MLD reports
 /// of the one address all at once, so they are over before anything is captured.
-const IPV6_ON: [(&str, &str); 6] = [
+///
+/// The stack's adapters give tcptwin-stack the same list (`dut::stack::stack_on`), so the
+/// two model one host: it takes the settings it models (`addr_gen_mode`); the others turn
+/// off what it never does (DAD, router solicitation, RAs, MLD).
+pub const IPV6_ON: [(&str, &str); 6] = [
     ("net.ipv6.conf.eth0.accept_dad", "0"),
     ("net.ipv6.conf.eth0.addr_gen_mode", "1"),
     ("net.ipv6.conf.eth0.router_solicitations", "0"),

@@ -157,12 +157,13 @@ impl Stack {
             let sin = SockAddr::inet(SocketAddrV4::new(v4, a.port()));
             return self.tcp_v4_connect(now, idx, &sin);
         }
+        let oif = s.bound_dev_if;
         let (bound, mapped_source) = match s.bound_addr {
             Some(IpAddr::V6(b)) => (Some(b), false),
             Some(IpAddr::V4(_)) => (None, true),
             None => (None, false),
         };
-        let rt = self.routes.lookup6(daddr, bound)?;
+        let rt = self.routes.lookup6(daddr, bound, oif)?;
         // ip6_dst_lookup_tail: a v4-mapped source towards a real IPv6 destination.
         if mapped_source {
             return Err(Errno::EAFNOSUPPORT);
@@ -231,7 +232,7 @@ impl Stack {
         hops: Option<u8>,
         txhash: Option<u32>,
     ) {
-        let Ok(rt) = self.routes.lookup6(dst, Some(src)) else {
+        let Ok(rt) = self.routes.lookup6(dst, Some(src), 0) else {
             return;
         };
         let hash = txhash.unwrap_or_else(|| {
@@ -262,11 +263,12 @@ impl Stack {
     /// The multicast groups the interface joined: none without IPv6.
     fn joined_groups(&self) -> Vec<Ipv6Addr> {
         match self.routes.ipv6() {
-            Some(cidr) => vec![
-                ALL_NODES,
-                solicited_node(cidr.addr),
-                solicited_node(self.interface().ipv6_link_local()),
-            ],
+            Some(cidr) => [Some(cidr.addr), self.routes.ipv6_link_local()]
+                .into_iter()
+                .flatten()
+                .map(solicited_node)
+                .chain([ALL_NODES])
+                .collect(),
             None => Vec::new(),
         }
     }

@@ -30,10 +30,9 @@ impl Stack {
             .and_then(|p| Ipv6Packet::new_checked(p).ok())
             .map(|p| p.src_addr())
             .filter(|a| self.routes.is_own6(*a));
-        let src = waiting_src.unwrap_or(if is_link_local(target) {
-            iface.ipv6_link_local()
-        } else {
-            cidr.addr
+        let src = waiting_src.unwrap_or(match self.routes.ipv6_link_local() {
+            Some(ll) if is_link_local(target) => ll,
+            _ => cidr.addr,
         });
         let dst = solicited_node(target);
         let ns = NdiscRepr::Solicit {
