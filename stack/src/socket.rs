@@ -698,7 +698,12 @@ impl Socket {
             }
             SockOpt::IpOptions(raw) => {
                 self.ip_options = IpOptions::compile(&raw)?;
-                self.tcb.set_ext_hdr_len(self.ip_options.bytes.len() as u32);
+                // do_ip_setsockopt: an AF_INET6 socket in CLOSE keeps its header length and
+                // MSS; tcp_v4_connect counts the options when it connects v4-mapped.
+                let closed = self.tcb.state() == crate::tcp::State::Closed;
+                if self.domain == Domain::Inet || !closed {
+                    self.tcb.set_ext_hdr_len(self.ip_options.bytes.len() as u32);
+                }
             }
             SockOpt::IpBindAddressNoPort(b) => self.bind_address_no_port = b,
             // do_ipv6_setsockopt: not once the socket has a port (`inet_num`).

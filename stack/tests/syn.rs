@@ -496,6 +496,18 @@ fn tcp_maxseg_after_ip_options_on_an_unconnected_socket_is_68() {
     assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(68));
 }
 
+/// An `AF_INET6` socket not yet connected keeps its MSS when given `IP_OPTIONS`
+/// (`do_ip_setsockopt` syncs only an `AF_INET` one or a connected one): `TCP_MAXSEG` still
+/// reads 536, where an `AF_INET` socket reads 68.
+#[test]
+fn ip_options_leave_an_unconnected_inet6_socket_at_536() {
+    let mut sim = Sim::new(&[("net.ipv4.tcp_timestamps", "0")]);
+    let h = sim.stack.socket_in(tcptwin_stack::Domain::Inet6);
+    let record_route = SockOpt::IpOptions(vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    sim.stack.setsockopt(sim.now, h, record_route).unwrap();
+    assert_eq!(maxseg(&mut sim, h), SockOptValue::Int(536));
+}
+
 /// Once connected, `IP_OPTIONS` takes its length off the MSS at the path MTU the connect
 /// found (1500): 1460 less 12 bytes of options, without timestamps.
 #[test]
