@@ -170,6 +170,45 @@ pub fn neighbour_advertisement(
     out
 }
 
+/// A neighbour solicitation from `mac`/`src` for `target`, to the target's solicited-node
+/// group, as a DUT sends one (`ndisc_send_ns`): for tests of what hears it.
+#[cfg(test)]
+pub fn neighbour_solicitation(mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    let ip = ip_headers(
+        IpAddr::V6(src),
+        IpAddr::V6(group),
+        0,
+        IpNumber::IPV6_ICMP,
+        ND_HOP_LIMIT,
+        0,
+    );
+    let mut body = t.to_vec();
+    body.extend([1, 1]);
+    body.extend(mac);
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac, [0x33, 0x33, 0xff, t[13], t[14], t[15]])
+        .ip(ip)
+        .icmpv6_raw(
+            crate::observe::decode::icmpv6::NEIGHBOUR_SOLICITATION,
+            0,
+            [0; 4],
+        )
+        .write(&mut out, &body)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
 /// The peer's IP header: IPv4 with DF and this ID, or IPv6 with flow label 0 (the peer
 /// sets none); `tos` is the TOS byte or the traffic class.
 fn ip_headers(

@@ -865,30 +865,11 @@ mod tests {
 
     /// A neighbour solicitation from the DUT (2001:2::1) for `target`.
     fn solicitation(target: &str) -> Vec<u8> {
-        use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6Header};
-        let target: std::net::Ipv6Addr = target.parse().unwrap();
-        let ip = Ipv6Header {
-            traffic_class: 0,
-            flow_label: Ipv6FlowLabel::ZERO,
-            payload_length: 0,
-            next_header: IpNumber::IPV6_ICMP,
-            hop_limit: 255,
-            source: "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-            destination: "ff02::1:ff00:2"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        };
-        let mut body = target.octets().to_vec();
-        body.extend([1, 1]);
-        body.extend(DUT_MAC);
-        let mut bytes = Vec::new();
-        etherparse::PacketBuilder::ethernet2(DUT_MAC, [0x33, 0x33, 0xff, 0, 0, 2])
-            .ip(IpHeaders::Ipv6(ip, Ipv6Extensions::default()))
-            .icmpv6_raw(135, 0, [0; 4])
-            .write(&mut bytes, &body)
-            .unwrap();
-        bytes
+        craft::neighbour_solicitation(
+            DUT_MAC,
+            "2001:2::1".parse().unwrap(),
+            target.parse().unwrap(),
+        )
     }
 
     fn v6_peer(arp: ArpMode) -> PeerMachine {

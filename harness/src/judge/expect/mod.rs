@@ -706,33 +706,13 @@ mod tests {
 
     /// The DUT's neighbour solicitation for 2001:2::2, to its solicited-node group.
     fn v6_solicitation(t_ms: i64) -> crate::record::Captured {
-        use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6Header};
-        let group: std::net::Ipv6Addr = "ff02::1:ff00:2".parse().unwrap();
-        let ip = Ipv6Header {
-            traffic_class: 0,
-            flow_label: Ipv6FlowLabel::ZERO,
-            payload_length: 0,
-            next_header: IpNumber::IPV6_ICMP,
-            hop_limit: 255,
-            source: "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-            destination: group.octets(),
-        };
-        let mut body = "2001:2::2"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets()
-            .to_vec();
-        body.extend([1, 1]);
-        body.extend(DUT_MAC);
-        let mut bytes = Vec::new();
-        etherparse::PacketBuilder::ethernet2(DUT_MAC, [0x33, 0x33, 0xff, 0, 0, 2])
-            .ip(IpHeaders::Ipv6(ip, Ipv6Extensions::default()))
-            .icmpv6_raw(135, 0, [0; 4])
-            .write(&mut bytes, &body)
-            .unwrap();
         crate::record::Captured {
             t_ns: t_ms * 1_000_000,
-            bytes,
+            bytes: crate::observe::craft::neighbour_solicitation(
+                DUT_MAC,
+                "2001:2::1".parse().unwrap(),
+                "2001:2::2".parse().unwrap(),
+            ),
         }
     }
 
