@@ -48,17 +48,18 @@ pub fn in_family(case: &Case, family: IpFamily) -> Result<Case, Untranslatable> 
     }
     let mut out = case.clone();
     out.family = family;
+    // A sockaddr of the other family than the socket's stays one: on an AF_INET6 socket
+    // that is AF_INET.
+    for step in &mut out.steps {
+        if let Step::Connect(connect) = step {
+            if connect.family == Some(Family::Inet6) {
+                connect.family = Some(Family::Inet);
+            }
+        }
+    }
     if family == IpFamily::V4Mapped {
         // The same network; the steps' IPv4 addresses are passed v4-mapped by the
         // interpreter ([`super::socket_address`]).
-        for step in &mut out.steps {
-            if let Step::Connect(connect) = step {
-                connect.family = match connect.family {
-                    Some(Family::Inet6) => Some(Family::Inet),
-                    other => other,
-                };
-            }
-        }
         return Ok(out);
     }
     if family != IpFamily::Inet6 {
@@ -100,11 +101,6 @@ pub fn in_family(case: &Case, family: IpFamily) -> Result<Case, Untranslatable> 
                 if let Some(addr) = connect.addr {
                     connect.addr = Some(address(addr).map_err(refuse)?);
                 }
-                // A sockaddr of the other family than the socket's stays one.
-                connect.family = match connect.family {
-                    Some(Family::Inet6) => Some(Family::Inet),
-                    other => other,
-                };
             }
             Step::Setsockopt(SockOpt::IpOptions(_)) => {
                 return Err(refuse("IP_OPTIONS: IPv6 has no IPv4 header options".into()))
